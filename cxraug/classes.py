@@ -1,0 +1,75 @@
+"""The 15 single-label classes of NIH ChestX-ray14, in cxraug's fixed order.
+
+Order: "No Finding" first, then the 14 pathologies alphabetically, as in NIH's paper.
+Label integers everywhere in cxraug index this list (or the dataset's own subset of it).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+NO_FINDING = "No Finding"
+NIH_PATHOLOGIES: tuple[str, ...] = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Consolidation",
+    "Edema",
+    "Effusion",
+    "Emphysema",
+    "Fibrosis",
+    "Hernia",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pleural_Thickening",
+    "Pneumonia",
+    "Pneumothorax",
+)
+NIH_CLASSES: tuple[str, ...] = (NO_FINDING, *NIH_PATHOLOGIES)
+
+# Single-label image counts in the full NIH release (Data_Entry_2017_v2020.csv); the phantom
+# set draws its class frequencies from these.
+NIH_SINGLE_LABEL_COUNTS: dict[str, int] = {
+    "No Finding": 60361,
+    "Infiltration": 9547,
+    "Atelectasis": 4215,
+    "Effusion": 3955,
+    "Nodule": 2705,
+    "Pneumothorax": 2194,
+    "Mass": 2139,
+    "Consolidation": 1310,
+    "Pleural_Thickening": 1126,
+    "Cardiomegaly": 1093,
+    "Emphysema": 892,
+    "Fibrosis": 727,
+    "Edema": 628,
+    "Pneumonia": 322,
+    "Hernia": 110,
+}
+
+
+def resolve_class(name: str, known: tuple[str, ...] | list[str]) -> str:
+    """Map a user-typed class name to its canonical spelling (case-insensitive).
+
+    Raises ValueError with the closest known names when nothing matches.
+    """
+    norm = {k.lower().replace(" ", "_"): k for k in known}
+    key = name.strip().lower().replace(" ", "_")
+    if key in norm:
+        return norm[key]
+    close = difflib.get_close_matches(key, list(norm), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(repr(norm[c]) for c in close)}?" if close else f"known: {', '.join(known)}"
+    raise ValueError(f"unknown class {name!r}; {hint}")
+
+
+def resolve_classes(spec: str | list[str], known: tuple[str, ...] | list[str]) -> list[str]:
+    """Parse 'all', a comma-separated string, or a list of names into canonical names, in
+    the order of ``known``."""
+    items = spec if isinstance(spec, list) else [spec]
+    names: list[str] = []
+    for item in items:
+        names.extend(p for p in (s.strip() for s in item.split(",")) if p)
+    if not names or any(n.lower() == "all" for n in names):
+        return list(known)
+    chosen = {resolve_class(n, known) for n in names}
+    return [k for k in known if k in chosen]

@@ -1,0 +1,101 @@
+"""``cxraug prepare`` and ``cxraug info``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from cxraug.commands.common import out_console, parse_list, user_errors
+from cxraug.data.prepared import imbalance_ratio, open_prepared, summary_rows
+from cxraug.data.records import SPLITS
+
+
+def dataset_table(meta: dict, title: str) -> Table:
+    caption = f"source: {meta['source']}, {meta['size']}px; splits: {meta['split_method']}"
+    ratio = imbalance_ratio(meta, "train")
+    caption += "\nimbalance ratio (train, largest/smallest class): " + (
+        f"{ratio:.1f}" if ratio else "n/a, a class has no train image"
+    )
+    if not meta.get("real_data", True):
+        caption = f"[bold yellow]{meta.get('note', 'NOT REAL DATA')}[/]\n" + caption
+    t = Table(title=title, caption=caption)
+    t.add_column("class")
+    for s in SPLITS:
+        t.add_column(s, justify="right")
+    t.add_column("total", justify="right")
+    t.add_column("share", justify="right")
+    rows = summary_rows(meta)
+    for r in rows:
+        t.add_row(r["class"], *(str(r[s]) for s in SPLITS), str(r["total"]), f"{r['share']:.2%}")
+    totals = {s: sum(r[s] for r in rows) for s in SPLITS}
+    t.add_section()
+    t.add_row("[bold]all", *(str(totals[s]) for s in SPLITS), str(sum(totals.values())), "100%")
+    patients = meta.get("patients", {})
+    t.add_row("patients", *(str(patients.get(s, "")) for s in SPLITS), "", "")
+    return t
+
+
+def prepare(
+    out: Annotated[Path, typer.Option(help="Output folder of the prepared dataset.")],
+    source: Annotated[str, typer.Option(help="nih | medmnist | folder | phantom")] = "nih",
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the download (nih, folder).")] = None,
+    size: Annotated[int, typer.Option(help="Output image size in pixels (32 to 1024).")] = 64,
+    classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes to keep (default all).")] = None,
+    views: Annotated[Optional[str], typer.Option(help="Comma-separated view positions, e.g. PA,AP.")] = None,
+    val_fraction: Annotated[float, typer.Option(help="Share of train_val patients for validation.")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Test share of patients where the source has no split.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the patient splits (and the phantom).")] = 0,
+    workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: all cores).")] = None,
+    strict: Annotated[bool, typer.Option(help="Missing or unreadable images are errors, not skips.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+    npz: Annotated[Optional[Path], typer.Option(help="MedMNIST npz file (--source medmnist).")] = None,
+    flag: Annotated[Optional[str], typer.Option(help="chestmnist | pneumoniamnist (default: from file name).")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="Labels CSV (--source folder).")] = None,
+    n: Annotated[int, typer.Option("--n", help="Number of phantom images (--source phantom).")] = 2000,
+) -> None:
+    """Turn a chest X-ray download into a prepared dataset (single-label images, patient splits)."""
+    _prepare(**locals())
+
+
+@user_errors
+def _prepare(**kw) -> None:
+    from cxraug.data.prepare import PrepareConfig
+    from cxraug.data.prepare import prepare as run_prepare
+    from cxraug.progress import RichReporter
+
+    kw["classes"], kw["views"] = parse_list(kw["classes"]), parse_list(kw["views"])
+    console = out_console()
+    result = run_prepare(PrepareConfig(**kw), RichReporter(console))
+    meta = result.meta
+    console.print(dataset_table(meta, f"prepared {result.out}"))
+    missing = sum(meta["missing_on_disk"].values())
+    if missing:
+        per = ", ".join(f"{c} {k}" for c, k in sorted(meta["missing_on_disk"].items(), key=lambda x: -x[1]))
+        console.print(f"[yellow]{missing} listed single-label images are not on disk, skipped:[/] {per}")
+    if result.failed:
+        console.print(f"[yellow]{len(result.failed)} images could not be decoded, skipped (see failed.csv)")
+    for note in meta["notes"]:
+        console.print(f"note: {note}")
+    console.print(f"wrote {result.out} in {meta['seconds']:.1f}s")
+
+
+def info(
+    data: Annotated[Path, typer.Argument(help="A prepared dataset folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """Show a prepared dataset: images per class and split, share, imbalance ratio."""
+    _info(data, as_json)
+
+
+@user_errors
+def _info(data: Path, as_json: bool) -> None:
+    pd_ = open_prepared(data)
+    if as_json:
+        keys = ("source", "real_data", "note", "size", "classes", "counts", "patients", "split_method")
+        print(json.dumps({k: pd_.meta.get(k) for k in keys}))
+    else:
+        out_console().print(dataset_table(pd_.meta, str(data)))

@@ -1,0 +1,1 @@
+"""Data: sources (NIH, MedMNIST, folder, phantom), patient splits, prepare, the prepared format."""

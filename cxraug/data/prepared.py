@@ -1,0 +1,86 @@
+"""Reading a prepared dataset's metadata (no torch needed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cxraug.data.records import SPLITS
+from cxraug.errors import UserError
+from cxraug.fsutil import read_json
+
+SUPPORTED_FORMATS = (1,)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    root: Path
+    meta: dict
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    @property
+    def size(self) -> int:
+        return int(self.meta["size"])
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    def counts(self, split: str) -> dict[str, int]:
+        return dict(self.meta["counts"][split])
+
+    def images(self, split: str) -> np.ndarray:
+        """N x S x S uint8, memory-mapped (nothing is read until used)."""
+        return np.load(self.root / f"images_{split}.npy", mmap_mode="r")
+
+    def labels(self, split: str) -> np.ndarray:
+        return np.load(self.root / f"labels_{split}.npy")
+
+    def manifest(self):
+        import pandas as pd
+
+        return pd.read_csv(self.root / "manifest.csv", dtype={"patient_id": str, "image_id": str})
+
+    def patients(self, split: str) -> set[str]:
+        df = self.manifest()
+        return set(df.loc[df["split"] == split, "patient_id"])
+
+
+def open_prepared(root: Path | str) -> PreparedData:
+    root = Path(root)
+    meta_path = root / "dataset.json"
+    if not root.is_dir():
+        raise UserError(f"prepared dataset {root} does not exist; make it with `cxraug prepare`")
+    if not meta_path.is_file():
+        raise UserError(f"{root} is not a prepared dataset (no dataset.json); make it with `cxraug prepare`")
+    meta = read_json(meta_path)
+    if meta.get("format_version") not in SUPPORTED_FORMATS:
+        raise UserError(
+            f"{root} has format version {meta.get('format_version')}, this cxraug reads "
+            f"{SUPPORTED_FORMATS}; prepare it again with this version"
+        )
+    return PreparedData(root=root, meta=meta)
+
+
+def summary_rows(meta: dict) -> list[dict]:
+    """Per class: images per split, total, share of the total."""
+    total = sum(sum(meta["counts"][s].values()) for s in SPLITS)
+    rows = []
+    for c in meta["classes"]:
+        per = {s: int(meta["counts"][s].get(c, 0)) for s in SPLITS}
+        n = sum(per.values())
+        rows.append({"class": c, **per, "total": n, "share": n / total if total else 0.0})
+    return rows
+
+
+def imbalance_ratio(meta: dict, split: str = "train") -> float | None:
+    """Largest over smallest class in a split (None if a class is absent there)."""
+    counts = [int(v) for v in meta["counts"][split].values()]
+    if not counts or min(counts) == 0:
+        return None
+    return max(counts) / min(counts)

@@ -1,0 +1,162 @@
+"""NIH ChestX-ray14, in the layout NIH's download unpacks to.
+
+The metadata CSV, the official patient-wise split lists, and the PNGs wherever the archives
+put them (``images_0NN/images/``, ``images/``, or flat). Images listed but absent are counted
+per class and skipped, so a partial download works like a full one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from cxraug.classes import NIH_CLASSES
+from cxraug.data.imageio import FileLoader
+from cxraug.data.records import Record, SourceScan
+from cxraug.errors import UserError
+
+CSV_NAMES = (
+    "Data_Entry_2017_v2020.csv",
+    "Data_Entry_2017.csv",
+    "Data_Entry_2017_v2020.csv.gz",
+    "Data_Entry_2017.csv.gz",
+)
+REQUIRED_COLUMNS = ("Image Index", "Finding Labels", "Patient ID")
+
+
+def find_metadata_csv(data_dir: Path) -> Path:
+    for name in CSV_NAMES:
+        for cand in (data_dir / name, *data_dir.glob(f"*/{name}")):
+            if cand.is_file():
+                return cand
+    raise UserError(
+        f"no NIH metadata CSV in {data_dir}: expected one of {', '.join(CSV_NAMES[:2])} "
+        "(plain or .gz); download it with the images from NIH's ChestX-ray14 page"
+    )
+
+
+def index_images(data_dir: Path) -> dict[str, Path]:
+    """Map file name -> path for every PNG in NIH's possible layouts."""
+    found: dict[str, Path] = {}
+    patterns = ("images_*/images/*.png", "images/*.png", "*.png", "images_*/*.png")
+    for pattern in patterns:
+        for p in data_dir.glob(pattern):
+            found.setdefault(p.name, p)
+    return found
+
+
+def read_metadata(csv_path: Path) -> pd.DataFrame:
+    try:
+        # NIH's bracketed headers hold commas, so the header has 11 fields for 11 values;
+        # columns are addressed by name and only the plain ones are needed.
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as e:
+        raise UserError(f"cannot read {csv_path}: {e}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(
+            f"{csv_path.name} lacks column(s) {', '.join(map(repr, missing))} "
+            f"(found: {', '.join(df.columns[:8])}); is it NIH's Data_Entry_2017 CSV?"
+        )
+    return df
+
+
+def read_split_lists(data_dir: Path) -> tuple[set[str], set[str]] | None:
+    files = [data_dir / "train_val_list.txt", data_dir / "test_list.txt"]
+    if not all(f.is_file() for f in files):
+        return None
+    train_val, test = (set(f.read_text().split()) for f in files)
+    return train_val, test
+
+
+def _int(value: str) -> int:
+    try:
+        return int(float(value))
+    except ValueError:
+        return 0
+
+
+def scan_nih(
+    data_dir: Path, classes: list[str], views: list[str] | None, test_fraction: float, seed: int
+) -> SourceScan:
+    if not data_dir.is_dir():
+        raise UserError(f"data dir {data_dir} does not exist; pass the folder of the NIH download")
+    csv_path = find_metadata_csv(data_dir)
+    df = read_metadata(csv_path)
+    labels = df["Finding Labels"].str.strip()
+    df = df[~labels.str.contains("|", regex=False)]
+    df = df[df["Finding Labels"].str.strip().isin(classes)]
+    if views:
+        if "View Position" not in df.columns:
+            raise UserError(f"--views given but {csv_path.name} has no 'View Position' column")
+        df = df[df["View Position"].str.upper().isin([v.upper() for v in views])]
+
+    images = index_images(data_dir)
+    if not images:
+        raise UserError(
+            f"no PNG images under {data_dir} (looked in images_0NN/images/, images/ and the "
+            "folder itself); unpack NIH's images_*.tar.gz archives there"
+        )
+    lists = read_split_lists(data_dir)
+    notes: list[str] = []
+    if lists is None:
+        split_method = f"random by patient (test {test_fraction:.0%}): NIH split lists absent"
+        notes.append("train_val_list.txt/test_list.txt not found: test split drawn by patient")
+    else:
+        split_method = "NIH official train_val/test lists (patient-wise)"
+    w_col = next((c for c in df.columns if c.startswith("OriginalImage")), None)
+    h_col = df.columns[df.columns.get_loc(w_col) + 1] if w_col else None
+
+    records: list[Record] = []
+    missing: Counter[str] = Counter()
+    unlisted = 0
+    cols = {c: i for i, c in enumerate(df.columns)}
+    for values in df.itertuples(index=False, name=None):
+        name = values[cols["Image Index"]].strip()
+        label = values[cols["Finding Labels"]].strip()
+        path = images.get(name)
+        if path is None:
+            missing[label] += 1
+            continue
+        if lists is not None:
+            if name in lists[1]:
+                split = "test"
+            elif name in lists[0]:
+                split = "train_val"
+            else:
+                unlisted += 1
+                continue
+        else:
+            split = "train_val"
+        age = values[cols["Patient Age"]] if "Patient Age" in cols else ""
+        records.append(
+            Record(
+                image_id=name,
+                patient_id=values[cols["Patient ID"]].strip(),
+                label=label,
+                split=split,
+                source_file=str(path),
+                orig_width=_int(values[cols[w_col]]) if w_col else 0,
+                orig_height=_int(values[cols[h_col]]) if h_col else 0,
+                view=values[cols["View Position"]] if "View Position" in cols else "",
+                age=float(_int(age)) if age else None,
+                sex=values[cols["Patient Gender"]] if "Patient Gender" in cols else "",
+            )
+        )
+    if unlisted:
+        notes.append(f"{unlisted} images in neither split list were skipped")
+    if lists is None:
+        from cxraug.data.splits import carve_patients
+
+        records = carve_patients(records, test_fraction, seed + 1, "test", "train_val")
+    return SourceScan(
+        name="nih",
+        classes=[c for c in NIH_CLASSES if c in classes],
+        records=records,
+        loader=FileLoader(),
+        split_method=split_method,
+        missing=dict(missing),
+        notes=notes,
+    )

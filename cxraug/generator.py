@@ -1,0 +1,159 @@
+"""The Generator contract: the only thing a generator plugin implements.
+
+A plugin is a class with a pydantic ``Config`` (unknown keys rejected), built from that config
+and a :class:`DataSpec` without doing any I/O. The core training loop (cxraug.train) calls
+``setup(accelerator)`` once, then ``train_step`` per batch, and saves/restores ``state()``
+for exact resume. ``sample`` turns class labels into images in [-1, 1]; ``export`` writes
+safetensors weights + JSON config that ``from_export`` rebuilds without the training code.
+
+Plugins never create an Accelerator, never download anything and never print: the core
+does those. All randomness of a step comes from ``self.rng`` (a CPU torch.Generator whose
+state is part of ``state()``), so a resumed run repeats a straight one exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+WEIGHTS_FILE = "weights.safetensors"
+CONFIG_FILE = "config.json"
+
+
+class PluginConfig(BaseModel):
+    """Base of every plugin config: typos are errors, not silently ignored keys."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class SampleOptions(BaseModel):
+    """Base of a plugin's sampling options (``cxraug synth --set key=value``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a generator knows of the data: class names (label i = classes[i]), size, channels."""
+
+    classes: tuple[str, ...]
+    size: int
+    channels: int = 1
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "classes": list(self.classes)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataSpec:
+        return cls(classes=tuple(d["classes"]), size=int(d["size"]), channels=int(d.get("channels", 1)))
+
+
+class Generator(ABC):
+    """A class-conditional image generator trained by cxraug's loop."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[PluginConfig]]
+    SampleOptions: ClassVar[type[SampleOptions]] = SampleOptions
+    description: ClassVar[str] = ""
+    # Sizes the architecture supports (powers of two in range), checked before building.
+    min_size: ClassVar[int] = 32
+    max_size: ClassVar[int] = 256
+
+    def __init__(self, config: PluginConfig, spec: DataSpec, seed: int = 0) -> None:
+        self.config = config
+        self.spec = spec
+        self.rng = torch.Generator().manual_seed(seed)
+        self.build()
+
+    # --- building and training -------------------------------------------------------------
+    @abstractmethod
+    def build(self) -> None:
+        """Create the modules (on CPU). Called by __init__; no I/O."""
+
+    @abstractmethod
+    def setup(self, accelerator: Any) -> None:
+        """Create optimizers and ``accelerator.prepare`` the trainable modules."""
+
+    @abstractmethod
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: Any) -> dict[str, float]:
+        """One optimisation step on a batch (images in [-1, 1], N x C x S x S); returns losses."""
+
+    @abstractmethod
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: weights, EMA, optimizers, rng, aug state.
+        Tensors, numbers, strings, lists and dicts only (loaded with weights_only=True)."""
+
+    @abstractmethod
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore ``state()``; called after ``setup``."""
+
+    # --- sampling and export -----------------------------------------------------------------
+    @abstractmethod
+    def sample(
+        self,
+        labels: torch.Tensor,
+        generator: torch.Generator | None = None,
+        options: SampleOptions | None = None,
+    ) -> torch.Tensor:
+        """Images for ``labels`` (long, N), in [-1, 1], N x C x S x S. Noise is drawn on the
+        CPU from ``generator`` so that a seed gives the same images on any device."""
+
+    @abstractmethod
+    def export_tensors(self) -> dict[str, torch.Tensor]:
+        """The weights used for sampling (e.g. the EMA generator), flat name -> tensor."""
+
+    @abstractmethod
+    def load_export_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Inverse of ``export_tensors``."""
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> Generator:
+        """Move the sampling weights to ``device`` (plugins override for their modules)."""
+        return self
+
+    # --- provided: export / rebuild ----------------------------------------------------------
+    def export(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
+        from safetensors.torch import save_file
+
+        from cxraug.fsutil import write_json
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.export_tensors().items()}
+        tmp = directory / f".{WEIGHTS_FILE}.tmp"
+        save_file(tensors, str(tmp))
+        tmp.replace(directory / WEIGHTS_FILE)
+        write_json(
+            directory / CONFIG_FILE,
+            {
+                "plugin": self.name,
+                "config": self.config.model_dump(mode="json"),
+                "data_spec": self.spec.to_dict(),
+                **(extra or {}),
+            },
+        )
+
+    @classmethod
+    def from_export(cls, directory: Path) -> Generator:
+        from safetensors.torch import load_file
+
+        meta = json.loads((Path(directory) / CONFIG_FILE).read_text())
+        model = cls(cls.Config(**meta["config"]), DataSpec.from_dict(meta["data_spec"]))
+        model.load_export_tensors(load_file(str(Path(directory) / WEIGHTS_FILE)))
+        return model
+
+    def parse_sample_options(self, values: dict[str, Any]) -> SampleOptions:
+        return self.SampleOptions(**values)

@@ -1,0 +1,55 @@
+"""Generator plugins, discovered through the entry-point group ``cxraug.generators``.
+
+Built-in plugins (plugins/cxraug_cgan, plugins/cxraug_diffusion) register exactly as a
+third-party package would, in pyproject.toml. Nothing is cached at module level: each call
+reads the installed entry points, so a newly installed plugin is seen at once.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
+
+from cxraug.errors import UserError
+
+if TYPE_CHECKING:
+    from cxraug.generator import Generator
+
+GROUP = "cxraug.generators"
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def available() -> list[str]:
+    return sorted(_entry_points())
+
+
+def get(name: str) -> type[Generator]:
+    """Load the plugin class registered as ``name``; a helpful error if it is unknown."""
+    from cxraug.generator import Generator
+
+    eps = _entry_points()
+    if name not in eps:
+        known = ", ".join(sorted(eps)) or "none (is cxraug installed with `pip install -e .`?)"
+        raise UserError(f"unknown generator plugin {name!r}; known: {known}")
+    try:
+        cls = eps[name].load()
+    except Exception as e:  # a broken third-party plugin must not look like our bug
+        raise UserError(f"plugin {name!r} ({eps[name].value}) failed to import: {e}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Generator)):
+        raise UserError(f"plugin {name!r} ({eps[name].value}) is not a cxraug.generator.Generator")
+    return cls
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(name, target, one-line description) for every registered plugin."""
+    rows = []
+    for name, ep in sorted(_entry_points().items()):
+        try:
+            desc = get(name).description
+        except UserError as e:
+            desc = f"[broken] {e}"
+        rows.append((name, ep.value, desc))
+    return rows
