@@ -155,5 +155,10 @@ class Generator(ABC):
         model.load_export_tensors(load_file(str(Path(directory) / WEIGHTS_FILE)))
         return model
 
+    @classmethod
+    def tiny_config(cls) -> dict[str, Any]:
+        """Config overrides for a model small enough for tests (the contract suite uses it)."""
+        return {}
+
     def parse_sample_options(self, values: dict[str, Any]) -> SampleOptions:
         return self.SampleOptions(**values)

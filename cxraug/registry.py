@@ -50,6 +50,6 @@ def describe() -> list[tuple[str, str, str]]:
         try:
             desc = get(name).description
         except UserError as e:
-            desc = f"[broken] {e}"
+            desc = f"(broken) {e}"
         rows.append((name, ep.value, desc))
     return rows

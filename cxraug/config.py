@@ -1,0 +1,122 @@
+"""Training configuration and its resolution: defaults < config file < flags < --set.
+
+The resolved config is saved in every run directory (config.json) before the first step,
+so a run can always be rebuilt and resumed from its own folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cxraug.errors import UserError
+
+
+class TrainConfig(BaseModel):
+    """Options of the training loop, shared by every generator plugin."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(2000, ge=1, description="optimisation steps in total")
+    batch_size: int = Field(64, ge=1, description="images per step and process")
+    seed: int = 0
+    balanced: bool = Field(False, description="class-balanced sampling of training images")
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    log_every: int = Field(10, ge=1)
+    sample_every: int = Field(500, ge=0, description="sample grid every K steps (0: only at the end)")
+    checkpoint_every: int = Field(500, ge=0, description="checkpoint every K steps (0: only at the end)")
+    keep_checkpoints: int = Field(3, ge=1)
+    grid_per_class: int = Field(8, ge=1, description="images per class row in sample grids")
+    fid_every: int = Field(0, ge=0, description="FID/KID on a small sample every K steps (0: never)")
+    fid_n: int = Field(500, ge=10, description="images per side for training-time FID")
+    tensorboard: bool = False
+
+
+def parse_value(text: str) -> Any:
+    """YAML scalar/list parsing for --set values: 2e-4, true, [32, 64], bf16."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r} is not key=value (e.g. --set lr_g=1e-4)")
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def load_config_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must be a mapping of keys to values")
+    return data
+
+
+def _route(key: str, value: Any, train: dict, model: dict, model_fields: set[str]) -> None:
+    section, dot, name = key.partition(".")
+    if dot and section in ("train", "model"):
+        (train if section == "train" else model)[name] = value
+    elif key in TrainConfig.model_fields:
+        train[key] = value
+    elif key in model_fields:
+        model[key] = value
+    else:
+        raise UserError(
+            f"unknown config key {key!r}; training keys: {', '.join(TrainConfig.model_fields)}; "
+            f"model keys: {', '.join(sorted(model_fields))}"
+        )
+
+
+def _validated(cls: type[BaseModel], values: dict[str, Any], what: str) -> BaseModel:
+    try:
+        return cls(**values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(cls.model_fields)
+            raise UserError(f"unknown {what} key {loc!r}; known: {known}") from None
+        raise UserError(f"{what} key {loc!r}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def resolve(
+    model_cls: type[BaseModel],
+    file_values: dict[str, Any],
+    flags: dict[str, Any],
+    sets: dict[str, Any],
+) -> tuple[TrainConfig, BaseModel]:
+    """Merge defaults < file < flags < --set into validated train and model configs."""
+    train: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    fields = set(model_cls.model_fields)
+    for section in ("train", "model"):
+        sub = file_values.get(section, {})
+        if not isinstance(sub, dict):
+            raise UserError(f"config file section {section!r} must be a mapping")
+        for k, v in sub.items():
+            _route(f"{section}.{k}", v, train, model, fields)
+    for k, v in file_values.items():
+        if k not in ("train", "model"):
+            _route(k, v, train, model, fields)
+    train.update({k: v for k, v in flags.items() if v is not None})
+    for k, v in sets.items():
+        _route(k, v, train, model, fields)
+    return _validated(TrainConfig, train, "training"), _validated(model_cls, model, "model")

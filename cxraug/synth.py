@@ -1,0 +1,191 @@
+"""``cxraug synth``: N images per class from a run's exported generator.
+
+Work is cut into fixed batches; batch b of class c draws its noise from a generator seeded
+by (seed, c, b), so the same seed gives the same images whatever the number of processes or
+interruptions. Each process appends the rows of finished batches to its own manifest part;
+a rerun skips finished batches, and the last step merges the parts into manifest.csv and
+marks provenance.json complete. Memory does not grow with n.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cxraug import __version__, runs
+from cxraug.classes import resolve_classes
+from cxraug.errors import UserError
+from cxraug.fsutil import atomic_write_bytes, read_json, write_json
+from cxraug.progress import NullReporter, Reporter
+from cxraug.synthset import MANIFEST, MANIFEST_COLUMNS, PROVENANCE
+
+PART = "manifest.part{rank}.csv"
+
+
+@dataclass
+class SynthConfig:
+    run: Path
+    classes: list[str]
+    n: int
+    out: Path | None = None
+    seed: int = 0
+    batch_size: int = 64
+    overwrite: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    device: str | None = None
+
+
+def default_out(cfg: SynthConfig, class_names: list[str], all_classes: list[str]) -> Path:
+    tag = "all" if class_names == all_classes else "+".join(class_names)
+    return Path(cfg.run) / "synth" / f"{tag}-n{cfg.n}-seed{cfg.seed}"
+
+
+def _png(img) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img, mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _done_rows(out: Path) -> set[str]:
+    done: set[str] = set()
+    for part in out.glob("manifest.part*.csv"):
+        with open(part, newline="") as f:
+            done.update(row["file"] for row in csv.DictReader(f))
+    return done
+
+
+def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
+    from cxraug.data.dataset import to_uint8
+    from cxraug.train import process_state
+
+    reporter = reporter or NullReporter()
+    if cfg.n < 1:
+        raise UserError("-n must be at least 1 (images per class)")
+    if cfg.batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    gen, meta = runs.load_generator(cfg.run)
+    classes = list(gen.spec.classes)
+    try:
+        chosen = resolve_classes(cfg.classes, classes)
+    except ValueError as e:
+        raise UserError(f"--class: {e}") from None
+    try:
+        options = gen.parse_sample_options(cfg.options)
+    except Exception as e:  # pydantic ValidationError: name the bad option
+        raise UserError(f"bad sampling option for {gen.name}: {str(e).splitlines()[1:3]}") from None
+    out = Path(cfg.out) if cfg.out else default_out(cfg, chosen, classes)
+    state = process_state()
+    device = torch.device(cfg.device) if cfg.device else state.device
+    gen.to(device)
+
+    provenance = {
+        "cxraug_version": __version__,
+        "run": str(Path(cfg.run).resolve()),
+        "plugin": gen.name,
+        "step": meta.get("step"),
+        "classes": classes,
+        "requested": chosen,
+        "size": gen.spec.size,
+        "data": meta.get("data", {}),
+        "seed": cfg.seed,
+        "n_per_class": cfg.n,
+        "batch_size": cfg.batch_size,
+        "options": options.model_dump(mode="json"),
+        "complete": False,
+    }
+    identity = {k: provenance[k] for k in ("run", "step", "requested", "seed", "n_per_class", "batch_size", "options")}
+    if state.is_main_process:
+        _open_output(out, identity, provenance, cfg.overwrite)
+    state.wait_for_everyone()
+
+    done = _done_rows(out)
+    items = [(c, b) for c in chosen for b in range((cfg.n + cfg.batch_size - 1) // cfg.batch_size)]
+    mine = items[state.process_index :: state.num_processes]
+    part = out / PART.format(rank=state.process_index)
+    new_part = not part.exists()
+    t0 = time.perf_counter()
+    with open(part, "a", newline="") as pf, reporter.task(f"synth {len(chosen)} class(es) x {cfg.n}", len(mine)) as adv:
+        writer = csv.DictWriter(pf, fieldnames=MANIFEST_COLUMNS)
+        if new_part:
+            writer.writeheader()
+        for cls, b in mine:
+            ci = classes.index(cls)
+            idx = range(b * cfg.batch_size, min(cfg.n, (b + 1) * cfg.batch_size))
+            files = [f"images/{cls}/{cls}_{i:06d}.png" for i in idx]
+            if all(f in done for f in files):
+                adv(1)
+                continue
+            g = torch.Generator().manual_seed(hash_seed(cfg.seed, ci, b))
+            imgs = to_uint8(gen.sample(torch.full((len(idx),), ci, dtype=torch.long), generator=g, options=options))
+            rows = []
+            for f, img in zip(files, imgs, strict=True):
+                data = _png(img)
+                atomic_write_bytes(out / f, data)
+                rows.append({"file": f, "class": cls, "label": ci, "seed": cfg.seed, "run": Path(cfg.run).name,
+                             "step": meta.get("step"), "plugin": gen.name,
+                             "checksum": hashlib.sha256(data).hexdigest()})  # fmt: skip
+            writer.writerows(rows)  # rows only after the files: a crash redoes the batch
+            pf.flush()
+            adv(1)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        _finish(out, provenance, chosen, cfg.n, time.perf_counter() - t0)
+    state.wait_for_everyone()
+    return out
+
+
+def hash_seed(seed: int, class_index: int, batch: int) -> int:
+    h = hashlib.sha256(f"{seed}:{class_index}:{batch}".encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+
+
+def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -> None:
+    prov_path = out / PROVENANCE
+    if out.exists():
+        old = read_json(prov_path) if prov_path.is_file() else None
+        if overwrite:
+            shutil.rmtree(out)
+        elif old is None:
+            raise UserError(f"{out} exists and is not a synthetic set; choose another --out or pass --overwrite")
+        elif old.get("complete"):
+            raise UserError(f"{out} already holds a finished synthetic set; pass --overwrite to redo it")
+        elif {k: old.get(k) for k in identity} != identity:
+            raise UserError(
+                f"{out} holds an unfinished synthetic set with other settings; rerun those or pass --overwrite"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    if not prov_path.is_file():
+        write_json(prov_path, {**provenance, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+def _finish(out: Path, provenance: dict, chosen: list[str], n: int, seconds: float) -> None:
+    """Merge the parts into manifest.csv (class order, then index) and mark complete."""
+    rows: dict[str, dict] = {}
+    for part in sorted(out.glob("manifest.part*.csv")):
+        with open(part, newline="") as f:
+            for row in csv.DictReader(f):
+                rows[row["file"]] = row
+    expected = [f"images/{c}/{c}_{i:06d}.png" for c in chosen for i in range(n)]
+    missing = [f for f in expected if f not in rows]
+    if missing:
+        raise UserError(f"{len(missing)} images missing in {out} after synthesis (e.g. {missing[0]}); run synth again")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for f in expected:
+        w.writerow(rows[f])
+    atomic_write_bytes(out / MANIFEST, buf.getvalue().encode())
+    for part in out.glob("manifest.part*.csv"):
+        part.unlink()
+    old = read_json(out / PROVENANCE)
+    write_json(out / PROVENANCE, {**old, "complete": True, "n_images": len(expected), "seconds": round(seconds, 2)})

@@ -1,0 +1,314 @@
+"""The one training loop, for every generator plugin, on Accelerate.
+
+The same code runs on the CPU, on one GPU with mixed precision, and on several GPUs or
+machines under ``accelerate launch`` / ``torchrun`` (DDP through Accelerate). Batches are a
+pure function of (seed, step, process), so a resumed run draws exactly the batches a
+straight run would have; with the plugin's own RNG in its checkpointed state, 2N straight
+steps and N + resume + N steps give identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cxraug import __version__, registry, runs
+from cxraug.config import TrainConfig
+from cxraug.data.dataset import to_model_range, to_uint8
+from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
+from cxraug.errors import UserError
+from cxraug.fsutil import append_jsonl, atomic_write_text, write_json
+from cxraug.generator import DataSpec, Generator
+from cxraug.grid import class_grid, save_png
+from cxraug.progress import NullReporter, Reporter
+
+TRAIN_SPLITS = ["train"]  # the generator sees the classifier's training patients only
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN/inf: the run stops and its last good checkpoint is kept."""
+
+
+class IndexStream:
+    """Which training images each process sees at each step.
+
+    The stream is an endless concatenation of epochs, each a seeded permutation (or, when
+    balanced, a seeded class-balanced draw with replacement); step k takes the k-th global
+    batch of it and each process its strided share, as DistributedSampler would.
+    """
+
+    def __init__(self, labels: np.ndarray, batch_size: int, seed: int, balanced: bool, rank: int, world: int):
+        self.n, self.labels = len(labels), labels
+        self.batch, self.seed, self.balanced = batch_size, seed, balanced
+        self.rank, self.world = rank, world
+        self._cache: dict[int, np.ndarray] = {}
+
+    def _epoch(self, e: int) -> np.ndarray:
+        if e not in self._cache:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + e)
+            if self.balanced:
+                counts = np.bincount(self.labels)
+                w = torch.as_tensor(1.0 / counts[self.labels], dtype=torch.double)
+                idx = torch.multinomial(w, self.n, replacement=True, generator=g)
+            else:
+                idx = torch.randperm(self.n, generator=g)
+            self._cache = {k: v for k, v in self._cache.items() if k >= e - 1}
+            self._cache[e] = idx.numpy()
+        return self._cache[e]
+
+    def indices(self, step: int) -> np.ndarray:
+        gb = self.batch * self.world
+        pos = np.arange(step * gb, (step + 1) * gb)[self.rank :: self.world]
+        return np.array([self._epoch(int(p // self.n))[p % self.n] for p in pos])
+
+
+@dataclass
+class RunSpec:
+    """Everything that defines a run; saved as the run's config.json."""
+
+    plugin: str
+    train: TrainConfig
+    model: Any  # the plugin's pydantic Config
+    data_path: Path
+
+    def to_json(self, data: PreparedData, run: Path, num_processes: int) -> dict[str, Any]:
+        return {
+            "cxraug_version": __version__,
+            "run": run.name,
+            "plugin": self.plugin,
+            "train": self.train.model_dump(mode="json"),
+            "model": self.model.model_dump(mode="json"),
+            "data": data_provenance(data),
+            "num_processes": num_processes,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+
+def data_provenance(data: PreparedData) -> dict[str, Any]:
+    return {
+        "path": str(data.root.resolve()),
+        "name": data.name,
+        "fingerprint": fingerprint(data),
+        "splits": TRAIN_SPLITS,
+        "source": data.meta["source"],
+        "real_data": data.meta.get("real_data", True),
+        "n_train": int(sum(data.counts("train").values())),
+        "counts_train": data.counts("train"),
+    }
+
+
+def use_cpu() -> bool:
+    """Without CUDA, tell Accelerate so: only then does it run DDP over gloo on the CPU
+    when started by torchrun or ``accelerate launch --multi_gpu``."""
+    return not torch.cuda.is_available()
+
+
+def process_state():
+    from accelerate import PartialState
+
+    return PartialState(cpu=use_cpu())
+
+
+def check_runtime(train: TrainConfig) -> None:
+    """Fail before any output exists when the machine cannot run this config."""
+    if train.mixed_precision != "no" and not torch.cuda.is_available():
+        raise UserError(f"--mixed-precision {train.mixed_precision} needs a GPU; on the CPU use `no`")
+    if train.tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise UserError("tensorboard logging needs `pip install tensorboard`") from None
+
+
+def make_accelerator(train: TrainConfig, run: Path):
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    check_runtime(train)
+    log_with = "tensorboard" if train.tensorboard else None
+    return Accelerator(
+        cpu=use_cpu(),
+        mixed_precision=train.mixed_precision,
+        log_with=log_with,
+        project_config=ProjectConfiguration(project_dir=str(run), logging_dir=str(run / "tb")),
+    )
+
+
+def build_generator(spec: RunSpec, data: PreparedData, rank: int) -> Generator:
+    cls = registry.get(spec.plugin)
+    size = data.size
+    if not cls.min_size <= size <= cls.max_size:
+        raise UserError(
+            f"plugin {spec.plugin!r} supports {cls.min_size} to {cls.max_size} px, the data is {size} px; "
+            "prepare the data at another --size"
+        )
+    torch.manual_seed(spec.train.seed)  # identical initial weights on every process
+    return cls(spec.model, DataSpec(classes=tuple(data.classes), size=size), seed=spec.train.seed * 7919 + rank)
+
+
+def save_grid(gen: Generator, data: PreparedData, train: TrainConfig, path: Path, step: int) -> None:
+    k = train.grid_per_class
+    labels = torch.arange(len(data.classes)).repeat_interleave(k)
+    with torch.no_grad():
+        imgs = to_uint8(gen.sample(labels, generator=torch.Generator().manual_seed(train.seed + 12345)))
+    rows = [imgs[i * k : (i + 1) * k] for i in range(len(data.classes))]
+    note = "" if data.meta.get("real_data", True) else " (trained on PHANTOM data, not real)"
+    scale = max(1, 64 // data.size)
+    save_png(class_grid(rows, data.classes, f"{gen.name} step {step}{note}", scale=scale), path)
+
+
+def _truncate_metrics(run: Path, step: int) -> None:
+    """Drop log lines past the checkpoint we resume from (written by the interrupted run)."""
+    import json
+
+    path = run / runs.METRICS
+    if not path.is_file():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def _save_checkpoint(gen: Generator, run: Path, step: int, keep: int) -> None:
+    import io
+
+    from cxraug.fsutil import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save({"step": step, "plugin": gen.state(), "cxraug_version": __version__}, buf)
+    atomic_write_bytes(runs.checkpoint_path(run, step), buf.getvalue())
+    for _, old in runs.checkpoints(run)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def _export(gen: Generator, run: Path, step: int, provenance: dict[str, Any]) -> None:
+    gen.export(run / runs.EXPORT_DIR, extra={"run": run.name, "step": step, "data": provenance})
+
+
+def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bool = False) -> dict[str, Any]:
+    """Train ``spec`` in ``run`` (already created, config saved); returns a summary."""
+    reporter = reporter or NullReporter()
+    train_cfg = spec.train
+    data = open_prepared(spec.data_path)
+    accelerator = make_accelerator(train_cfg, run)
+    main = accelerator.is_main_process
+    gen = build_generator(spec, data, accelerator.process_index)
+    gen.setup(accelerator)
+    provenance = data_provenance(data)
+
+    start = 0
+    if resume and (ckpts := runs.checkpoints(run)):
+        start, path = ckpts[-1]
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        gen.load_state(state["plugin"])
+        if main:
+            _truncate_metrics(run, start)
+    if train_cfg.tensorboard:
+        accelerator.init_trackers("cxraug")
+
+    images, labels = data.images("train"), data.labels("train")
+    if len(labels) == 0:
+        raise UserError(f"{data.root} has no training images")
+    stream = IndexStream(
+        labels, train_cfg.batch_size, train_cfg.seed, train_cfg.balanced, accelerator.process_index,
+        accelerator.num_processes,
+    )  # fmt: skip
+    fid_fn = None
+    if train_cfg.fid_every:
+        from cxraug.metrics import fid_during_training as fid_fn
+
+    t_last, n_last = time.perf_counter(), 0
+    t0 = time.perf_counter()
+    last_good = start
+    losses: dict[str, float] = {}
+    with reporter.task(f"train {spec.plugin} on {data.name} ({len(labels)} train images)", train_cfg.steps) as adv:
+        adv(start)
+        for step in range(start + 1, train_cfg.steps + 1):
+            idx = stream.indices(step - 1)
+            x = to_model_range(images[idx]).to(accelerator.device)
+            y = torch.as_tensor(labels[idx], device=accelerator.device)
+            losses = gen.train_step(x, y, accelerator)
+            if not all(math.isfinite(v) for v in losses.values()):
+                bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
+                raise TrainingDiverged(
+                    f"training diverged at step {step} ({bad}); the last good checkpoint is step {last_good} "
+                    f"in {run}: lower the learning rate (e.g. --set lr_g=...) and --resume, or start anew"
+                )
+            n_last += len(idx) * accelerator.num_processes
+            adv(1)
+            if main and (step % train_cfg.log_every == 0 or step == train_cfg.steps):
+                now = time.perf_counter()
+                rec = {"step": step, "kind": "train", **{k: round(v, 6) for k, v in losses.items()}}
+                rec.update(img_per_s=round(n_last / (now - t_last), 2), num_processes=accelerator.num_processes)
+                rec["elapsed_s"] = round(now - t0, 2)
+                append_jsonl(run / runs.METRICS, rec)
+                if train_cfg.tensorboard:
+                    accelerator.log(losses, step=step)
+                t_last, n_last = now, 0
+            final = step == train_cfg.steps
+            if main and (final or (train_cfg.sample_every and step % train_cfg.sample_every == 0)):
+                save_grid(gen, data, train_cfg, run / runs.SAMPLES_DIR / f"step-{step:07d}.png", step)
+            if final or (train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0):
+                accelerator.wait_for_everyone()
+                if main:
+                    _save_checkpoint(gen, run, step, train_cfg.keep_checkpoints)
+                    _export(gen, run, step, provenance)
+                last_good = step
+            if main and fid_fn is not None and (final or step % train_cfg.fid_every == 0):
+                result = fid_fn(
+                    gen, data, split="val", n=train_cfg.fid_n, seed=train_cfg.seed, device=accelerator.device
+                )
+                append_jsonl(run / runs.METRICS, {"step": step, "kind": "fid", **result})
+    accelerator.wait_for_everyone()
+    if train_cfg.tensorboard:
+        accelerator.end_training()
+    return {"run": str(run), "step": train_cfg.steps, "losses": losses, "seconds": time.perf_counter() - t0}
+
+
+def start_run(spec: RunSpec, runs_root: Path) -> Path:
+    """Create the numbered run directory (main process) and save the resolved config.
+
+    Under several processes the main one picks the number and tells the others.
+    """
+    from accelerate.utils import broadcast_object_list
+
+    state = process_state()
+    data = open_prepared(spec.data_path)
+    holder = [None]
+    if state.is_main_process:
+        run = runs.next_run_dir(runs_root, spec.plugin, data.name)
+        write_json(run / runs.CONFIG, spec.to_json(data, run, state.num_processes))
+        holder = [str(run)]
+    if state.num_processes > 1:
+        broadcast_object_list(holder)
+    return Path(holder[0])
+
+
+def spec_from_run(run: Path, steps: int | None = None) -> RunSpec:
+    cfg = runs.read_run_config(run)
+    cls = registry.get(cfg["plugin"])
+    train_values = dict(cfg["train"])
+    if steps is not None:
+        train_values["steps"] = steps
+    spec = RunSpec(cfg["plugin"], TrainConfig(**train_values), cls.Config(**cfg["model"]), Path(cfg["data"]["path"]))
+    data = open_prepared(spec.data_path)
+    if fingerprint(data) != cfg["data"]["fingerprint"]:
+        raise UserError(
+            f"the prepared dataset {spec.data_path} changed since {run.name} started; cannot resume exactly"
+        )
+    if steps is not None and steps != cfg["train"]["steps"]:
+        cfg["train"]["steps"] = steps
+        write_json(run / runs.CONFIG, cfg)
+    return spec
+
+
+def read_metrics(run: Path) -> list[dict[str, Any]]:
+    import json
+
+    path = run / runs.METRICS
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []

@@ -1,0 +1,93 @@
+"""Differentiable augmentation for the discriminator (DiffAugment ops, ADA-style adaptive p).
+
+Applied to real and fake images alike, so the generator is not pushed to produce the
+augmentations. No left-right flips: they would move the heart to the wrong side.
+All random draws come from a CPU torch.Generator, so runs are reproducible on any device.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+OPS = ("translation", "cutout", "brightness", "contrast")
+
+
+def parse_ops(spec: str) -> tuple[str, ...]:
+    if spec.strip().lower() in ("", "none"):
+        return ()
+    ops = tuple(s.strip() for s in spec.split(",") if s.strip())
+    bad = [o for o in ops if o not in OPS]
+    if bad:
+        raise ValueError(f"unknown augmentation {bad[0]!r}; known: {', '.join(OPS)} or 'none'")
+    return ops
+
+
+def _rand(n: int, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=g).to(device)
+
+
+def augment(x: torch.Tensor, ops: tuple[str, ...], p: float, g: torch.Generator) -> torch.Tensor:
+    """Apply each op to each image with probability ``p``."""
+    if not ops or p <= 0:
+        return x
+    n, dev = x.shape[0], x.device
+    for op in ops:
+        on = (_rand(n, g, dev) < p).view(n, 1, 1, 1).to(x.dtype)
+        if op == "brightness":
+            x = x + on * (_rand(n, g, dev) - 0.5).view(n, 1, 1, 1)
+        elif op == "contrast":
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            factor = (_rand(n, g, dev) + 0.5).view(n, 1, 1, 1)
+            x = x + on * (x - mean) * (factor - 1)
+        elif op == "translation":
+            x = on * _translate(x, g) + (1 - on) * x
+        elif op == "cutout":
+            x = x * (1 - on * _cutout_mask(x, g))
+    return x
+
+
+def _translate(x: torch.Tensor, g: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
+    """Shift by up to ratio*size pixels, padding with edge values via grid_sample."""
+    n, _, _h, _w = x.shape
+    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * ratio * 2  # in normalised coords
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="border", align_corners=False)
+
+
+def _cutout_mask(x: torch.Tensor, g: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
+    n, _, h, w = x.shape
+    ch, cw = int(h * ratio / 2), int(w * ratio / 2)  # half-size squares, as in DiffAugment
+    cy = torch.randint(0, h, (n, 1, 1), generator=g)
+    cx = torch.randint(0, w, (n, 1, 1), generator=g)
+    yy = torch.arange(h).view(1, h, 1)
+    xx = torch.arange(w).view(1, 1, w)
+    mask = ((yy - cy).abs() <= ch // 2) & ((xx - cx).abs() <= cw // 2)
+    return mask.unsqueeze(1).to(x.device, x.dtype)
+
+
+class AdaptiveP:
+    """ADA's heuristic: raise p when D is overconfident on reals (E[sign D(real)] > target)."""
+
+    def __init__(self, p: float, target: float | None, speed_img: int) -> None:
+        self.p, self.target, self.speed_img = p, target, speed_img
+        self.sign_sum, self.count = 0.0, 0
+
+    def observe(self, d_real: torch.Tensor) -> None:
+        if self.target is None:
+            return
+        self.sign_sum += float(torch.sign(d_real.detach().float()).sum())
+        self.count += d_real.numel()
+        if self.count >= 256:  # adjust every few batches, as ADA does every 4 minibatches
+            rt = self.sign_sum / self.count
+            self.p = min(1.0, max(0.0, self.p + (1 if rt > self.target else -1) * self.count / self.speed_img))
+            self.sign_sum, self.count = 0.0, 0
+
+    def state_dict(self) -> dict[str, float]:
+        return {"p": self.p, "sign_sum": self.sign_sum, "count": self.count}
+
+    def load_state_dict(self, s: dict[str, float]) -> None:
+        self.p, self.sign_sum, self.count = float(s["p"]), float(s["sign_sum"]), int(s["count"])

@@ -1,0 +1,195 @@
+"""The training loop: run directories, config resolution, exact resume, divergence, kill + resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from cxraug_cgan.config import CGANConfig
+from gen_helpers import tiny_run, tiny_spec
+from typer.testing import CliRunner
+
+from cxraug import runs
+from cxraug.cli import app
+from cxraug.config import resolve
+from cxraug.errors import UserError
+from cxraug.train import IndexStream, TrainingDiverged, spec_from_run, train
+
+runner = CliRunner()
+
+
+def final_state(run: Path) -> dict:
+    _step, path = runs.checkpoints(run)[-1]
+    return torch.load(path, map_location="cpu", weights_only=True)["plugin"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    for key in ("G", "D", "G_ema"):
+        for (ka, va), (kb, vb) in zip(a[key].items(), b[key].items(), strict=True):
+            assert ka == kb and torch.equal(va, vb), f"{key}.{ka} differs"
+
+
+def test_index_stream_is_a_function_of_step() -> None:
+    import numpy as np
+
+    labels = np.array([0] * 10 + [1] * 3)
+    s1 = IndexStream(labels, 4, seed=1, balanced=False, rank=0, world=1)
+    s2 = IndexStream(labels, 4, seed=1, balanced=False, rank=0, world=1)
+    seq = [s1.indices(k).tolist() for k in range(8)]
+    assert [s2.indices(k).tolist() for k in (5, 2, 7)] == [seq[5], seq[2], seq[7]]
+    assert sorted([i for s in seq[:4] for i in s][:13]) == list(range(13)), "an epoch is a permutation"
+    r0 = IndexStream(labels, 2, 1, False, 0, 2).indices(0).tolist()
+    r1 = IndexStream(labels, 2, 1, False, 1, 2).indices(0).tolist()
+    assert not set(r0) & set(r1) and len(r0) == len(r1) == 2, "processes share a global batch"
+    bal = IndexStream(labels, 64, 0, True, 0, 1)
+    drawn = labels[np.concatenate([bal.indices(k) for k in range(20)])]
+    assert 0.4 < drawn.mean() < 0.6, "balanced sampling draws both classes equally"
+
+
+def test_config_precedence_and_unknown_keys(tmp_path: Path) -> None:
+    file_values = {"train": {"steps": 10, "batch_size": 16}, "model": {"lr_g": 1e-3}, "ema_decay": 0.9}
+    t, m = resolve(CGANConfig, file_values, {"steps": 20, "batch_size": None}, {"lr_g": 5e-4, "train.seed": 3})
+    assert (t.steps, t.batch_size, t.seed) == (20, 16, 3)
+    assert (m.lr_g, m.ema_decay) == (5e-4, 0.9)
+    with pytest.raises(UserError, match="unknown config key 'lr'"):
+        resolve(CGANConfig, {}, {}, {"lr": 1})
+    with pytest.raises(UserError, match="unknown model key 'nope'"):
+        resolve(CGANConfig, {"model": {"nope": 1}}, {}, {})
+    with pytest.raises(UserError, match="steps"):
+        resolve(CGANConfig, {}, {"steps": 0}, {})
+
+
+def test_run_dirs_are_numbered(tmp_path: Path, phantom32: Path) -> None:
+    a = runs.next_run_dir(tmp_path, "cgan", "phantom32")
+    b = runs.next_run_dir(tmp_path, "cgan", "phantom32")
+    assert (a.name, b.name) == ("00001-cgan-phantom32", "00002-cgan-phantom32")
+
+
+def test_run_contents(tmp_path: Path, phantom32: Path) -> None:
+    run = tiny_run("cgan", phantom32, tmp_path, steps=4, sample_every=2)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["plugin"] == "cgan" and cfg["train"]["steps"] == 4 and cfg["data"]["splits"] == ["train"]
+    assert cfg["data"]["real_data"] is False
+    logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logs] == [1, 2, 3, 4] and all(r["img_per_s"] > 0 for r in logs)
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
+    assert [s for s, _ in runs.checkpoints(run)] == [2, 4]
+    assert (run / "export" / "weights.safetensors").is_file()
+
+
+def test_resume_is_exact(tmp_path: Path, phantom32: Path) -> None:
+    straight = tiny_run("cgan", phantom32, tmp_path / "a", steps=4, checkpoint_every=2)
+    half = tiny_run("cgan", phantom32, tmp_path / "b", steps=2, checkpoint_every=2)
+    spec = spec_from_run(half, steps=4)
+    train(half, spec, resume=True)
+    assert_same_weights(final_state(straight), final_state(half))
+    logs = [json.loads(x)["step"] for x in (half / "metrics.jsonl").read_text().splitlines()]
+    assert logs == [1, 2, 3, 4]
+
+
+def test_divergence_stops_and_keeps_last_good(tmp_path: Path, phantom32: Path, monkeypatch) -> None:
+    from cxraug_cgan.plugin import CGAN
+
+    real_step = CGAN.train_step
+
+    def step(self, x, y, acc):
+        out = real_step(self, x, y, acc)
+        return {**out, "loss_d": float("nan")} if self.steps_done >= 3 else out
+
+    monkeypatch.setattr(CGAN, "train_step", step)
+    from cxraug.train import start_run
+
+    spec = tiny_spec("cgan", phantom32, steps=6, checkpoint_every=2)
+    run = start_run(spec, tmp_path)
+    with pytest.raises(TrainingDiverged, match=r"step 3 \(loss_d = nan\).*checkpoint is step 2"):
+        train(run, spec)
+    assert [s for s, _ in runs.checkpoints(run)] == [2]
+
+
+def test_cli_dry_run_and_bad_inputs(tmp_path: Path, phantom32: Path) -> None:
+    r = runner.invoke(
+        app, ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--dry-run", "--set", "lr_g=1e-3"]
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["model"]["lr_g"] == 1e-3
+    cases = [
+        (["--plugin", "gan", "--data", str(phantom32)], "unknown generator plugin 'gan'"),
+        (["--plugin", "cgan", "--data", str(tmp_path / "nope")], "does not exist"),
+        (["--plugin", "cgan", "--data", str(phantom32), "--set", "lr=1"], "unknown config key 'lr'"),
+        (["--plugin", "cgan", "--data", str(phantom32), "--set", "lr_g"], "not key=value"),
+        (["--plugin", "cgan", "--data", str(phantom32), "--steps", "0"], "steps"),
+        (["--plugin", "cgan", "--data", str(phantom32), "--config", str(tmp_path / "c.yaml")], "does not exist"),
+        (["--plugin", "cgan", "--data", str(phantom32), "--mixed-precision", "bf16"], "needs a GPU"),
+        (["--resume", str(tmp_path / "nope")], "does not exist"),
+        (["--resume", str(phantom32), "--seed", "3"], "drop --seed"),
+        (["--data", str(phantom32)], "needs --plugin"),
+    ]
+    for args, message in cases:
+        if "bf16" in args and torch.cuda.is_available():
+            continue
+        r = runner.invoke(app, ["train-gen", "--out", str(tmp_path / "runs"), *args])
+        assert r.exit_code == 2, (args, r.output)
+        assert message in r.output and "Traceback" not in r.output, (args, r.output)
+        assert len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), "no run dir left behind"
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cxraug", *args]
+
+
+TINY_SETS = ["--set", "z_dim=16", "--set", "g_ch=4", "--set", "d_ch=4", "--set", "max_ch=16",
+             "--set", "embed_dim=8", "--set", "standing_stats_batches=2"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_straight_run(tmp_path: Path, phantom32: Path) -> None:
+    common = ["--plugin", "cgan", "--data", str(phantom32), "--batch-size", "8", *TINY_SETS,
+              "--set", "checkpoint_every=1", "--set", "sample_every=0", "--set", "keep_checkpoints=2"]  # fmt: skip
+    env = {**os.environ, "CXRAUG_THREADS": "1"}
+    subprocess.run(_cli("train-gen", "--out", str(tmp_path / "a"), "--steps", "6", *common), check=True, env=env,
+                   capture_output=True)  # fmt: skip
+    proc = subprocess.Popen(_cli("train-gen", "--out", str(tmp_path / "b"), "--steps", "6", *common), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 120
+    run_b = None
+    while time.time() < deadline:
+        found = list((tmp_path / "b").glob("*/checkpoints/step-0000002.pt"))
+        if found:
+            run_b = found[0].parents[1]
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert run_b is not None, "no checkpoint appeared before the deadline"
+    done = [s for s, _ in runs.checkpoints(run_b)]
+    assert done and done[-1] < 6, "the run must have been killed mid-way"
+    r = subprocess.run(_cli("train-gen", "--resume", str(run_b)), env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    run_a = next((tmp_path / "a").iterdir())
+    assert_same_weights(final_state(run_a), final_state(run_b))
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_two_processes_with_torchrun(tmp_path: Path, phantom32: Path) -> None:
+    """DDP on the CPU (gloo): two processes really run and share the work."""
+    env = {**os.environ, "CXRAUG_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
+           "-m", "cxraug", "train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path),
+           "--steps", "3", "--batch-size", "4", *TINY_SETS, "--set", "log_every=1", "--set", "sample_every=0"]  # fmt: skip
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = next(tmp_path.iterdir())
+    assert json.loads((run / "config.json").read_text())["num_processes"] == 2
+    logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert logs and all(x["num_processes"] == 2 for x in logs)
+    assert [s for s, _ in runs.checkpoints(run)] == [3]
+    assert r.stdout.count("run directory:") == 2, "only the main process prints (start and end)"
