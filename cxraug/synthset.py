@@ -65,9 +65,9 @@ def open_synthetic(root: Path | str) -> SyntheticSet:
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"synthetic set {root} does not exist; make it with `cxraug synth`")
-    if not (root / PROVENANCE).is_file() or not (root / MANIFEST).is_file():
-        raise UserError(f"{root} is not a synthetic set (no {PROVENANCE}/{MANIFEST}); make it with `cxraug synth`")
+    if not (root / PROVENANCE).is_file():
+        raise UserError(f"{root} is not a synthetic set (no {PROVENANCE}); make it with `cxraug synth`")
     prov = read_json(root / PROVENANCE)
-    if not prov.get("complete", False):
+    if not prov.get("complete", False) or not (root / MANIFEST).is_file():
         raise UserError(f"synthetic set {root} is incomplete; run the same `cxraug synth` again to finish it")
     return SyntheticSet(root=root, provenance=prov)
