@@ -119,6 +119,10 @@ def check_runtime(train: TrainConfig) -> None:
     """Fail before any output exists when the machine cannot run this config."""
     if train.mixed_precision != "no" and not torch.cuda.is_available():
         raise UserError(f"--mixed-precision {train.mixed_precision} needs a GPU; on the CPU use `no`")
+    if train.fid_every:
+        from cxraug.metrics.inception import locate_inception_weights
+
+        locate_inception_weights()  # a clear "how to get them" line if the FID weights are absent
     if train.tensorboard:
         try:
             import tensorboard  # noqa: F401
@@ -218,9 +222,11 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
         labels, train_cfg.batch_size, train_cfg.seed, train_cfg.balanced, accelerator.process_index,
         accelerator.num_processes,
     )  # fmt: skip
-    fid_fn = None
-    if train_cfg.fid_every:
-        from cxraug.metrics import fid_during_training as fid_fn
+    extractor = None
+    if train_cfg.fid_every and main:  # load once, and fail before the first step if absent
+        from cxraug.metrics import fid_during_training, load_feature_extractor
+
+        extractor = load_feature_extractor(None, accelerator.device)
 
     t_last, n_last = time.perf_counter(), 0
     t0 = time.perf_counter()
@@ -259,9 +265,9 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
                     _save_checkpoint(gen, run, step, train_cfg.keep_checkpoints)
                     _export(gen, run, step, provenance)
                 last_good = step
-            if main and fid_fn is not None and (final or step % train_cfg.fid_every == 0):
-                result = fid_fn(
-                    gen, data, split="val", n=train_cfg.fid_n, seed=train_cfg.seed, device=accelerator.device
+            if extractor is not None and (final or step % train_cfg.fid_every == 0):
+                result = fid_during_training(
+                    gen, data, split="val", n=train_cfg.fid_n, seed=train_cfg.seed, extractor=extractor
                 )
                 append_jsonl(run / runs.METRICS, {"step": step, "kind": "fid", **result})
     accelerator.wait_for_everyone()

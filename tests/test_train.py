@@ -193,3 +193,17 @@ def test_two_processes_with_torchrun(tmp_path: Path, phantom32: Path) -> None:
     assert logs and all(x["num_processes"] == 2 for x in logs)
     assert [s for s, _ in runs.checkpoints(run)] == [3]
     assert r.stdout.count("run directory:") == 2, "only the main process prints (start and end)"
+
+
+def test_training_scores_itself(tmp_path: Path, phantom32: Path) -> None:
+    """fid_every: FID/KID lines in metrics.jsonl, computed on val with n recorded."""
+    from cxraug.metrics.inception import locate_inception_weights
+
+    try:
+        locate_inception_weights()
+    except UserError as e:
+        pytest.skip(str(e))
+    run = tiny_run("cgan", phantom32, tmp_path, steps=2, fid_every=2, fid_n=20)
+    fid = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"fid"' in x]
+    assert len(fid) == 1 and fid[0]["step"] == 2 and fid[0]["split"] == "val"
+    assert fid[0]["n_real"] == fid[0]["n_fake"] == 20 and fid[0]["fid"] > 0
