@@ -54,3 +54,52 @@ def nih64(tmp_path_factory: pytest.TempPathFactory, nih_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("data") / "nih64"
     prepare(PrepareConfig(source="nih", data_dir=nih_dir, out=out, size=64, workers=2))
     return out
+
+
+NIH_HEADER = (
+    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
+    "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]"
+)
+
+
+def write_mini_nih(root: Path, n_patients: int = 8, per_patient: int = 3, size: int = 48) -> dict:
+    """A small NIH-layout download built from phantom renders (no real data needed).
+
+    Patients 1..n; images ``{pid:08d}_{k:03d}.png`` in images_001/images; the last patient is
+    in test_list.txt. Each patient's third image is multi-label, one listed image is absent
+    from disk, and the PNGs come in L, RGB and RGBA. Returns what a correct prepare finds.
+    """
+    from PIL import Image
+
+    from cxraug.data.sources.phantom import render
+
+    labels = ["No Finding", "Effusion", "Hernia", "Mass"]
+    img_dir = root / "images_001" / "images"
+    img_dir.mkdir(parents=True)
+    rows, train_val, test, single = [], [], [], {}
+    for pid in range(1, n_patients + 1):
+        for k in range(per_patient):
+            name = f"{pid:08d}_{k:03d}.png"
+            label = labels[pid % len(labels)] if k < 2 else "Effusion|Mass"
+            view = "PA" if k == 0 else "AP"
+            rows.append(f"{name},{label},{k},{pid},{40 + pid},{'MF'[pid % 2]},{view},2500,2048,0.143,0.143")
+            (test if pid == n_patients else train_val).append(name)
+            if pid == 2 and k == 1:
+                continue  # listed in the CSV, not on disk
+            grey = render(label.split("|")[0], size, seed=pid * 10 + k)
+            mode = ("L", "RGB", "RGBA")[(pid + k) % 3]
+            img = Image.fromarray(grey, "L").convert(mode)
+            img.save(img_dir / name)
+            if "|" not in label:
+                single[name] = label
+    (root / "Data_Entry_2017_v2020.csv").write_text("\n".join([NIH_HEADER, *rows]) + "\n")
+    (root / "train_val_list.txt").write_text("\n".join(train_val) + "\n")
+    (root / "test_list.txt").write_text("\n".join(test) + "\n")
+    return {"single": single, "missing": {labels[2 % len(labels)]: 1}, "test_patient": str(n_patients)}
+
+
+@pytest.fixture
+def mini_nih(tmp_path: Path) -> tuple[Path, dict]:
+    """A fresh small NIH-layout folder (phantom pixels, NOT real data) per test."""
+    root = tmp_path / "nih-mini"
+    return root, write_mini_nih(root)

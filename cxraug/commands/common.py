@@ -25,6 +25,9 @@ def err_console() -> Console:
 
 def fail(message: str) -> typer.Exit:
     """Print one error line and return the exit to raise (code 2: the user can fix it)."""
+    import sys
+
+    sys.stdout.flush()  # an unfinished progress line must not swallow the error line
     err_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
     return typer.Exit(2)
 

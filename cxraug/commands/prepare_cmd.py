@@ -7,22 +7,18 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from cxraug.commands.common import out_console, parse_list, user_errors
-from cxraug.data.prepared import imbalance_ratio, open_prepared, summary_rows
+from cxraug.data.prepared import absent_classes, imbalance_ratio, open_prepared, summary_rows
 from cxraug.data.records import SPLITS
 
 
 def dataset_table(meta: dict, title: str) -> Table:
-    caption = f"source: {meta['source']}, {meta['size']}px; splits: {meta['split_method']}"
-    ratio = imbalance_ratio(meta, "train")
-    caption += "\nimbalance ratio (train, largest/smallest class): " + (
-        f"{ratio:.1f}" if ratio else "n/a, a class has no train image"
-    )
-    if not meta.get("real_data", True):
-        caption = f"[bold yellow]{meta.get('note', 'NOT REAL DATA')}[/]\n" + caption
-    t = Table(title=title, caption=caption)
+    """Images per class and split, share of all images, and per-split imbalance ratio."""
+    real = "real data" if meta.get("real_data", True) else "[bold yellow]NOT REAL DATA[/]"
+    t = Table(title=f"{title}\n{meta['source']}, {meta['size']} px, {real}")
     t.add_column("class")
     for s in SPLITS:
         t.add_column(s, justify="right")
@@ -30,13 +26,35 @@ def dataset_table(meta: dict, title: str) -> Table:
     t.add_column("share", justify="right")
     rows = summary_rows(meta)
     for r in rows:
-        t.add_row(r["class"], *(str(r[s]) for s in SPLITS), str(r["total"]), f"{r['share']:.2%}")
+        t.add_row(r["class"], *(str(r[s]) for s in SPLITS), str(r["total"]), f"{r['share']:.1%}")
     totals = {s: sum(r[s] for r in rows) for s in SPLITS}
     t.add_section()
-    t.add_row("[bold]all", *(str(totals[s]) for s in SPLITS), str(sum(totals.values())), "100%")
+    t.add_row("[bold]images", *(str(totals[s]) for s in SPLITS), str(sum(totals.values())), "100%")
     patients = meta.get("patients", {})
     t.add_row("patients", *(str(patients.get(s, "")) for s in SPLITS), "", "")
+    ratios = [imbalance_ratio(meta, s) for s in SPLITS]
+    t.add_row("imbalance", *(f"{r:.1f}" if r else "-" for r in ratios), "", "")
     return t
+
+
+def dataset_notes(meta: dict) -> list[str]:
+    """The lines printed under the table: what the numbers mean and how splits were made."""
+    lines = []
+    if not meta.get("real_data", True):
+        lines.append(f"[bold yellow]{meta.get('note') or 'NOT REAL DATA'}[/]")
+    lines.append("imbalance = largest / smallest class among the classes present in that split")
+    for s in SPLITS:
+        absent = absent_classes(meta, s)
+        if absent:
+            lines.append(f"no {s} image: {', '.join(absent)}")
+    lines.append(f"splits: {meta['split_method']}")
+    return lines
+
+
+def print_dataset(console: Console, meta: dict, title: str) -> None:
+    console.print(dataset_table(meta, title))
+    for line in dataset_notes(meta):
+        console.print(line)
 
 
 def prepare(
@@ -45,13 +63,13 @@ def prepare(
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the download (nih, folder).")] = None,
     size: Annotated[int, typer.Option(help="Output image size in pixels (32 to 1024).")] = 64,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes to keep (default all).")] = None,
-    views: Annotated[Optional[str], typer.Option(help="Comma-separated view positions, e.g. PA,AP.")] = None,
+    views: Annotated[Optional[str], typer.Option(help="Comma-separated view positions, e.g. PA,AP (nih).")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of train_val patients for validation.")] = 0.1,
     test_fraction: Annotated[float, typer.Option(help="Test share of patients where the source has no split.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the patient splits (and the phantom).")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: all cores).")] = None,
     strict: Annotated[bool, typer.Option(help="Missing or unreadable images are errors, not skips.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing prepared dataset at --out.")] = False,
     npz: Annotated[Optional[Path], typer.Option(help="MedMNIST npz file (--source medmnist).")] = None,
     flag: Annotated[Optional[str], typer.Option(help="chestmnist | pneumoniamnist (default: from file name).")] = None,
     labels: Annotated[Optional[Path], typer.Option(help="Labels CSV (--source folder).")] = None,
@@ -71,15 +89,18 @@ def _prepare(**kw) -> None:
     console = out_console()
     result = run_prepare(PrepareConfig(**kw), RichReporter(console))
     meta = result.meta
-    console.print(dataset_table(meta, f"prepared {result.out}"))
+    print_dataset(console, meta, f"prepared {result.out}")
     missing = sum(meta["missing_on_disk"].values())
     if missing:
         per = ", ".join(f"{c} {k}" for c, k in sorted(meta["missing_on_disk"].items(), key=lambda x: -x[1]))
         console.print(f"[yellow]{missing} listed single-label images are not on disk, skipped:[/] {per}")
     if result.failed:
-        console.print(f"[yellow]{len(result.failed)} images could not be decoded, skipped (see failed.csv)")
+        console.print(
+            f"[yellow]{len(result.failed)} images could not be decoded, skipped:[/] see {result.out / 'failed.csv'}"
+        )
     for note in meta["notes"]:
-        console.print(f"note: {note}")
+        if note != meta.get("note"):  # the not-real-data note is already printed under the table
+            console.print(f"note: {note}")
     console.print(f"wrote {result.out} in {meta['seconds']:.1f}s")
 
 
@@ -91,11 +112,16 @@ def info(
     _info(data, as_json)
 
 
+INFO_KEYS = ("source", "real_data", "note", "size", "classes", "counts", "patients", "split_method")
+
+
 @user_errors
 def _info(data: Path, as_json: bool) -> None:
-    pd_ = open_prepared(data)
+    prepared = open_prepared(data)
     if as_json:
-        keys = ("source", "real_data", "note", "size", "classes", "counts", "patients", "split_method")
-        print(json.dumps({k: pd_.meta.get(k) for k in keys}))
+        obj = {k: prepared.meta.get(k) for k in INFO_KEYS}
+        obj["images"] = {s: sum(prepared.meta["counts"][s].values()) for s in SPLITS}
+        obj["imbalance_ratio"] = {s: imbalance_ratio(prepared.meta, s) for s in SPLITS}
+        print(json.dumps(obj))
     else:
-        out_console().print(dataset_table(pd_.meta, str(data)))
+        print_dataset(out_console(), prepared.meta, str(data))

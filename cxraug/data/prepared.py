@@ -79,8 +79,24 @@ def summary_rows(meta: dict) -> list[dict]:
 
 
 def imbalance_ratio(meta: dict, split: str = "train") -> float | None:
-    """Largest over smallest class in a split (None if a class is absent there)."""
-    counts = [int(v) for v in meta["counts"][split].values()]
-    if not counts or min(counts) == 0:
-        return None
-    return max(counts) / min(counts)
+    """Largest over smallest class among the classes present in a split (None if none is).
+
+    Absent classes are left out (a ratio over zero says nothing); ``absent_classes`` names them.
+    """
+    counts = [int(v) for v in meta["counts"][split].values() if int(v) > 0]
+    return max(counts) / min(counts) if counts else None
+
+
+def absent_classes(meta: dict, split: str) -> list[str]:
+    return [c for c in meta["classes"] if int(meta["counts"][split].get(c, 0)) == 0]
+
+
+def fingerprint(data: PreparedData) -> str:
+    """sha256 of manifest.csv: identifies the images *and* their patient split assignment."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(data.root / "manifest.csv", "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -4,30 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per image, kept for the whole run
 class Record:
     image_id: str
     patient_id: str
     label: str
     split: str  # "train", "val", "test" — or "train_val" before validation is carved out
     source_file: str = ""
-    orig_width: int = 0
-    orig_height: int = 0
     view: str = ""
-    age: float | None = None
+    age: int | None = None  # years
     sex: str = ""
     index: int = 0  # position inside an in-memory source (npz, phantom)
 
 
-# A loader turns a Record into an 8-bit grey image of any size; it must be picklable so
-# that worker processes can run it.
-Loader = Callable[[Record], np.ndarray]
+# A loader turns a Record into an 8-bit grey image of any size (an HxW uint8 array, or a
+# Pillow image in mode "L"); it must be picklable so that worker processes can run it.
+Loader = Callable[[Record], "np.ndarray | Image.Image"]
 
 
 @dataclass

@@ -25,8 +25,8 @@ def _patient_groups(records: list[Record]) -> dict[str, list[str]]:
 def carve_patients(records: list[Record], fraction: float, seed: int, new_split: str, rest_split: str) -> list[Record]:
     """Move about ``fraction`` of the patients (stratified by class) to ``new_split``.
 
-    Each class with at least two patients gives at least one patient, so every class that
-    can be represented in both parts is. Deterministic for a seed.
+    Each class with at least two patients gives at least one patient and keeps at least one,
+    so every class that can be represented in both parts is. Deterministic for a seed.
     """
     if not records:
         return []
@@ -39,14 +39,14 @@ def carve_patients(records: list[Record], fraction: float, seed: int, new_split:
         k = round(fraction * len(patients))
         if fraction > 0 and k == 0 and len(patients) >= 2:
             k = 1
+        k = min(k, len(patients) - 1)  # the rest part keeps the class (a lone patient stays there)
         chosen.update(patients[:k])
     return [replace(r, split=new_split if r.patient_id in chosen else rest_split) for r in records]
 
 
-def assert_patient_disjoint(records: list[Record]) -> None:
-    """Fail loudly if any patient landed in two splits (a leak that would void results)."""
-    seen: dict[str, str] = {}
+def patient_leaks(records: list[Record]) -> dict[str, set[str]]:
+    """Patients found in more than one split, with their splits (a leak would void results)."""
+    splits: dict[str, set[str]] = defaultdict(set)
     for r in records:
-        prev = seen.setdefault(r.patient_id, r.split)
-        if prev != r.split:
-            raise AssertionError(f"patient {r.patient_id} is in both {prev} and {r.split}")
+        splits[r.patient_id].add(r.split)
+    return {pid: s for pid, s in splits.items() if len(s) > 1}

@@ -33,11 +33,11 @@ def scan_folder(
     data_dir: Path, labels_csv: Path | None, classes: list[str] | None, test_fraction: float, seed: int
 ) -> SourceScan:
     if not data_dir.is_dir():
-        raise UserError(f"data dir {data_dir} does not exist")
+        raise UserError(f"data dir {data_dir} does not exist; pass the folder the labels CSV's file paths start from")
     if labels_csv is None:
         raise UserError("--source folder needs --labels CSV (columns: file, label[, patient, split])")
     if not labels_csv.is_file():
-        raise UserError(f"labels CSV {labels_csv} does not exist")
+        raise UserError(f"labels CSV {labels_csv} does not exist; pass --labels with its path")
     try:
         df = pd.read_csv(labels_csv, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
@@ -50,15 +50,18 @@ def scan_folder(
             f"name it one of: {', '.join(FILE_COLUMNS if fcol is None else LABEL_COLUMNS)}"
         )
     pcol, scol = _pick(df, PATIENT_COLUMNS), _pick(df, ("split",))
-    df = df[~df[lcol].str.contains("|", regex=False)]
-    present = sorted(set(df[lcol].str.strip()))
+    data_dir = data_dir.resolve()  # the manifest records absolute source paths
+    df[lcol] = df[lcol].str.strip()
+    multi, unlabelled = df[lcol].str.contains("|", regex=False), df[lcol] == ""
+    df = df[~multi & ~unlabelled]
+    present = sorted(set(df[lcol]))
     order = [c for c in NIH_CLASSES if c in present] + [c for c in present if c not in NIH_CLASSES]
     if classes is not None:
         order = [c for c in order if c in classes]
     records: list[Record] = []
     missing: Counter[str] = Counter()
     for row in df.to_dict("records"):
-        label = row[lcol].strip()
+        label = row[lcol]
         if label not in order:
             continue
         path = data_dir / row[fcol]
@@ -67,11 +70,11 @@ def scan_folder(
             continue
         split = row[scol].strip().lower() if scol else "train_val"
         if split not in ("train", "val", "test", "train_val"):
-            raise UserError(f"{labels_csv.name}: split {split!r} is not train, val or test")
+            raise UserError(f"{labels_csv.name}: split {split!r} is not train, val or test; fix its split column")
         records.append(
             Record(
                 image_id=str(row[fcol]),
-                patient_id=str(row[pcol]) if pcol else str(row[fcol]),
+                patient_id=(str(row[pcol]).strip() if pcol else "") or str(row[fcol]),
                 label=label,
                 split=split,
                 source_file=str(path),
@@ -83,6 +86,10 @@ def scan_folder(
         records = carve_patients(records, test_fraction, seed + 1, "test", "train_val")
         method = f"random by patient (test {test_fraction:.0%})"
     notes = [] if pcol else ["no patient column: each image counts as its own patient"]
+    if multi.any():
+        notes.append(f"{int(multi.sum())} multi-label rows ('A|B') dropped (single-label images only)")
+    if unlabelled.any():
+        notes.append(f"{int(unlabelled.sum())} rows without a label dropped")
     return SourceScan(
         name="folder",
         classes=order,

@@ -24,7 +24,7 @@ CHESTMNIST_COLUMNS = (
     "Hernia",
 )  # fmt: skip
 FLAGS = ("chestmnist", "pneumoniamnist")
-NPZ_SPLITS = {"train": "train", "val": "val", "test": "test"}
+NPZ_SPLITS = ("train", "val", "test")  # MedMNIST's array prefixes = cxraug's split names
 
 
 class ArrayLoader:
@@ -51,6 +51,36 @@ def _labels_to_classes(flag: str, labels: np.ndarray) -> list[str | None]:
     return out
 
 
+def _load_arrays(npz: Path) -> dict[str, np.ndarray]:
+    """The six arrays of a MedMNIST npz, checked; anything else is a UserError."""
+    try:
+        data = np.load(npz)  # allow_pickle stays off: an npz is data, never code
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(f"cannot read {npz} as an npz file ({e}); is it a MedMNIST download?") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise UserError(f"{npz} holds a single array, not an npz archive of MedMNIST's six arrays")
+    need = [f"{s}_{k}" for s in NPZ_SPLITS for k in ("images", "labels")]
+    with data:
+        absent = [k for k in need if k not in data.files]
+        if absent:
+            raise UserError(
+                f"{npz.name} lacks array(s) {', '.join(absent)} (has: {', '.join(sorted(data.files)) or 'none'}); "
+                "is it a MedMNIST npz file?"
+            )
+        try:
+            arrays = {k: data[k] for k in need}
+        except (ValueError, OSError, zipfile.BadZipFile) as e:
+            raise UserError(f"cannot read the arrays of {npz.name} ({e}); download it again") from None
+    for split in NPZ_SPLITS:
+        imgs, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if imgs.ndim not in (3, 4) or imgs.dtype != np.uint8 or len(imgs) != len(labels):
+            raise UserError(
+                f"{npz.name}: {split}_images must be uint8 N x H x W (or N x H x W x 3) with one row of "
+                f"{split}_labels per image; found {imgs.dtype} {imgs.shape} and labels {labels.shape}"
+            )
+    return arrays
+
+
 def scan_medmnist(npz: Path, flag: str | None, classes: list[str] | None) -> SourceScan:
     if not npz.is_file():
         raise UserError(f"npz file {npz} does not exist; download it from MedMNIST (e.g. chestmnist.npz)")
@@ -60,55 +90,41 @@ def scan_medmnist(npz: Path, flag: str | None, classes: list[str] | None) -> Sou
             raise UserError(f"cannot tell which MedMNIST set {npz.name} is; pass --flag chestmnist or pneumoniamnist")
     if flag not in FLAGS:
         raise UserError(f"unknown --flag {flag!r}; known: {', '.join(FLAGS)}")
-    try:
-        data = np.load(npz)
-        keys = set(data.files)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise UserError(f"cannot read {npz} as an npz file: {e}") from None
-    need = [f"{s}_{k}" for s in NPZ_SPLITS for k in ("images", "labels")]
-    absent = [k for k in need if k not in keys]
-    if absent:
-        raise UserError(
-            f"{npz.name} lacks array(s) {', '.join(absent)} (has: {', '.join(sorted(keys))}); "
-            "is it a MedMNIST npz file?"
-        )
-    arrays: dict[str, np.ndarray] = {}
-    records: list[Record] = []
-    dropped = 0
+    arrays = _load_arrays(npz)
+    width = len(CHESTMNIST_COLUMNS) if flag == "chestmnist" else 1
+    found = arrays["train_labels"].reshape(len(arrays["train_labels"]), -1).shape[1]
+    if found != width:
+        raise UserError(f"{npz.name} has {found} label column(s) but {flag} has {width}; pass the right --flag")
     flag_classes = list(CHESTMNIST_COLUMNS) if flag == "chestmnist" else ["Pneumonia"]
     known = [c for c in NIH_CLASSES if c == NO_FINDING or c in flag_classes]
     wanted = set(classes) if classes is not None else set(known)
-    for split, key in NPZ_SPLITS.items():
-        imgs, labels = data[f"{key}_images"], data[f"{key}_labels"]
-        if len(imgs) != len(labels):
-            raise UserError(f"{npz.name}: {key}_images and {key}_labels differ in length")
-        arrays[split] = imgs
-        for i, cls in enumerate(_labels_to_classes(flag, labels)):
+    images: dict[str, np.ndarray] = {}
+    records: list[Record] = []
+    dropped = 0
+    for split in NPZ_SPLITS:
+        images[split] = arrays[f"{split}_images"]
+        for i, cls in enumerate(_labels_to_classes(flag, arrays[f"{split}_labels"])):
             if cls is None:
                 dropped += 1
-                continue
-            if cls not in wanted:
-                continue
-            h, w = imgs.shape[1:3]
-            records.append(
-                Record(
-                    image_id=f"{flag}-{split}-{i:06d}",
-                    patient_id=f"{flag}-{split}-{i:06d}",
-                    label=cls,
-                    split=split,
-                    source_file=f"{npz.name}:{key}_images[{i}]",
-                    orig_width=int(w),
-                    orig_height=int(h),
-                    index=i,
+            elif cls in wanted:
+                image_id = f"{flag}-{split}-{i:06d}"
+                records.append(
+                    Record(
+                        image_id=image_id,
+                        patient_id=image_id,
+                        label=cls,
+                        split=split,
+                        source_file=f"{npz.resolve()}:{split}_images[{i}]",
+                        index=i,
+                    )
                 )
-            )
-    notes = [f"{dropped} multi-label images dropped"] if dropped else []
+    notes = [f"{dropped} multi-label images dropped (single-label images only)"] if dropped else []
     notes.append("MedMNIST has no patient ids: each image counts as its own patient")
     return SourceScan(
         name=f"medmnist:{flag}",
         classes=[c for c in known if c in wanted],
         records=records,
-        loader=ArrayLoader(arrays),
+        loader=ArrayLoader(images),
         split_method="MedMNIST's own train/val/test",
         notes=notes,
         parallel=False,

@@ -7,6 +7,7 @@ per class and skipped, so a partial download works like a full one.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 from cxraug.classes import NIH_CLASSES
 from cxraug.data.imageio import FileLoader
 from cxraug.data.records import Record, SourceScan
+from cxraug.data.splits import carve_patients
 from cxraug.errors import UserError
 
 CSV_NAMES = (
@@ -71,11 +73,20 @@ def read_split_lists(data_dir: Path) -> tuple[set[str], set[str]] | None:
     return train_val, test
 
 
-def _int(value: str) -> int:
-    try:
-        return int(float(value))
-    except ValueError:
-        return 0
+def _int(value: str) -> int | None:
+    """Leading integer of a CSV cell: '58' and the 2017 CSV's '058Y' give 58; blank gives None."""
+    m = re.match(r"\s*(\d+)", value or "")
+    return int(m.group(1)) if m else None
+
+
+def _filter_views(df: pd.DataFrame, views: list[str], csv_name: str) -> pd.DataFrame:
+    if "View Position" not in df.columns:
+        raise UserError(f"--views given but {csv_name} has no 'View Position' column; drop --views")
+    known = sorted(set(df["View Position"].str.strip().str.upper()) - {""})
+    unknown = [v for v in views if v.strip().upper() not in known]
+    if unknown:
+        raise UserError(f"unknown view(s) {', '.join(unknown)} in --views; {csv_name} has: {', '.join(known)}")
+    return df[df["View Position"].str.strip().str.upper().isin([v.strip().upper() for v in views])]
 
 
 def scan_nih(
@@ -83,15 +94,14 @@ def scan_nih(
 ) -> SourceScan:
     if not data_dir.is_dir():
         raise UserError(f"data dir {data_dir} does not exist; pass the folder of the NIH download")
+    data_dir = data_dir.resolve()  # the manifest records absolute source paths
     csv_path = find_metadata_csv(data_dir)
     df = read_metadata(csv_path)
-    labels = df["Finding Labels"].str.strip()
-    df = df[~labels.str.contains("|", regex=False)]
-    df = df[df["Finding Labels"].str.strip().isin(classes)]
     if views:
-        if "View Position" not in df.columns:
-            raise UserError(f"--views given but {csv_path.name} has no 'View Position' column")
-        df = df[df["View Position"].str.upper().isin([v.upper() for v in views])]
+        df = _filter_views(df, views, csv_path.name)
+    df = df.assign(**{"Image Index": df["Image Index"].str.strip(), "Finding Labels": df["Finding Labels"].str.strip()})
+    # Single-label rows only: "A|B" never equals a class name, so isin() drops them.
+    df = df[df["Finding Labels"].isin(classes)]
 
     images = index_images(data_dir)
     if not images:
@@ -106,20 +116,16 @@ def scan_nih(
         notes.append("train_val_list.txt/test_list.txt not found: test split drawn by patient")
     else:
         split_method = "NIH official train_val/test lists (patient-wise)"
-    w_col = next((c for c in df.columns if c.startswith("OriginalImage")), None)
-    h_col = df.columns[df.columns.get_loc(w_col) + 1] if w_col else None
 
+    on_disk = df["Image Index"].isin(images.keys())
+    missing = Counter({str(k): int(v) for k, v in df.loc[~on_disk, "Finding Labels"].value_counts().items()})
+    df = df[on_disk]
     records: list[Record] = []
-    missing: Counter[str] = Counter()
     unlisted = 0
     cols = {c: i for i, c in enumerate(df.columns)}
     for values in df.itertuples(index=False, name=None):
-        name = values[cols["Image Index"]].strip()
-        label = values[cols["Finding Labels"]].strip()
-        path = images.get(name)
-        if path is None:
-            missing[label] += 1
-            continue
+        name, label = values[cols["Image Index"]], values[cols["Finding Labels"]]
+        path = images[name]
         if lists is not None:
             if name in lists[1]:
                 split = "test"
@@ -130,7 +136,6 @@ def scan_nih(
                 continue
         else:
             split = "train_val"
-        age = values[cols["Patient Age"]] if "Patient Age" in cols else ""
         records.append(
             Record(
                 image_id=name,
@@ -138,18 +143,14 @@ def scan_nih(
                 label=label,
                 split=split,
                 source_file=str(path),
-                orig_width=_int(values[cols[w_col]]) if w_col else 0,
-                orig_height=_int(values[cols[h_col]]) if h_col else 0,
-                view=values[cols["View Position"]] if "View Position" in cols else "",
-                age=float(_int(age)) if age else None,
-                sex=values[cols["Patient Gender"]] if "Patient Gender" in cols else "",
+                view=values[cols["View Position"]].strip() if "View Position" in cols else "",
+                age=_int(values[cols["Patient Age"]]) if "Patient Age" in cols else None,
+                sex=values[cols["Patient Gender"]].strip() if "Patient Gender" in cols else "",
             )
         )
     if unlisted:
         notes.append(f"{unlisted} images in neither split list were skipped")
     if lists is None:
-        from cxraug.data.splits import carve_patients
-
         records = carve_patients(records, test_fraction, seed + 1, "test", "train_val")
     return SourceScan(
         name="nih",

@@ -15,8 +15,10 @@ import numpy as np
 from cxraug.classes import NIH_CLASSES, NIH_SINGLE_LABEL_COUNTS
 from cxraug.data.records import Record, SourceScan
 from cxraug.data.splits import carve_patients
+from cxraug.errors import UserError
 
 PHANTOM_NOTE = "synthetic phantom images, procedurally generated: NOT REAL DATA"
+FLOOR = 12  # images per class at least: a few patients, so each split gets one
 
 
 def class_counts(n: int, classes: list[str], floor: int) -> dict[str, int]:
@@ -101,7 +103,14 @@ class PhantomLoader:
         return render(record.label, self.size, self.seed * 1_000_003 + record.index)
 
 
-def scan_phantom(n: int, size: int, classes: list[str], seed: int, test_fraction: float, floor: int = 12) -> SourceScan:
+def scan_phantom(
+    n: int, size: int, classes: list[str], seed: int, test_fraction: float, floor: int = FLOOR
+) -> SourceScan:
+    if n < floor * len(classes):
+        raise UserError(
+            f"--n {n} is too small for {len(classes)} classes: the phantom set has at least {floor} images "
+            f"per class so that each reaches train, val and test; use --n {floor * len(classes)} or more"
+        )
     counts = class_counts(n, classes, floor)
     rng = np.random.default_rng(seed)
     records: list[Record] = []
@@ -119,10 +128,8 @@ def scan_phantom(n: int, size: int, classes: list[str], seed: int, test_fraction
                         label=cls,
                         split="train_val",
                         source_file=f"phantom:seed={seed}:index={idx}",
-                        orig_width=size,
-                        orig_height=size,
                         view="PA",
-                        age=float(rng.integers(20, 80)),
+                        age=int(rng.integers(20, 80)),
                         sex="MF"[int(rng.integers(0, 2))],
                         index=idx,
                     )
