@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from cxraug import __version__
-from cxraug.commands import prepare_cmd
+from cxraug.commands import benchmark_cmd, prepare_cmd, score_cmd, synth_cmd, train_cmd
 
 app = typer.Typer(
     name="cxraug",
@@ -36,19 +36,37 @@ def _root(
 
 app.command()(prepare_cmd.prepare)
 app.command()(prepare_cmd.info)
+app.command()(train_cmd.plugins)
+app.command("train-gen")(train_cmd.train_gen)
+app.command()(synth_cmd.synth)
+app.command()(benchmark_cmd.benchmark)
+app.command()(score_cmd.score)
+
+
+def _cli_error_types() -> tuple[type[BaseException], type[BaseException]]:
+    """(usage-error base, abort) of the click that parses our arguments: Typer >= 0.26 vendors
+    click (its errors derive from typer.TyperException), older Typer uses the click package."""
+    if hasattr(typer, "TyperException"):
+        return typer.TyperException, typer.Abort
+    import click
+
+    return click.exceptions.ClickException, click.exceptions.Abort
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: usage errors become one line and exit code 2."""
-    import click
-
+    usage_error, abort = _cli_error_types()
     try:
         rv = app(args=argv, prog_name="cxraug", standalone_mode=False)
-    except click.exceptions.UsageError as e:
-        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+    except usage_error as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `cxraug`: its message is the help
+            print(e.format_message())
+            sys.exit(0)
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         print(f"error: {e.format_message()}{hint}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -85,7 +85,7 @@ def _route(key: str, value: Any, train: dict, model: dict, model_fields: set[str
         )
 
 
-def _validated(cls: type[BaseModel], values: dict[str, Any], what: str) -> BaseModel:
+def validated(cls: type[BaseModel], values: dict[str, Any], what: str) -> BaseModel:
     try:
         return cls(**values)
     except ValidationError as e:
@@ -93,8 +93,8 @@ def _validated(cls: type[BaseModel], values: dict[str, Any], what: str) -> BaseM
         loc = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             known = ", ".join(cls.model_fields)
-            raise UserError(f"unknown {what} key {loc!r}; known: {known}") from None
-        raise UserError(f"{what} key {loc!r}: {err['msg']} (got {err.get('input')!r})") from None
+            raise UserError(f"unknown {what} {loc!r}; known: {known}") from None
+        raise UserError(f"{what} {loc!r}: {err['msg']} (got {err.get('input')!r})") from None
 
 
 def resolve(
@@ -119,4 +119,4 @@ def resolve(
     train.update({k: v for k, v in flags.items() if v is not None})
     for k, v in sets.items():
         _route(k, v, train, model, fields)
-    return _validated(TrainConfig, train, "training"), _validated(model_cls, model, "model")
+    return validated(TrainConfig, train, "training key"), validated(model_cls, model, "model key")

@@ -1,0 +1,297 @@
+"""Arms: which images a classifier trains on, and how it samples or weighs them.
+
+Arm names: ``real``, ``reweight`` (class-weighted loss), ``oversample`` (class-balanced
+sampling), ``classic`` (classical augmentation), ``NAME`` (real + synthetic set NAME at each
+``--ratio``), ``NAME@RATIO`` (one ratio), ``NAME-only`` (synthetic images only: a
+classification accuracy score for the generator).
+
+Ratios say how many synthetic images of a class c join its n_c real ones: ``fill`` (up to the
+majority class: max_k n_k - n_c), ``xK`` (K * n_c), ``+N`` (N). Only classes present in the
+synthetic set (and in ``synthetic_classes``, if given) receive images.
+
+No torch here: a training set is index arrays and uint8 images.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cxraug.benchmark.config import BASELINE_ARMS
+from cxraug.errors import UserError
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class Ratio:
+    mode: str  # "fill" | "times" | "plus"
+    value: float = 0.0
+
+    @property
+    def text(self) -> str:
+        if self.mode == "fill":
+            return "fill"
+        if self.mode == "times":
+            return f"x{self.value:g}"
+        return f"+{int(self.value)}"
+
+    def n_synthetic(self, n_real: int, n_majority: int) -> int:
+        if self.mode == "fill":
+            return max(0, n_majority - n_real)
+        if self.mode == "times":
+            return round(self.value * n_real)
+        return int(self.value)
+
+    def describe(self) -> str:
+        if self.mode == "fill":
+            return "fill each class up to the majority class"
+        if self.mode == "times":
+            return f"{self.value:g} x each class's own real count"
+        return f"{int(self.value)} per class"
+
+
+def parse_ratio(text: str) -> Ratio:
+    t = text.strip().lower()
+    if t == "fill":
+        return Ratio("fill")
+    m = re.fullmatch(r"x(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)x", t)
+    if m:
+        k = float(m.group(1) or m.group(2))
+        if k <= 0:
+            raise UserError(f"--ratio {text!r}: the factor must be above 0")
+        return Ratio("times", k)
+    m = re.fullmatch(r"\+(\d+)", t)
+    if m and int(m.group(1)) > 0:
+        return Ratio("plus", int(m.group(1)))
+    raise UserError(f"--ratio {text!r} is not understood; use fill, xK (e.g. x2) or +N (e.g. +500)")
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    kind: str  # "real" | "reweight" | "oversample" | "classic" | "synthetic" | "synthetic-only"
+    synthetic: str | None = None
+    ratio: Ratio | None = None
+
+    @property
+    def uses_synthetic(self) -> bool:
+        return self.synthetic is not None
+
+    def describe(self) -> str:
+        return {
+            "real": "real training images as they are",
+            "reweight": "real images, class-weighted loss (weight 1/n_c)",
+            "oversample": "real images, class-balanced sampling",
+            "classic": "real images, classical augmentation (rotation, scale, shift, brightness, contrast)",
+            "synthetic": f"real + synthetic set {self.synthetic!r}, {self.ratio.describe() if self.ratio else ''}",
+            "synthetic-only": f"synthetic set {self.synthetic!r} only (classification accuracy score)",
+        }[self.kind]
+
+
+def check_synthetic_name(name: str) -> None:
+    if not _NAME.match(name) or name in BASELINE_ARMS or name.endswith("-only"):
+        raise UserError(
+            f"synthetic set name {name!r} is not usable; use letters, digits, _ or - "
+            f"(not {', '.join(BASELINE_ARMS)}, not ending in -only), e.g. --synthetic cgan=DIR"
+        )
+
+
+def expand_arms(spec: list[str] | None, synthetic: list[str], ratios: list[str]) -> list[Arm]:
+    """Arm names (None: the default set) -> arms, in the order given, without repeats."""
+    parsed_ratios = [parse_ratio(r) for r in ratios] or [Ratio("fill")]
+    names = list(spec) if spec else [*BASELINE_ARMS, *synthetic]
+    arms: list[Arm] = []
+    for raw in names:
+        name = raw.strip()
+        if name in BASELINE_ARMS:
+            arms.append(Arm(name, name))
+            continue
+        base, _, ratio = name.partition("@")
+        only = base.endswith("-only") and not ratio
+        syn = base[: -len("-only")] if only else base
+        if syn not in synthetic:
+            known = [*BASELINE_ARMS, *synthetic, *(f"{s}-only" for s in synthetic)]
+            hint = "" if synthetic else "; synthetic arms need --synthetic NAME=DIR"
+            raise UserError(f"unknown arm {name!r}; known: {', '.join(known)}{hint}")
+        if only:
+            arms.append(Arm(name, "synthetic-only", syn))
+        elif ratio:
+            r = parse_ratio(ratio)
+            arms.append(Arm(f"{syn}@{r.text}", "synthetic", syn, r))
+        else:
+            for r in parsed_ratios:
+                label = syn if len(parsed_ratios) == 1 else f"{syn}@{r.text}"
+                arms.append(Arm(label, "synthetic", syn, r))
+    seen: set[str] = set()
+    unique = [a for a in arms if not (a.name in seen or seen.add(a.name))]
+    if not unique:
+        raise UserError("no arm to run; e.g. --arms real,oversample")
+    return unique
+
+
+def controlled_real_index(
+    labels: np.ndarray, patients: np.ndarray, keep: dict[int, int], seed: int, classes: list[str]
+) -> np.ndarray:
+    """Training rows kept when class c keeps only ``keep[c]`` images, chosen by patient.
+
+    Patients of the class are drawn in a seeded random order and keep all their images of
+    it until the quota is reached (the last one drawn may keep only some, to hit N exactly).
+    Images of other classes are never dropped.
+    """
+    rng = np.random.default_rng(seed)
+    drop = np.zeros(len(labels), dtype=bool)
+    for c, n_keep in keep.items():
+        rows = np.flatnonzero(labels == c)
+        if n_keep > len(rows):
+            raise UserError(
+                f"--controlled-imbalance {classes[c]}={n_keep}: the training split has only "
+                f"{len(rows)} images of {classes[c]}; choose N up to {len(rows)}"
+            )
+        by_patient: dict[str, list[int]] = {}
+        for r in rows:
+            by_patient.setdefault(str(patients[r]), []).append(int(r))
+        order = sorted(by_patient)
+        rng.shuffle(order)
+        kept: list[int] = []
+        for p in order:
+            if len(kept) >= n_keep:
+                break
+            kept.extend(by_patient[p][: n_keep - len(kept)])
+        drop[rows] = True
+        drop[kept] = False
+    return np.flatnonzero(~drop)
+
+
+@dataclass
+class TrainSet:
+    """What one arm trains on: real training rows + synthetic images, sampling and loss weights."""
+
+    arm: Arm
+    real_index: np.ndarray  # rows of the prepared training split
+    real_labels: np.ndarray
+    synth_images: np.ndarray  # uint8 M x S x S
+    synth_labels: np.ndarray
+    num_classes: int
+    sampling: str = "shuffle"  # "shuffle" | "balanced"
+    class_weights: np.ndarray | None = None
+    augment: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.concatenate([self.real_labels, self.synth_labels]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.real_labels) + len(self.synth_labels)
+
+    def real_counts(self) -> np.ndarray:
+        return np.bincount(self.real_labels, minlength=self.num_classes)
+
+    def synth_counts(self) -> np.ndarray:
+        return np.bincount(self.synth_labels, minlength=self.num_classes)
+
+
+def inverse_frequency_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """w_c = N / (K * n_c) over the K classes present: the sample-weighted mean stays 1."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    w = np.zeros(num_classes)
+    w[present] = len(labels) / (present.sum() * counts[present])
+    return w
+
+
+def synthetic_quota(
+    arm: Arm, real_counts: np.ndarray, set_counts: np.ndarray, allowed: set[int] | None, classes: list[str]
+) -> dict[int, int]:
+    """Synthetic images per class an arm adds (refused if the set has too few): checked
+    before any training, so a shortfall never surfaces after hours of other arms."""
+    if arm.kind == "synthetic-only":
+        missing = [classes[c] for c in range(len(classes)) if set_counts[c] == 0]
+        if missing:
+            raise UserError(
+                f"arm {arm.name} trains on synthetic images only, but set {arm.synthetic!r} has none of "
+                f"{', '.join(missing)}; synthesize every class (`cxraug synth --class all`) or drop the arm"
+            )
+        return {c: int(n) for c, n in enumerate(set_counts) if n}
+    assert arm.ratio is not None
+    majority = int(real_counts.max())
+    quota: dict[int, int] = {}
+    for c in np.flatnonzero(set_counts):
+        if allowed is not None and int(c) not in allowed:
+            continue
+        want = arm.ratio.n_synthetic(int(real_counts[c]), majority)
+        if want > set_counts[c]:
+            raise UserError(
+                f"arm {arm.name}: {want} synthetic images of {classes[c]} are needed "
+                f"({arm.ratio.describe()}) but set {arm.synthetic!r} has {int(set_counts[c])}; "
+                "synthesize more with `cxraug synth -n ...` or choose another --ratio"
+            )
+        quota[int(c)] = want
+    return quota
+
+
+def _pick_synthetic(
+    arm: Arm,
+    images: np.ndarray,
+    labels: np.ndarray,
+    real_counts: np.ndarray,
+    allowed: set[int] | None,
+    seed: int,
+    classes: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    set_counts = np.bincount(labels, minlength=len(classes))
+    picked: list[np.ndarray] = []
+    for c, want in synthetic_quota(arm, real_counts, set_counts, allowed, classes).items():
+        rows = np.flatnonzero(labels == c)
+        # The same seed picks the same images in every run; different seeds, different ones.
+        rng = np.random.default_rng([seed, c])
+        picked.append(np.sort(rng.permutation(rows)[:want]))
+    idx = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
+    return images[idx], labels[idx]
+
+
+def build_train_set(
+    arm: Arm,
+    train_labels: np.ndarray,
+    real_index: np.ndarray,
+    classes: list[str],
+    seed: int,
+    synthetic: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    synthetic_classes: set[int] | None = None,
+) -> TrainSet:
+    """The training set an arm claims, for one seed. ``synthetic[name]`` = (uint8 images, labels)."""
+    k = len(classes)
+    real_labels = train_labels[real_index].astype(np.int64)
+    size = 0
+    if synthetic:
+        first = next(iter(synthetic.values()))[0]
+        size = first.shape[-1] if first.ndim == 3 else 0
+    empty = (np.zeros((0, size, size), np.uint8), np.zeros(0, np.int64))
+    ts = TrainSet(arm, real_index, real_labels, *empty, num_classes=k)
+    if arm.kind == "reweight":
+        ts.class_weights = inverse_frequency_weights(real_labels, k)
+    elif arm.kind == "oversample":
+        ts.sampling = "balanced"
+    elif arm.kind == "classic":
+        ts.augment = True
+    elif arm.kind in ("synthetic", "synthetic-only"):
+        if not synthetic or arm.synthetic not in synthetic:
+            raise UserError(
+                f"arm {arm.name} needs synthetic set {arm.synthetic!r}; pass --synthetic {arm.synthetic}=DIR"
+            )
+        images, labels = synthetic[arm.synthetic]
+        if arm.kind == "synthetic":
+            ts.synth_images, ts.synth_labels = _pick_synthetic(
+                arm, images, labels, ts.real_counts(), synthetic_classes, seed, classes
+            )
+        else:
+            synthetic_quota(arm, ts.real_counts(), np.bincount(labels, minlength=k), None, classes)
+            ts.real_index = real_index[:0]
+            ts.real_labels = real_labels[:0]
+            ts.synth_images, ts.synth_labels = images, labels.astype(np.int64)
+    elif arm.kind != "real":
+        raise ValueError(f"unknown arm kind {arm.kind}")
+    return ts

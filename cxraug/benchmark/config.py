@@ -1,0 +1,127 @@
+"""Options of ``cxraug benchmark``: one validated object, built from defaults < YAML file <
+command-line options < ``--set key=value`` (dotted keys reach nested options)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cxraug.config import load_config_file, parse_sets, validated
+from cxraug.errors import UserError
+
+BASELINE_ARMS = ("real", "reweight", "oversample", "classic")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class AugmentConfig(_Strict):
+    """Classical augmentation for chest X-rays (arm ``classic``): small geometric and
+    intensity changes; never a left-right flip (the heart is on the left)."""
+
+    degrees: float = Field(7.0, ge=0, le=45)
+    translate: float = Field(0.06, ge=0, le=0.5)  # fraction of the image size
+    scale: float = Field(0.10, ge=0, le=0.5)  # zoom in [1 - scale, 1 + scale]
+    brightness: float = Field(0.10, ge=0, le=1)  # added, in units of the [-1, 1] range / 2
+    contrast: float = Field(0.10, ge=0, le=1)  # multiplied around the image mean, 1 +- contrast
+
+
+class BenchmarkConfig(_Strict):
+    # classifier
+    model: str = "resnet18"
+    weights: Path | None = None  # local file (safetensors or torch state dict); never downloaded
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    cpu: bool = False  # force the CPU even where a GPU is present
+    num_workers: int = Field(0, ge=0)
+    # experiment
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    arms: list[str] | None = None  # None: real, reweight, oversample, classic + one per synthetic set
+    ratios: list[str] = Field(default_factory=lambda: ["fill"])
+    synthetic: dict[str, Path] = Field(default_factory=dict)
+    synthetic_classes: list[str] | None = None  # add synthetic images of these classes only
+    controlled_imbalance: dict[str, int] = Field(default_factory=dict)
+    imbalance_seed: int = 0  # which patients a controlled imbalance keeps (same for every seed)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    # reporting (changing these never retrains anything)
+    rare_classes: list[str] | None = None  # None: below rare_threshold of the training set
+    rare_threshold: float = Field(0.02, gt=0, lt=1)
+    reference: str = "real"
+    confidence: float = Field(0.95, gt=0, lt=1)
+    grid_per_class: int = Field(8, ge=0, le=64)
+    plots: bool = True
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            if v < 1:
+                raise ValueError("seeds must be a count of at least 1 or a list of seeds")
+            return list(range(v))
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        if not v or len(set(v)) != len(v) or min(v) < 0:
+            raise ValueError("seeds must be a non-empty list of seeds >= 0 without repeats")
+        return v
+
+    @field_validator("controlled_imbalance")
+    @classmethod
+    def _positive(cls, v: dict[str, int]) -> dict[str, int]:
+        for k, n in v.items():
+            if n < 1:
+                raise ValueError(f"controlled imbalance {k}={n}: keep at least 1 image")
+        return v
+
+    def training_dict(self) -> dict[str, Any]:
+        """The options a trained model depends on (its resume key); reporting options excluded."""
+        keys = ("model", "epochs", "batch_size", "lr", "weight_decay", "mixed_precision")
+        d: dict[str, Any] = {k: getattr(self, k) for k in keys}
+        d["weights"] = str(self.weights) if self.weights else None
+        d["controlled_imbalance"] = dict(sorted(self.controlled_imbalance.items()))
+        d["imbalance_seed"] = self.imbalance_seed
+        return d
+
+
+def _set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = target
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {key}: {p} is not a group of options")
+    node[parts[-1]] = value
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``key=value`` strings (values read as YAML) -> nested dict on dotted keys."""
+    out: dict[str, Any] = {}
+    for key, value in parse_sets(items).items():
+        _set_dotted(out, key, value)
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build_config(
+    file: Path | None = None, options: dict[str, Any] | None = None, sets: list[str] | None = None
+) -> BenchmarkConfig:
+    """Defaults < YAML file < explicit options (None values ignored) < ``--set`` items."""
+    raw: dict[str, Any] = load_config_file(file)
+    raw = _merge(raw, {k: v for k, v in (options or {}).items() if v is not None})
+    raw = _merge(raw, parse_set(sets or []))
+    return validated(BenchmarkConfig, raw, "option")  # type: ignore[return-value]

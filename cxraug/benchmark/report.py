@@ -1,0 +1,272 @@
+"""Write the report: results.csv (arm x seed x class), runs.csv (arm x seed), results.json
+(everything, with the summaries), summary.md (the tables and plain verdicts) and the plots.
+Every file is written atomically; every number carries its n."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from cxraug.benchmark.aggregate import BenchmarkReport
+from cxraug.benchmark.metrics import RUN_METRICS
+from cxraug.benchmark.statistics import HELPED, HURT, Estimate, verdict
+from cxraug.data.prepared import fingerprint
+from cxraug.fsutil import atomic_write_text, write_json
+
+RUN_LABELS = {
+    "macro_auroc": "macro AUROC",
+    "macro_f1": "macro F1",
+    "balanced_accuracy": "balanced acc.",
+    "rare_auroc": "rare AUROC",
+    "rare_f1": "rare F1",
+    "rare_recall": "rare recall",
+}
+PLOTS = {
+    "class_auroc.png": "per-class test AUROC per arm (mean, CI)",
+    "roc_curves.png": "ROC curves",
+    "confusion_matrices.png": "confusion matrices",
+}
+
+
+def _clean(obj: Any) -> Any:
+    """JSON has no NaN: write null instead."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, Estimate):
+        return _clean(obj.to_dict())
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return _clean(obj.item())
+    return obj
+
+
+def dataset_line(report: BenchmarkReport) -> str:
+    data = report.plan.data
+    meta = data.meta
+    n = {s: sum(data.counts(s).values()) for s in ("train", "val", "test")}
+    p = meta.get("patients", {})
+    real = "" if meta.get("real_data", True) else f" — **{meta.get('note') or 'NOT REAL DATA'}**"
+    return (
+        f"`{data.root}` ({meta.get('source')}, {data.size}px, {len(data.classes)} classes){real}; "
+        f"train {n['train']} images ({p.get('train', '?')} patients), val {n['val']} ({p.get('val', '?')}), "
+        f"test {n['test']} ({p.get('test', '?')}); fingerprint {fingerprint(data)[:12]}"
+    )
+
+
+def _verdict_text(v: str) -> str:
+    return {HELPED: "**helped**", HURT: "**hurt**"}.get(v, v)
+
+
+def answer_lines(report: BenchmarkReport) -> list[str]:
+    """The plain answer, one line per rare class and arm (synthetic arms first)."""
+    ref = report.reference
+    if ref is None:
+        return [f"No reference arm ({report.plan.cfg.reference}) was run, so nothing is compared."]
+    if not report.rare:
+        return [f"No rare class ({report.rare_rule}): set option rare_classes to name them."]
+    lines = []
+    verdicts = sorted(report.verdicts("auroc"), key=lambda v: (not v["synthetic"], v["class"]))
+    if not any(v["synthetic"] for v in verdicts):
+        lines.append("No synthetic arm was run; the other arms compared with the reference:")
+    for v in verdicts:
+        c = report.classes.index(v["class"])
+        f1 = report.class_diff[(v["arm"], v["class"])]["f1"]
+        n_test = int(report.per_class.loc[report.per_class["class"] == v["class"], "n_pos"].iloc[0])
+        lines.append(
+            f"- **{v['class']}** ({int(report.train_counts[c])} real training images, {n_test} test images), "
+            f"{v['arm']} vs {ref}: AUROC {v['diff'].text(signed=True)} → {_verdict_text(v['verdict'])}; "
+            f"F1 {f1.text(signed=True)} → {_verdict_text(verdict(f1))} (paired over seeds)"
+        )
+    return lines
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def summary_markdown(report: BenchmarkReport, grids: list[str]) -> str:
+    cfg, plan = report.plan.cfg, report.plan
+    k = len(report.seeds)
+    n_test = int(report.runs["n_test"].iloc[0]) if len(report.runs) else 0
+    conf = f"{cfg.confidence:.0%}"
+    weights = f"weights from {cfg.weights}" if cfg.weights else "trained from scratch"
+    lines = [
+        f"# cxraug benchmark: {plan.data.name}",
+        "",
+        f"- Data: {dataset_line(report)}",
+        f"- Classifier: {cfg.model}, 1 channel, {weights}; {cfg.epochs} epochs, batch {cfg.batch_size}, "
+        f"AdamW lr {cfg.lr:g}, weight decay {cfg.weight_decay:g}, mixed precision {cfg.mixed_precision}; "
+        f"device {report.runs['device'].iloc[0] if len(report.runs) else '?'}",
+        f"- Selection: the epoch with the best validation macro AUROC; per-class thresholds maximise "
+        f"validation F1; the test split ({n_test} images) is predicted once per trained model.",
+        f"- Seeds: {', '.join(map(str, report.seeds))} (n={k}), the same for every arm (paired). "
+        f"Numbers are mean [{conf} t-interval] (n = seeds).",
+        f"- Rare classes: {', '.join(report.classes[c] for c in report.rare) or 'none'} ({report.rare_rule}).",
+    ]
+    if plan.controlled:
+        kept = ", ".join(f"{plan.classes[c]}={n}" for c, n in plan.controlled.items())
+        lines.append(
+            f"- Controlled imbalance: kept {kept} training images, chosen by patient (seed {cfg.imbalance_seed})."
+        )
+    lines += ["", "## Did it help the rare classes?", ""]
+    lines += answer_lines(report)
+    lines += [
+        "",
+        f"'helped': the whole {conf} interval of the paired difference is above 0; 'hurt': below 0; "
+        "otherwise there is no evidence it helps (which is not evidence that it does not).",
+        "",
+        "## Arms and their training sets",
+        "",
+    ]
+    rows = []
+    for arm in report.arms:
+        sub = report.per_class[report.per_class["arm"] == arm.name]
+        seed0 = sub[sub["seed"] == sub["seed"].min()] if len(sub) else sub
+        synth = int(seed0["n_train_synthetic"].sum()) if len(seed0) else 0
+        real = int(seed0["n_train_real"].sum()) if len(seed0) else 0
+        per = ", ".join(
+            f"{r['class']} +{int(r['n_train_synthetic'])}" for _, r in seed0.iterrows() if r["n_train_synthetic"]
+        )
+        secs = report.arm_summary[arm.name]["seconds"]
+        rows.append(
+            [arm.name, arm.describe(), str(real), f"{synth}" + (f" ({per})" if per else ""), f"{secs.mean:.1f}s"]
+        )
+    lines += _table(["arm", "what", "real images", "synthetic images", "time per run"], rows)
+    lines += ["", f"## Test results (test n={n_test} images; mean [{conf} CI] over seeds)", ""]
+    rows = [[arm.name] + [report.arm_summary[arm.name][m].text() for m in RUN_METRICS] for arm in report.arms]
+    lines += _table(["arm", *(RUN_LABELS[m] for m in RUN_METRICS)], rows)
+    if report.reference:
+        lines += ["", f"## Paired differences from {report.reference} (same seeds)", ""]
+        rows = [
+            [arm.name] + [f"{report.arm_diff[arm.name][m].text(signed=True)}" for m in RUN_METRICS]
+            for arm in report.arms
+            if arm.name != report.reference
+        ]
+        lines += _table(["arm", *(f"Δ {RUN_LABELS[m]}" for m in RUN_METRICS)], rows)
+    lines += ["", "## Rare classes in detail", ""]
+    for c in report.rare:
+        name = report.classes[c]
+        n_pos = int(report.per_class.loc[report.per_class["class"] == name, "n_pos"].iloc[0])
+        lines += [f"### {name} ({int(report.train_counts[c])} real training images, {n_pos} test images)", ""]
+        rows = []
+        for arm in report.arms:
+            s = report.class_summary[(arm.name, name)]
+            row = [arm.name, s["auroc"].text(), s["recall"].text(), s["precision"].text(), s["f1"].text()]
+            if report.reference and arm.name != report.reference:
+                d = report.class_diff[(arm.name, name)]
+                row += [d["auroc"].text(signed=True), verdict(d["auroc"]), d["f1"].text(signed=True), verdict(d["f1"])]
+            else:
+                row += ["", "", "", ""]
+            rows.append(row)
+        lines += _table(["arm", "AUROC", "recall", "precision", "F1", "Δ AUROC", "verdict", "Δ F1", "verdict"], rows)
+        lines.append("")
+    lines += [f"## Per-class test AUROC (mean [{conf} CI], n = seeds)", ""]
+    rows = []
+    for name in report.classes:
+        n_pos = int(report.per_class.loc[report.per_class["class"] == name, "n_pos"].iloc[0])
+        rows.append([name, str(n_pos)] + [report.class_summary[(a.name, name)]["auroc"].text() for a in report.arms])
+    lines += _table(["class", "test n", *(a.name for a in report.arms)], rows)
+    if cfg.plots:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{what}]({f})" for f, what in PLOTS.items()]
+        lines += [f"![synthetic images used]({g})" for g in grids]
+    lines += ["", "## Notes", ""]
+    lines += [f"- {n}" for n in caveats(report)]
+    lines += [
+        "",
+        "Files: results.csv (arm x seed x class), runs.csv (arm x seed), results.json, runs/ (per-run records).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def caveats(report: BenchmarkReport) -> list[str]:
+    notes = list(report.notes)
+    meta = report.plan.data.meta
+    if not meta.get("real_data", True):
+        notes.append("this dataset is NOT real data: the numbers test the pipeline, not a medical question")
+    if len(report.seeds) < 5:
+        notes.append(f"only {len(report.seeds)} seeds: intervals are wide; 5 or more are advised for conclusions")
+    for c in report.rare:
+        name = report.classes[c]
+        n_pos = int(report.per_class.loc[report.per_class["class"] == name, "n_pos"].iloc[0])
+        if n_pos < 20:
+            notes.append(f"{name} has {n_pos} test images: its AUROC, recall and F1 move in large steps")
+    notes.append(
+        "recall, precision and F1 are one-vs-rest at validation-chosen thresholds; balanced accuracy and the "
+        "confusion matrices use the top-1 prediction"
+    )
+    notes.append(f"{report.trained} runs trained now, {report.reused} reused from earlier runs in this folder")
+    return notes
+
+
+def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
+    from cxraug.benchmark import plots
+    from cxraug.grid import save_png
+
+    out = Path(out)
+    cfg = report.plan.cfg
+    per_class = report.per_class.rename(columns={"n": "n_test", "n_pos": "n_test_class"})
+    atomic_write_text(out / "results.csv", per_class.to_csv(index=False))
+    atomic_write_text(out / "runs.csv", report.runs.to_csv(index=False))
+    written = [out / f for f in ("results.csv", "runs.csv")]
+    if len(report.runs) and cfg.plots:
+        plots.plot_class_auroc(report, out / "class_auroc.png")
+        plots.plot_roc(report, out / "roc_curves.png")
+        plots.plot_confusion(report, out / "confusion_matrices.png")
+        written += [out / f for f in PLOTS]
+    else:  # no figure is better than one of an earlier run
+        for f in [*PLOTS, *(p.name for p in out.glob("synthetic_*.png"))]:
+            (out / f).unlink(missing_ok=True)
+    grids = []
+    for name, syn in report.plan.synthetic.items():
+        if not cfg.plots or cfg.grid_per_class == 0 or not any(a.synthetic == name for a in report.arms):
+            continue
+        classes = cfg.synthetic_classes or None
+        images, labels = syn.load(classes=classes, limit_per_class=cfg.grid_per_class)
+        if len(labels):
+            title = f"synthetic set {name}: {syn.provenance.get('plugin', '?')} step {syn.provenance.get('step', '?')}"
+            f = f"synthetic_{name}.png"
+            save_png(plots.synthetic_grid(images, labels, report.classes, cfg.grid_per_class, title), out / f)
+            grids.append(f)
+            written.append(out / f)
+    results = {
+        "dataset": {"path": str(report.plan.data.root.resolve()), "fingerprint": fingerprint(report.plan.data)},
+        "config": cfg.model_dump(mode="json"),
+        "arms": [
+            {
+                "name": a.name,
+                "kind": a.kind,
+                "synthetic": a.synthetic,
+                "ratio": a.ratio.text if a.ratio else None,
+                "description": a.describe(),
+            }
+            for a in report.arms
+        ],
+        "seeds": report.seeds,
+        "classes": report.classes,
+        "rare_classes": [report.classes[c] for c in report.rare],
+        "rare_rule": report.rare_rule,
+        "train_counts_real": dict(zip(report.classes, report.train_counts.tolist(), strict=True)),
+        "reference": report.reference,
+        "confidence": cfg.confidence,
+        "summary": report.arm_summary,
+        "paired_differences": report.arm_diff,
+        "per_class_summary": [
+            {"arm": a, "class": c, **est, "diff": report.class_diff.get((a, c), {})}
+            for (a, c), est in report.class_summary.items()
+        ],
+        "verdicts": [{**v, "metric": "auroc"} for v in report.verdicts("auroc")]
+        + [{**v, "metric": "f1"} for v in report.verdicts("f1")],
+        "rows": per_class.to_dict(orient="records"),
+        "runs": report.runs.to_dict(orient="records"),
+        "notes": caveats(report),
+    }
+    write_json(out / "results.json", _clean(results))
+    atomic_write_text(out / "summary.md", summary_markdown(report, grids))
+    return [*written, out / "results.json", out / "summary.md"]

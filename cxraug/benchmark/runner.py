@@ -1,0 +1,305 @@
+"""Plan a benchmark, run every arm x seed not done yet, and write the report.
+
+Output folder:
+  benchmark.json                 the resolved options, the dataset, the arms and seeds
+  runs/<arm>/seed-<s>/           one trained model's record, written atomically when done:
+      result.json                its resume key, training-set counts, history, thresholds, times
+      predictions.npz            validation and test probabilities and labels
+  results.csv, runs.csv, results.json, summary.md, *.png     the report (rebuilt every time)
+
+Resuming: a run folder whose key (options it depends on, the dataset and synthetic-set
+fingerprints, arm, seed) matches is reused as is; one with another key is an error, so
+results of different settings are never mixed. More seeds or arms may be added later.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cxraug.benchmark.arms import (
+    Arm,
+    build_train_set,
+    check_synthetic_name,
+    controlled_real_index,
+    expand_arms,
+    synthetic_quota,
+)
+from cxraug.benchmark.config import BenchmarkConfig
+from cxraug.benchmark.provenance import check_synthetic, controlled_caveats, synthetic_fingerprint
+from cxraug.classes import resolve_class
+from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
+from cxraug.errors import UserError
+from cxraug.fsutil import atomic_dir, read_json, write_json
+from cxraug.progress import NullReporter, Reporter
+from cxraug.synthset import SyntheticSet, open_synthetic
+
+MARKER = "benchmark.json"
+RESULT, PREDICTIONS = "result.json", "predictions.npz"
+REPORT_FILES = ("results.csv", "runs.csv", "results.json", "summary.md")
+
+
+@dataclass
+class Plan:
+    data: PreparedData
+    cfg: BenchmarkConfig
+    arms: list[Arm]
+    seeds: list[int]
+    synthetic: dict[str, SyntheticSet]
+    controlled: dict[int, int]  # class index -> images kept
+    synthetic_classes: set[int] | None
+    train_labels: np.ndarray  # labels of the whole prepared training split
+    real_index: np.ndarray  # its rows every arm starts from (all, or a controlled imbalance)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.data.classes
+
+
+@dataclass
+class RunRecord:
+    arm: str
+    seed: int
+    result: dict
+    predictions: dict[str, np.ndarray]
+    reused: bool
+
+
+def class_index(name: str, classes: list[str], option: str) -> int:
+    try:
+        return classes.index(resolve_class(name, classes))
+    except ValueError as e:
+        raise UserError(f"{option}: {e}") from None
+
+
+def make_plan(data_path: Path, cfg: BenchmarkConfig) -> Plan:
+    """Everything checked before any training starts: every mistake surfaces in seconds."""
+    from cxraug.benchmark.classifier import MODELS
+
+    data = open_prepared(data_path)
+    for split in ("train", "val", "test"):
+        if sum(data.counts(split).values()) == 0:
+            raise UserError(f"{data.root} has no {split} images; the benchmark needs train, val and test patients")
+    if cfg.model not in MODELS:
+        raise UserError(f"unknown model {cfg.model!r}; known: {', '.join(MODELS)}")
+    if cfg.weights is not None and not Path(cfg.weights).is_file():
+        raise UserError(f"weights file {cfg.weights} does not exist")
+    synthetic: dict[str, SyntheticSet] = {}
+    notes: list[str] = []
+    for name, path in cfg.synthetic.items():
+        check_synthetic_name(name)
+        syn = open_synthetic(path)
+        notes += check_synthetic(name, syn, data)
+        synthetic[name] = syn
+    classes = data.classes
+    controlled = {class_index(c, classes, "--controlled-imbalance"): n for c, n in cfg.controlled_imbalance.items()}
+    syn_classes = (
+        {class_index(c, classes, "synthetic_classes") for c in cfg.synthetic_classes} if cfg.synthetic_classes else None
+    )
+    for c in cfg.rare_classes or []:
+        class_index(c, classes, "rare_classes")
+    arms = expand_arms(cfg.arms, list(synthetic), cfg.ratios)
+    if cfg.reference not in [a.name for a in arms]:
+        notes.append(f"reference arm {cfg.reference!r} is not run: no paired differences are reported")
+    train_labels = data.labels("train")
+    real_index = (
+        controlled_real_index(train_labels, _train_rows(data), controlled, cfg.imbalance_seed, classes)
+        if controlled
+        else np.arange(len(train_labels))
+    )
+    real_counts = np.bincount(train_labels[real_index], minlength=len(classes))
+    for arm in arms:  # a synthetic set too small for its ratio is refused before any training
+        if arm.synthetic is not None:
+            labels = synthetic[arm.synthetic].manifest()["label"].to_numpy(dtype=np.int64)
+            synthetic_quota(arm, real_counts, np.bincount(labels, minlength=len(classes)), syn_classes, classes)
+    kept = {classes[c]: n for c, n in controlled.items()}
+    for name, syn in synthetic.items():
+        if any(a.synthetic == name for a in arms):
+            notes += controlled_caveats(name, syn, data, kept)
+    return Plan(data, cfg, arms, list(cfg.seeds), synthetic, controlled, syn_classes, train_labels, real_index, notes)
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; choose a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise UserError(f"--out {out} exists and is not a benchmark output folder; choose another --out")
+    if overwrite and (out / MARKER).is_file():
+        shutil.rmtree(out / "runs", ignore_errors=True)
+        for f in out.iterdir():
+            if f.is_file():
+                f.unlink()
+            elif f.suffix == ".partial" or f.name.startswith("."):
+                shutil.rmtree(f, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def run_key(plan: Plan, arm: Arm, seed: int, world_size: int) -> dict:
+    """What a trained model depends on; a stored run is reused only if this matches."""
+    key = {
+        "data_fingerprint": fingerprint(plan.data),
+        "classes": plan.classes,
+        **plan.cfg.training_dict(),
+        "arm": arm.name,
+        "kind": arm.kind,
+        "seed": seed,
+        "world_size": world_size,
+    }
+    if arm.kind == "classic":
+        key["augment"] = plan.cfg.augment.model_dump()
+    if arm.synthetic is not None:
+        key["synthetic"] = {
+            "name": arm.synthetic,
+            "fingerprint": synthetic_fingerprint(plan.synthetic[arm.synthetic]),
+            "ratio": arm.ratio.text if arm.ratio else None,
+            "classes": sorted(plan.cfg.synthetic_classes or []) if arm.kind == "synthetic" else None,
+        }
+    return key
+
+
+def _key_difference(old: dict, new: dict) -> str:
+    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:3])
+
+
+def run_dir(out: Path, arm: str, seed: int) -> Path:
+    return out / "runs" / arm / f"seed-{seed}"
+
+
+def load_run(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    result = read_json(path / RESULT)
+    with np.load(path / PREDICTIONS) as z:
+        preds = {k: z[k] for k in z.files}
+    return result, preds
+
+
+def _train_rows(data: PreparedData) -> np.ndarray:
+    """Patient id of each row of the training array (manifest rows ordered by index)."""
+    df = data.manifest()
+    df = df[df["split"] == "train"].sort_values("index")
+    patients = df["patient_id"].astype(str).to_numpy()
+    if len(patients) != len(data.labels("train")):
+        raise UserError(f"{data.root}: manifest.csv and labels_train.npy disagree; prepare the dataset again")
+    return patients
+
+
+def _make_accelerator(cfg: BenchmarkConfig):
+    import torch
+    from accelerate import Accelerator
+
+    if cfg.mixed_precision == "fp16" and (cfg.cpu or not torch.cuda.is_available()):
+        raise UserError("mixed_precision=fp16 needs a GPU; use bf16 or no on a CPU")
+    return Accelerator(mixed_precision=cfg.mixed_precision, cpu=cfg.cpu)
+
+
+def run_benchmark(
+    data_path: Path,
+    cfg: BenchmarkConfig,
+    out: Path,
+    overwrite: bool = False,
+    reporter: Reporter | None = None,
+):
+    """Run what is missing of arms x seeds into ``out``, then write and return the report."""
+    from cxraug.benchmark.aggregate import build_report
+    from cxraug.benchmark.report import write_report
+    from cxraug.benchmark.training import train_run
+
+    reporter = reporter or NullReporter()
+    plan = make_plan(Path(data_path), cfg)
+    accelerator = _make_accelerator(cfg)
+    out = Path(out)
+    if accelerator.is_main_process:
+        _prepare_out(out, overwrite)
+        write_json(
+            out / MARKER,
+            {
+                "data": {"path": str(plan.data.root.resolve()), "fingerprint": fingerprint(plan.data)},
+                "config": cfg.model_dump(mode="json"),
+                "arms": [a.name for a in plan.arms],
+                "seeds": plan.seeds,
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
+    accelerator.wait_for_everyone()
+
+    data, train_labels, real_index = plan.data, plan.train_labels, plan.real_index
+    real_train = data.images("train")
+    val = (np.asarray(data.images("val")), data.labels("val"))
+    test = (np.asarray(data.images("test")), data.labels("test"))
+    loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    records: list[RunRecord] = []
+    jobs = [(a, s) for a in plan.arms for s in plan.seeds]
+    desc = f"benchmark: {len(plan.arms)} arms x {len(plan.seeds)} seeds"
+    keys = {(a.name, s): run_key(plan, a, s, accelerator.num_processes) for a, s in jobs}
+    for (arm_name, seed), key in keys.items():  # settings changed? say so before training anything
+        path = run_dir(out, arm_name, seed)
+        if (path / RESULT).is_file():
+            old = read_json(path / RESULT).get("key", {})
+            if old != key:
+                raise UserError(
+                    f"{path} was trained with other settings ({_key_difference(old, key)}); "
+                    "use another --out, or --overwrite to start again"
+                )
+    with reporter.task(desc, len(jobs)) as advance:
+        for arm, seed in jobs:
+            path = run_dir(out, arm.name, seed)
+            key = keys[(arm.name, seed)]
+            if (path / RESULT).is_file():
+                result, preds = load_run(path)
+                records.append(RunRecord(arm.name, seed, result, preds, reused=True))
+                advance(1)
+                continue
+            if arm.synthetic and arm.synthetic not in loaded:
+                loaded[arm.synthetic] = plan.synthetic[arm.synthetic].load()
+            ts = build_train_set(arm, train_labels, real_index, plan.classes, seed, loaded, plan.synthetic_classes)
+            output = train_run(ts, real_train, val, test, cfg, seed, accelerator)
+            result = {
+                "key": key,
+                "arm": arm.name,
+                "seed": seed,
+                "best_epoch": output.best_epoch,
+                "epochs": cfg.epochs,
+                "history": output.history,
+                "thresholds": output.thresholds.tolist(),
+                "train_real": ts.real_counts().tolist(),
+                "train_synthetic": ts.synth_counts().tolist(),
+                "seconds": round(output.seconds, 3),
+                "device": output.device,
+                "num_processes": accelerator.num_processes,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            preds = {
+                "val_probs": output.val_probs,
+                "val_labels": output.val_labels,
+                "test_probs": output.test_probs,
+                "test_labels": output.test_labels,
+            }
+            if accelerator.is_main_process:
+                with atomic_dir(path, overwrite=True) as stage:
+                    write_json(stage / RESULT, result)
+                    np.savez_compressed(stage / PREDICTIONS, **preds)
+            accelerator.wait_for_everyone()
+            records.append(RunRecord(arm.name, seed, result, preds, reused=False))
+            advance(1)
+
+    report = build_report(plan, records, real_index, train_labels)
+    if accelerator.is_main_process:
+        write_report(report, out)
+    return report
+
+
+def export_reduced(data_path: Path, cfg: BenchmarkConfig, out: Path, overwrite: bool = False) -> Path:
+    """Write the controlled-imbalance training set (same val/test) as a prepared dataset."""
+    from cxraug.benchmark.reduced import write_reduced
+
+    plan = make_plan(Path(data_path), cfg)
+    if not plan.controlled:
+        raise UserError("--export-reduced needs --controlled-imbalance CLASS=N (what to reduce)")
+    kept = {plan.classes[c]: n for c, n in plan.controlled.items()}
+    return write_reduced(plan.data, plan.real_index, kept, cfg.imbalance_seed, out, overwrite)

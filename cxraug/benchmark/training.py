@@ -1,0 +1,174 @@
+"""Train one classifier for one arm and seed through Accelerate; select it on validation.
+
+Every epoch ends with an evaluation on the validation patients; the epoch with the best
+validation macro AUROC is kept (the earliest on ties), per-class thresholds are chosen on its
+validation probabilities, and only then is the test split predicted, once.
+
+Runs identically on a CPU, one GPU or several (``accelerate launch``): the sampler draws the
+same indices in every process from (seed, epoch) and Accelerate shards the batches; evaluation
+gathers all processes' predictions without the padding duplicates.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+
+from cxraug.benchmark.arms import TrainSet
+from cxraug.benchmark.augment import augment_batch
+from cxraug.benchmark.classifier import build_classifier
+from cxraug.benchmark.config import BenchmarkConfig
+from cxraug.benchmark.metrics import choose_thresholds, macro_auroc
+
+
+class TrainImages(Dataset):
+    """Real training rows (read from the prepared, memory-mapped array) then synthetic images,
+    as uint8 1 x S x S tensors: conversion to float happens on the device, per batch."""
+
+    def __init__(self, real_images: np.ndarray, ts: TrainSet) -> None:
+        self.real, self.index, self.synth = real_images, ts.real_index, ts.synth_images
+        self.labels = ts.labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        n_real = len(self.index)
+        img = self.real[self.index[i]] if i < n_real else self.synth[i - n_real]
+        return torch.from_numpy(np.array(img, dtype=np.uint8))[None], int(self.labels[i])
+
+
+class EpochSampler(Sampler[int]):
+    """A fresh order per epoch from (seed, epoch): a shuffle, or class-balanced draws with
+    replacement (each class equally likely) of the same length."""
+
+    def __init__(self, labels: np.ndarray, num_classes: int, mode: str, seed: int) -> None:
+        self.labels, self.k, self.mode, self.seed, self.epoch = labels, num_classes, mode, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        n = len(self.labels)
+        if self.mode == "balanced":
+            counts = np.bincount(self.labels, minlength=self.k).astype(np.float64)
+            w = torch.as_tensor(1.0 / counts[self.labels], dtype=torch.double)
+            return iter(torch.multinomial(w, n, replacement=True, generator=g).tolist())
+        return iter(torch.randperm(n, generator=g).tolist())
+
+
+@dataclass
+class RunOutput:
+    best_epoch: int
+    history: list[dict]
+    thresholds: np.ndarray
+    val_probs: np.ndarray
+    val_labels: np.ndarray
+    test_probs: np.ndarray
+    test_labels: np.ndarray
+    seconds: float
+    device: str
+    extra: dict = field(default_factory=dict)
+
+
+def _to_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def _eval_loader(images: np.ndarray, labels: np.ndarray, cfg: BenchmarkConfig) -> DataLoader:
+    ds = TensorDataset(torch.from_numpy(np.array(images, dtype=np.uint8))[:, None], torch.from_numpy(labels))
+    return DataLoader(ds, batch_size=cfg.eval_batch_size, shuffle=False)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader: DataLoader, accelerator) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    probs, labels = [], []
+    for x, y in loader:
+        with accelerator.autocast():
+            logits = model(_to_float(x))
+        p, y = accelerator.gather_for_metrics((logits.float().softmax(dim=1), y))
+        probs.append(p.cpu().double().numpy())
+        labels.append(y.cpu().numpy())
+    return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
+
+
+def train_run(
+    ts: TrainSet,
+    real_train: np.ndarray,
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    cfg: BenchmarkConfig,
+    seed: int,
+    accelerator,
+) -> RunOutput:
+    from accelerate.utils import set_seed
+
+    t0 = time.perf_counter()
+    set_seed(seed)  # model initialisation (and any other global draw) depends on the seed only
+    k = ts.num_classes
+    model = build_classifier(cfg.model, k, cfg.weights)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sampler = EpochSampler(ts.labels, k, ts.sampling, seed)
+    train_loader = DataLoader(
+        TrainImages(real_train, ts), batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers
+    )
+    val_loader, test_loader = _eval_loader(*val, cfg), _eval_loader(*test, cfg)
+    model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
+        model, optimizer, train_loader, val_loader, test_loader
+    )
+    # Stepped by hand (not prepared): the schedule then spans exactly the steps this process takes.
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.epochs * len(train_loader)))
+    weight = None if ts.class_weights is None else torch.as_tensor(ts.class_weights, dtype=torch.float32)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight.to(accelerator.device) if weight is not None else None)
+    aug_gen = torch.Generator().manual_seed(seed + 7_919)
+
+    history: list[dict] = []
+    best: tuple[float, int, dict, np.ndarray, np.ndarray] | None = None
+    for epoch in range(cfg.epochs):
+        model.train()
+        sampler.set_epoch(epoch)
+        total, batches = 0.0, 0
+        for x, y in train_loader:
+            xf = _to_float(x)
+            if ts.augment:
+                xf = augment_batch(xf, cfg.augment, aug_gen)
+            loss = loss_fn(model(xf), y)
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            total, batches = total + float(loss.detach()), batches + 1
+        val_probs, val_labels = predict(model, val_loader, accelerator)
+        score, _ = macro_auroc(val_labels, val_probs)
+        history.append({"epoch": epoch + 1, "train_loss": total / max(batches, 1), "val_macro_auroc": score})
+        if best is None or (not math.isnan(score) and (math.isnan(best[0]) or score > best[0])):
+            state = {n: t.detach().cpu().clone() for n, t in accelerator.unwrap_model(model).state_dict().items()}
+            best = (score, epoch + 1, state, val_probs, val_labels)
+    assert best is not None
+    _, best_epoch, state, val_probs, val_labels = best
+    accelerator.unwrap_model(model).load_state_dict(state)
+    thresholds = choose_thresholds(val_labels, val_probs)
+    test_probs, test_labels = predict(model, test_loader, accelerator)  # the one look at test
+    accelerator.free_memory()
+    return RunOutput(
+        best_epoch=best_epoch,
+        history=history,
+        thresholds=thresholds,
+        val_probs=val_probs,
+        val_labels=val_labels,
+        test_probs=test_probs,
+        test_labels=test_labels,
+        seconds=time.perf_counter() - t0,
+        device=str(accelerator.device),
+    )

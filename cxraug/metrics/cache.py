@@ -1,0 +1,118 @@
+"""Real-image features on disk, so scoring many runs costs one pass over the real images.
+
+One safetensors file per (dataset fingerprint, split, class, image size, extractor + weights).
+Its header also holds the sha256 of the class's image bytes: a hit needs every key part and
+that hash to match, so a re-prepared dataset, other weights or another size never reuse old
+features. Writing an entry removes the stale entries of the same split/class/size/extractor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cxraug.fsutil import atomic_write_bytes
+from cxraug.progress import Reporter
+
+CACHE_DIRNAME = "feature_cache"
+_FORMAT = "1"
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    fingerprint: str  # the prepared dataset's fingerprint (sha256 of its manifest)
+    split: str
+    class_name: str
+    size: int
+    extractor: str  # extractor identity: network name + weights hash
+
+    def stem(self) -> str:
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.class_name)
+        return f"{self.split}-{slug}-{self.size}px-{self.extractor}"
+
+    def filename(self) -> str:
+        return f"{self.stem()}-{self.fingerprint[:16]}.safetensors"
+
+
+def images_digest(images: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(str(images.shape).encode())
+    for i in range(0, len(images), 1024):
+        h.update(np.ascontiguousarray(images[i : i + 1024], dtype=np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def default_cache_dir(data_root: Path) -> Path:
+    """DATA/feature_cache, or the user cache folder where the dataset is read-only."""
+    data_root = Path(data_root)
+    if os.access(data_root, os.W_OK):
+        return data_root / CACHE_DIRNAME
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "cxraug" / CACHE_DIRNAME / data_root.resolve().name
+
+
+@dataclass
+class FeatureCache:
+    """``directory=None`` disables caching. ``hits``/``misses`` count lookups (shown to users)."""
+
+    directory: Path | None
+    hits: int = 0
+    misses: int = 0
+
+    def load(self, key: CacheKey, digest: str) -> np.ndarray | None:
+        if self.directory is None:
+            return None
+        path = Path(self.directory) / key.filename()
+        if not path.is_file():
+            return None
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                meta = f.metadata() or {}
+                feats = f.get_tensor("features")
+        except Exception:  # a damaged entry is recomputed, never trusted
+            return None
+        expected = {**{k: str(v) for k, v in asdict(key).items()}, "images_sha256": digest, "format": _FORMAT}
+        if any(meta.get(k) != v for k, v in expected.items()):
+            return None
+        return feats
+
+    def save(self, key: CacheKey, digest: str, feats: np.ndarray) -> None:
+        if self.directory is None:
+            return
+        from safetensors.numpy import save
+
+        d = Path(self.directory)
+        d.mkdir(parents=True, exist_ok=True)
+        meta = {**{k: str(v) for k, v in asdict(key).items()}, "images_sha256": digest, "format": _FORMAT}
+        meta["n"] = str(len(feats))
+        atomic_write_bytes(d / key.filename(), save({"features": np.ascontiguousarray(feats)}, metadata=meta))
+        for old in d.glob(f"{key.stem()}-*.safetensors"):  # same slot, older dataset version
+            if old.name != key.filename():
+                old.unlink(missing_ok=True)
+
+    def features(
+        self,
+        key: CacheKey,
+        images: np.ndarray,
+        extractor,
+        batch_size: int,
+        reporter: Reporter | None = None,
+    ) -> np.ndarray:
+        """Features of ``images`` from the cache, or extracted and stored."""
+        digest = images_digest(images)
+        cached = self.load(key, digest)
+        if cached is not None and len(cached) == len(images):
+            self.hits += 1
+            return cached
+        self.misses += 1
+        what = f"real {key.split} {key.class_name} ({len(images)})"
+        feats = extractor.extract(images, batch_size=batch_size, reporter=reporter, what=what)
+        self.save(key, digest, feats)
+        return feats

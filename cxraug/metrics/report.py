@@ -1,0 +1,51 @@
+"""Score results as files: JSON, CSV, per-image nearest neighbours, closest-pairs PNG, and a
+line in the run's (or synthetic set's) metrics.jsonl."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from cxraug.fsutil import append_jsonl, atomic_dir, write_json
+from cxraug.metrics.score import ScoreResult
+
+ROW_COLUMNS = (
+    "class", "split", "size", "n_real", "n_fake", "status", "fid", "kid", "kid_std", "kid_subset_size",
+    "precision", "recall", "density", "coverage", "mem_share_pixels", "mem_share_features", "mem_near_copies",
+    "extractor", "weights_sha256",
+)  # fmt: skip
+
+
+def _csv(rows: list[dict], columns: tuple[str, ...] | list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def default_out_dir(owner: Path, result: ScoreResult) -> Path:
+    stamp = result.context["time"][:19].replace(":", "").replace("-", "")
+    step = result.context.get("source", {}).get("step")
+    tag = f"{result.context['split']}" + (f"-step{step}" if step is not None else "") + f"-{stamp}"
+    out, k = Path(owner) / "scores" / tag, 1
+    while out.exists() or (out.parent / f".{out.name}.partial").exists():  # two scores in one second
+        k += 1
+        out = Path(owner) / "scores" / f"{tag}-{k}"
+    return out
+
+
+def write_outputs(result: ScoreResult, out: Path, metrics_jsonl: Path | None, overwrite: bool = False) -> Path:
+    """Write the score folder atomically, then append one line to ``metrics_jsonl``."""
+    with atomic_dir(out, overwrite=overwrite) as stage:
+        write_json(stage / "scores.json", result.to_json())
+        (stage / "scores.csv").write_text(_csv(result.rows, ROW_COLUMNS))
+        if result.per_image:
+            (stage / "memorization.csv").write_text(_csv(result.per_image, list(result.per_image[0])))
+        if result.pairs_png:
+            (stage / "closest_pairs.png").write_bytes(result.pairs_png)
+    if metrics_jsonl is not None:
+        step = result.context.get("source", {}).get("step")
+        append_jsonl(metrics_jsonl, {"step": step, **result.to_json(), "outputs": str(out)})
+    return out

@@ -1,0 +1,97 @@
+"""Where synthetic images come from: a generator sampled now, or a set written by ``cxraug synth``.
+
+Either way they arrive as 8-bit grey N x S x S arrays, the form real images have, so both
+sides go through the feature network identically (FID's uint8 quantization).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cxraug.errors import UserError
+from cxraug.progress import NullReporter, Reporter
+
+Draw = Callable[[str, int, Reporter], np.ndarray]
+
+
+@dataclass
+class FakeSource:
+    """``draw(class_name, n, reporter)`` returns up to n uint8 images of that class."""
+
+    classes: list[str]  # classes this source can give
+    size: int
+    draw: Draw
+    info: dict[str, Any] = field(default_factory=dict)  # recorded with the results
+
+
+def class_seed(seed: int, label: int) -> int:
+    """Per-class noise seed: a class's images do not depend on which other classes are scored."""
+    return int(np.random.SeedSequence([seed, label]).generate_state(1)[0])
+
+
+def sample_class(
+    generator: Any,  # cxraug.generator.Generator
+    label: int,
+    n: int,
+    seed: int,
+    batch_size: int,
+    reporter: Reporter | None = None,
+    what: str = "",
+    options: Any = None,
+) -> np.ndarray:
+    """n images of one label from a generator, as uint8 (rounded from [-1, 1])."""
+    import torch
+
+    from cxraug.data.dataset import to_uint8
+
+    reporter = reporter or NullReporter()
+    rng = torch.Generator().manual_seed(class_seed(seed, label))
+    size = int(generator.spec.size)
+    out = np.empty((n, size, size), dtype=np.uint8)
+    with reporter.task(f"sampling {what}".strip(), total=n) as advance, torch.no_grad():
+        for i in range(0, n, batch_size):
+            k = min(batch_size, n - i)
+            labels = torch.full((k,), label, dtype=torch.long)  # on the CPU, as synth passes them
+            imgs = generator.sample(labels, generator=rng, options=options)
+            if tuple(imgs.shape) != (k, 1, size, size):
+                raise UserError(
+                    f"generator returned images of shape {tuple(imgs.shape)}, expected {(k, 1, size, size)}; "
+                    "the run's export does not match its plugin"
+                )
+            if not torch.isfinite(imgs).all():
+                raise UserError("generator produced NaN/inf images; the run diverged, score an earlier checkpoint")
+            out[i : i + k] = to_uint8(imgs)
+            advance(k)
+    return out
+
+
+def generator_source(
+    generator: Any, seed: int = 0, batch_size: int = 64, options: Any = None, info: dict | None = None
+) -> FakeSource:
+    classes = list(generator.spec.classes)
+
+    def draw(class_name: str, n: int, reporter: Reporter) -> np.ndarray:
+        label = classes.index(class_name)
+        return sample_class(generator, label, n, seed, batch_size, reporter, what=class_name, options=options)
+
+    return FakeSource(classes=classes, size=int(generator.spec.size), draw=draw, info=dict(info or {}))
+
+
+def images_source(synset: Any) -> FakeSource:
+    """A synthetic set (cxraug.synthset.SyntheticSet): its first n images of each class."""
+    present = set(synset.manifest()["class"])
+    classes = [c for c in synset.classes if c in present]
+
+    def draw(class_name: str, n: int, reporter: Reporter) -> np.ndarray:
+        imgs, _ = synset.load(classes=[class_name], limit_per_class=n)
+        if imgs.shape[1:] != (synset.size, synset.size):
+            raise UserError(f"{synset.root}: images of {class_name} are not {synset.size}px as provenance says")
+        return imgs
+
+    prov = synset.provenance
+    info = {"images": str(synset.root), "run": prov.get("run"), "step": prov.get("step"), "plugin": prov.get("plugin")}
+    return FakeSource(classes=classes, size=synset.size, draw=draw, info=info)

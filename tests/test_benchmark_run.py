@@ -1,0 +1,95 @@
+"""End to end on the phantom set with a tiny classifier: the CLI run, the report files, the
+training sets recorded, resuming without retraining, added seeds, changed settings, and
+determinism per seed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_benchmark_support import make_synthetic_set
+
+from cxraug.benchmark.config import build_config
+from cxraug.benchmark.runner import run_benchmark
+from cxraug.cli import main
+from cxraug.errors import UserError
+
+ARGS = ["--arms", "real,oversample,cgan", "--seeds", "2", "--ratio", "+20"]
+SETS = ["--set", "model=tiny", "--set", "epochs=1", "--set", "grid_per_class=4"]
+
+
+@pytest.fixture(scope="module")
+def synthetic(phantom32, tmp_path_factory):
+    return make_synthetic_set(tmp_path_factory.mktemp("syn") / "cgan", phantom32, {"Hernia": 30, "Pneumonia": 30})
+
+
+def _cfg(synthetic, **over):
+    opts = {"arms": ["real", "oversample", "cgan"], "seeds": [0, 1], "ratios": ["+20"], "model": "tiny",
+            "epochs": 1, "synthetic": {"cgan": synthetic}, "controlled_imbalance": {"Hernia": 4},
+            "plots": False}  # fmt: skip
+    return build_config(None, {**opts, **over})
+
+
+def test_end_to_end_resume_and_determinism(phantom32, synthetic, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CXRAUG_THREADS", "1")
+    monkeypatch.setenv("COLUMNS", "160")
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--data", str(phantom32), "--out", str(out), "--synthetic", f"cgan={synthetic}", *ARGS, *SETS]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--controlled-imbalance", "Hernia=4"])
+    assert e.value.code == 0
+    printed = capsys.readouterr().out
+    assert "6 runs trained, 0 reused" in printed and "rare classes: paired difference" in printed
+
+    # The report: one row per arm x seed x class, with the training sets the arms claim.
+    rows = pd.read_csv(out / "results.csv")
+    assert len(rows) == 3 * 2 * 15
+    hernia = rows[rows["class"] == "Hernia"].set_index(["arm", "seed"])
+    assert (hernia["n_train_real"] == 4).all() and hernia["rare"].all()
+    assert hernia.loc[("cgan", 0), "n_train_synthetic"] == 20 and hernia.loc[("real", 0), "n_train_synthetic"] == 0
+    pneu = rows[(rows["class"] == "Pneumonia") & (rows["arm"] == "cgan")]
+    assert (pneu["n_train_synthetic"] == 20).all()
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(zip(runs["arm"], runs["seed"], strict=True)) == sorted(
+        (a, s) for a in ("real", "oversample", "cgan") for s in (0, 1)
+    )
+    assert (runs["n_test"] == 68).all() and (runs["n_train_real"] == 287 - 8 + 4).all()
+    results = json.loads((out / "results.json").read_text())
+    assert results["rare_classes"] == ["Hernia"] and results["reference"] == "real"
+    assert {v["arm"] for v in results["verdicts"]} == {"oversample", "cgan"}
+    summary = (out / "summary.md").read_text()
+    assert "## Did it help the rare classes?" in summary
+    assert "**Hernia** (4 real training images, 3 test images), cgan vs real: AUROC" in summary
+    assert "NOT REAL DATA" in summary
+    for f in ("class_auroc.png", "roc_curves.png", "confusion_matrices.png", "synthetic_cgan.png"):
+        assert (out / f).stat().st_size > 1000, f
+
+    # Resume: nothing is trained again and stored runs are untouched.
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/result.json")}
+    assert len(stamps) == 6
+    again = run_benchmark(phantom32, _cfg(synthetic), out)
+    assert (again.trained, again.reused) == (0, 6)
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/result.json")} == stamps
+    assert not (out / "roc_curves.png").exists()  # plots=False: no stale figure left behind
+    assert again.runs.sort_values(["arm", "seed"])["macro_auroc"].tolist() == pytest.approx(
+        runs.sort_values(["arm", "seed"])["macro_auroc"].tolist()
+    )
+
+    # A third seed trains only the new arm x seed pairs.
+    more = run_benchmark(phantom32, _cfg(synthetic, seeds=[0, 1, 2]), out)
+    assert (more.trained, more.reused) == (3, 6)
+
+    # Other settings are never mixed in silently.
+    with pytest.raises(UserError, match=r"trained with other settings .*epochs: 1 -> 2"):
+        run_benchmark(phantom32, _cfg(synthetic, epochs=2), out)
+
+    # Determinism: retraining from scratch gives the same predictions per seed.
+    with np.load(out / "runs/cgan/seed-1/predictions.npz") as z:
+        before = z["test_probs"]
+    fresh = run_benchmark(phantom32, _cfg(synthetic, arms=["cgan"], seeds=[1]), out, overwrite=True)
+    assert (fresh.trained, fresh.reused) == (1, 0)
+    assert not (out / "runs" / "real").exists()  # --overwrite started again
+    with np.load(out / "runs/cgan/seed-1/predictions.npz") as z:
+        assert np.allclose(z["test_probs"], before, atol=1e-6)
