@@ -85,16 +85,21 @@ def _route(key: str, value: Any, train: dict, model: dict, model_fields: set[str
         )
 
 
+def validation_message(e: ValidationError, cls: type[BaseModel], what: str) -> str:
+    """One line naming the first bad key, and the known keys when it is unknown."""
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown {what} {loc!r}; known: {', '.join(cls.model_fields)}"
+    where = f" {loc!r}" if loc else ""
+    return f"{what}{where}: {err['msg']} (got {err.get('input')!r})"
+
+
 def validated(cls: type[BaseModel], values: dict[str, Any], what: str) -> BaseModel:
     try:
         return cls(**values)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            known = ", ".join(cls.model_fields)
-            raise UserError(f"unknown {what} {loc!r}; known: {known}") from None
-        raise UserError(f"{what} {loc!r}: {err['msg']} (got {err.get('input')!r})") from None
+        raise UserError(validation_message(e, cls, what)) from None
 
 
 def resolve(

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from cxraug import __version__, runs
 from cxraug.classes import resolve_classes
+from cxraug.config import validation_message
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_write_bytes, read_json, write_json
 from cxraug.progress import NullReporter, Reporter
@@ -81,8 +83,8 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
         raise UserError(f"--class: {e}") from None
     try:
         options = gen.parse_sample_options(cfg.options)
-    except Exception as e:  # pydantic ValidationError: name the bad option
-        raise UserError(f"bad sampling option for {gen.name}: {str(e).splitlines()[1:3]}") from None
+    except ValidationError as e:
+        raise UserError(validation_message(e, gen.SampleOptions, f"{gen.name} sampling option")) from None
     out = Path(cfg.out) if cfg.out else default_out(cfg, chosen, classes)
     state = process_state()
     device = torch.device(cfg.device) if cfg.device else state.device
