@@ -10,13 +10,14 @@ from cxraug.generator import PluginConfig, SampleOptions
 class CGANConfig(PluginConfig):
     """SNGAN/BigGAN-style recipe for small, imbalanced grey-scale data.
 
-    Defaults: a ~3.5M generator and ~1.5M discriminator at 64 px, trainable on 2 CPU cores
-    (~70 img/s); at 128 px on a GPU the same defaults scale the depth by one block.
+    Defaults are sized for 2 CPU cores at 64 px (DCGAN-class compute); on a GPU, widen with
+    g_ch/d_ch/max_ch and convs_per_block=2 — the same code scales to 256 px.
     """
 
     z_dim: int = Field(128, ge=8, description="latent size")
-    g_ch: int = Field(32, ge=4, description="generator width at the output resolution")
-    d_ch: int = Field(32, ge=4, description="discriminator width at the input resolution")
+    g_ch: int = Field(16, ge=2, description="generator width at half the output resolution")
+    d_ch: int = Field(16, ge=2, description="discriminator width at half the input resolution")
+    convs_per_block: int = Field(1, ge=1, le=2, description="3x3 convs per residual block (2: SNGAN-style, ~2x cost)")
     max_ch: int = Field(256, ge=8, description="cap on the width of the low-resolution blocks")
     embed_dim: int = Field(128, ge=4, description="shared class embedding feeding conditional BatchNorm")
     lr_g: float = Field(2e-4, gt=0)

@@ -1,8 +1,10 @@
 """Generator (residual, conditional BatchNorm) and projection discriminator (spectral norm).
 
-Widths follow the resolution: ``ch`` at full size, doubling per halving, capped at
-``max_ch``; depth follows the image size (one block per doubling from 4 px), so the same
-config trains at 32 to 256 px.
+Widths follow the resolution: ``ch`` at half the image size, doubling per halving, capped at
+``max_ch``; depth follows the image size, so the same config trains at 32 to 256 px. As in
+DCGAN, no wide layer runs at full resolution (the generator's last step is one conv to one
+channel, the discriminator's first one conv from one channel): on a CPU the cost of a GAN
+is the width of its highest-resolution layers, and this keeps it small.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 
 def widths(size: int, ch: int, max_ch: int) -> list[int]:
-    """Channels at 4, 8, ..., size px."""
-    levels = int(math.log2(size)) - 2
+    """Channels at 4, 8, ..., size/2 px."""
+    levels = int(math.log2(size)) - 3
     return [min(max_ch, ch * 2 ** (levels - i)) for i in range(levels + 1)]
 
 
@@ -41,60 +43,69 @@ class CondBatchNorm(nn.Module):
 
 
 class GBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, embed_dim: int) -> None:
+    """Residual up-block: CBN-ReLU-up-conv (x ``convs``), plus a 1x1 skip."""
+
+    def __init__(self, cin: int, cout: int, embed_dim: int, convs: int) -> None:
         super().__init__()
-        self.bn1, self.bn2 = CondBatchNorm(cin, embed_dim), CondBatchNorm(cout, embed_dim)
-        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.bns = nn.ModuleList(CondBatchNorm(c, embed_dim) for c in [cin] + [cout] * (convs - 1))
+        self.convs = nn.ModuleList(nn.Conv2d(c, cout, 3, padding=1) for c in [cin] + [cout] * (convs - 1))
         self.skip = nn.Conv2d(cin, cout, 1)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(F.relu(self.bn1(x, e)), scale_factor=2, mode="nearest")
-        h = self.conv2(F.relu(self.bn2(self.conv1(h), e)))
+        h = x
+        for i, (bn, conv) in enumerate(zip(self.bns, self.convs, strict=True)):
+            h = F.relu(bn(h, e))
+            h = conv(F.interpolate(h, scale_factor=2, mode="nearest") if i == 0 else h)
         return h + self.skip(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
 class Generator(nn.Module):
-    def __init__(self, size: int, num_classes: int, z_dim: int, ch: int, max_ch: int, embed_dim: int) -> None:
+    def __init__(
+        self, size: int, num_classes: int, z_dim: int, ch: int, max_ch: int, embed_dim: int, convs: int = 1
+    ) -> None:
         super().__init__()
         w = widths(size, ch, max_ch)
         self.z_dim, self.c0 = z_dim, w[0]
         self.embed = nn.Embedding(num_classes, embed_dim)
         self.fc = nn.Linear(z_dim, 16 * w[0])
-        self.blocks = nn.ModuleList(GBlock(a, b, embed_dim) for a, b in itertools.pairwise(w))
-        self.out_bn = nn.BatchNorm2d(w[-1])
-        self.out = nn.Conv2d(w[-1], 1, 3, padding=1)
+        self.blocks = nn.ModuleList(GBlock(a, b, embed_dim, convs) for a, b in itertools.pairwise(w))
+        self.out_bn = CondBatchNorm(w[-1], embed_dim)
+        self.out = nn.Conv2d(w[-1], 1, 3, padding=1)  # the only layer at full resolution
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         e = self.embed(y)
         h = self.fc(z).view(z.shape[0], self.c0, 4, 4)
         for block in self.blocks:
             h = block(h, e)
-        return torch.tanh(self.out(F.relu(self.out_bn(h))))
+        h = F.interpolate(F.relu(self.out_bn(h, e)), scale_factor=2, mode="nearest")
+        return torch.tanh(self.out(h))
 
 
 class DBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, first: bool) -> None:
+    """Residual down-block: (ReLU-conv) x ``convs``, average-pool, plus a 1x1 skip."""
+
+    def __init__(self, cin: int, cout: int, convs: int) -> None:
         super().__init__()
-        self.first = first
-        self.conv1 = spectral_norm(nn.Conv2d(cin, cout, 3, padding=1))
-        self.conv2 = spectral_norm(nn.Conv2d(cout, cout, 3, padding=1))
+        self.convs = nn.ModuleList(
+            spectral_norm(nn.Conv2d(c, cout, 3, padding=1)) for c in [cin] + [cout] * (convs - 1)
+        )
         self.skip = spectral_norm(nn.Conv2d(cin, cout, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x if self.first else F.relu(x)
-        h = F.avg_pool2d(self.conv2(F.relu(self.conv1(h))), 2)
-        return h + F.avg_pool2d(self.skip(x), 2)
+        h = x
+        for conv in self.convs:
+            h = conv(F.relu(h))
+        return F.avg_pool2d(h, 2) + F.avg_pool2d(self.skip(x), 2)
 
 
 class Discriminator(nn.Module):
     """Projection discriminator (Miyato & Koyama 2018): D(x, y) = psi(phi(x)) + <embed(y), phi(x)>."""
 
-    def __init__(self, size: int, num_classes: int, ch: int, max_ch: int) -> None:
+    def __init__(self, size: int, num_classes: int, ch: int, max_ch: int, convs: int = 1) -> None:
         super().__init__()
-        w = list(reversed(widths(size, ch, max_ch)))  # size px ... 4 px
-        self.stem = spectral_norm(nn.Conv2d(1, w[0], 3, padding=1))
-        self.blocks = nn.ModuleList(DBlock(a, b, i == 0) for i, (a, b) in enumerate(itertools.pairwise(w)))
+        w = list(reversed(widths(size, ch, max_ch)))  # size/2 px ... 4 px
+        self.stem = spectral_norm(nn.Conv2d(1, w[0], 4, stride=2, padding=1))  # full res -> half, narrow
+        self.blocks = nn.ModuleList(DBlock(a, b, convs) for a, b in itertools.pairwise(w))
         self.linear = spectral_norm(nn.Linear(w[-1], 1))
         self.embed = spectral_norm(nn.Embedding(num_classes, w[-1]))
 

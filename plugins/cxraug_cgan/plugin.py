@@ -44,8 +44,8 @@ class CGAN(Generator):
             self.ops = parse_ops(c.augment)
         except ValueError as e:
             raise UserError(f"model key 'augment': {e}") from None
-        self.G: nn.Module = GNet(s.size, s.num_classes, c.z_dim, c.g_ch, c.max_ch, c.embed_dim)
-        self.D: nn.Module = Discriminator(s.size, s.num_classes, c.d_ch, c.max_ch)
+        self.G: nn.Module = GNet(s.size, s.num_classes, c.z_dim, c.g_ch, c.max_ch, c.embed_dim, c.convs_per_block)
+        self.D: nn.Module = Discriminator(s.size, s.num_classes, c.d_ch, c.max_ch, c.convs_per_block)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.ada = AdaptiveP(c.aug_p, c.ada_target, c.ada_speed_img)
         self.steps_done = 0
