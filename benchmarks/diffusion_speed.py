@@ -49,7 +49,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per training side")
     p.add_argument("--steps", type=int, default=4, help="timed steps per round and side")
     p.add_argument("--no-loop", action="store_true", help="skip the full cxraug.train loop")
-    p.add_argument("--sample-n", type=int, default=8, help="images per sampler")
+    p.add_argument("--sample-n", type=int, default=4, help="images per sampler")
     p.add_argument("--samplers", default="ddim:50,dpmsolver++:20,ddpm:1000")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: Accelerate's choice)")

@@ -21,7 +21,7 @@ echo "== 3/5 synth: rare classes ($RARE)"
 $CXR synth --run "$RUN" --class "$RARE" -n 700 --out "$OUT/synth-cgan" --overwrite
 
 echo "== 4/5 score: FID/KID per class against the validation patients (rare classes have too few)"
-$CXR score --run "$RUN" --classes "No Finding,$RARE" --n 60 --out "$OUT/score-cgan" --overwrite
+$CXR score --run "$RUN" --classes "No Finding,Hernia" --n 40 --out "$OUT/score-cgan" --overwrite
 
 echo "== 5/5 benchmark: real vs oversample vs real+cgan, 2 seeds"
 $CXR benchmark --data "$OUT/phantom32" --synthetic cgan="$OUT/synth-cgan" \
