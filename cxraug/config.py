@@ -92,7 +92,8 @@ def validation_message(e: ValidationError, cls: type[BaseModel], what: str) -> s
     if err["type"] == "extra_forbidden":
         return f"unknown {what} {loc!r}; known: {', '.join(cls.model_fields)}"
     where = f" {loc!r}" if loc else ""
-    return f"{what}{where}: {err['msg']} (got {err.get('input')!r})"
+    msg = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for validator messages
+    return f"{what}{where}: {msg} (got {err.get('input')!r})"
 
 
 def validated(cls: type[BaseModel], values: dict[str, Any], what: str) -> BaseModel:

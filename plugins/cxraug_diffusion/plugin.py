@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 
+from cxraug.config import validation_message
 from cxraug.errors import UserError
 from cxraug.generator import Generator, SampleOptions
 
@@ -128,13 +129,7 @@ class Diffusion(Generator):
         try:
             options = DiffusionSampleOptions(**values)
         except ValidationError as e:
-            err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "options"
-            if err["type"] == "extra_forbidden":
-                known = ", ".join(DiffusionSampleOptions.model_fields)
-                raise UserError(f"unknown diffusion sampling option {loc!r}; known: {known}") from None
-            msg = err["msg"].removeprefix("Value error, ")
-            raise UserError(f"diffusion sampling option {loc}: {msg} (got {err.get('input')!r})") from None
+            raise UserError(validation_message(e, DiffusionSampleOptions, "diffusion sampling option")) from None
         options.resolved_steps(self.config.num_train_timesteps)  # steps within the schedule
         return options
 
