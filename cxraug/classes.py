@@ -62,14 +62,22 @@ def resolve_class(name: str, known: tuple[str, ...] | list[str]) -> str:
     raise ValueError(f"unknown class {name!r}; {hint}")
 
 
+def _split_names(spec: str | list[str]) -> list[str]:
+    items = spec if isinstance(spec, list) else [spec]
+    return [p for item in items for p in (s.strip() for s in item.split(",")) if p]
+
+
+def means_all(spec: str | list[str]) -> bool:
+    """True when a class spec asks for every class ('all', or nothing named)."""
+    names = _split_names(spec)
+    return not names or any(n.lower() == "all" for n in names)
+
+
 def resolve_classes(spec: str | list[str], known: tuple[str, ...] | list[str]) -> list[str]:
     """Parse 'all', a comma-separated string, or a list of names into canonical names, in
     the order of ``known``."""
-    items = spec if isinstance(spec, list) else [spec]
-    names: list[str] = []
-    for item in items:
-        names.extend(p for p in (s.strip() for s in item.split(",")) if p)
-    if not names or any(n.lower() == "all" for n in names):
+    names = _split_names(spec)
+    if means_all(spec):
         return list(known)
     chosen = {resolve_class(n, known) for n in names}
     return [k for k in known if k in chosen]

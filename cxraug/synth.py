@@ -22,7 +22,7 @@ import torch
 from pydantic import ValidationError
 
 from cxraug import __version__, runs
-from cxraug.classes import resolve_classes
+from cxraug.classes import means_all, resolve_classes
 from cxraug.config import validation_message
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_write_bytes, read_json, write_json
@@ -43,6 +43,7 @@ class SynthConfig:
     overwrite: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     device: str | None = None
+    allow_unseen: bool = False  # sample classes the generator saw no training image of
 
 
 def default_out(cfg: SynthConfig, class_names: list[str], all_classes: list[str]) -> Path:
@@ -81,6 +82,7 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
         chosen = resolve_classes(cfg.classes, classes)
     except ValueError as e:
         raise UserError(f"--class: {e}") from None
+    chosen, skipped = _drop_unseen(chosen, meta, cfg)
     try:
         options = gen.parse_sample_options(cfg.options)
     except ValidationError as e:
@@ -103,6 +105,7 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
         "n_per_class": cfg.n,
         "batch_size": cfg.batch_size,
         "options": options.model_dump(mode="json"),
+        "skipped_unseen": skipped,
         "complete": False,
     }
     identity = {k: provenance[k] for k in ("run", "step", "requested", "seed", "n_per_class", "batch_size", "options")}
@@ -144,6 +147,24 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
         _finish(out, provenance, chosen, cfg.n, time.perf_counter() - t0)
     state.wait_for_everyone()
     return out
+
+
+def _drop_unseen(chosen: list[str], meta: dict, cfg: SynthConfig) -> tuple[list[str], list[str]]:
+    """Classes with no training image get samples from an untrained class embedding: refuse
+    them when named, leave them out of 'all' (returned as skipped), unless allow_unseen."""
+    counts = meta.get("data", {}).get("counts_train") or {}
+    unseen = [c for c in chosen if counts.get(c, 1) == 0]
+    if not unseen or cfg.allow_unseen:
+        return chosen, []
+    if not means_all(cfg.classes):
+        raise UserError(
+            f"--class: the generator saw no training image of {', '.join(unseen)}, so its samples of "
+            "it mean nothing; leave it out, or pass --allow-unseen to sample it anyway"
+        )
+    kept = [c for c in chosen if c not in unseen]
+    if not kept:
+        raise UserError("--class all: the generator saw no training image of any class; train it on data first")
+    return kept, unseen
 
 
 def hash_seed(seed: int, class_index: int, batch: int) -> int:

@@ -96,3 +96,28 @@ def test_cli_synth_and_bad_inputs(run: Path, tmp_path: Path) -> None:
     r = runner.invoke(app, ["synth", "--run", str(tmp_path / "nope"), "--class", "Hernia"])
     assert r.exit_code == 2 and "does not exist" in r.output
     assert not (Path(run) / "synth" / "Hernia-n0-seed0").exists()
+
+
+def test_classes_without_training_images_are_not_sampled_silently(run: Path, tmp_path: Path) -> None:
+    # The same run, as if its training set had held no Hernia image.
+    import shutil
+
+    unseen = tmp_path / "run"
+    shutil.copytree(run, unseen)
+    for path in (unseen / "config.json", unseen / "export" / "config.json"):
+        config = json.loads(path.read_text())
+        assert config["data"]["counts_train"]["Hernia"] > 0
+        config["data"]["counts_train"]["Hernia"] = 0
+        path.write_text(json.dumps(config))
+
+    r = runner.invoke(app, ["synth", "--run", str(unseen), "--class", "Mass,Hernia", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "no training image of Hernia" in r.output and "--allow-unseen" in r.output, r.output
+    assert not (tmp_path / "x").exists()
+
+    r = runner.invoke(app, ["synth", "--run", str(unseen), "--class", "all", "-n", "1", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0 and "left out (no training image): Hernia" in r.output, r.output
+    prov = open_synthetic(tmp_path / "a").provenance
+    assert prov["skipped_unseen"] == ["Hernia"] and "Hernia" not in prov["requested"] and len(prov["requested"]) == 14
+
+    out = synth(SynthConfig(run=unseen, classes=["Hernia"], n=2, out=tmp_path / "h", allow_unseen=True))
+    assert open_synthetic(out).manifest()["class"].tolist() == ["Hernia", "Hernia"]

@@ -24,6 +24,9 @@ def synth(
     ] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: Accelerate's choice).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    allow_unseen: Annotated[
+        bool, typer.Option(help="Also sample classes with no training image ('all' leaves them out).")
+    ] = False,
 ) -> None:
     """Write synthetic images of the chosen classes as 8-bit PNGs with a manifest and provenance."""
     _synth(**locals())
@@ -44,7 +47,7 @@ def _synth(**kw) -> None:
     cfg = SynthConfig(
         run=kw["run"], classes=kw["class_"], n=kw["n"], out=kw["out"], seed=kw["seed"],
         batch_size=kw["batch_size"], overwrite=kw["overwrite"], options=parse_sets(kw["set_"] or []),
-        device=kw["device"],
+        device=kw["device"], allow_unseen=kw["allow_unseen"],
     )  # fmt: skip
     out = run_synth(cfg, RichReporter(console, disable=not main))
     if main:
@@ -53,3 +56,5 @@ def _synth(**kw) -> None:
             f"wrote {prov['n_images']} images ({len(prov['requested'])} class(es) x {prov['n_per_class']}, "
             f"{prov['size']}px, {prov['plugin']} step {prov['step']}) in {prov['seconds']:.1f}s to {out}"
         )
+        if prov.get("skipped_unseen"):
+            console.print(f"left out (no training image): {', '.join(prov['skipped_unseen'])}")
