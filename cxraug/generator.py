@@ -58,6 +58,9 @@ class DataSpec:
         return cls(classes=tuple(d["classes"]), size=int(d["size"]), channels=int(d.get("channels", 1)))
 
 
+SEED_SPACE = 2**62  # per-step seeds; + process index stays within int64
+
+
 class Generator(ABC):
     """A class-conditional image generator trained by cxraug's loop."""
 
@@ -72,8 +75,18 @@ class Generator(ABC):
     def __init__(self, config: PluginConfig, spec: DataSpec, seed: int = 0) -> None:
         self.config = config
         self.spec = spec
+        # The same on every process; per-process draws go through step_generator, so the
+        # main process's checkpoint restores every process exactly.
         self.rng = torch.Generator().manual_seed(seed)
         self.build()
+
+    def step_generator(self, process_index: int, device: torch.device | None = None) -> torch.Generator:
+        """This training step's generator: one draw from ``self.rng`` (whose state alone then
+        fixes the rest of the run), offset by the process index so processes draw different
+        noise. On ``device`` when given (CUDA: no host-to-device copy of the noise)."""
+        seed = int(torch.randint(0, SEED_SPACE, (1,), generator=self.rng)) + process_index
+        where = device if device is not None and device.type in ("cpu", "cuda") else torch.device("cpu")
+        return torch.Generator(device=where).manual_seed(seed)
 
     # --- building and training -------------------------------------------------------------
     @abstractmethod

@@ -144,7 +144,7 @@ def make_accelerator(train: TrainConfig, run: Path):
     )
 
 
-def build_generator(spec: RunSpec, data: PreparedData, rank: int) -> Generator:
+def build_generator(spec: RunSpec, data: PreparedData) -> Generator:
     cls = registry.get(spec.plugin)
     size = data.size
     if not cls.min_size <= size <= cls.max_size:
@@ -152,8 +152,8 @@ def build_generator(spec: RunSpec, data: PreparedData, rank: int) -> Generator:
             f"plugin {spec.plugin!r} supports {cls.min_size} to {cls.max_size} px, the data is {size} px; "
             "prepare the data at another --size"
         )
-    torch.manual_seed(spec.train.seed)  # identical initial weights on every process
-    return cls(spec.model, DataSpec(classes=tuple(data.classes), size=size), seed=spec.train.seed * 7919 + rank)
+    torch.manual_seed(spec.train.seed)  # identical initial weights (and rng) on every process
+    return cls(spec.model, DataSpec(classes=tuple(data.classes), size=size), seed=spec.train.seed * 7919)
 
 
 def save_grid(gen: Generator, data: PreparedData, train: TrainConfig, path: Path, step: int) -> None:
@@ -201,7 +201,7 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
     data = open_prepared(spec.data_path)
     accelerator = make_accelerator(train_cfg, run)
     main = accelerator.is_main_process
-    gen = build_generator(spec, data, accelerator.process_index)
+    gen = build_generator(spec, data)
     gen.setup(accelerator)
     provenance = data_provenance(data)
 

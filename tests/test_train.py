@@ -177,22 +177,35 @@ def test_sigkill_then_resume_matches_straight_run(tmp_path: Path, phantom32: Pat
     assert_same_weights(final_state(run_a), final_state(run_b))
 
 
-@pytest.mark.slow
-@pytest.mark.ddp
-def test_two_processes_with_torchrun(tmp_path: Path, phantom32: Path) -> None:
-    """DDP on the CPU (gloo): two processes really run and share the work."""
+def _torchrun(*args: str, port: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "CXRAUG_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
-           "-m", "cxraug", "train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path),
-           "--steps", "3", "--batch-size", "4", *TINY_SETS, "--set", "log_every=1", "--set", "sample_every=0"]  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "cxraug", "train-gen", *args]  # fmt: skip
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    run = next(tmp_path.iterdir())
+    return r
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_two_processes_with_torchrun_and_exact_resume(tmp_path: Path, phantom32: Path) -> None:
+    """DDP on the CPU (gloo): two processes really run and share the work, and a two-process
+    run resumed from the main process's checkpoint equals a straight one (the per-process
+    noise streams and the all-reduced adaptive p are restored for both processes)."""
+    common = ["--plugin", "cgan", "--data", str(phantom32), "--batch-size", "4", *TINY_SETS,
+              "--set", "log_every=1", "--set", "sample_every=0", "--set", "checkpoint_every=2"]  # fmt: skip
+    r = _torchrun("--out", str(tmp_path / "a"), "--steps", "4", *common, port=29561)
+    run = next((tmp_path / "a").iterdir())
     assert json.loads((run / "config.json").read_text())["num_processes"] == 2
     logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert logs and all(x["num_processes"] == 2 for x in logs)
-    assert [s for s, _ in runs.checkpoints(run)] == [3]
+    assert [s for s, _ in runs.checkpoints(run)] == [2, 4]
     assert r.stdout.count("run directory:") == 2, "only the main process prints (start and end)"
+
+    _torchrun("--out", str(tmp_path / "b"), "--steps", "2", *common, port=29562)
+    half = next((tmp_path / "b").iterdir())
+    _torchrun("--resume", str(half), "--steps", "4", port=29563)
+    assert_same_weights(final_state(run), final_state(half))
 
 
 def test_training_scores_itself(tmp_path: Path, phantom32: Path) -> None:
@@ -207,3 +220,18 @@ def test_training_scores_itself(tmp_path: Path, phantom32: Path) -> None:
     fid = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"fid"' in x]
     assert len(fid) == 1 and fid[0]["step"] == 2 and fid[0]["split"] == "val"
     assert fid[0]["n_real"] == fid[0]["n_fake"] == 20 and fid[0]["fid"] > 0
+
+
+def test_adaptive_p_follows_the_batch_of_every_process() -> None:
+    """Under DDP the sign statistic is summed over processes, so each one moves p alike; two
+    processes seeing the same 128 reals move p as one process seeing 256."""
+    from cxraug_cgan.augment import AdaptiveP
+
+    overconfident = torch.ones(128)  # sign(D(real)) = 1 > target: p goes up
+    one, two = AdaptiveP(0.0, 0.6, 1000), AdaptiveP(0.0, 0.6, 1000)
+    one.observe(torch.cat([overconfident, overconfident]))
+    two.observe(overconfident, reduce=lambda t: 2 * t)  # what an all-reduce over 2 equal ranks gives
+    assert one.p == two.p == pytest.approx(0.256)
+    alone = AdaptiveP(0.0, 0.6, 1000)
+    alone.observe(overconfident)
+    assert alone.p == 0.0 and alone.count == 128, "half the statistic: not adjusted yet"

@@ -7,6 +7,8 @@ All random draws come from a CPU torch.Generator, so runs are reproducible on an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -76,11 +78,17 @@ class AdaptiveP:
         self.p, self.target, self.speed_img = p, target, speed_img
         self.sign_sum, self.count = 0.0, 0
 
-    def observe(self, d_real: torch.Tensor) -> None:
+    def observe(self, d_real: torch.Tensor, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        """Accumulate sign(D(real)); ``reduce`` sums over processes (e.g. Accelerate's reduce),
+        so that under DDP every process sees the whole batch and keeps the same p."""
         if self.target is None:
             return
-        self.sign_sum += float(torch.sign(d_real.detach().float()).sum())
-        self.count += d_real.numel()
+        d = d_real.detach().float()
+        stats = torch.stack([torch.sign(d).sum(), torch.tensor(float(d.numel()), device=d.device)])
+        if reduce is not None:
+            stats = reduce(stats)
+        self.sign_sum += float(stats[0])
+        self.count += int(stats[1])
         if self.count >= 256:  # adjust every few batches, as ADA does every 4 minibatches
             rt = self.sign_sum / self.count
             self.p = min(1.0, max(0.0, self.p + (1 if rt > self.target else -1) * self.count / self.speed_img))

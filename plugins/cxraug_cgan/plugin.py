@@ -71,14 +71,15 @@ class CGAN(Generator):
         c, n, dev = self.config, images.shape[0], images.device
         d_plain = _unwrap(self.D)
         r1 = c.r1_gamma > 0 and self.steps_done % c.r1_every == 0
+        rng = self.step_generator(accelerator.process_index)  # CPU: noise and augmentation draws
 
         # Discriminator: reals and fakes in one forward (one DDP forward per backward).
-        z = self._noise(n, self.rng).to(dev)
+        z = self._noise(n, rng).to(dev)
         with accelerator.autocast():
             with torch.no_grad():
                 fake = self.G(z, labels)
-            real_in = augment(images, self.ops, self.ada.p, self.rng).detach().requires_grad_(r1)
-            fake_in = augment(fake, self.ops, self.ada.p, self.rng)
+            real_in = augment(images, self.ops, self.ada.p, rng).detach().requires_grad_(r1)
+            fake_in = augment(fake, self.ops, self.ada.p, rng)
             out = self.D(torch.cat([real_in, fake_in]), torch.cat([labels, labels])).float()
             d_real, d_fake = out[:n], out[n:]
             loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
@@ -88,13 +89,13 @@ class CGAN(Generator):
         self.opt_d.zero_grad(set_to_none=True)
         accelerator.backward(loss_d)
         self.opt_d.step()
-        self.ada.observe(d_real)
+        self.ada.observe(d_real, reduce=lambda t: accelerator.reduce(t, reduction="sum"))
 
         # Generator: through the plain D (no DDP sync of D's unused gradients), D frozen.
         d_plain.requires_grad_(False)
-        z = self._noise(n, self.rng).to(dev)
+        z = self._noise(n, rng).to(dev)
         with accelerator.autocast():
-            out_g = d_plain(augment(self.G(z, labels), self.ops, self.ada.p, self.rng), labels).float()
+            out_g = d_plain(augment(self.G(z, labels), self.ops, self.ada.p, rng), labels).float()
             loss_g = -out_g.mean()
         self.opt_g.zero_grad(set_to_none=True)
         accelerator.backward(loss_g)

@@ -14,8 +14,6 @@ from cxraug.generator import Generator, SampleOptions
 
 from .config import DiffusionConfig, DiffusionSampleOptions
 
-SEED_SPACE = 2**62
-
 
 class Diffusion(Generator):
     """diffusers UNet2DModel with class embeddings (+ a null class for classifier-free guidance),
@@ -66,20 +64,11 @@ class Diffusion(Generator):
         warm = self.config.lr_warmup_steps
         return self.config.lr * min(1.0, (self.steps_done + 1) / warm) if warm else self.config.lr
 
-    def _step_generator(self, device: torch.device, process_index: int) -> torch.Generator:
-        """This step's generator, seeded from ``self.rng`` (one draw per step, so the CPU rng state
-        alone fixes the rest of the run) and offset by the process index so that processes draw
-        different noise even after all of them loaded the main process's checkpoint. Drawing on
-        the device avoids a host-to-device copy of the noise every step on a GPU."""
-        seed = int(torch.randint(0, SEED_SPACE, (1,), generator=self.rng)) + process_index
-        where = device if device.type in ("cpu", "cuda") else torch.device("cpu")  # e.g. mps: draw on the CPU
-        return torch.Generator(device=where).manual_seed(seed)
-
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: Any) -> dict[str, float]:
         if self.optimizer is None:
             raise RuntimeError("Diffusion.setup(accelerator) must be called before train_step")
         n, device = images.shape[0], images.device
-        gen = self._step_generator(device, accelerator.process_index)
+        gen = self.step_generator(accelerator.process_index, device)
         rand_device = gen.device
         noise = torch.randn(images.shape, generator=gen, device=rand_device).to(device)
         t = torch.randint(0, self.config.num_train_timesteps, (n,), generator=gen, device=rand_device).to(device)
