@@ -54,7 +54,11 @@ def plot_class_auroc(report: BenchmarkReport, path: Path) -> None:
     ax.set_ylim(-0.02, 1.02)
     n_test = int(report.runs["n_test"].iloc[0]) if len(report.runs) else 0
     conf = report.plan.cfg.confidence
-    ax.set_title(f"per-class AUROC, mean and {conf:.0%} CI over n={len(report.seeds)} seeds; test n={n_test}; * rare")
+    ax.set_title(  # two lines: one does not fit a 2-class figure
+        f"per-class test AUROC, mean and {conf:.0%} CI over n={len(report.seeds)} seeds\n"
+        f"test n={n_test} images; * rare class",
+        fontsize=10,
+    )
     ax.legend(fontsize=8, ncols=min(len(arms), 4))
     _save(fig, path)
 
