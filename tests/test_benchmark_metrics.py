@@ -12,7 +12,16 @@ from sklearn.metrics import balanced_accuracy_score, f1_score, precision_score, 
 
 from cxraug.benchmark.config import build_config, parse_set
 from cxraug.benchmark.metrics import choose_thresholds, macro_auroc, overall, per_class
-from cxraug.benchmark.statistics import HELPED, HURT, NO_EVIDENCE, TOO_FEW, mean_ci, paired_difference, verdict
+from cxraug.benchmark.statistics import (
+    HELPED,
+    HURT,
+    NO_EVIDENCE,
+    TOO_FEW,
+    TOO_FEW_TEST,
+    mean_ci,
+    paired_difference,
+    verdict,
+)
 from cxraug.errors import UserError
 
 
@@ -98,6 +107,9 @@ def test_paired_difference_uses_common_seeds_and_verdicts():
     assert verdict(paired_difference(ref, {s: v + 0.03 for s, v in ref.items()})) == HURT
     assert verdict(paired_difference({0: 0.7, 1: 0.8}, {0: 0.75, 1: 0.74})) == NO_EVIDENCE
     assert verdict(paired_difference({0: 0.7}, {0: 0.6})) == TOO_FEW
+    # A clear difference over seeds, but on 3 positive test images: no verdict.
+    assert verdict(d, n_test=3, min_test=10) == TOO_FEW_TEST
+    assert verdict(d, n_test=10, min_test=10) == HELPED
 
 
 def test_build_config_precedence_and_errors(tmp_path):

@@ -13,6 +13,7 @@ from test_benchmark_support import make_synthetic_set
 
 from cxraug.benchmark.config import build_config
 from cxraug.benchmark.runner import run_benchmark
+from cxraug.benchmark.statistics import TOO_FEW_TEST
 from cxraug.cli import main
 from cxraug.errors import UserError
 
@@ -59,6 +60,9 @@ def test_end_to_end_resume_and_determinism(phantom32, synthetic, tmp_path, capsy
     results = json.loads((out / "results.json").read_text())
     assert results["rare_classes"] == ["Hernia"] and results["reference"] == "real"
     assert {v["arm"] for v in results["verdicts"]} == {"oversample", "cgan"}
+    # Hernia has 3 positive test images (< min_test_images=10): numbers, but no verdict.
+    assert {v["verdict"] for v in results["verdicts"]} == {TOO_FEW_TEST}
+    assert "Hernia (test n=3)" in printed
     summary = (out / "summary.md").read_text()
     assert "## Did it help the rare classes?" in summary
     assert "**Hernia** (4 real training images, 3 test images), cgan vs real: AUROC" in summary
@@ -73,6 +77,8 @@ def test_end_to_end_resume_and_determinism(phantom32, synthetic, tmp_path, capsy
     assert (again.trained, again.reused) == (0, 6)
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/result.json")} == stamps
     assert not (out / "roc_curves.png").exists()  # plots=False: no stale figure left behind
+    lenient = run_benchmark(phantom32, _cfg(synthetic, min_test_images=0), out)  # a reporting option
+    assert lenient.trained == 0 and TOO_FEW_TEST not in {v["verdict"] for v in lenient.verdicts()}
     assert again.runs.sort_values(["arm", "seed"])["macro_auroc"].tolist() == pytest.approx(
         runs.sort_values(["arm", "seed"])["macro_auroc"].tolist()
     )

@@ -58,10 +58,16 @@ class BenchmarkReport:
                 if arm.name == self.reference:
                     continue
                 d = self.class_diff[(arm.name, name)][metric]
-                out.append(
-                    {"class": name, "arm": arm.name, "synthetic": arm.uses_synthetic, "diff": d, "verdict": verdict(d)}
-                )
+                v = self.verdict(name, d)
+                out.append({"class": name, "arm": arm.name, "synthetic": arm.uses_synthetic, "diff": d, "verdict": v})
         return out
+
+    def n_test(self, name: str) -> int:
+        """Positive test images of a class."""
+        return int(self.per_class.loc[self.per_class["class"] == name, "n_pos"].iloc[0])
+
+    def verdict(self, name: str, diff: Estimate) -> str:
+        return verdict(diff, self.n_test(name), self.plan.cfg.min_test_images)
 
 
 def rare_classes(plan: Plan, train_counts: np.ndarray) -> tuple[list[int], str]:

@@ -55,6 +55,7 @@ class BenchmarkConfig(_Strict):
     rare_threshold: float = Field(0.02, gt=0, lt=1)
     reference: str = "real"
     confidence: float = Field(0.95, gt=0, lt=1)
+    min_test_images: int = Field(10, ge=0)  # no verdict for a class with fewer positive test images
     grid_per_class: int = Field(8, ge=0, le=64)
     plots: bool = True
 

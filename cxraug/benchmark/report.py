@@ -10,7 +10,7 @@ from typing import Any
 
 from cxraug.benchmark.aggregate import BenchmarkReport
 from cxraug.benchmark.metrics import RUN_METRICS
-from cxraug.benchmark.statistics import HELPED, HURT, Estimate, verdict
+from cxraug.benchmark.statistics import HELPED, HURT, Estimate
 from cxraug.data.prepared import fingerprint
 from cxraug.fsutil import atomic_write_text, write_json
 
@@ -75,11 +75,11 @@ def answer_lines(report: BenchmarkReport) -> list[str]:
     for v in verdicts:
         c = report.classes.index(v["class"])
         f1 = report.class_diff[(v["arm"], v["class"])]["f1"]
-        n_test = int(report.per_class.loc[report.per_class["class"] == v["class"], "n_pos"].iloc[0])
+        n_test = report.n_test(v["class"])
         lines.append(
             f"- **{v['class']}** ({int(report.train_counts[c])} real training images, {n_test} test images), "
             f"{v['arm']} vs {ref}: AUROC {v['diff'].text(signed=True)} → {_verdict_text(v['verdict'])}; "
-            f"F1 {f1.text(signed=True)} → {_verdict_text(verdict(f1))} (paired over seeds)"
+            f"F1 {f1.text(signed=True)} → {_verdict_text(report.verdict(v['class'], f1))} (paired over seeds)"
         )
     return lines
 
@@ -119,7 +119,9 @@ def summary_markdown(report: BenchmarkReport, grids: list[str]) -> str:
     lines += [
         "",
         f"'helped': the whole {conf} interval of the paired difference is above 0; 'hurt': below 0; "
-        "otherwise there is no evidence it helps (which is not evidence that it does not).",
+        "otherwise there is no evidence it helps (which is not evidence that it does not). "
+        f"A class with fewer than {cfg.min_test_images} positive test images gets no verdict: the interval "
+        "covers training randomness over seeds, not the luck of which few test images were drawn.",
         "",
         "## Arms and their training sets",
         "",
@@ -152,7 +154,7 @@ def summary_markdown(report: BenchmarkReport, grids: list[str]) -> str:
     lines += ["", "## Rare classes in detail", ""]
     for c in report.rare:
         name = report.classes[c]
-        n_pos = int(report.per_class.loc[report.per_class["class"] == name, "n_pos"].iloc[0])
+        n_pos = report.n_test(name)
         lines += [f"### {name} ({int(report.train_counts[c])} real training images, {n_pos} test images)", ""]
         rows = []
         for arm in report.arms:
@@ -160,7 +162,8 @@ def summary_markdown(report: BenchmarkReport, grids: list[str]) -> str:
             row = [arm.name, s["auroc"].text(), s["recall"].text(), s["precision"].text(), s["f1"].text()]
             if report.reference and arm.name != report.reference:
                 d = report.class_diff[(arm.name, name)]
-                row += [d["auroc"].text(signed=True), verdict(d["auroc"]), d["f1"].text(signed=True), verdict(d["f1"])]
+                row += [d["auroc"].text(signed=True), report.verdict(name, d["auroc"]),
+                        d["f1"].text(signed=True), report.verdict(name, d["f1"])]  # fmt: skip
             else:
                 row += ["", "", "", ""]
             rows.append(row)

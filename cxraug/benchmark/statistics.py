@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 HELPED, NO_EVIDENCE, HURT, TOO_FEW = "helped", "no evidence it helps", "hurt", "too few seeds"
+TOO_FEW_TEST = "no verdict: too few test images"
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,15 @@ def paired_difference(arm: Mapping[int, float], reference: Mapping[int, float], 
     return mean_ci(diffs, confidence)
 
 
-def verdict(diff: Estimate) -> str:
-    """helped: the whole CI is above 0; hurt: below 0; otherwise no evidence it helps."""
+def verdict(diff: Estimate, n_test: int | None = None, min_test: int = 0) -> str:
+    """helped: the whole CI is above 0; hurt: below 0; otherwise no evidence it helps.
+
+    The interval over seeds covers training randomness only, not which test images happened
+    to be drawn: with a handful of positive test images a class's AUROC moves in steps of
+    1/n_pos and seeds agree on the same few images. Below ``min_test`` positives (``n_test``)
+    no verdict is given; the numbers are still reported."""
+    if n_test is not None and n_test < min_test:
+        return TOO_FEW_TEST
     if diff.n < 2 or math.isnan(diff.low):
         return TOO_FEW
     if diff.low > 0:

@@ -104,7 +104,8 @@ def verdict_table(report: BenchmarkReport) -> Table | None:
         t.add_column(col)
     style = {"helped": "[green]", "hurt": "[red]"}
     for v in sorted(rows, key=lambda v: (v["class"], not v["synthetic"])):
-        t.add_row(v["class"], v["arm"], v["diff"].text(signed=True), style.get(v["verdict"], "") + v["verdict"])
+        name = f"{v['class']} (test n={report.n_test(v['class'])})"
+        t.add_row(name, v["arm"], v["diff"].text(signed=True), style.get(v["verdict"], "") + v["verdict"])
     return t
 
 
