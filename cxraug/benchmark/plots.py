@@ -94,9 +94,12 @@ def plot_roc(report: BenchmarkReport, path: Path) -> None:
                 auc = report.class_summary[(arm.name, name)]["auroc"].mean
                 ax.plot(grid, tpr, lw=1.2, label=f"{arm.name} {auc:.2f}")
         ax.plot([0, 1], [0, 1], color="grey", lw=0.6, ls=":")
-        n_pos = int(report.per_class.loc[report.per_class["class"] == name, "n_pos"].iloc[0])
+        n_pos = report.n_test(name)
         ax.set_title(f"{name} (test n+={n_pos})", fontsize=9)
-        ax.legend(fontsize=6, loc="lower right")
+        if n_pos:
+            ax.legend(fontsize=6, loc="lower right")
+        else:  # no positive test image: no curve to draw
+            ax.text(0.5, 0.5, "no test image", ha="center", va="center", fontsize=8, transform=ax.transAxes)
     for j in range(k, rows * cols):
         axes[j // cols][j % cols].axis("off")
     fig.suptitle(f"test ROC curves, mean over n={len(report.seeds)} seeds (legend: mean AUROC)")

@@ -172,7 +172,7 @@ def summary_markdown(report: BenchmarkReport, grids: list[str]) -> str:
     lines += [f"## Per-class test AUROC (mean [{conf} CI], n = seeds)", ""]
     rows = []
     for name in report.classes:
-        n_pos = int(report.per_class.loc[report.per_class["class"] == name, "n_pos"].iloc[0])
+        n_pos = report.n_test(name)
         rows.append([name, str(n_pos)] + [report.class_summary[(a.name, name)]["auroc"].text() for a in report.arms])
     lines += _table(["class", "test n", *(a.name for a in report.arms)], rows)
     if cfg.plots:
@@ -197,7 +197,7 @@ def caveats(report: BenchmarkReport) -> list[str]:
         notes.append(f"only {len(report.seeds)} seeds: intervals are wide; 5 or more are advised for conclusions")
     for c in report.rare:
         name = report.classes[c]
-        n_pos = int(report.per_class.loc[report.per_class["class"] == name, "n_pos"].iloc[0])
+        n_pos = report.n_test(name)
         if n_pos < 20:
             notes.append(f"{name} has {n_pos} test images: its AUROC, recall and F1 move in large steps")
     notes.append(
