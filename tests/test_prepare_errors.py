@@ -240,6 +240,9 @@ def test_ctrl_c_on_a_parallel_run(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # A shell's background jobs (e.g. `make test &`) inherit SIGINT ignored, and Python then
+        # keeps ignoring it; a terminal's Ctrl-C reaches a process with the default handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     staging = tmp_path / ".o.partial"
     deadline = time.monotonic() + 60
