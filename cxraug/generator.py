@@ -174,4 +174,7 @@ class Generator(ABC):
         return {}
 
     def parse_sample_options(self, values: dict[str, Any]) -> SampleOptions:
-        return self.SampleOptions(**values)
+        """``--set`` values as this plugin's SampleOptions; a bad one is a one-line UserError."""
+        from cxraug.config import validated
+
+        return validated(self.SampleOptions, values, f"{self.name} sampling option")

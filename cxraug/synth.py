@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import ValidationError
 
 from cxraug import __version__, runs
 from cxraug.classes import means_all, resolve_classes
-from cxraug.config import validation_message
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_write_bytes, read_json, write_json
 from cxraug.progress import NullReporter, Reporter
@@ -83,10 +81,7 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
     except ValueError as e:
         raise UserError(f"--class: {e}") from None
     chosen, skipped = _drop_unseen(chosen, meta, cfg)
-    try:
-        options = gen.parse_sample_options(cfg.options)
-    except ValidationError as e:
-        raise UserError(validation_message(e, gen.SampleOptions, f"{gen.name} sampling option")) from None
+    options = gen.parse_sample_options(cfg.options)
     out = Path(cfg.out) if cfg.out else default_out(cfg, chosen, classes)
     state = process_state()
     device = torch.device(cfg.device) if cfg.device else state.device

@@ -56,3 +56,9 @@ def test_score_a_trained_cgan_run(phantom32: Path, tmp_path: Path, monkeypatch: 
     assert [r["n_fake"] for r in res["rows"][:2]] == [12, 12] and res["rows"][0]["status"] == "ok"
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["kind"] == "score" and lines[-1]["step"] == 4
+    # A bad sampling option for the run's plugin: one line, exit code 2, nothing scored.
+    bad = CliRunner().invoke(app, [*args, "--set", "truncaton=1.5", "--out", str(tmp_path / "bad")])
+    err = bad.stderr.strip()
+    assert bad.exit_code == 2 and len(err.splitlines()) == 1, bad.output
+    assert "unknown cgan sampling option 'truncaton'; known: truncation" in err, err
+    assert not (tmp_path / "bad").exists()

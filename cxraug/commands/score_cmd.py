@@ -109,10 +109,7 @@ def _source(kw: dict[str, Any], cfg: Any) -> tuple[Any, Path, str | None]:
 
     gen, meta = load_generator(kw["run"])
     values = parse_sets(kw["set_"] or [])
-    try:
-        options = gen.parse_sample_options(values)
-    except Exception as e:  # pydantic ValidationError: name the bad option
-        raise UserError(f"bad sampling option for {gen.name}: {str(e).splitlines()[1:3]}") from None
+    options = gen.parse_sample_options(values)
     gen.to(resolve_device(kw["device"]))
     info = {"run": str(Path(kw["run"]).resolve()), "step": meta.get("step"), "plugin": meta.get("plugin")}
     source = generator_source(gen, seed=cfg.seed, batch_size=cfg.batch_size, options=options, info=info)

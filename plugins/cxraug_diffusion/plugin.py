@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
-from pydantic import ValidationError
 
-from cxraug.config import validation_message
 from cxraug.errors import UserError
 from cxraug.generator import Generator, SampleOptions
 
@@ -115,10 +113,7 @@ class Diffusion(Generator):
 
     # --- sampling and export -----------------------------------------------------------------
     def parse_sample_options(self, values: dict[str, Any]) -> DiffusionSampleOptions:
-        try:
-            options = DiffusionSampleOptions(**values)
-        except ValidationError as e:
-            raise UserError(validation_message(e, DiffusionSampleOptions, "diffusion sampling option")) from None
+        options = cast(DiffusionSampleOptions, super().parse_sample_options(values))
         options.resolved_steps(self.config.num_train_timesteps)  # steps within the schedule
         return options
 
