@@ -77,7 +77,7 @@ def resolve_classes(spec: str | list[str], known: tuple[str, ...] | list[str]) -
     """Parse 'all', a comma-separated string, or a list of names into canonical names, in
     the order of ``known``."""
     names = _split_names(spec)
-    if means_all(spec):
+    if means_all(names):
         return list(known)
     chosen = {resolve_class(n, known) for n in names}
     return [k for k in known if k in chosen]
