@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from cxraug.ema import EMASettings
 from cxraug.errors import UserError
 from cxraug.generator import PluginConfig, SampleOptions
 
@@ -19,7 +20,7 @@ BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
 MIN_BOTTOM_RES = 4
 
 
-class DiffusionConfig(PluginConfig):
+class DiffusionConfig(EMASettings, PluginConfig):
     """Every key can be set from a YAML file or ``--set key=value``; unknown keys are errors."""
 
     # --- UNet (diffusers UNet2DModel) -----------------------------------------------------------
@@ -50,9 +51,9 @@ class DiffusionConfig(PluginConfig):
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = Field(1e-8, gt=0.0)
     grad_clip: float = Field(1.0, ge=0.0)  # max global grad norm; 0 disables clipping
-    ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
-    # EMA warm-up: decay = min(ema_decay, (1 + n) / (10 + n)) at update n, so early EMA tracks fast.
-    ema_warmup: bool = True
+    # EMA: the shared setting (cxraug.ema), a half-life in images with a ramp-up; diffusion models
+    # gain from a longer average than GANs, and short runs are governed by the ramp-up anyway.
+    ema_kimg: float = Field(50.0, ge=0, description="EMA half-life in thousands of training images (0: no EMA)")
     # Probability of replacing a label by the null class (classifier-free guidance training).
     cond_drop_prob: float = Field(0.1, ge=0.0, lt=1.0)
 

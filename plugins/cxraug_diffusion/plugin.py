@@ -37,16 +37,17 @@ class Diffusion(Generator):
     def build(self) -> None:
         from diffusers import DDPMScheduler
 
-        from .model import EMA, build_unet
+        from cxraug.ema import EMA
+
+        from .model import build_unet
 
         self.model = build_unet(self.config, self.spec)  # the live weights (unwrapped)
-        self.ema = EMA(self.model, self.config.ema_decay, self.config.ema_warmup)
+        self.ema = EMA(self.model, self.config)
         self.noise_scheduler = DDPMScheduler(**self.config.schedule_kwargs())
         self.null_label = self.spec.num_classes
         self.steps_done = 0
         self.train_model: Any = None  # accelerator-prepared model (DDP-wrapped on several processes)
         self.optimizer: Any = None
-        self._params: list[torch.Tensor] = []
 
     def setup(self, accelerator: Any) -> None:
         c = self.config
@@ -56,7 +57,6 @@ class Diffusion(Generator):
         )
         self.train_model, self.optimizer = accelerator.prepare(self.model, opt)
         self.train_model.train()
-        self._params = list(self.model.parameters())
 
     def _lr(self) -> float:
         warm = self.config.lr_warmup_steps
@@ -88,7 +88,7 @@ class Diffusion(Generator):
             group["lr"] = self._lr()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.ema.update(self._params)
+        self.ema.update(self.model, n * accelerator.num_processes)
         self.steps_done += 1
         return {"loss": float(loss.detach())}
 
