@@ -151,7 +151,7 @@ class FullLoop:
 
         self.rounds_done += 1
         steps = self.rounds_done * self.train_cfg.steps
-        spec = spec_from_run(self.run, steps) if self.rounds_done > 1 else self.spec
+        spec = spec_from_run(self.run, {"steps": steps}) if self.rounds_done > 1 else self.spec
         train(self.run, spec, resume=self.rounds_done > 1)
         rec = [r for r in read_metrics(self.run) if r.get("kind") == "train" and r["step"] == steps]
         return float(rec[-1]["img_per_s"])

@@ -9,9 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cxraug.errors import UserError
+
+DEFAULT_STEPS = 2000
+UNTIL_TIME_LIMIT = 10**9  # steps of a run given only a --time-limit: the budget stops it
 
 
 class TrainConfig(BaseModel):
@@ -19,7 +22,12 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(2000, ge=1, description="optimisation steps in total")
+    steps: int | None = Field(
+        None, ge=1, description=f"optimisation steps in total (default {DEFAULT_STEPS}; with time_limit: until it)"
+    )
+    time_limit: float | None = Field(
+        None, gt=0, description="minutes of training steps (cumulative over resumes); the run then ends as at --steps"
+    )
     batch_size: int = Field(64, ge=1, description="images per step and process")
     seed: int = 0
     balanced: bool = Field(False, description="class-balanced sampling of training images")
@@ -32,6 +40,12 @@ class TrainConfig(BaseModel):
     fid_every: int = Field(0, ge=0, description="FID/KID on a small sample every K steps (0: never)")
     fid_n: int = Field(500, ge=10, description="images per side for training-time FID")
     tensorboard: bool = False
+
+    @model_validator(mode="after")
+    def _default_steps(self) -> TrainConfig:
+        if self.steps is None:  # saved resolved, so a run's config always names its step cap
+            self.steps = DEFAULT_STEPS if self.time_limit is None else UNTIL_TIME_LIMIT
+        return self
 
 
 def parse_value(text: str) -> Any:
@@ -103,13 +117,13 @@ def validated(cls: type[BaseModel], values: dict[str, Any], what: str) -> BaseMo
         raise UserError(validation_message(e, cls, what)) from None
 
 
-def resolve(
+def explicit_values(
     model_cls: type[BaseModel],
     file_values: dict[str, Any],
     flags: dict[str, Any],
     sets: dict[str, Any],
-) -> tuple[TrainConfig, BaseModel]:
-    """Merge defaults < file < flags < --set into validated train and model configs."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The keys a user gave (file < flags < --set), routed to training and model keys, unvalidated."""
     train: dict[str, Any] = {}
     model: dict[str, Any] = {}
     fields = set(model_cls.model_fields)
@@ -125,4 +139,47 @@ def resolve(
     train.update({k: v for k, v in flags.items() if v is not None})
     for k, v in sets.items():
         _route(k, v, train, model, fields)
+    return train, model
+
+
+def resolve(
+    model_cls: type[BaseModel],
+    file_values: dict[str, Any],
+    flags: dict[str, Any],
+    sets: dict[str, Any],
+) -> tuple[TrainConfig, BaseModel]:
+    """Merge defaults < file < flags < --set into validated train and model configs."""
+    train, model = explicit_values(model_cls, file_values, flags, sets)
     return validated(TrainConfig, train, "training key"), validated(model_cls, model, "model key")
+
+
+# What a resumed run may change: how long it goes on. Everything else would make it another run.
+RESUME_CHANGES = ("steps", "time_limit")
+
+
+def resume_changes(
+    run_name: str,
+    saved: dict[str, Any],
+    model_cls: type[BaseModel],
+    given_train: dict[str, Any],
+    given_model: dict[str, Any],
+) -> dict[str, Any]:
+    """Check the keys a resuming command gives against the run's saved config (``saved``: its
+    config.json). Keys that agree are fine, as a user re-running the original command with
+    ``--resume`` expects; a conflict is refused naming the key and both values. Returns the
+    allowed changes (steps, time_limit)."""
+    changes: dict[str, Any] = {}
+    for what, cls, given, values in (
+        ("training key", TrainConfig, given_train, saved["train"]),
+        ("model key", model_cls, given_model, saved["model"]),
+    ):
+        for key, value in given.items():
+            new = validated(cls, {**values, key: value}, what).model_dump(mode="json")[key]
+            if what == "training key" and key in RESUME_CHANGES:
+                changes[key] = new
+            elif new != values.get(key):
+                raise UserError(
+                    f"--resume {run_name}: {what} {key!r} is {values.get(key)!r} in the run, the command gives "
+                    f"{new!r}; drop it to continue the run, or start a new run"
+                )
+    return changes

@@ -163,8 +163,11 @@ class Generator(ABC):
     def from_export(cls, directory: Path) -> Generator:
         from safetensors.torch import load_file
 
+        from cxraug.config import validated
+
         meta = json.loads((Path(directory) / CONFIG_FILE).read_text())
-        model = cls(cls.Config(**meta["config"]), DataSpec.from_dict(meta["data_spec"]))
+        config = validated(cls.Config, meta["config"], f"{cls.name} key in {Path(directory) / CONFIG_FILE}")
+        model = cls(config, DataSpec.from_dict(meta["data_spec"]))
         model.load_export_tensors(load_file(str(Path(directory) / WEIGHTS_FILE)))
         return model
 

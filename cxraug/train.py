@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cxraug import __version__, registry, runs
-from cxraug.config import TrainConfig
+from cxraug.config import UNTIL_TIME_LIMIT, TrainConfig
 from cxraug.data.dataset import to_model_range, to_uint8
 from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
 from cxraug.errors import UserError
@@ -178,13 +178,33 @@ def _truncate_metrics(run: Path, step: int) -> None:
     atomic_write_text(path, "".join(ln + "\n" for ln in keep))
 
 
-def _save_checkpoint(gen: Generator, run: Path, step: int, keep: int) -> None:
+@dataclass
+class Clock:
+    """Seconds in training steps (batch + step) and outside them (grids, checkpoints, exports,
+    FID), cumulative over resumes: stored in every checkpoint, so cost and ``--time-limit``
+    are right for resumed runs. Only training-step seconds count towards the time limit."""
+
+    train_s: float = 0.0
+    other_s: float = 0.0
+    images: int = 0
+
+    def state(self) -> dict[str, float]:
+        return {"train_s": self.train_s, "other_s": self.other_s, "images": self.images}
+
+    @classmethod
+    def from_state(cls, s: dict[str, Any] | None) -> Clock:
+        s = s or {}
+        return cls(float(s.get("train_s", 0.0)), float(s.get("other_s", 0.0)), int(s.get("images", 0)))
+
+
+def _save_checkpoint(gen: Generator, run: Path, step: int, keep: int, clock: Clock) -> None:
     import io
 
     from cxraug.fsutil import atomic_write_bytes
 
     buf = io.BytesIO()
-    torch.save({"step": step, "plugin": gen.state(), "cxraug_version": __version__}, buf)
+    payload = {"step": step, "plugin": gen.state(), "clock": clock.state(), "cxraug_version": __version__}
+    torch.save(payload, buf)
     atomic_write_bytes(runs.checkpoint_path(run, step), buf.getvalue())
     for _, old in runs.checkpoints(run)[:-keep]:
         old.unlink(missing_ok=True)
@@ -194,8 +214,25 @@ def _export(gen: Generator, run: Path, step: int, provenance: dict[str, Any]) ->
     gen.export(run / runs.EXPORT_DIR, extra={"run": run.name, "step": step, "data": provenance})
 
 
+def _out_of_time(clock: Clock, limit_s: float | None, accelerator: Any) -> bool:
+    """Whether the budget is spent; under several processes the main one decides for all
+    (their clocks differ a little, and all must stop at the same step)."""
+    over = limit_s is not None and clock.train_s >= limit_s
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast
+
+        flag = broadcast(torch.tensor([float(over)], device=accelerator.device), from_process=0)
+        over = bool(flag.item())
+    return over
+
+
 def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train ``spec`` in ``run`` (already created, config saved); returns a summary."""
+    """Train ``spec`` in ``run`` (already created, config saved); returns a summary.
+
+    The run ends at ``steps`` or when its training-step seconds reach ``time_limit``
+    minutes, whichever comes first; either way the last step gets a grid, a checkpoint and
+    an export, and a ``stop`` record in metrics.jsonl says why it ended.
+    """
     reporter = reporter or NullReporter()
     train_cfg = spec.train
     data = open_prepared(spec.data_path)
@@ -205,11 +242,12 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
     gen.setup(accelerator)
     provenance = data_provenance(data)
 
-    start = 0
+    start, clock = 0, Clock()
     if resume and (ckpts := runs.checkpoints(run)):
         start, path = ckpts[-1]
         state = torch.load(path, map_location="cpu", weights_only=True)
         gen.load_state(state["plugin"])
+        clock = Clock.from_state(state.get("clock"))
         if main:
             _truncate_metrics(run, start)
     if train_cfg.tensorboard:
@@ -228,52 +266,81 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
 
         extractor = load_feature_extractor(None, accelerator.device)
 
-    t_last, n_last = time.perf_counter(), 0
+    steps = train_cfg.steps
+    assert steps is not None  # filled by TrainConfig's validator
+    limit_s = train_cfg.time_limit * 60 if train_cfg.time_limit else None
+    log_s, log_n = clock.train_s, clock.images
     t0 = time.perf_counter()
-    last_good = start
+    last_good = done = start
+    reason = "steps" if start >= steps else "time_limit" if _out_of_time(clock, limit_s, accelerator) else ""
     losses: dict[str, float] = {}
-    with reporter.task(f"train {spec.plugin} on {data.name} ({len(labels)} train images)", train_cfg.steps) as adv:
+    what = f"train {spec.plugin} on {data.name} ({len(labels)} train images)"
+    if limit_s is not None:
+        what += f", time limit {train_cfg.time_limit:g} min"
+    total = None if steps == UNTIL_TIME_LIMIT else steps
+    with reporter.task(what, total) as adv:
         adv(start)
-        for step in range(start + 1, train_cfg.steps + 1):
+        for step in range(start + 1, steps + 1):
+            if reason:
+                break
+            t_step = time.perf_counter()
             idx = stream.indices(step - 1)
             x = to_model_range(images[idx]).to(accelerator.device)
             y = torch.as_tensor(labels[idx], device=accelerator.device)
-            losses = gen.train_step(x, y, accelerator)
+            losses = gen.train_step(x, y, accelerator)  # its .item() calls sync a GPU: the clock is right
             if not all(math.isfinite(v) for v in losses.values()):
                 bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
                 raise TrainingDiverged(
                     f"training diverged at step {step} ({bad}); the last good checkpoint is step {last_good} "
                     f"in {run}: lower the learning rate (e.g. --set lr_g=...) and --resume, or start anew"
                 )
-            n_last += len(idx) * accelerator.num_processes
+            clock.train_s += time.perf_counter() - t_step
+            clock.images += len(idx) * accelerator.num_processes
+            done = step
             adv(1)
-            if main and (step % train_cfg.log_every == 0 or step == train_cfg.steps):
-                now = time.perf_counter()
+            t_other = time.perf_counter()
+            if step == steps:
+                reason = "steps"
+            elif _out_of_time(clock, limit_s, accelerator):
+                reason = "time_limit"
+            final = bool(reason)
+            if main and (step % train_cfg.log_every == 0 or final):
                 rec = {"step": step, "kind": "train", **{k: round(v, 6) for k, v in losses.items()}}
-                rec.update(img_per_s=round(n_last / (now - t_last), 2), num_processes=accelerator.num_processes)
-                rec["elapsed_s"] = round(now - t0, 2)
+                rate = (clock.images - log_n) / max(clock.train_s - log_s, 1e-9)  # training steps only
+                rec.update(img_per_s=round(rate, 2), num_processes=accelerator.num_processes)
+                rec.update(train_s=round(clock.train_s, 2), elapsed_s=round(clock.train_s + clock.other_s, 2))
                 append_jsonl(run / runs.METRICS, rec)
                 if train_cfg.tensorboard:
                     accelerator.log(losses, step=step)
-                t_last, n_last = now, 0
-            final = step == train_cfg.steps
+                log_s, log_n = clock.train_s, clock.images
             if main and (final or (train_cfg.sample_every and step % train_cfg.sample_every == 0)):
                 save_grid(gen, data, train_cfg, run / runs.SAMPLES_DIR / f"step-{step:07d}.png", step)
-            if final or (train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0):
-                accelerator.wait_for_everyone()
-                if main:
-                    _save_checkpoint(gen, run, step, train_cfg.keep_checkpoints)
-                    _export(gen, run, step, provenance)
-                last_good = step
+            checkpoint = final or (train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0)
             if extractor is not None and (final or step % train_cfg.fid_every == 0):
                 result = fid_during_training(
                     gen, data, split="val", n=train_cfg.fid_n, seed=train_cfg.seed, extractor=extractor
                 )
                 append_jsonl(run / runs.METRICS, {"step": step, "kind": "fid", **result})
+            clock.other_s += time.perf_counter() - t_other
+            if checkpoint:
+                t_other = time.perf_counter()
+                accelerator.wait_for_everyone()
+                if main:
+                    _save_checkpoint(gen, run, step, train_cfg.keep_checkpoints, clock)
+                    _export(gen, run, step, provenance)
+                last_good = step
+                clock.other_s += time.perf_counter() - t_other
+    if main and done > start:
+        stop = {"step": done, "kind": "stop", "reason": reason, "time_limit_min": train_cfg.time_limit}
+        stop.update(train_s=round(clock.train_s, 2), other_s=round(clock.other_s, 2), images_seen=clock.images)
+        append_jsonl(run / runs.METRICS, stop)
     accelerator.wait_for_everyone()
     if train_cfg.tensorboard:
         accelerator.end_training()
-    return {"run": str(run), "step": train_cfg.steps, "losses": losses, "seconds": time.perf_counter() - t0}
+    return {
+        "run": str(run), "step": done, "start": start, "reason": reason, "losses": losses,
+        "seconds": time.perf_counter() - t0, "train_s": clock.train_s, "other_s": clock.other_s,
+    }  # fmt: skip
 
 
 def start_run(spec: RunSpec, runs_root: Path) -> Path:
@@ -295,20 +362,24 @@ def start_run(spec: RunSpec, runs_root: Path) -> Path:
     return Path(holder[0])
 
 
-def spec_from_run(run: Path, steps: int | None = None) -> RunSpec:
+def spec_from_run(run: Path, changes: dict[str, Any] | None = None) -> RunSpec:
+    """The spec saved in ``run``, with ``changes`` (steps, time_limit) applied and saved."""
+    from cxraug.config import validated
+
     cfg = runs.read_run_config(run)
     cls = registry.get(cfg["plugin"])
-    train_values = dict(cfg["train"])
-    if steps is not None:
-        train_values["steps"] = steps
-    spec = RunSpec(cfg["plugin"], TrainConfig(**train_values), cls.Config(**cfg["model"]), Path(cfg["data"]["path"]))
+    changes = changes or {}
+    train_values = {**cfg["train"], **changes}
+    train_cfg = validated(TrainConfig, train_values, f"training key in {run / runs.CONFIG}")
+    model_cfg = validated(cls.Config, cfg["model"], f"model key in {run / runs.CONFIG}")
+    spec = RunSpec(cfg["plugin"], train_cfg, model_cfg, Path(cfg["data"]["path"]))
     data = open_prepared(spec.data_path)
     if fingerprint(data) != cfg["data"]["fingerprint"]:
         raise UserError(
             f"the prepared dataset {spec.data_path} changed since {run.name} started; cannot resume exactly"
         )
-    if steps is not None and steps != cfg["train"]["steps"]:
-        cfg["train"]["steps"] = steps
+    if any(cfg["train"].get(k) != v for k, v in changes.items()):
+        cfg["train"].update(changes)
         write_json(run / runs.CONFIG, cfg)
     return spec
 

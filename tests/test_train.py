@@ -31,8 +31,12 @@ def final_state(run: Path) -> dict:
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
-    for key in ("G", "D", "G_ema"):
-        for (ka, va), (kb, vb) in zip(a[key].items(), b[key].items(), strict=True):
+    for key, da, db in [
+        ("G", a["G"], b["G"]),
+        ("D", a["D"], b["D"]),
+        ("G_ema", a["ema"]["weights"], b["ema"]["weights"]),
+    ]:
+        for (ka, va), (kb, vb) in zip(da.items(), db.items(), strict=True):
             assert ka == kb and torch.equal(va, vb), f"{key}.{ka} differs"
 
 
@@ -54,10 +58,10 @@ def test_index_stream_is_a_function_of_step() -> None:
 
 
 def test_config_precedence_and_unknown_keys(tmp_path: Path) -> None:
-    file_values = {"train": {"steps": 10, "batch_size": 16}, "model": {"lr_g": 1e-3}, "ema_decay": 0.9}
+    file_values = {"train": {"steps": 10, "batch_size": 16}, "model": {"lr_g": 1e-3}, "ema_kimg": 0.9}
     t, m = resolve(CGANConfig, file_values, {"steps": 20, "batch_size": None}, {"lr_g": 5e-4, "train.seed": 3})
     assert (t.steps, t.batch_size, t.seed) == (20, 16, 3)
-    assert (m.lr_g, m.ema_decay) == (5e-4, 0.9)
+    assert (m.lr_g, m.ema_kimg) == (5e-4, 0.9)
     with pytest.raises(UserError, match="unknown config key 'lr'"):
         resolve(CGANConfig, {}, {}, {"lr": 1})
     with pytest.raises(UserError, match="unknown model key 'nope'"):
@@ -78,7 +82,12 @@ def test_run_contents(tmp_path: Path, phantom32: Path) -> None:
     assert cfg["plugin"] == "cgan" and cfg["train"]["steps"] == 4 and cfg["data"]["splits"] == ["train"]
     assert cfg["data"]["real_data"] is False
     logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in logs] == [1, 2, 3, 4] and all(r["img_per_s"] > 0 for r in logs)
+    train_logs = [r for r in logs if r["kind"] == "train"]
+    assert [r["step"] for r in train_logs] == [1, 2, 3, 4] and all(r["img_per_s"] > 0 for r in train_logs)
+    assert [r["train_s"] for r in train_logs] == sorted(r["train_s"] for r in train_logs)
+    stop = logs[-1]
+    assert stop["kind"] == "stop" and stop["reason"] == "steps" and stop["images_seen"] == 4 * 8
+    assert 0 < stop["train_s"] <= train_logs[-1]["elapsed_s"]
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
     assert [s for s, _ in runs.checkpoints(run)] == [2, 4]
     assert (run / "export" / "weights.safetensors").is_file()
@@ -87,11 +96,12 @@ def test_run_contents(tmp_path: Path, phantom32: Path) -> None:
 def test_resume_is_exact(tmp_path: Path, phantom32: Path) -> None:
     straight = tiny_run("cgan", phantom32, tmp_path / "a", steps=4, checkpoint_every=2)
     half = tiny_run("cgan", phantom32, tmp_path / "b", steps=2, checkpoint_every=2)
-    spec = spec_from_run(half, steps=4)
+    spec = spec_from_run(half, {"steps": 4})
     train(half, spec, resume=True)
     assert_same_weights(final_state(straight), final_state(half))
-    logs = [json.loads(x)["step"] for x in (half / "metrics.jsonl").read_text().splitlines()]
-    assert logs == [1, 2, 3, 4]
+    logs = [json.loads(x) for x in (half / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logs if r["kind"] == "train"] == [1, 2, 3, 4]
+    assert [(r["step"], r["images_seen"]) for r in logs if r["kind"] == "stop"] == [(2, 16), (4, 32)]
 
 
 def test_divergence_stops_and_keeps_last_good(tmp_path: Path, phantom32: Path, monkeypatch) -> None:
@@ -128,7 +138,8 @@ def test_cli_dry_run_and_bad_inputs(tmp_path: Path, phantom32: Path) -> None:
         (["--plugin", "cgan", "--data", str(phantom32), "--config", str(tmp_path / "c.yaml")], "does not exist"),
         (["--plugin", "cgan", "--data", str(phantom32), "--mixed-precision", "bf16"], "needs a GPU"),
         (["--resume", str(tmp_path / "nope")], "does not exist"),
-        (["--resume", str(phantom32), "--seed", "3"], "drop --seed"),
+        (["--resume", str(phantom32), "--seed", "3"], "is not a cxraug run"),
+        (["--plugin", "cgan", "--data", str(phantom32), "--time-limit", "0"], "time_limit"),
         (["--data", str(phantom32)], "needs --plugin"),
     ]
     for args, message in cases:
@@ -198,7 +209,7 @@ def test_two_processes_with_torchrun_and_exact_resume(tmp_path: Path, phantom32:
     run = next((tmp_path / "a").iterdir())
     assert json.loads((run / "config.json").read_text())["num_processes"] == 2
     logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert logs and all(x["num_processes"] == 2 for x in logs)
+    assert logs and all(x["num_processes"] == 2 for x in logs if x["kind"] == "train")
     assert [s for s, _ in runs.checkpoints(run)] == [2, 4]
     assert r.stdout.count("run directory:") == 2, "only the main process prints (start and end)"
 
@@ -228,10 +239,66 @@ def test_adaptive_p_follows_the_batch_of_every_process() -> None:
     from cxraug_cgan.augment import AdaptiveP
 
     overconfident = torch.ones(128)  # sign(D(real)) = 1 > target: p goes up
-    one, two = AdaptiveP(0.0, 0.6, 1000), AdaptiveP(0.0, 0.6, 1000)
-    one.observe(torch.cat([overconfident, overconfident]))
-    two.observe(overconfident, reduce=lambda t: 2 * t)  # what an all-reduce over 2 equal ranks gives
-    assert one.p == two.p == pytest.approx(0.256)
-    alone = AdaptiveP(0.0, 0.6, 1000)
+    one, two = AdaptiveP(0.0, 0.6, 1000, interval=2), AdaptiveP(0.0, 0.6, 1000, interval=2)
+    for _ in range(2):
+        one.observe(torch.cat([overconfident, overconfident]))
+        two.observe(overconfident, reduce=lambda t: 2 * t)  # what an all-reduce over 2 equal ranks gives
+    assert one.p == two.p == pytest.approx(0.512)
+    alone = AdaptiveP(0.0, 0.6, 1000, interval=2)
     alone.observe(overconfident)
-    assert alone.p == 0.0 and alone.count == 128, "half the statistic: not adjusted yet"
+    assert alone.p == 0.0 and alone.count == 128, "one step of two: not adjusted yet"
+    alone.observe(-overconfident)  # mean sign 0 < target: p goes down, clipped at 0
+    assert alone.p == 0.0 and alone.count == 0
+
+
+def test_time_limit_ends_the_run_as_steps_would(tmp_path: Path, phantom32: Path) -> None:
+    # 0.003 min = 0.18 s of training steps: a few tiny steps, far below the step cap.
+    run = tiny_run("cgan", phantom32, tmp_path, steps=100_000, time_limit=0.003, checkpoint_every=0)
+    logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    stop = logs[-1]
+    assert stop["kind"] == "stop" and stop["reason"] == "time_limit" and stop["time_limit_min"] == 0.003
+    assert 1 < stop["step"] < 100_000 and 0.18 <= stop["train_s"] < 5, stop
+    last = stop["step"]
+    assert [s for s, _ in runs.checkpoints(run)] == [last], "the last step is checkpointed"
+    assert (run / "samples" / f"step-{last:07d}.png").is_file(), "and gets its grid"
+    assert json.loads((run / "export" / "config.json").read_text())["step"] == last, "and is exported"
+    assert json.loads((run / "config.json").read_text())["train"]["time_limit"] == 0.003
+
+    again = train(run, spec_from_run(run), resume=True)  # same budget: already spent, nothing to do
+    assert (again["step"], again["reason"]) == (last, "time_limit")
+    longer = train(run, spec_from_run(run, {"time_limit": 0.006}), resume=True)
+    assert longer["reason"] == "time_limit" and longer["step"] > last and 0.36 <= longer["train_s"] < 10
+    assert json.loads((run / "config.json").read_text())["train"]["time_limit"] == 0.006
+
+
+def test_time_limit_alone_lifts_the_step_cap() -> None:
+    from cxraug.config import DEFAULT_STEPS, UNTIL_TIME_LIMIT, TrainConfig
+
+    assert TrainConfig().steps == DEFAULT_STEPS
+    assert TrainConfig(time_limit=5).steps == UNTIL_TIME_LIMIT
+    assert TrainConfig(time_limit=5, steps=300).steps == 300
+
+
+def test_resume_with_the_original_command(tmp_path: Path, phantom32: Path) -> None:
+    out = tmp_path / "runs"
+    base = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(out), "--seed", "1",
+            "--batch-size", "8", *TINY_SETS, "--set", "checkpoint_every=2"]  # fmt: skip
+    r = runner.invoke(app, [*base, "--steps", "2"])
+    assert r.exit_code == 0, r.output
+    (run,) = out.iterdir()
+    r = runner.invoke(app, [*base, "--steps", "4", "--resume", str(run)])
+    assert r.exit_code == 0, r.output
+    assert [s for s, _ in runs.checkpoints(run)][-1] == 4 and "step 4" in r.output
+    conflicts = [
+        (["--seed", "2"], "training key 'seed' is 1 in the run, the command gives 2"),
+        (["--set", "g_ch=8"], "model key 'g_ch' is 4 in the run, the command gives 8"),
+        (["--set", "lr_g=1e-3"], "model key 'lr_g' is 0.0002 in the run, the command gives 0.001"),
+        (["--plugin", "diffusion"], "the run's plugin is 'cgan', the command gives 'diffusion'"),
+        (["--data", str(tmp_path)], "the command gives --data"),
+        (["--set", "nope=1"], "unknown config key 'nope'"),
+    ]
+    for extra, message in conflicts:
+        r = runner.invoke(app, ["train-gen", "--resume", str(run), "--steps", "6", *extra])
+        assert r.exit_code == 2 and message in r.output, (extra, r.output)
+        assert len(r.output.strip().splitlines()) == 1, r.output
+    assert [s for s, _ in runs.checkpoints(run)][-1] == 4, "a refused resume trains nothing"

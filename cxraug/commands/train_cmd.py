@@ -17,12 +17,21 @@ def train_gen(
     data: Annotated[Optional[Path], typer.Option(help="Prepared dataset (from `cxraug prepare`).")] = None,
     out: Annotated[Path, typer.Option(help="Folder of numbered run directories.")] = Path("runs"),
     config: Annotated[Optional[Path], typer.Option(help="YAML config: train:/model: sections or flat keys.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Total optimisation steps.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Total optimisation steps (default 2000).")] = None,
+    time_limit: Annotated[
+        Optional[float],
+        typer.Option(help="Minutes of training steps; the run then ends as at --steps (with it alone: no step cap)."),
+    ] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per step and process.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of weights, noise and data order.")] = None,
     mixed_precision: Annotated[Optional[str], typer.Option(help="no | fp16 | bf16 (GPU only).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="key=value override (repeatable).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue this run directory exactly.")] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Continue this run exactly; other flags must agree with its config (--steps/--time-limit may change)."
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the resolved config and exit.")] = False,
 ) -> None:
     """Train a class-conditional generator on the training patients (Accelerate loop)."""
@@ -40,23 +49,18 @@ def _train_gen(**kw) -> None:
 
     configure_threads()
     console = out_console()
+    flags = {k: kw[k] for k in ("steps", "time_limit", "batch_size", "seed", "mixed_precision")}
+    file_values, sets = load_config_file(kw["config"]), parse_sets(kw["set_"] or [])
     if kw["resume"] is not None:
-        others = [k for k in ("plugin", "data", "config", "batch_size", "seed", "mixed_precision", "set_") if kw[k]]
-        if others:
-            raise UserError(
-                f"--resume continues a run with its saved config; drop --{others[0].rstrip('_').replace('_', '-')} "
-                "(only --steps may change)"
-            )
         run = Path(kw["resume"])
-        spec = spec_from_run(run, kw["steps"])
+        spec = spec_from_run(run, _resume_changes(run, kw, file_values, flags, sets))
         resume = True
     else:
         if kw["plugin"] is None or kw["data"] is None:
             raise UserError("train-gen needs --plugin and --data (or --resume RUN_DIR)")
         cls = registry.get(kw["plugin"])
         data = open_prepared(kw["data"])
-        flags = {k: kw[k] for k in ("steps", "batch_size", "seed", "mixed_precision")}
-        train_cfg, model_cfg = resolve(cls.Config, load_config_file(kw["config"]), flags, parse_sets(kw["set_"] or []))
+        train_cfg, model_cfg = resolve(cls.Config, file_values, flags, sets)
         spec = RunSpec(kw["plugin"], train_cfg, model_cfg, data.root)
         if kw["dry_run"]:
             print(
@@ -77,8 +81,39 @@ def _train_gen(**kw) -> None:
     summary = train(run, spec, RichReporter(console, disable=not main), resume=resume)
     if main:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
-        console.print(f"done: {spec.train.steps} steps in {summary['seconds']:.0f}s; last losses: {losses}")
+        why = {"time_limit": f"time limit {spec.train.time_limit} min reached", "steps": "step cap reached"}
+        console.print(
+            f"done: step {summary['step']} ({why.get(summary['reason'], 'stopped')}; "
+            f"{summary['step'] - summary['start']} steps this session, {summary['seconds']:.0f}s); "
+            f"training steps so far {summary['train_s'] / 60:.1f} min; last losses: {losses or 'none'}"
+        )
         console.print(f"run directory: {run}")
+
+
+def _resume_changes(run: Path, kw: dict, file_values: dict, flags: dict, sets: dict) -> dict:
+    """What a ``--resume`` command changes (steps, time limit); every other flag it repeats
+    must agree with the run's saved config, so the original command with --resume works."""
+    from cxraug import registry
+    from cxraug.config import explicit_values, resume_changes
+    from cxraug.errors import UserError
+    from cxraug.runs import read_run_config
+
+    saved = read_run_config(run)
+    if kw["plugin"] is not None and kw["plugin"] != saved["plugin"]:
+        raise UserError(
+            f"--resume {run.name}: the run's plugin is {saved['plugin']!r}, the command gives {kw['plugin']!r}; "
+            "drop --plugin to continue the run, or start a new run"
+        )
+    if kw["data"] is not None and Path(kw["data"]).resolve() != Path(saved["data"]["path"]).resolve():
+        raise UserError(
+            f"--resume {run.name}: the run trains on {saved['data']['path']}, the command gives --data "
+            f"{Path(kw['data']).resolve()}; drop --data to continue the run, or start a new run"
+        )
+    if kw["dry_run"]:
+        raise UserError("--dry-run starts no run; it does not combine with --resume")
+    cls = registry.get(saved["plugin"])
+    given_train, given_model = explicit_values(cls.Config, file_values, flags, sets)
+    return resume_changes(run.name, saved, cls.Config, given_train, given_model)
 
 
 def _spec_of(data):
