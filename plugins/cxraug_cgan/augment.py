@@ -72,11 +72,12 @@ def _cutout_mask(x: torch.Tensor, g: torch.Generator, ratio: float = 0.5) -> tor
 
 
 class AdaptiveP:
-    """ADA's heuristic: raise p when D is overconfident on reals (E[sign D(real)] > target)."""
+    """ADA's heuristic: every ``interval`` steps, move p by (images since) / ``speed_img`` up when
+    D is overconfident on reals (E[sign D(real)] > target), down otherwise."""
 
-    def __init__(self, p: float, target: float | None, speed_img: int) -> None:
-        self.p, self.target, self.speed_img = p, target, speed_img
-        self.sign_sum, self.count = 0.0, 0
+    def __init__(self, p: float, target: float | None, speed_img: int, interval: int = 4) -> None:
+        self.p, self.target, self.speed_img, self.interval = p, target, speed_img, interval
+        self.sign_sum, self.count, self.steps = 0.0, 0, 0
 
     def observe(self, d_real: torch.Tensor, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         """Accumulate sign(D(real)); ``reduce`` sums over processes (e.g. Accelerate's reduce),
@@ -89,13 +90,15 @@ class AdaptiveP:
             stats = reduce(stats)
         self.sign_sum += float(stats[0])
         self.count += int(stats[1])
-        if self.count >= 256:  # adjust every few batches, as ADA does every 4 minibatches
+        self.steps += 1
+        if self.steps >= self.interval:  # ADA adjusts every 4 minibatches
             rt = self.sign_sum / self.count
             self.p = min(1.0, max(0.0, self.p + (1 if rt > self.target else -1) * self.count / self.speed_img))
-            self.sign_sum, self.count = 0.0, 0
+            self.sign_sum, self.count, self.steps = 0.0, 0, 0
 
     def state_dict(self) -> dict[str, float]:
-        return {"p": self.p, "sign_sum": self.sign_sum, "count": self.count}
+        return {"p": self.p, "sign_sum": self.sign_sum, "count": self.count, "steps": self.steps}
 
     def load_state_dict(self, s: dict[str, float]) -> None:
         self.p, self.sign_sum, self.count = float(s["p"]), float(s["sign_sum"]), int(s["count"])
+        self.steps = int(s["steps"])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from cxraug.ema import EMASettings
 from cxraug.generator import PluginConfig, SampleOptions
 
 
-class CGANConfig(PluginConfig):
+class CGANConfig(EMASettings, PluginConfig):
     """SNGAN/BigGAN-style recipe for small, imbalanced grey-scale data.
 
     Defaults are sized for 2 CPU cores at 64 px (DCGAN-class compute); on a GPU, widen with
@@ -17,6 +18,8 @@ class CGANConfig(PluginConfig):
     z_dim: int = Field(128, ge=8, description="latent size")
     g_ch: int = Field(16, ge=2, description="generator width at half the output resolution")
     d_ch: int = Field(16, ge=2, description="discriminator width at half the input resolution")
+    g_ch4: int | None = Field(None, ge=8, description="generator width at 4 px (None: doubling from g_ch, capped)")
+    d_ch4: int | None = Field(None, ge=8, description="discriminator width at 4 px (None: doubling from d_ch, capped)")
     convs_per_block: int = Field(1, ge=1, le=2, description="3x3 convs per residual block (2: SNGAN-style, ~2x cost)")
     max_ch: int = Field(256, ge=8, description="cap on the width of the low-resolution blocks")
     embed_dim: int = Field(128, ge=4, description="shared class embedding feeding conditional BatchNorm")
@@ -24,14 +27,16 @@ class CGANConfig(PluginConfig):
     lr_d: float = Field(2e-4, gt=0)
     beta1: float = Field(0.0, ge=0, lt=1)
     beta2: float = Field(0.9, ge=0, lt=1)
-    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of generator weights (used for sampling)")
-    ema_start: int = Field(100, ge=0, description="steps before the EMA starts averaging (copies until then)")
+    d_sn: bool = Field(True, description="spectral norm in D (off: rely on R1, r1_gamma > 0, as StyleGAN2 does)")
+    lecam: float = Field(0.0, ge=0, description="LeCam regularisation weight on D (Tseng et al. 2021; 0: off)")
+    lecam_decay: float = Field(0.99, ge=0, lt=1, description="EMA decay of the LeCam anchors (mean D outputs)")
     augment: str = Field("translation,cutout,brightness,contrast", description="DiffAugment ops, or 'none'")
     ada_target: float | None = Field(
         0.6, description="adapt the augmentation probability so E[sign(D(real))] stays near this (None: fixed p)"
     )
     aug_p: float = Field(0.0, ge=0, le=1, description="initial (or fixed) augmentation probability")
-    ada_speed_img: int = Field(50_000, ge=1, description="images for p to move by 1")
+    ada_speed_img: int = Field(10_000, ge=1, description="images for p to move by 1 (ADA: 500k)")
+    ada_interval: int = Field(4, ge=1, description="steps between adjustments of p")
     r1_gamma: float = Field(0.0, ge=0, description="R1 penalty weight on real images (0: off)")
     r1_every: int = Field(4, ge=1, description="lazy R1: apply every k steps (scaled by k)")
     standing_stats_batches: int = Field(

@@ -18,10 +18,16 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 
-def widths(size: int, ch: int, max_ch: int) -> list[int]:
-    """Channels at 4, 8, ..., size/2 px."""
+def widths(size: int, ch: int, max_ch: int, ch4: int | None = None) -> list[int]:
+    """Channels at 4, 8, ..., size/2 px: ``ch`` at size/2, doubling per halving up to ``max_ch``;
+    or, with ``ch4``, a geometric ramp from ``ch4`` at 4 px to ``ch`` at size/2 (FastGAN-style
+    wide low-resolution layers, which cost little: a 4 px layer has 1/64 the pixels of 32 px)."""
     levels = int(math.log2(size)) - 3
-    return [min(max_ch, ch * 2 ** (levels - i)) for i in range(levels + 1)]
+    if ch4 is None:
+        return [min(max_ch, ch * 2 ** (levels - i)) for i in range(levels + 1)]
+    if levels == 0:
+        return [ch4]
+    return [max(1, round(ch4 * (ch / ch4) ** (i / levels))) for i in range(levels + 1)]
 
 
 class CondBatchNorm(nn.Module):
@@ -61,10 +67,18 @@ class GBlock(nn.Module):
 
 class Generator(nn.Module):
     def __init__(
-        self, size: int, num_classes: int, z_dim: int, ch: int, max_ch: int, embed_dim: int, convs: int = 1
+        self,
+        size: int,
+        num_classes: int,
+        z_dim: int,
+        ch: int,
+        max_ch: int,
+        embed_dim: int,
+        convs: int = 1,
+        ch4: int | None = None,
     ) -> None:
         super().__init__()
-        w = widths(size, ch, max_ch)
+        w = widths(size, ch, max_ch, ch4)
         self.z_dim, self.c0 = z_dim, w[0]
         self.embed = nn.Embedding(num_classes, embed_dim)
         self.fc = nn.Linear(z_dim, 16 * w[0])
@@ -81,15 +95,19 @@ class Generator(nn.Module):
         return torch.tanh(self.out(h))
 
 
+def _maybe_sn(module: nn.Module, sn: bool) -> nn.Module:
+    return spectral_norm(module) if sn else module
+
+
 class DBlock(nn.Module):
     """Residual down-block: (ReLU-conv) x ``convs``, average-pool, plus a 1x1 skip."""
 
-    def __init__(self, cin: int, cout: int, convs: int) -> None:
+    def __init__(self, cin: int, cout: int, convs: int, sn: bool = True) -> None:
         super().__init__()
         self.convs = nn.ModuleList(
-            spectral_norm(nn.Conv2d(c, cout, 3, padding=1)) for c in [cin] + [cout] * (convs - 1)
+            _maybe_sn(nn.Conv2d(c, cout, 3, padding=1), sn) for c in [cin] + [cout] * (convs - 1)
         )
-        self.skip = spectral_norm(nn.Conv2d(cin, cout, 1))
+        self.skip = _maybe_sn(nn.Conv2d(cin, cout, 1), sn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
@@ -101,13 +119,22 @@ class DBlock(nn.Module):
 class Discriminator(nn.Module):
     """Projection discriminator (Miyato & Koyama 2018): D(x, y) = psi(phi(x)) + <embed(y), phi(x)>."""
 
-    def __init__(self, size: int, num_classes: int, ch: int, max_ch: int, convs: int = 1) -> None:
+    def __init__(
+        self,
+        size: int,
+        num_classes: int,
+        ch: int,
+        max_ch: int,
+        convs: int = 1,
+        ch4: int | None = None,
+        sn: bool = True,
+    ) -> None:
         super().__init__()
-        w = list(reversed(widths(size, ch, max_ch)))  # size/2 px ... 4 px
-        self.stem = spectral_norm(nn.Conv2d(1, w[0], 4, stride=2, padding=1))  # full res -> half, narrow
-        self.blocks = nn.ModuleList(DBlock(a, b, convs) for a, b in itertools.pairwise(w))
-        self.linear = spectral_norm(nn.Linear(w[-1], 1))
-        self.embed = spectral_norm(nn.Embedding(num_classes, w[-1]))
+        w = list(reversed(widths(size, ch, max_ch, ch4)))  # size/2 px ... 4 px
+        self.stem = _maybe_sn(nn.Conv2d(1, w[0], 4, stride=2, padding=1), sn)  # full res -> half, narrow
+        self.blocks = nn.ModuleList(DBlock(a, b, convs, sn) for a, b in itertools.pairwise(w))
+        self.linear = _maybe_sn(nn.Linear(w[-1], 1), sn)
+        self.embed = _maybe_sn(nn.Embedding(num_classes, w[-1]), sn)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = self.stem(x)

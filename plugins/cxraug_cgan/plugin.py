@@ -1,14 +1,14 @@
-"""The ``cgan`` plugin: training step (hinge loss, DiffAugment/ADA, lazy R1, EMA) and sampling."""
+"""The ``cgan`` plugin: training step (hinge loss, DiffAugment/ADA, LeCam, lazy R1, EMA) and sampling."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cxraug.ema import EMA
 from cxraug.errors import UserError
 from cxraug.generator import Generator
 from cxraug_cgan.augment import AdaptiveP, augment, parse_ops
@@ -17,6 +17,35 @@ from cxraug_cgan.nets import Discriminator
 from cxraug_cgan.nets import Generator as GNet
 
 STANDING_STATS_SEED = 2**31 - 1
+
+
+def lecam_penalty(d_real: torch.Tensor, d_fake: torch.Tensor, anchor_real: float, anchor_fake: float) -> torch.Tensor:
+    """LeCam regulariser (Tseng et al. 2021): pull D(real) down to the moving mean of D(fake)
+    and D(fake) up to the moving mean of D(real), one-sided, so D cannot drift apart on a
+    small training set."""
+    return F.relu(d_real - anchor_fake).square().mean() + F.relu(anchor_real - d_fake).square().mean()
+
+
+class Anchors:
+    """Moving means of D's outputs on reals and fakes (LeCam's anchors); the first batch sets them."""
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self.real: float | None = None
+        self.fake: float | None = None
+
+    def update(self, real: float, fake: float) -> None:
+        if self.real is None or self.fake is None:
+            self.real, self.fake = real, fake
+        else:
+            self.real = self.decay * self.real + (1 - self.decay) * real
+            self.fake = self.decay * self.fake + (1 - self.decay) * fake
+
+    def state_dict(self) -> dict[str, float | None]:
+        return {"real": self.real, "fake": self.fake}
+
+    def load_state_dict(self, s: dict[str, float | None]) -> None:
+        self.real, self.fake = s["real"], s["fake"]
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -29,7 +58,7 @@ class CGAN(Generator):
     SampleOptions = CGANSampleOptions
     description: ClassVar[str] = (
         "conditional GAN: residual G with conditional BatchNorm, projection D with spectral norm, "
-        "hinge loss, DiffAugment + adaptive p, EMA generator, optional R1"
+        "hinge loss, DiffAugment + adaptive p, LeCam, EMA generator, optional R1"
     )
     min_size: ClassVar[int] = 32
     max_size: ClassVar[int] = 256
@@ -44,10 +73,14 @@ class CGAN(Generator):
             self.ops = parse_ops(c.augment)
         except ValueError as e:
             raise UserError(f"model key 'augment': {e}") from None
-        self.G: nn.Module = GNet(s.size, s.num_classes, c.z_dim, c.g_ch, c.max_ch, c.embed_dim, c.convs_per_block)
-        self.D: nn.Module = Discriminator(s.size, s.num_classes, c.d_ch, c.max_ch, c.convs_per_block)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.ada = AdaptiveP(c.aug_p, c.ada_target, c.ada_speed_img)
+        self.G: nn.Module = GNet(
+            s.size, s.num_classes, c.z_dim, c.g_ch, c.max_ch, c.embed_dim, c.convs_per_block, c.g_ch4
+        )
+        self.D: nn.Module = Discriminator(s.size, s.num_classes, c.d_ch, c.max_ch, c.convs_per_block, c.d_ch4, c.d_sn)
+        self.ema = EMA(self.G, c)
+        self.G_ema = self.ema.model
+        self.ada = AdaptiveP(c.aug_p, c.ada_target, c.ada_speed_img, c.ada_interval)
+        self.anchors = Anchors(c.lecam_decay)
         self.steps_done = 0
         self.opt_g: Any = None
         self.opt_d: Any = None
@@ -83,6 +116,10 @@ class CGAN(Generator):
             out = self.D(torch.cat([real_in, fake_in]), torch.cat([labels, labels])).float()
             d_real, d_fake = out[:n], out[n:]
             loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+            if c.lecam > 0:
+                means = accelerator.reduce(torch.stack([d_real.mean(), d_fake.mean()]).detach(), reduction="mean")
+                self.anchors.update(float(means[0]), float(means[1]))
+                loss_d = loss_d + c.lecam * lecam_penalty(d_real, d_fake, self.anchors.real, self.anchors.fake)
             if r1:
                 (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
                 loss_d = loss_d + 0.5 * c.r1_gamma * c.r1_every * grad.float().square().sum(dim=(1, 2, 3)).mean()
@@ -102,7 +139,9 @@ class CGAN(Generator):
         self.opt_g.step()
         d_plain.requires_grad_(True)
 
-        self._update_ema()
+        self.ema.update(_unwrap(self.G), n * accelerator.num_processes)
+        self.steps_done += 1
+        self._stats_fresh = False
         return {
             "loss_d": loss_d.item(),
             "loss_g": loss_g.item(),
@@ -110,14 +149,6 @@ class CGAN(Generator):
             "d_fake": d_fake.detach().mean().item(),
             "aug_p": self.ada.p,
         }
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        self.steps_done += 1
-        decay = 0.0 if self.steps_done <= self.config.ema_start else self.config.ema_decay
-        for pe, p in zip(self.G_ema.parameters(), _unwrap(self.G).parameters(), strict=True):
-            pe.lerp_(p.detach().to(pe.dtype), 1 - decay)
-        self._stats_fresh = False
 
     @torch.no_grad()
     def _standing_stats(self) -> None:
@@ -161,23 +192,25 @@ class CGAN(Generator):
         return {
             "G": _unwrap(self.G).state_dict(),
             "D": _unwrap(self.D).state_dict(),
-            "G_ema": self.G_ema.state_dict(),
+            "ema": self.ema.state_dict(),
             "opt_g": self.opt_g.state_dict() if self.opt_g else {},
             "opt_d": self.opt_d.state_dict() if self.opt_d else {},
             "rng": self.rng.get_state(),
             "ada": self.ada.state_dict(),
+            "lecam": self.anchors.state_dict(),
             "steps_done": self.steps_done,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         _unwrap(self.G).load_state_dict(state["G"])
         _unwrap(self.D).load_state_dict(state["D"])
-        self.G_ema.load_state_dict(state["G_ema"])
+        self.ema.load_state_dict(state["ema"])
         if self.opt_g is not None:
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
         self.rng.set_state(state["rng"])
         self.ada.load_state_dict(state["ada"])
+        self.anchors.load_state_dict(state["lecam"])
         self.steps_done = int(state["steps_done"])
         self._stats_fresh = False
 

@@ -1,0 +1,214 @@
+"""The cgan recipe: the shared EMA window, LeCam, DiffAugment ops, wide low-resolution layers,
+and an exact resume whose test fails when any piece of training state is dropped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from cxraug_cgan import CGAN
+from cxraug_cgan.augment import OPS, augment
+from cxraug_cgan.nets import Discriminator, Generator, widths
+from cxraug_cgan.plugin import Anchors, lecam_penalty
+from gen_helpers import tiny_spec
+
+from cxraug import runs
+from cxraug.ema import EMA, EMASettings, ema_beta
+from cxraug.train import spec_from_run, start_run, train
+
+# A tiny config in which every piece of state moves within a few steps of batch 8: the EMA
+# averages (no ramp-up: a half-life of 32 images), ADA adjusts p every 2 steps, R1 runs every
+# second step and LeCam's anchors move.
+LIVELY = {
+    **CGAN.tiny_config(), "ema_kimg": 0.032, "ema_rampup": None, "aug_p": 0.5, "ada_target": 0.0,
+    "ada_speed_img": 64, "ada_interval": 2, "r1_gamma": 1.0, "r1_every": 2, "lecam": 0.3,
+}  # fmt: skip
+
+
+# --- the EMA --------------------------------------------------------------------------------------
+class Scalar(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+
+def ema_of_ramp(steps: int, batch: int, settings: EMASettings) -> float:
+    """The EMA of a weight that equals the step number after each step."""
+    live = Scalar()
+    ema = EMA(live, settings)
+    for k in range(1, steps + 1):
+        live.w.data.fill_(float(k))
+        ema.update(live, batch)
+    return float(ema.model.w)
+
+
+def test_ema_half_life_is_in_images() -> None:
+    assert ema_beta(64, 10**9, 10.0, None) == pytest.approx(0.5 ** (64 / 10_000))
+    assert ema_beta(64, 0, 10.0, 0.05) == 0.0, "nothing seen yet: a copy"
+    assert ema_beta(64, 12_800, 10.0, 0.05) == pytest.approx(0.5 ** (64 / 640)), "ramp-up caps the half-life"
+    assert ema_beta(64, 10**9, 0.0, 0.05) == 0.0, "ema_kimg 0: no averaging"
+    # The same half-life in images gives the same lag in images at any batch size.
+    s = EMASettings(ema_kimg=5.0, ema_rampup=None)
+    lag64 = 4000 - ema_of_ramp(4000, 64, s)
+    lag32 = 8000 - ema_of_ramp(8000, 32, s)
+    assert lag64 * 64 == pytest.approx(lag32 * 32, rel=0.02)
+
+
+@pytest.mark.parametrize("steps", [300, 20_000])
+def test_ema_follows_the_late_steps_of_short_and_long_runs(steps: int) -> None:
+    """With the ramp-up, the exported average sits near the end of a 300-step demo and of a
+    long run alike; the old fixed decay (0.999 after a 100-step copy) left a 300-step run's
+    average 40% of the way back."""
+    value = ema_of_ramp(steps, 64, EMASettings(ema_kimg=10.0, ema_rampup=0.05))
+    assert value > 0.9 * steps
+
+
+def test_exported_cgan_is_dominated_by_the_late_steps(tmp_path: Path, phantom32: Path) -> None:
+    spec = tiny_spec("cgan", phantom32, steps=8, checkpoint_every=1, keep_checkpoints=10)
+    spec.model = CGAN.Config(**{**CGAN.tiny_config(), "ema_kimg": 0.016})  # half-life 2 steps of 8 images
+    run = start_run(spec, tmp_path)
+    train(run, spec)
+    ckpt = {s: torch.load(p, weights_only=True)["plugin"] for s, p in runs.checkpoints(run)}
+    from safetensors.torch import load_file
+
+    exported = load_file(str(run / "export" / "weights.safetensors"))
+    names = [k for k in ckpt[8]["G"] if "running" not in k and "num_batches" not in k]
+
+    def dist(a: dict) -> float:
+        return sum(float((exported[k] - a[k]).square().sum()) for k in names) ** 0.5
+
+    assert dist(ckpt[8]["G"]) < 0.5 * dist(ckpt[2]["G"]), "the export is near the last weights, far from early ones"
+    assert ckpt[8]["ema"]["images_seen"] == 64
+
+
+# --- LeCam ----------------------------------------------------------------------------------------
+def test_lecam_penalty_by_hand() -> None:
+    d_real, d_fake = torch.tensor([1.0, -0.5, 2.0]), torch.tensor([-1.0, 0.5])
+    # relu(d_real - a_fake)^2 = [1.3, 0, 2.3]^2 -> 6.98 / 3; relu(a_real - d_fake)^2 = [1.8, 0.3]^2 -> 3.33 / 2
+    assert float(lecam_penalty(d_real, d_fake, anchor_real=0.8, anchor_fake=-0.3)) == pytest.approx(6.98 / 3 + 3.33 / 2)
+    anchors = Anchors(decay=0.9)
+    anchors.update(1.0, -1.0)
+    assert (anchors.real, anchors.fake) == (1.0, -1.0), "the first batch sets the anchors"
+    anchors.update(2.0, 0.0)
+    assert anchors.real == pytest.approx(1.1) and anchors.fake == pytest.approx(-0.9)
+
+
+def test_lecam_enters_the_discriminator_loss() -> None:
+    from accelerate import Accelerator
+
+    x, y = torch.rand(8, 1, 32, 32) * 2 - 1, torch.arange(8) % 2
+    losses = {}
+    for lam in (0.0, 10.0):
+        torch.manual_seed(0)  # the same initial weights for both
+        gen = CGAN(CGAN.Config(**{**CGAN.tiny_config(), "lecam": lam}), _spec(), seed=0)
+        gen.setup(Accelerator(cpu=True))
+        losses[lam] = gen.train_step(x, y, Accelerator(cpu=True))["loss_d"]
+        if lam:
+            assert gen.anchors.real is not None and gen.anchors.fake is not None
+    # At the first step the anchors are this batch's means, so the penalty is its spread: > 0.
+    assert losses[10.0] > losses[0.0]
+
+
+def _spec():
+    from cxraug.generator import DataSpec
+
+    return DataSpec(classes=("a", "b"), size=32)
+
+
+# --- DiffAugment ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("op", OPS)
+def test_each_augment_op(op: str) -> None:
+    x = torch.rand(16, 1, 32, 32) * 2 - 1
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(augment(x, (op,), 0.0, g), x), "p = 0 is the identity"
+    out = augment(x, (op,), 1.0, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    changed = (out != x).flatten(1).any(dim=1)
+    assert changed.float().mean() > 0.8, "p = 1 changes (nearly) every image"
+    again = augment(x, (op,), 1.0, torch.Generator().manual_seed(1))
+    assert torch.equal(out, again), "the draws come from the given generator"
+    if op in ("translation", "cutout"):
+        # Moves or zeroes pixels: values stay in the input's range (cutout fills with 0).
+        assert out.min() >= x.min() and out.max() <= x.max()
+    if op == "translation":
+        assert torch.allclose(out.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=0.25)
+    if op == "brightness":
+        shift = (out - x).flatten(1)
+        assert torch.allclose(shift.min(dim=1).values, shift.max(dim=1).values, atol=1e-6), "one shift per image"
+        assert shift.abs().max() <= 0.5
+    if op == "contrast":
+        mean = x.mean(dim=(1, 2, 3))
+        assert torch.allclose(out.mean(dim=(1, 2, 3)), mean, atol=1e-5), "contrast keeps each image's mean"
+    half = augment(x, (op,), 0.5, torch.Generator().manual_seed(2))
+    share = (half != x).flatten(1).any(dim=1).float().mean()
+    assert 0.1 < share < 0.9, "p = 0.5 changes some images, not all"
+
+
+# --- wide low-resolution layers ---------------------------------------------------------------------
+def test_widths_ramp_from_wide_low_resolution() -> None:
+    assert widths(32, 16, 256) == [64, 32, 16]
+    assert widths(32, 16, 256, ch4=256) == [256, 64, 16]
+    assert widths(64, 16, 256, ch4=512) == [512, 161, 51, 16]
+    g, d = Generator(32, 3, 16, 16, 256, 8, ch4=256), Discriminator(32, 3, 16, 256, ch4=256)
+    assert g(torch.randn(2, 16), torch.tensor([0, 2])).shape == (2, 1, 32, 32)
+    assert d(torch.rand(2, 1, 32, 32), torch.tensor([0, 2])).shape == (2,)
+
+
+def test_discriminator_without_spectral_norm() -> None:
+    from torch.nn.utils import parametrize
+
+    with_sn, without = Discriminator(32, 2, 8, 64), Discriminator(32, 2, 8, 64, sn=False)
+    assert any(parametrize.is_parametrized(m) for m in with_sn.modules())
+    assert not any(parametrize.is_parametrized(m) for m in without.modules())
+    assert without(torch.rand(3, 1, 32, 32), torch.tensor([0, 1, 1])).shape == (3,)
+
+
+# --- exact resume, and a test that notices dropped state ----------------------------------------------
+def _lively_run(tmp_path: Path, data: Path, steps: int) -> Path:
+    spec = tiny_spec("cgan", data, steps=steps, checkpoint_every=3)
+    spec.model = CGAN.Config(**LIVELY)
+    run = start_run(spec, tmp_path)
+    train(run, spec)
+    return run
+
+
+def _final(run: Path) -> dict:
+    return torch.load(runs.checkpoints(run)[-1][1], weights_only=True)["plugin"]
+
+
+def _same(a: dict, b: dict) -> bool:
+    pairs = [(a["G"], b["G"]), (a["D"], b["D"]), (a["ema"]["weights"], b["ema"]["weights"])]
+    return all(torch.equal(x[k], y[k]) for x, y in pairs for k in x) and a["ada"] == b["ada"]
+
+
+DROPS = {
+    "ema": lambda gen: gen.ema.model.load_state_dict(gen.G.state_dict()),
+    "steps_done": lambda gen: setattr(gen, "steps_done", 0),
+    "ada": lambda gen: setattr(gen.ada, "p", LIVELY["aug_p"]),
+    "lecam": lambda gen: setattr(gen.anchors, "real", None),
+}
+
+
+def test_lively_resume_is_exact_and_notices_dropped_state(tmp_path: Path, phantom32: Path, monkeypatch) -> None:
+    straight = _final(_lively_run(tmp_path / "straight", phantom32, 6))
+    assert straight["ada"]["p"] != LIVELY["aug_p"], "ADA moved p"
+    assert straight["lecam"]["real"] is not None, "LeCam's anchors moved"
+    assert straight["steps_done"] == 6 and straight["ema"]["images_seen"] == 48
+
+    def resumed(where: Path) -> dict:
+        half = _lively_run(where, phantom32, 3)
+        train(half, spec_from_run(half, {"steps": 6}), resume=True)
+        return _final(half)
+
+    assert _same(straight, resumed(tmp_path / "resumed")), "3 + resume + 3 == 6 straight"
+    original = CGAN.load_state
+    for piece, drop in DROPS.items():
+
+        def load_without(self, state, drop=drop):
+            original(self, state)
+            drop(self)
+
+        monkeypatch.setattr(CGAN, "load_state", load_without)
+        assert not _same(straight, resumed(tmp_path / f"drop-{piece}")), f"dropping {piece} must break exactness"
+    monkeypatch.setattr(CGAN, "load_state", original)
