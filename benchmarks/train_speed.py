@@ -1,7 +1,8 @@
 """cgan training speed through cxraug vs a bare PyTorch loop, and synth peak memory vs n.
 
-Both loops train the same G and D (same config, batch and augmentation) on the same
-images in the same process run; the ratio is what matters, not the absolute img/s.
+Both loops train the same G and D (same config, batch, EMA and augmentation at the same fixed
+probability P_AUG, LeCam when the config has it) on the same images in the same process run;
+the ratio is what matters, not the absolute img/s.
 Target: cxraug's loop at most 10% slower than the bare loop. Then synth's peak RSS for
 n=500 and n=5000 images of one class, each in its own process. Target: within 10%.
 
@@ -22,17 +23,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+P_AUG = 0.2  # both loops augment at this fixed p (cxraug's adaptive p would start at 0: cheaper)
+
 
 def bare_loop(data_dir: Path, size: int, batch: int, steps: int, warmup: int, model_kw: dict) -> float:
     """The same recipe, written plainly: no Accelerate, no run directory, no logging."""
-    import copy
-
     import numpy as np
     from cxraug_cgan.augment import augment, parse_ops
     from cxraug_cgan.config import CGANConfig
     from cxraug_cgan.nets import Discriminator, Generator
+    from cxraug_cgan.plugin import Anchors, lecam_penalty
 
     from cxraug.data.prepared import open_prepared
+    from cxraug.ema import EMA
 
     c = CGANConfig(**model_kw)
     data = open_prepared(data_dir)
@@ -40,9 +43,10 @@ def bare_loop(data_dir: Path, size: int, batch: int, steps: int, warmup: int, mo
     labels = torch.from_numpy(data.labels("train"))
     k = len(data.classes)
     torch.manual_seed(0)
-    G = Generator(size, k, c.z_dim, c.g_ch, c.max_ch, c.embed_dim, c.convs_per_block)
-    D = Discriminator(size, k, c.d_ch, c.max_ch, c.convs_per_block)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    G = Generator(size, k, c.z_dim, c.g_ch, c.max_ch, c.embed_dim, c.convs_per_block, c.g_ch4)
+    D = Discriminator(size, k, c.d_ch, c.max_ch, c.convs_per_block, c.d_ch4, c.d_sn)
+    ema = EMA(G, c)
+    anchors = Anchors(c.lecam_decay)
     opt_g = torch.optim.Adam(G.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2))
     ops, g = parse_ops(c.augment), torch.Generator().manual_seed(0)
@@ -55,20 +59,24 @@ def bare_loop(data_dir: Path, size: int, batch: int, steps: int, warmup: int, mo
         z = torch.randn(batch, c.z_dim, generator=g)
         with torch.no_grad():
             fake = G(z, y)
-        out = D(torch.cat([augment(x, ops, 0.2, g), augment(fake, ops, 0.2, g)]), torch.cat([y, y]))
+        out = D(torch.cat([augment(x, ops, P_AUG, g), augment(fake, ops, P_AUG, g)]), torch.cat([y, y]))
         loss_d = F.relu(1 - out[:batch]).mean() + F.relu(1 + out[batch:]).mean()
+        if c.lecam > 0:
+            anchors = [
+                0.99 * anchors[0] + 0.01 * float(out[:batch].mean()),
+                0.99 * anchors[1] + 0.01 * float(out[batch:].mean()),
+            ]
+            loss_d = loss_d + c.lecam * lecam_penalty(out[:batch], out[batch:], anchors[0], anchors[1])
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
         D.requires_grad_(False)
-        loss_g = -D(augment(G(torch.randn(batch, c.z_dim, generator=g), y), ops, 0.2, g), y).mean()
+        loss_g = -D(augment(G(torch.randn(batch, c.z_dim, generator=g), y), ops, P_AUG, g), y).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
         D.requires_grad_(True)
-        with torch.no_grad():
-            for pe, p in zip(G_ema.parameters(), G.parameters(), strict=True):
-                pe.lerp_(p, 1 - c.ema_decay)
+        ema.update(G, batch)
         loss_d.item(), loss_g.item()  # the same host syncs cxraug's loop makes for its logs
     return (steps - warmup) * batch / (time.perf_counter() - t0)
 
@@ -80,11 +88,12 @@ def cxraug_loop(data_dir: Path, runs_dir: Path, batch: int, steps: int, warmup: 
     from cxraug.train import RunSpec, start_run, train
 
     train_cfg = TrainConfig(steps=steps, batch_size=batch, log_every=1, sample_every=0, checkpoint_every=0)
-    spec = RunSpec("cgan", train_cfg, CGANConfig(**model_kw), data_dir)
+    fixed_p = {"ada_target": None, "aug_p": P_AUG}  # the bare loop's fixed probability
+    spec = RunSpec("cgan", train_cfg, CGANConfig(**{**model_kw, **fixed_p}), data_dir)
     run = start_run(spec, runs_dir)
     train(run, spec)
     logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    t = {r["step"]: r["elapsed_s"] for r in logs}
+    t = {r["step"]: r["elapsed_s"] for r in logs if r["kind"] == "train"}  # the whole loop, logging included
     return (steps - warmup) * batch / (t[steps] - t[warmup])
 
 
