@@ -271,9 +271,11 @@ def main() -> None:
         return run_cgan(data, args)
     if args.only == "diffusion":
         return run_diffusion(data, args)
-    stage(
+    floor = stage(
         args.out / "results" / args.split / "floor.json", lambda: score_source(data, floor_source(data, args.n), args)
     )
+    if args.only == "floor":
+        return print(json.dumps(floor["rows"]))
     if args.jobs == 2 and not args.no_diffusion:
         per_job = max(1, args.threads // 2)
         me = [sys.executable, __file__, *sys.argv[1:], "--threads", str(per_job)]
