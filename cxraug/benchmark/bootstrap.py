@@ -1,0 +1,166 @@
+"""Paired, two-level bootstrap of test metrics over stored predictions.
+
+One draw resamples the test *patients* with replacement (every image of a drawn patient
+comes along, as often as the patient is drawn) and, independently, the *seeds* with
+replacement. The same draw is applied to every arm, so an arm's difference from the
+reference is taken on the same patients and the same seeds: the pairing survives.
+
+A resample is a weight per test image (how often its patient was drawn), so each metric is
+computed from weighted counts on the stored probabilities and thresholds: nothing is
+retrained and no image array is copied. Metrics of a draw are valid metric values, so
+percentile intervals stay inside each metric's range by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cxraug.benchmark.metrics import CLASS_METRICS, RUN_METRICS
+
+_CHUNK_ELEMENTS = 2_000_000  # draws x images per block: bounds memory on large test splits
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One trained model's test predictions (rows in the test split's order)."""
+
+    probs: np.ndarray  # N x K
+    thresholds: np.ndarray  # K
+
+
+@dataclass(frozen=True)
+class Draws:
+    """The resampling plan, shared by every arm: patient counts and seed counts per draw."""
+
+    patient_counts: np.ndarray  # B x P, how often each test patient is drawn
+    seed_counts: np.ndarray  # B x S, how often each seed is drawn
+    groups: np.ndarray  # N, the patient (0..P-1) of each test image
+
+    @property
+    def n_draws(self) -> int:
+        return len(self.seed_counts)
+
+    def weight_blocks(self) -> Iterator[tuple[slice, np.ndarray]]:
+        """(draw slice, B_block x N image weights) in blocks of bounded size."""
+        n = max(len(self.groups), 1)
+        step = max(1, _CHUNK_ELEMENTS // n)
+        for start in range(0, self.n_draws, step):
+            sl = slice(start, min(start + step, self.n_draws))
+            yield sl, self.patient_counts[sl][:, self.groups].astype(np.float64)
+
+
+def make_draws(patients: Sequence[str] | np.ndarray, n_seeds: int, n_draws: int, seed: int) -> Draws:
+    """Draw ``n_draws`` resamples of the test patients and of ``n_seeds`` seeds."""
+    _, groups = np.unique(np.asarray(patients, dtype=str), return_inverse=True)
+    n_patients = int(groups.max()) + 1 if len(groups) else 0
+    rng = np.random.default_rng(seed)
+    patient_counts = rng.multinomial(n_patients, np.full(n_patients, 1 / max(n_patients, 1)), size=n_draws)
+    seed_counts = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_draws)
+    return Draws(patient_counts.astype(np.int32), seed_counts.astype(np.int32), groups.astype(np.int64))
+
+
+def weighted_auroc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUROC (Mann-Whitney, ties count one half) of each row of ``weights`` (B x N): with
+    integer weights, the AUROC of the data with each image repeated that often. NaN where a
+    draw has no positive or no negative."""
+    order = np.argsort(scores, kind="stable")
+    s = scores[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores
+    w = weights[:, order]
+    pos = positive[order]
+    gp = np.add.reduceat(w * pos, starts, axis=1)
+    gn = np.add.reduceat(w * ~pos, starts, axis=1)
+    neg_below = np.cumsum(gn, axis=1) - gn
+    num = (gp * (neg_below + 0.5 * gn)).sum(axis=1)
+    tot_p, tot_n = gp.sum(axis=1), gn.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((tot_p > 0) & (tot_n > 0), num / (tot_p * tot_n), np.nan)
+
+
+def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over the defined values (NaN where none is), without numpy's warning."""
+    ok = ~np.isnan(x)
+    n = ok.sum(axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, np.where(ok, x, 0.0).sum(axis=axis) / n, np.nan)
+
+
+def run_metric_draws(
+    run: StoredRun, labels: np.ndarray, weights: np.ndarray, rare: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Every metric of metrics.per_class / metrics.overall for each row of ``weights``:
+    class metrics B x K, run metrics B. With all weights 1 they equal the plain metrics."""
+    k = run.probs.shape[1]
+    onehot = labels[:, None] == np.arange(k)[None, :]
+    pred = run.probs >= run.thresholds[None, :]
+    top1 = run.probs.argmax(axis=1)[:, None] == np.arange(k)[None, :]
+    f = np.float64
+    tp = weights @ (onehot & pred).astype(f)
+    fp = weights @ (~onehot & pred).astype(f)
+    fn = weights @ (onehot & ~pred).astype(f)
+    n_pos = weights @ onehot.astype(f)
+    hit1 = weights @ (onehot & top1).astype(f)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = {
+            "recall": np.where(n_pos > 0, tp / n_pos, np.nan),
+            "precision": np.where(tp + fp > 0, tp / (tp + fp), 0.0),
+            "f1": np.where(n_pos > 0, 2 * tp / (2 * tp + fp + fn), np.nan),
+            "recall_top1": np.where(n_pos > 0, hit1 / n_pos, np.nan),
+        }
+    out["auroc"] = np.stack([weighted_auroc(run.probs[:, c], onehot[:, c], weights) for c in range(k)], axis=1)
+    out["macro_auroc"] = _nanmean(out["auroc"], 1)
+    out["macro_f1"] = _nanmean(out["f1"], 1)
+    out["balanced_accuracy"] = _nanmean(out["recall_top1"], 1)
+    rare = list(rare)
+    for key in ("auroc", "f1", "recall"):
+        out[f"rare_{key}"] = _nanmean(out[key][:, rare], 1) if rare else np.full(len(weights), np.nan)
+    return out
+
+
+def arm_draws(
+    runs: Sequence[StoredRun],
+    labels: np.ndarray,
+    draws: Draws,
+    rare: Sequence[int],
+    advance=None,
+) -> dict[str, np.ndarray]:
+    """An arm's metric per draw: the mean over the draw's resampled seeds (``runs`` in the
+    order of the seeds of ``draws``) of each seed's metric on the draw's resampled patients."""
+    b, s = draws.n_draws, len(runs)
+    k = runs[0].probs.shape[1]
+    out = {m: np.zeros((b, k)) for m in CLASS_METRICS} | {m: np.zeros(b) for m in RUN_METRICS}
+    share = draws.seed_counts / s  # B x S, each row sums to 1
+    for j, run in enumerate(runs):
+        for sl, w in draws.weight_blocks():
+            wj = share[sl, j]
+            for m, v in run_metric_draws(run, labels, w, rare).items():
+                wcol = wj[:, None] if v.ndim == 2 else wj
+                # A seed drawn 0 times contributes nothing, even where its metric is NaN.
+                out[m][sl] += np.where(wcol > 0, v * wcol, 0.0)
+        if advance is not None:
+            advance(1)
+    return out
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float, int]:
+    """Percentile interval of the defined draws, and how many draws were defined."""
+    v = values[~np.isnan(values)]
+    if len(v) == 0:
+        return float("nan"), float("nan"), 0
+    a = (1 - confidence) / 2
+    low, high = np.quantile(v, [a, 1 - a])
+    return float(low), float(high), len(v)
+
+
+def bootstrap_p_value(diffs: np.ndarray) -> float:
+    """Two-sided p of "no difference": twice the smaller share of draws on either side of 0,
+    with the +1 that keeps a finite number of draws from claiming p = 0."""
+    d = diffs[~np.isnan(diffs)]
+    if len(d) == 0:
+        return float("nan")
+    below = (np.count_nonzero(d <= 0) + 1) / (len(d) + 1)
+    above = (np.count_nonzero(d >= 0) + 1) / (len(d) + 1)
+    return float(min(1.0, 2 * min(below, above)))
