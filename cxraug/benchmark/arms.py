@@ -34,7 +34,7 @@ class Ratio:
     @property
     def text(self) -> str:
         if self.mode in ("all", "fill"):
-            return "fill"
+            return self.mode
         if self.mode == "times":
             return f"x{self.value:g}"
         return f"+{int(self.value)}"

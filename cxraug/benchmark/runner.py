@@ -400,3 +400,14 @@ def report_only(
     report = build_report(plan, records, plan.real_index, plan.train_labels, patients, reporter)
     write_report(report, out)
     return report
+
+
+def export_reduced(data_path: Path, cfg: BenchmarkConfig, out: Path, overwrite: bool = False) -> Path:
+    """Write the controlled-imbalance training set (same val/test) as a prepared dataset."""
+    from cxraug.benchmark.reduced import write_reduced
+
+    plan = make_plan(Path(data_path), cfg)
+    if not plan.controlled:
+        raise UserError("--export-reduced needs --controlled-imbalance CLASS=N (what to reduce)")
+    kept = {plan.classes[c]: n for c, n in plan.controlled.items()}
+    return write_reduced(plan.data, plan.real_index, kept, cfg.imbalance_seed, out, overwrite)
