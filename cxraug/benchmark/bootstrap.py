@@ -62,22 +62,46 @@ def make_draws(patients: Sequence[str] | np.ndarray, n_seeds: int, n_draws: int,
     return Draws(patient_counts.astype(np.int32), seed_counts.astype(np.int32), groups.astype(np.int64))
 
 
+@dataclass(frozen=True)
+class _RankedClass:
+    """One class's scores of one run, prepared once for every draw: the patients of its
+    negatives in score order, of its positives, and for each positive how many negatives
+    score below it (lo) and at most as high (hi)."""
+
+    neg_groups: np.ndarray
+    pos_groups: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def of(cls, scores: np.ndarray, positive: np.ndarray, groups: np.ndarray) -> _RankedClass:
+        neg = np.flatnonzero(~positive)
+        neg = neg[np.argsort(scores[neg], kind="stable")]
+        pos = np.flatnonzero(positive)
+        neg_scores = scores[neg]
+        lo = np.searchsorted(neg_scores, scores[pos], side="left")
+        hi = np.searchsorted(neg_scores, scores[pos], side="right")
+        return cls(groups[neg], groups[pos], lo, hi)
+
+    def auroc(self, counts: np.ndarray) -> np.ndarray:
+        """AUROC (ties count one half) under each row of patient ``counts`` (B x P)."""
+        wn = counts[:, self.neg_groups]
+        below = np.zeros((len(counts), wn.shape[1] + 1), dtype=np.int64)
+        np.cumsum(wn, axis=1, out=below[:, 1:])  # below[:, r]: weight of the r lowest negatives
+        wp = counts[:, self.pos_groups]
+        lo, hi = below[:, self.lo], below[:, self.hi]
+        num = (wp * (lo + 0.5 * (hi - lo))).sum(axis=1)
+        tot_p, tot_n = wp.sum(axis=1), below[:, -1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where((tot_p > 0) & (tot_n > 0), num / (tot_p * tot_n), np.nan)
+
+
 def weighted_auroc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """AUROC (Mann-Whitney, ties count one half) of each row of ``weights`` (B x N): with
-    integer weights, the AUROC of the data with each image repeated that often. NaN where a
-    draw has no positive or no negative."""
-    order = np.argsort(scores, kind="stable")
-    s = scores[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores
-    w = weights[:, order]
-    pos = positive[order]
-    gp = np.add.reduceat(w * pos, starts, axis=1)
-    gn = np.add.reduceat(w * ~pos, starts, axis=1)
-    neg_below = np.cumsum(gn, axis=1) - gn
-    num = (gp * (neg_below + 0.5 * gn)).sum(axis=1)
-    tot_p, tot_n = gp.sum(axis=1), gn.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((tot_p > 0) & (tot_n > 0), num / (tot_p * tot_n), np.nan)
+    """AUROC (Mann-Whitney, ties count one half) of each row of integer ``weights`` (B x N):
+    the AUROC of the data with each image repeated that often. NaN where a draw has no
+    positive or no negative."""
+    ranked = _RankedClass.of(scores, positive, np.arange(len(scores)))
+    return ranked.auroc(np.asarray(weights, dtype=np.int64))
 
 
 def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
@@ -88,36 +112,51 @@ def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
         return np.where(n > 0, np.where(ok, x, 0.0).sum(axis=axis) / n, np.nan)
 
 
+class _PreparedRun:
+    """What a run's metrics need under any draw, computed once: per-class rankings for the
+    AUROC, and one indicator matrix whose product with the image weights gives every count."""
+
+    def __init__(self, run: StoredRun, labels: np.ndarray, groups: np.ndarray) -> None:
+        k = run.probs.shape[1]
+        onehot = labels[:, None] == np.arange(k)[None, :]
+        pred = run.probs >= run.thresholds[None, :]
+        top1 = run.probs.argmax(axis=1)[:, None] == np.arange(k)[None, :]
+        # tp, fp, fn, positives, top-1 hits: five blocks of k columns.
+        self.indicators = np.concatenate(
+            [onehot & pred, ~onehot & pred, onehot & ~pred, onehot, onehot & top1], axis=1
+        ).astype(np.float64)
+        self.k = k
+        self.ranked = [_RankedClass.of(run.probs[:, c], onehot[:, c], groups) for c in range(k)]
+
+    def metrics(self, counts: np.ndarray, weights: np.ndarray, rare: Sequence[int]) -> dict[str, np.ndarray]:
+        k = self.k
+        tp, fp, fn, n_pos, hit1 = np.split(weights @ self.indicators, 5, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = {
+                "recall": np.where(n_pos > 0, tp / n_pos, np.nan),
+                "precision": np.where(tp + fp > 0, tp / (tp + fp), 0.0),
+                "f1": np.where(n_pos > 0, 2 * tp / (2 * tp + fp + fn), np.nan),
+                "recall_top1": np.where(n_pos > 0, hit1 / n_pos, np.nan),
+            }
+        out["auroc"] = np.stack([self.ranked[c].auroc(counts) for c in range(k)], axis=1)
+        out["macro_auroc"] = _nanmean(out["auroc"], 1)
+        out["macro_f1"] = _nanmean(out["f1"], 1)
+        out["balanced_accuracy"] = _nanmean(out["recall_top1"], 1)
+        rare = list(rare)
+        for key in ("auroc", "f1", "recall"):
+            out[f"rare_{key}"] = _nanmean(out[key][:, rare], 1) if rare else np.full(len(weights), np.nan)
+        return out
+
+
 def run_metric_draws(
     run: StoredRun, labels: np.ndarray, weights: np.ndarray, rare: Sequence[int]
 ) -> dict[str, np.ndarray]:
-    """Every metric of metrics.per_class / metrics.overall for each row of ``weights``:
-    class metrics B x K, run metrics B. With all weights 1 they equal the plain metrics."""
-    k = run.probs.shape[1]
-    onehot = labels[:, None] == np.arange(k)[None, :]
-    pred = run.probs >= run.thresholds[None, :]
-    top1 = run.probs.argmax(axis=1)[:, None] == np.arange(k)[None, :]
-    f = np.float64
-    tp = weights @ (onehot & pred).astype(f)
-    fp = weights @ (~onehot & pred).astype(f)
-    fn = weights @ (onehot & ~pred).astype(f)
-    n_pos = weights @ onehot.astype(f)
-    hit1 = weights @ (onehot & top1).astype(f)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = {
-            "recall": np.where(n_pos > 0, tp / n_pos, np.nan),
-            "precision": np.where(tp + fp > 0, tp / (tp + fp), 0.0),
-            "f1": np.where(n_pos > 0, 2 * tp / (2 * tp + fp + fn), np.nan),
-            "recall_top1": np.where(n_pos > 0, hit1 / n_pos, np.nan),
-        }
-    out["auroc"] = np.stack([weighted_auroc(run.probs[:, c], onehot[:, c], weights) for c in range(k)], axis=1)
-    out["macro_auroc"] = _nanmean(out["auroc"], 1)
-    out["macro_f1"] = _nanmean(out["f1"], 1)
-    out["balanced_accuracy"] = _nanmean(out["recall_top1"], 1)
-    rare = list(rare)
-    for key in ("auroc", "f1", "recall"):
-        out[f"rare_{key}"] = _nanmean(out[key][:, rare], 1) if rare else np.full(len(weights), np.nan)
-    return out
+    """Every metric of metrics.per_class / metrics.overall for each row of integer image
+    ``weights`` (B x N): class metrics B x K, run metrics B. With all weights 1 they equal
+    the plain metrics."""
+    weights = np.asarray(weights)
+    prepared = _PreparedRun(run, labels, np.arange(len(labels)))
+    return prepared.metrics(weights.astype(np.int64), weights.astype(np.float64), rare)
 
 
 def arm_draws(
@@ -134,9 +173,11 @@ def arm_draws(
     out = {m: np.zeros((b, k)) for m in CLASS_METRICS} | {m: np.zeros(b) for m in RUN_METRICS}
     share = draws.seed_counts / s  # B x S, each row sums to 1
     for j, run in enumerate(runs):
+        prepared = _PreparedRun(run, labels, draws.groups)
         for sl, w in draws.weight_blocks():
             wj = share[sl, j]
-            for m, v in run_metric_draws(run, labels, w, rare).items():
+            counts = draws.patient_counts[sl].astype(np.int64)
+            for m, v in prepared.metrics(counts, w, rare).items():
                 wcol = wj[:, None] if v.ndim == 2 else wj
                 # A seed drawn 0 times contributes nothing, even where its metric is NaN.
                 out[m][sl] += np.where(wcol > 0, v * wcol, 0.0)
