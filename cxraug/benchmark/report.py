@@ -262,6 +262,15 @@ def caveats(report: BenchmarkReport) -> list[str]:
         notes.append(f"only {len(report.seeds)} seed(s): no intervals and no verdicts; run {MIN_SEEDS} or more")
     elif len(report.seeds) < 5:
         notes.append(f"only {len(report.seeds)} seeds: the seed part of the intervals is rough; 5 or more are advised")
+    compared = [v["diff"] for v in report.verdicts("auroc") if v["diff"].has_interval]
+    noisy = [d for d in compared if d.t_high - d.t_low > d.high - d.low]
+    if noisy:  # a resample of a few seeds understates their spread; the t interval does not
+        notes.append(
+            f"in {len(noisy)} of {len(compared)} rare-class AUROC comparisons the seeds disagree more than the "
+            f"bootstrap interval allows for (training noise ± wider than half the interval): with "
+            f"{len(report.seeds)} seeds the bootstrap understates training noise; run more seeds before relying "
+            "on those verdicts"
+        )
     for c in report.rare:
         name = report.classes[c]
         n_pos = report.n_test(name)
