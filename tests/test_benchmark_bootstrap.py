@@ -59,12 +59,23 @@ def test_resample_is_by_patient_and_reproducible():
     patients = np.array(["a", "a", "a", "b", "c", "c"])
     d = make_draws(patients, n_seeds=3, n_draws=50, seed=4)
     assert d.patient_counts.shape == (50, 3) and (d.patient_counts.sum(1) == 3).all()
-    assert (d.seed_counts.sum(1) == 3).all()
+    assert d.seed_weights.sum(1) == pytest.approx(np.ones(50)) and (d.seed_weights >= 0).all()
     for _, w in d.weight_blocks():
         assert (w[:, 0] == w[:, 1]).all() and (w[:, 1] == w[:, 2]).all() and (w[:, 4] == w[:, 5]).all()
     again = make_draws(patients, 3, 50, 4)
-    assert (again.patient_counts == d.patient_counts).all() and (again.seed_counts == d.seed_counts).all()
+    assert (again.patient_counts == d.patient_counts).all() and (again.seed_weights == d.seed_weights).all()
     assert not (make_draws(patients, 3, 50, 5).patient_counts == d.patient_counts).all()
+
+
+def test_seed_weights_give_the_seed_mean_its_usual_variance():
+    # Var(sum w_s x_s) over the draws must be s^2 / n (sd with n - 1), for 3 and for 6 seeds.
+    for x in (np.array([0.2, 0.5, 0.9]), np.array([0.1, 0.3, 0.35, 0.6, 0.8, 0.82])):
+        d = make_draws(np.arange(4), n_seeds=len(x), n_draws=40_000, seed=1)
+        means = d.seed_weights @ x
+        assert means.var() == pytest.approx(x.var(ddof=1) / len(x), rel=0.03)
+        assert x.min() <= means.min() and means.max() <= x.max()  # convex: never outside the seeds' range
+    with pytest.raises(ValueError, match="3 seeds"):
+        make_draws(np.arange(4), n_seeds=2, n_draws=10, seed=0)
 
 
 def test_intervals_stay_inside_the_metric_range():
@@ -85,7 +96,9 @@ def test_intervals_stay_inside_the_metric_range():
     for m in arms["good"]:
         low, high, _ = percentile_interval((arms["good"][m] - arms["bad"][m]).ravel(), 0.95)
         assert -1.0 <= low <= high <= 1.0, m
-    assert percentile_interval(arms["good"]["recall"][:, 0], 0.95)[1] == 1.0  # reached, not passed
+    perfect = arm_draws([StoredRun(good, thr)] * 3, y, draws, [2])["recall"][:, 0]
+    assert per_class(y, good, thr)[0]["recall"] == 1.0  # so every draw is 1: the end is reached, not passed
+    assert percentile_interval(perfect, 0.95)[:2] == (1.0, 1.0)
 
 
 def test_p_value():

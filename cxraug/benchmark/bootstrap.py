@@ -1,9 +1,14 @@
 """Paired, two-level bootstrap of test metrics over stored predictions.
 
 One draw resamples the test *patients* with replacement (every image of a drawn patient
-comes along, as often as the patient is drawn) and, independently, the *seeds* with
-replacement. The same draw is applied to every arm, so an arm's difference from the
-reference is taken on the same patients and the same seeds: the pairing survives.
+comes along, as often as the patient is drawn) and, independently, re-weights the *seeds*
+at random. The same draw is applied to every arm, so an arm's difference from the reference
+is taken on the same patients and the same seeds: the pairing survives.
+
+Seeds are few (3 to 10), and drawing n of n with replacement makes the seed average vary by
+(n-1)/n of the usual estimate s^2/n. Dirichlet(alpha) weights with alpha = (n-2)/n make that
+variance exactly s^2/n and keep the average a convex combination of the seeds' values (so it
+stays in the metric's range); with alpha = 1 they would be Rubin's Bayesian bootstrap.
 
 A resample is a weight per test image (how often its patient was drawn), so each metric is
 computed from weighted counts on the stored probabilities and thresholds: nothing is
@@ -33,15 +38,15 @@ class StoredRun:
 
 @dataclass(frozen=True)
 class Draws:
-    """The resampling plan, shared by every arm: patient counts and seed counts per draw."""
+    """The resampling plan, shared by every arm: patient counts and seed weights per draw."""
 
     patient_counts: np.ndarray  # B x P, how often each test patient is drawn
-    seed_counts: np.ndarray  # B x S, how often each seed is drawn
+    seed_weights: np.ndarray  # B x S, each row sums to 1
     groups: np.ndarray  # N, the patient (0..P-1) of each test image
 
     @property
     def n_draws(self) -> int:
-        return len(self.seed_counts)
+        return len(self.seed_weights)
 
     def weight_blocks(self) -> Iterator[tuple[slice, np.ndarray]]:
         """(draw slice, B_block x N image weights) in blocks of bounded size."""
@@ -52,14 +57,21 @@ class Draws:
             yield sl, self.patient_counts[sl][:, self.groups].astype(np.float64)
 
 
+def seed_alpha(n_seeds: int) -> float:
+    """Dirichlet concentration whose weighted seed mean has variance s^2 / n (n >= 3)."""
+    return (n_seeds - 2) / n_seeds
+
+
 def make_draws(patients: Sequence[str] | np.ndarray, n_seeds: int, n_draws: int, seed: int) -> Draws:
-    """Draw ``n_draws`` resamples of the test patients and of ``n_seeds`` seeds."""
+    """Draw ``n_draws`` resamples of the test patients and weightings of ``n_seeds`` (>= 3) seeds."""
+    if n_seeds < 3:
+        raise ValueError("the seed level needs at least 3 seeds")
     _, groups = np.unique(np.asarray(patients, dtype=str), return_inverse=True)
     n_patients = int(groups.max()) + 1 if len(groups) else 0
     rng = np.random.default_rng(seed)
     patient_counts = rng.multinomial(n_patients, np.full(n_patients, 1 / max(n_patients, 1)), size=n_draws)
-    seed_counts = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_draws)
-    return Draws(patient_counts.astype(np.int32), seed_counts.astype(np.int32), groups.astype(np.int64))
+    seed_weights = rng.dirichlet(np.full(n_seeds, seed_alpha(n_seeds)), size=n_draws)
+    return Draws(patient_counts.astype(np.int32), seed_weights, groups.astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -166,12 +178,12 @@ def arm_draws(
     rare: Sequence[int],
     advance=None,
 ) -> dict[str, np.ndarray]:
-    """An arm's metric per draw: the mean over the draw's resampled seeds (``runs`` in the
+    """An arm's metric per draw: the draw's weighted mean over the seeds (``runs`` in the
     order of the seeds of ``draws``) of each seed's metric on the draw's resampled patients."""
-    b, s = draws.n_draws, len(runs)
+    b = draws.n_draws
     k = runs[0].probs.shape[1]
     out = {m: np.zeros((b, k)) for m in CLASS_METRICS} | {m: np.zeros(b) for m in RUN_METRICS}
-    share = draws.seed_counts / s  # B x S, each row sums to 1
+    share = draws.seed_weights
     for j, run in enumerate(runs):
         prepared = _PreparedRun(run, labels, draws.groups)
         for sl, w in draws.weight_blocks():
@@ -179,7 +191,7 @@ def arm_draws(
             counts = draws.patient_counts[sl].astype(np.int64)
             for m, v in prepared.metrics(counts, w, rare).items():
                 wcol = wj[:, None] if v.ndim == 2 else wj
-                # A seed drawn 0 times contributes nothing, even where its metric is NaN.
+                # A seed of weight 0 contributes nothing, even where its metric is NaN.
                 out[m][sl] += np.where(wcol > 0, v * wcol, 0.0)
         if advance is not None:
             advance(1)
