@@ -355,7 +355,7 @@ def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
         "reference": report.reference,
         "confidence": cfg.confidence,
         "statistics": {
-            "interval": "bootstrap percentile, test patients and seeds resampled, paired across arms",
+            "interval": "bootstrap percentile: test patients resampled, seeds Dirichlet-weighted, paired across arms",
             "bootstrap_draws": cfg.bootstrap_draws,
             "bootstrap_seed": cfg.bootstrap_seed,
             "min_seeds": MIN_SEEDS,
