@@ -195,7 +195,9 @@ def arm_draws(
                 out[m][sl] += np.where(wcol > 0, v * wcol, 0.0)
         if advance is not None:
             advance(1)
-    return out
+    # Every metric lies in [0, 1]; weights that sum to 1 only up to rounding must not push an
+    # average of 1.0 to 1.0000000000000002.
+    return {m: np.clip(v, 0.0, 1.0) for m, v in out.items()}
 
 
 def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float, int]:
