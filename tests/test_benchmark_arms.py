@@ -74,7 +74,7 @@ TRAIN = np.array([0] * 20 + [1] * 5 + [2] * 2)  # majority 20
 
 @pytest.mark.parametrize(
     ("ratio", "expected"),
-    [("fill", [0, 15, 18]), ("x2", [40, 10, 4]), ("x0.5", [10, 2, 1]), ("+7", [7, 7, 7])],
+    [("all", [50, 50, 50]), ("fill", [0, 15, 18]), ("x2", [40, 10, 4]), ("x0.5", [10, 2, 1]), ("+7", [7, 7, 7])],
 )
 def test_ratio_modes_add_the_claimed_counts(ratio, expected):
     arm = expand_arms([f"cgan@{ratio}"], ["cgan"], [])[0]
@@ -93,6 +93,15 @@ def test_synthetic_images_only_for_classes_in_the_set_or_asked_for():
     assert ts.synth_counts().tolist() == [0, 15, 18]
     ts = build_train_set(arm, TRAIN, np.arange(27), CLASSES, 0, syn, synthetic_classes={2})
     assert ts.synth_counts().tolist() == [0, 0, 18]
+
+
+def test_default_ratio_adds_the_whole_set_for_every_seed():
+    arm = expand_arms(["cgan"], ["cgan"], [])[0]
+    assert arm.name == "cgan" and arm.ratio.text == "all" and "every image" in arm.describe()
+    syn = {"cgan": _synthetic({2: 5000})}  # `cxraug synth --class C -n 5000`: far beyond any fill
+    a = build_train_set(arm, TRAIN, np.arange(27), CLASSES, 0, syn)
+    b = build_train_set(arm, TRAIN, np.arange(27), CLASSES, 1, syn)
+    assert a.synth_counts().tolist() == [0, 0, 5000] and (a.synth_images == b.synth_images).all()
 
 
 def test_seed_picks_synthetic_images_repeatably():

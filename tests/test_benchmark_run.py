@@ -13,7 +13,7 @@ from test_benchmark_support import make_synthetic_set
 
 from cxraug.benchmark.config import build_config
 from cxraug.benchmark.runner import run_benchmark
-from cxraug.benchmark.statistics import TOO_FEW_TEST
+from cxraug.benchmark.statistics import HELPED, HURT, NO_EVIDENCE
 from cxraug.cli import main
 from cxraug.errors import UserError
 
@@ -61,8 +61,8 @@ def test_end_to_end_resume_and_determinism(phantom32, synthetic, tmp_path, capsy
     assert results["rare_classes"] == ["Hernia"] and results["reference"] == "real"
     assert {v["arm"] for v in results["verdicts"]} == {"oversample", "cgan"}
     # Hernia has 3 positive test images (< min_test_images=10): numbers, but no verdict.
-    assert {v["verdict"] for v in results["verdicts"]} == {TOO_FEW_TEST}
-    assert "Hernia (test n=3)" in printed
+    assert {v["verdict"] for v in results["verdicts"]} == {"no verdict: 3 test images, 10 needed"}
+    assert "Hernia (3)" in printed and "No intervals: 2 seed(s), 3 needed" in printed
     summary = (out / "summary.md").read_text()
     assert "## Did it help the rare classes?" in summary
     assert "**Hernia** (4 real training images, 3 test images), cgan vs real: AUROC" in summary
@@ -78,14 +78,22 @@ def test_end_to_end_resume_and_determinism(phantom32, synthetic, tmp_path, capsy
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/result.json")} == stamps
     assert not (out / "roc_curves.png").exists()  # plots=False: no stale figure left behind
     lenient = run_benchmark(phantom32, _cfg(synthetic, min_test_images=0), out)  # a reporting option
-    assert lenient.trained == 0 and TOO_FEW_TEST not in {v["verdict"] for v in lenient.verdicts()}
+    assert lenient.trained == 0 and {v["verdict"] for v in lenient.verdicts()} == {"no verdict: 2 seeds, 3 needed"}
     assert again.runs.sort_values(["arm", "seed"])["macro_auroc"].tolist() == pytest.approx(
         runs.sort_values(["arm", "seed"])["macro_auroc"].tolist()
     )
 
     # A third seed trains only the new arm x seed pairs.
-    more = run_benchmark(phantom32, _cfg(synthetic, seeds=[0, 1, 2]), out)
+    more = run_benchmark(phantom32, _cfg(synthetic, seeds=[0, 1, 2], min_test_images=0, bootstrap_draws=200), out)
     assert (more.trained, more.reused) == (3, 6)
+    # Three seeds: bootstrap intervals, inside the metric's range, and adjusted verdicts.
+    assert {v["verdict"] for v in more.verdicts()} <= {HELPED, HURT, NO_EVIDENCE}
+    assert more.families == {"auroc": 2, "f1": 2}  # 2 arms x 1 rare class, per metric
+    for v in more.verdicts():
+        d = v["diff"]
+        assert d.has_interval and -1 <= d.low <= d.high <= 1 and d.p_adjusted >= d.p
+    for stats in more.class_summary.values():
+        assert all(0 <= e.low <= e.high <= 1 for e in stats.values() if e.has_interval)
 
     # Other settings are never mixed in silently.
     with pytest.raises(UserError, match=r"trained with other settings .*epochs: 1 -> 2"):

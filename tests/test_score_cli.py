@@ -99,11 +99,19 @@ def test_run_table_with_a_noise_generator(phantom32: Path, cheap_extractor, tmp_
     assert [r["class"] for r in rec["rows"]] == ["No Finding", "all"] and rec["rows"][0]["n_fake"] == 16
     assert (Path(rec["outputs"]) / "scores.csv").is_file() and Path(rec["outputs"]).parent == run / "scores"
     # Same seed, same noise: the numbers repeat; cached real features are reused.
-    rec2 = json.loads(
-        _ok([*args, "--json", "--metrics", "fid", "--cache-dir", str(tmp_path / "c"), "--no-memorization"]).stdout
-    )
+    as_json = _ok([*args, "--json", "--metrics", "fid", "--cache-dir", str(tmp_path / "c"), "--no-memorization"])
+    rec2 = json.loads(as_json.stdout)  # stdout is the JSON object alone, and the progress still shows, on stderr
+    assert "sampling" in as_json.stderr and "16/16" in as_json.stderr
     assert rec2["rows"][0]["fid"] == pytest.approx(rec["rows"][0]["fid"], rel=1e-9)
     assert rec2["cache"]["hits"] == 1 and rec2["cache"]["misses"] == 0
+    # At 80 columns nothing is cut: the narrow table leaves whole columns out and says where they are.
+    narrow = runner.invoke(app, [*args, "--cache-dir", str(tmp_path / "c")], env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0 and "…" not in narrow.stdout and f"{rec2['rows'][0]['fid']:.2f}" in narrow.stdout, (
+        narrow.stdout
+    )
+    words = " ".join(narrow.stdout.split())  # the caption wraps
+    assert "Not shown at 80 columns: density, coverage (full table in scores.csv)" in words
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
 
 
 def test_test_split_only_when_asked_and_says_so(

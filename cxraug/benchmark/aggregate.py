@@ -1,25 +1,35 @@
-"""From stored runs to numbers: per-run and per-class test metrics, means with CIs over
-seeds, paired differences from the reference arm, and a verdict per arm and rare class.
+"""From stored runs to numbers: per-run and per-class test metrics; for every metric and
+every paired difference from the reference arm, the point estimate (mean over seeds), a
+bootstrap interval over test patients and seeds, and the seed-only t interval (training
+noise only); adjusted p-values and a verdict per arm and rare class; and per rare class the
+smallest difference in AUROC its test images could detect.
 
 Metrics are recomputed from each run's stored probabilities and validation thresholds, so
-changing reporting options (rare classes, confidence, reference) never retrains anything.
+changing reporting options (rare classes, confidence, reference, bootstrap) never retrains
+anything.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cxraug.benchmark.bootstrap import StoredRun, arm_draws, bootstrap_p_value, make_draws, percentile_interval
 from cxraug.benchmark.metrics import CLASS_METRICS, RUN_METRICS, overall, per_class
-from cxraug.benchmark.statistics import Estimate, mean_ci, paired_difference, verdict
+from cxraug.benchmark.statistics import ADJUSTMENTS, MIN_SEEDS, Stat, mean_ci, verdict
+from cxraug.progress import NullReporter, Reporter
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from cxraug.benchmark.arms import Arm
     from cxraug.benchmark.runner import Plan, RunRecord
+
+VERDICT_METRICS = ("auroc", "f1")  # each its own family of comparisons
+MDE_POWER = 0.8
 
 
 @dataclass
@@ -33,13 +43,15 @@ class BenchmarkReport:
     train_counts: np.ndarray  # real training images per class after any controlled imbalance
     per_class: pd.DataFrame  # one row per arm x seed x class
     runs: pd.DataFrame  # one row per arm x seed
-    arm_summary: dict[str, dict[str, Estimate]]  # arm -> metric -> estimate
-    arm_diff: dict[str, dict[str, Estimate]]  # arm -> metric -> paired difference from reference
-    class_summary: dict[tuple[str, str], dict[str, Estimate]]  # (arm, class) -> metric -> estimate
-    class_diff: dict[tuple[str, str], dict[str, Estimate]]
+    arm_summary: dict[str, dict[str, Stat]]  # arm -> metric -> estimate
+    arm_diff: dict[str, dict[str, Stat]]  # arm -> metric -> paired difference from reference
+    class_summary: dict[tuple[str, str], dict[str, Stat]]  # (arm, class) -> metric -> estimate
+    class_diff: dict[tuple[str, str], dict[str, Stat]]
     predictions: dict[str, list[tuple[int, np.ndarray, np.ndarray]]]  # arm -> [(seed, probs, labels)]
     trained: int
     reused: int
+    n_test_patients: int = 0
+    families: dict[str, int] = field(default_factory=dict)  # metric -> comparisons adjusted together
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -47,27 +59,40 @@ class BenchmarkReport:
         ref = self.plan.cfg.reference
         return ref if ref in [a.name for a in self.arms] else None
 
+    @property
+    def n_test_images(self) -> int:
+        return int(self.runs["n_test"].iloc[0]) if len(self.runs) else 0
+
     def verdicts(self, metric: str = "auroc") -> list[dict]:
         """Per rare class and non-reference arm: the paired difference and what it says."""
         out = []
         if self.reference is None:
             return out
+        conf = self.plan.cfg.confidence
         for c in self.rare:
             name = self.classes[c]
             for arm in self.arms:
                 if arm.name == self.reference:
                     continue
                 d = self.class_diff[(arm.name, name)][metric]
-                v = self.verdict(name, d)
-                out.append({"class": name, "arm": arm.name, "synthetic": arm.uses_synthetic, "diff": d, "verdict": v})
+                out.append(
+                    {
+                        "class": name,
+                        "arm": arm.name,
+                        "synthetic": arm.uses_synthetic,
+                        "diff": d,
+                        "verdict": verdict(d, conf, adjusted=True),
+                        "verdict_unadjusted": verdict(d, conf, adjusted=False),
+                    }
+                )
         return out
 
     def n_test(self, name: str) -> int:
         """Positive test images of a class."""
         return int(self.per_class.loc[self.per_class["class"] == name, "n_pos"].iloc[0])
 
-    def verdict(self, name: str, diff: Estimate) -> str:
-        return verdict(diff, self.n_test(name), self.plan.cfg.min_test_images)
+    def verdict(self, diff: Stat) -> str:
+        return verdict(diff, self.plan.cfg.confidence)
 
 
 def rare_classes(plan: Plan, train_counts: np.ndarray) -> tuple[list[int], str]:
@@ -87,11 +112,16 @@ def rare_classes(plan: Plan, train_counts: np.ndarray) -> tuple[list[int], str]:
 
 
 def build_report(
-    plan: Plan, records: list[RunRecord], real_index: np.ndarray, train_labels: np.ndarray
+    plan: Plan,
+    records: list[RunRecord],
+    real_index: np.ndarray,
+    train_labels: np.ndarray,
+    test_patients: np.ndarray,
+    reporter: Reporter | None = None,
 ) -> BenchmarkReport:
     import pandas as pd
 
-    cfg, classes = plan.cfg, plan.classes
+    classes = plan.classes
     train_counts = np.bincount(train_labels[real_index], minlength=len(classes))
     rare, rule = rare_classes(plan, train_counts)
     class_rows, run_rows = [], []
@@ -129,31 +159,7 @@ def build_report(
         )
         predictions.setdefault(rec.arm, []).append((rec.seed, probs, y))
     per_class_df, runs_df = pd.DataFrame(class_rows), pd.DataFrame(run_rows)
-
-    conf, ref = cfg.confidence, cfg.reference
-    arm_names = [a.name for a in plan.arms]
-    have_ref = ref in arm_names
-
-    def by_seed(df: pd.DataFrame, metric: str) -> dict[int, float]:
-        return {int(s): float(v) for s, v in zip(df["seed"], df[metric], strict=True)}
-
-    arm_summary, arm_diff = {}, {}
-    for a in arm_names:
-        sub = runs_df[runs_df["arm"] == a]
-        arm_summary[a] = {m: mean_ci(sub[m].tolist(), conf) for m in (*RUN_METRICS, "seconds")}
-        if have_ref:
-            ref_sub = runs_df[runs_df["arm"] == ref]
-            arm_diff[a] = {m: paired_difference(by_seed(sub, m), by_seed(ref_sub, m), conf) for m in RUN_METRICS}
-    class_summary, class_diff = {}, {}
-    for a in arm_names:
-        for name in classes:
-            sub = per_class_df[(per_class_df["arm"] == a) & (per_class_df["class"] == name)]
-            class_summary[(a, name)] = {m: mean_ci(sub[m].tolist(), conf) for m in CLASS_METRICS}
-            if have_ref:
-                ref_sub = per_class_df[(per_class_df["arm"] == ref) & (per_class_df["class"] == name)]
-                class_diff[(a, name)] = {
-                    m: paired_difference(by_seed(sub, m), by_seed(ref_sub, m), conf) for m in CLASS_METRICS
-                }
+    stats = _statistics(plan, records, per_class_df, runs_df, rare, test_patients, reporter or NullReporter())
     return BenchmarkReport(
         plan=plan,
         arms=plan.arms,
@@ -164,12 +170,126 @@ def build_report(
         train_counts=train_counts,
         per_class=per_class_df,
         runs=runs_df,
-        arm_summary=arm_summary,
-        arm_diff=arm_diff,
-        class_summary=class_summary,
-        class_diff=class_diff,
+        **stats,
         predictions=predictions,
         trained=sum(not r.reused for r in records),
         reused=sum(r.reused for r in records),
+        n_test_patients=len(set(map(str, test_patients))),
         notes=list(plan.notes),
     )
+
+
+def _statistics(
+    plan: Plan,
+    records: list[RunRecord],
+    per_class_df: pd.DataFrame,
+    runs_df: pd.DataFrame,
+    rare: list[int],
+    test_patients: np.ndarray,
+    reporter: Reporter,
+) -> dict:
+    """Point estimates, bootstrap and t intervals, adjusted p-values and detectable differences."""
+    from scipy.stats import norm
+
+    cfg, classes = plan.cfg, plan.classes
+    conf, ref = cfg.confidence, cfg.reference
+    arm_names = [a.name for a in plan.arms]
+    have_ref = ref in arm_names
+    seeds = list(plan.seeds)
+    enough_seeds = len(seeds) >= MIN_SEEDS
+    seed_reason = "" if enough_seeds else f"{len(seeds)} seed{'s' * (len(seeds) != 1)}, {MIN_SEEDS} needed"
+
+    draws: dict[str, dict[str, np.ndarray]] = {}
+    if enough_seeds and len(records):
+        by_arm = {(r.arm, r.seed): r for r in records}
+        labels = records[0].predictions["test_labels"]
+        plan_draws = make_draws(test_patients, len(seeds), cfg.bootstrap_draws, cfg.bootstrap_seed)
+        with reporter.task(f"bootstrap: {cfg.bootstrap_draws} draws", len(arm_names) * len(seeds)) as advance:
+            for a in arm_names:
+                runs = [
+                    StoredRun(by_arm[(a, s)].predictions["test_probs"], np.asarray(by_arm[(a, s)].result["thresholds"]))
+                    for s in seeds
+                ]
+                draws[a] = arm_draws(runs, labels, plan_draws, rare, advance)
+    mde_factor = float(norm.ppf(1 - (1 - conf) / 2) + norm.ppf(MDE_POWER))
+
+    def stat(values: list[float], boot: np.ndarray | None, reason: str, diff: bool) -> Stat:
+        t = mean_ci(values, conf)
+        base = Stat(t.mean, math.nan, math.nan, t.n, t_low=t.low, t_high=t.high, reason=reason or seed_reason)
+        if boot is None:
+            return base
+        low, high, n_ok = percentile_interval(boot, conf)
+        sd = float(np.nanstd(boot, ddof=1)) if n_ok > 1 else math.nan
+        # The detectable difference is worth saying exactly where a class is too small for a verdict.
+        extra = {"mde": mde_factor * sd} if diff else {}
+        if reason:
+            return replace(base, n_draws=n_ok, sd=sd, **extra)
+        if diff:
+            extra["p"] = bootstrap_p_value(boot)
+        return replace(base, low=low, high=high, n_draws=n_ok, sd=sd, **extra)
+
+    def by_seed(df: pd.DataFrame, metric: str) -> dict[int, float]:
+        return {int(s): float(v) for s, v in zip(df["seed"], df[metric], strict=True)}
+
+    def paired(df: pd.DataFrame, ref_df: pd.DataFrame, metric: str) -> list[float]:
+        a, r = by_seed(df, metric), by_seed(ref_df, metric)
+        return [a[s] - r[s] for s in sorted(set(a) & set(r)) if not (math.isnan(a[s]) or math.isnan(r[s]))]
+
+    arm_summary: dict[str, dict[str, Stat]] = {}
+    arm_diff: dict[str, dict[str, Stat]] = {}
+    ref_runs = runs_df[runs_df["arm"] == ref]
+    for a in arm_names:
+        sub = runs_df[runs_df["arm"] == a]
+        arm_summary[a] = {m: stat(sub[m].tolist(), draws.get(a, {}).get(m), "", False) for m in RUN_METRICS}
+        secs = mean_ci(sub["seconds"].tolist(), conf)
+        arm_summary[a]["seconds"] = Stat(secs.mean, math.nan, math.nan, secs.n, reason="time, not a test metric")
+        if have_ref:
+            arm_diff[a] = {m: stat(paired(sub, ref_runs, m), _diff(draws, a, ref, m), "", True) for m in RUN_METRICS}
+    class_summary: dict[tuple[str, str], dict[str, Stat]] = {}
+    class_diff: dict[tuple[str, str], dict[str, Stat]] = {}
+    n_pos = {name: int(per_class_df.loc[per_class_df["class"] == name, "n_pos"].iloc[0]) for name in classes}
+    for a in arm_names:
+        for c, name in enumerate(classes):
+            few = n_pos[name] < cfg.min_test_images
+            reason = f"{n_pos[name]} test images, {cfg.min_test_images} needed" if few else ""
+            rows = per_class_df[(per_class_df["arm"] == a) & (per_class_df["class"] == name)]
+            boots = draws.get(a, {})
+            class_summary[(a, name)] = {
+                m: stat(rows[m].tolist(), boots[m][:, c] if m in boots else None, reason, False) for m in CLASS_METRICS
+            }
+            if have_ref:
+                ref_rows = per_class_df[(per_class_df["arm"] == ref) & (per_class_df["class"] == name)]
+                class_diff[(a, name)] = {}
+                for m in CLASS_METRICS:
+                    d = _diff(draws, a, ref, m)
+                    class_diff[(a, name)][m] = stat(
+                        paired(rows, ref_rows, m), None if d is None else d[:, c], reason, True
+                    )
+    families = _adjust(plan, class_diff, rare, cfg.adjust) if have_ref else {}
+    return {
+        "arm_summary": arm_summary,
+        "arm_diff": arm_diff,
+        "class_summary": class_summary,
+        "class_diff": class_diff,
+        "families": families,
+    }
+
+
+def _diff(draws: dict[str, dict[str, np.ndarray]], arm: str, ref: str, metric: str) -> np.ndarray | None:
+    if arm not in draws or ref not in draws:
+        return None
+    return draws[arm][metric] - draws[ref][metric]
+
+
+def _adjust(plan: Plan, class_diff: dict[tuple[str, str], dict[str, Stat]], rare: list[int], method: str) -> dict:
+    """Adjust the p-values of arms x rare classes, per verdict metric, in place; return the
+    size of each family (comparisons without an interval are not tested, so not counted)."""
+    sizes = {}
+    arms = [a.name for a in plan.arms if a.name != plan.cfg.reference]
+    for m in VERDICT_METRICS:
+        keys = [(a, plan.classes[c]) for c in rare for a in arms if class_diff[(a, plan.classes[c])][m].p is not None]
+        adjusted = ADJUSTMENTS[method]([class_diff[k][m].p for k in keys])  # type: ignore[misc]
+        for k, p in zip(keys, adjusted, strict=True):
+            class_diff[k][m] = replace(class_diff[k][m], p_adjusted=p)
+        sizes[m] = len(keys)
+    return sizes

@@ -5,9 +5,10 @@ sampling), ``classic`` (classical augmentation), ``NAME`` (real + synthetic set 
 ``--ratio``), ``NAME@RATIO`` (one ratio), ``NAME-only`` (synthetic images only: a
 classification accuracy score for the generator).
 
-Ratios say how many synthetic images of a class c join its n_c real ones: ``fill`` (up to the
-majority class: max_k n_k - n_c), ``xK`` (K * n_c), ``+N`` (N). Only classes present in the
-synthetic set (and in ``synthetic_classes``, if given) receive images.
+Ratios say how many synthetic images of a class c join its n_c real ones: ``all`` (every
+image of class c in the set, the default: the set as given), ``fill`` (up to the majority
+class: max_k n_k - n_c), ``xK`` (K * n_c), ``+N`` (N). Only classes present in the synthetic
+set (and in ``synthetic_classes``, if given) receive images.
 
 No torch here: a training set is index arrays and uint8 images.
 """
@@ -27,18 +28,20 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 @dataclass(frozen=True)
 class Ratio:
-    mode: str  # "fill" | "times" | "plus"
+    mode: str  # "all" | "fill" | "times" | "plus"
     value: float = 0.0
 
     @property
     def text(self) -> str:
-        if self.mode == "fill":
-            return "fill"
+        if self.mode in ("all", "fill"):
+            return self.mode
         if self.mode == "times":
             return f"x{self.value:g}"
         return f"+{int(self.value)}"
 
-    def n_synthetic(self, n_real: int, n_majority: int) -> int:
+    def n_synthetic(self, n_real: int, n_majority: int, n_available: int) -> int:
+        if self.mode == "all":
+            return n_available
         if self.mode == "fill":
             return max(0, n_majority - n_real)
         if self.mode == "times":
@@ -46,6 +49,8 @@ class Ratio:
         return int(self.value)
 
     def describe(self) -> str:
+        if self.mode == "all":
+            return "every image of the set"
         if self.mode == "fill":
             return "fill each class up to the majority class"
         if self.mode == "times":
@@ -55,8 +60,8 @@ class Ratio:
 
 def parse_ratio(text: str) -> Ratio:
     t = text.strip().lower()
-    if t == "fill":
-        return Ratio("fill")
+    if t in ("all", "fill"):
+        return Ratio(t)
     m = re.fullmatch(r"x(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)x", t)
     if m:
         k = float(m.group(1) or m.group(2))
@@ -66,7 +71,7 @@ def parse_ratio(text: str) -> Ratio:
     m = re.fullmatch(r"\+(\d+)", t)
     if m and int(m.group(1)) > 0:
         return Ratio("plus", int(m.group(1)))
-    raise UserError(f"--ratio {text!r} is not understood; use fill, xK (e.g. x2) or +N (e.g. +500)")
+    raise UserError(f"--ratio {text!r} is not understood; use all, fill, xK (e.g. x2) or +N (e.g. +500)")
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ def check_synthetic_name(name: str) -> None:
 
 def expand_arms(spec: list[str] | None, synthetic: list[str], ratios: list[str]) -> list[Arm]:
     """Arm names (None: the default set) -> arms, in the order given, without repeats."""
-    parsed_ratios = [parse_ratio(r) for r in ratios] or [Ratio("fill")]
+    parsed_ratios = [parse_ratio(r) for r in ratios] or [Ratio("all")]
     names = list(spec) if spec else [*BASELINE_ARMS, *synthetic]
     arms: list[Arm] = []
     for raw in names:
@@ -222,7 +227,7 @@ def synthetic_quota(
     for c in np.flatnonzero(set_counts):
         if allowed is not None and int(c) not in allowed:
             continue
-        want = arm.ratio.n_synthetic(int(real_counts[c]), majority)
+        want = arm.ratio.n_synthetic(int(real_counts[c]), majority, int(set_counts[c]))
         if want > set_counts[c]:
             raise UserError(
                 f"arm {arm.name}: {want} synthetic images of {classes[c]} are needed "

@@ -12,6 +12,11 @@ from cxraug.config import load_config_file, parse_sets, validated
 from cxraug.errors import UserError
 
 BASELINE_ARMS = ("real", "reweight", "oversample", "classic")
+# Options that change only the report: `--report-only` accepts these and no others.
+REPORT_KEYS = (
+    "rare_classes", "rare_threshold", "reference", "confidence", "min_test_images",
+    "bootstrap_draws", "bootstrap_seed", "adjust", "grid_per_class", "plots",
+)  # fmt: skip
 
 
 class _Strict(BaseModel):
@@ -44,7 +49,7 @@ class BenchmarkConfig(_Strict):
     # experiment
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     arms: list[str] | None = None  # None: real, reweight, oversample, classic + one per synthetic set
-    ratios: list[str] = Field(default_factory=lambda: ["fill"])
+    ratios: list[str] = Field(default_factory=lambda: ["all"])  # every image of each synthetic set
     synthetic: dict[str, Path] = Field(default_factory=dict)
     synthetic_classes: list[str] | None = None  # add synthetic images of these classes only
     controlled_imbalance: dict[str, int] = Field(default_factory=dict)
@@ -55,7 +60,10 @@ class BenchmarkConfig(_Strict):
     rare_threshold: float = Field(0.02, gt=0, lt=1)
     reference: str = "real"
     confidence: float = Field(0.95, gt=0, lt=1)
-    min_test_images: int = Field(10, ge=0)  # no verdict for a class with fewer positive test images
+    min_test_images: int = Field(10, ge=0)  # no interval or verdict for a class with fewer positive test images
+    bootstrap_draws: int = Field(2000, ge=100, le=100_000)
+    bootstrap_seed: int = Field(0, ge=0)
+    adjust: Literal["holm", "bh"] = "holm"  # multiple-comparison adjustment of the verdicts
     grid_per_class: int = Field(8, ge=0, le=64)
     plots: bool = True
 

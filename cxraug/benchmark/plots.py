@@ -1,4 +1,4 @@
-"""Report figures (matplotlib, Agg, no pyplot state): per-class AUROC per arm with CIs, mean
+"""Report figures (matplotlib, Agg, no pyplot state): per-class AUROC per arm with intervals, mean
 ROC curves, confusion matrices, and a grid of the synthetic images used."""
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ def plot_class_auroc(report: BenchmarkReport, path: Path) -> None:
         est = [report.class_summary[(arm, c)]["auroc"] for c in classes]
         x = np.arange(len(classes)) - 0.4 + width * (i + 0.5)
         mean = np.array([e.mean for e in est])
-        # Drawn within [0, 1], where an AUROC lives (the tables give the raw t-interval).
-        lo = np.array([e.mean - max(e.low, 0.0) if e.n > 1 else 0.0 for e in est])
-        hi = np.array([min(e.high, 1.0) - e.mean if e.n > 1 else 0.0 for e in est])
+        # Bootstrap intervals lie within [0, 1] by construction; none is drawn where there is none.
+        lo = np.array([e.mean - e.low if e.has_interval else 0.0 for e in est])
+        hi = np.array([e.high - e.mean if e.has_interval else 0.0 for e in est])
         ax.errorbar(x, mean, yerr=np.nan_to_num(np.vstack([lo, hi])), fmt="o", ms=4, capsize=2, label=arm)
     ax.set_xticks(range(len(classes)), [_short(c) + (" *" if k in report.rare else "") for k, c in enumerate(classes)])
     ax.tick_params(axis="x", rotation=45 if len(classes) > 4 else 0)
@@ -55,8 +55,8 @@ def plot_class_auroc(report: BenchmarkReport, path: Path) -> None:
     n_test = int(report.runs["n_test"].iloc[0]) if len(report.runs) else 0
     conf = report.plan.cfg.confidence
     ax.set_title(  # two lines: one does not fit a 2-class figure
-        f"per-class test AUROC, mean and {conf:.0%} CI over n={len(report.seeds)} seeds\n"
-        f"test n={n_test} images; * rare class",
+        f"per-class test AUROC, mean over n={len(report.seeds)} seeds and {conf:.0%} bootstrap interval\n"
+        f"(test patients and seeds); test n={n_test} images; * rare class",
         fontsize=10,
     )
     ax.legend(fontsize=8, ncols=min(len(arms), 4))

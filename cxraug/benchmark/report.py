@@ -1,6 +1,7 @@
-"""Write the report: results.csv (arm x seed x class), runs.csv (arm x seed), results.json
-(everything, with the summaries), summary.md (the tables and plain verdicts) and the plots.
-Every file is written atomically; every number carries its n."""
+"""Write the report: results.csv (arm x seed x class), runs.csv (arm x seed), verdicts.csv
+(arm x rare class x metric, adjusted and unadjusted), results.json (everything, with the
+summaries), summary.md (the tables and plain verdicts) and the plots. Every file is written
+atomically; every number says what it was computed on."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cxraug.benchmark.aggregate import BenchmarkReport
+from cxraug.benchmark.aggregate import MDE_POWER, VERDICT_METRICS, BenchmarkReport
 from cxraug.benchmark.metrics import RUN_METRICS
-from cxraug.benchmark.statistics import HELPED, HURT, Estimate
+from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, MIN_SEEDS, Estimate, Stat
 from cxraug.data.prepared import fingerprint
 from cxraug.fsutil import atomic_write_text, write_json
 
@@ -23,7 +24,7 @@ RUN_LABELS = {
     "rare_recall": "rare recall",
 }
 PLOTS = {
-    "class_auroc.png": "per-class test AUROC per arm (mean, CI)",
+    "class_auroc.png": "per-class test AUROC per arm (mean, bootstrap interval)",
     "roc_curves.png": "ROC curves",
     "confusion_matrices.png": "confusion matrices",
 }
@@ -37,7 +38,7 @@ def _clean(obj: Any) -> Any:
         return {str(k): _clean(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_clean(v) for v in obj]
-    if isinstance(obj, Estimate):
+    if isinstance(obj, Estimate | Stat):
         return _clean(obj.to_dict())
     if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
         return _clean(obj.item())
@@ -61,6 +62,44 @@ def _verdict_text(v: str) -> str:
     return {HELPED: "**helped**", HURT: "**hurt**"}.get(v, v)
 
 
+def interval_line(report: BenchmarkReport) -> str:
+    """What the brackets are, in one line."""
+    cfg = report.plan.cfg
+    conf = f"{cfg.confidence:.0%}"
+    if len(report.seeds) < MIN_SEEDS:
+        return (
+            f"Numbers are means over {len(report.seeds)} seed(s) on the whole test split, without intervals: "
+            f"{MIN_SEEDS} or more seeds are needed for one."
+        )
+    return (
+        f"Numbers are the mean over {len(report.seeds)} seeds on the whole test split, and in brackets its {conf} "
+        f"bootstrap interval over test patients ({report.n_test_patients} patients, {report.n_test_images} images) "
+        f"and seeds, paired across arms ({cfg.bootstrap_draws} draws, bootstrap seed {cfg.bootstrap_seed}); "
+        f"'training noise only' is ± the half-width of the {conf} t interval over seeds."
+    )
+
+
+def adjustment_line(report: BenchmarkReport) -> str:
+    cfg = report.plan.cfg
+    n = report.families.get("auroc", 0)
+    arms = sum(a.name != report.reference for a in report.arms)
+    return (
+        f"Verdicts are {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over {n} comparisons per metric "
+        f"({arms} arms x the rare classes with an interval); the unadjusted p-values and verdicts are "
+        "in verdicts.csv and results.json."
+    )
+
+
+def _verdict_cell(v: dict) -> str:
+    d = v["diff"]
+    p = "" if d.p_adjusted is None else f", adjusted p {d.p_adjusted:.3f}"
+    return f"{_verdict_text(v['verdict'])}{p}"
+
+
+def _mde_text(d: Stat) -> str:
+    return "-" if d.mde is None or math.isnan(d.mde) else f"{d.mde:.3f}"
+
+
 def answer_lines(report: BenchmarkReport) -> list[str]:
     """The plain answer, one line per rare class and arm (synthetic arms first)."""
     ref = report.reference
@@ -70,18 +109,28 @@ def answer_lines(report: BenchmarkReport) -> list[str]:
         return [f"No rare class ({report.rare_rule}): set option rare_classes to name them."]
     lines = []
     verdicts = sorted(report.verdicts("auroc"), key=lambda v: (not v["synthetic"], v["class"]))
+    f1 = {(v["arm"], v["class"]): v for v in report.verdicts("f1")}
     if not any(v["synthetic"] for v in verdicts):
         lines.append("No synthetic arm was run; the other arms compared with the reference:")
     for v in verdicts:
         c = report.classes.index(v["class"])
-        f1 = report.class_diff[(v["arm"], v["class"])]["f1"]
         n_test = report.n_test(v["class"])
+        mde = _mde_text(v["diff"])
+        detect = "" if mde == "-" else f"; the test split could detect a difference of about {mde} in AUROC"
+        fv = f1[(v["arm"], v["class"])]
         lines.append(
             f"- **{v['class']}** ({int(report.train_counts[c])} real training images, {n_test} test images), "
-            f"{v['arm']} vs {ref}: AUROC {v['diff'].text(signed=True)} → {_verdict_text(v['verdict'])}; "
-            f"F1 {f1.text(signed=True)} → {_verdict_text(report.verdict(v['class'], f1))} (paired over seeds)"
+            f"{v['arm']} vs {ref}: AUROC {v['diff'].text(signed=True)} → {_verdict_cell(v)}; "
+            f"F1 {fv['diff'].text(signed=True)} → {_verdict_cell(fv)}{detect}"
         )
     return lines
+
+
+def _p_text(d: Stat) -> str:
+    if d.p is None:
+        return "-"
+    adj = "-" if d.p_adjusted is None else f"{d.p_adjusted:.3f}"
+    return f"{d.p:.3f} / {adj}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -106,7 +155,7 @@ def summary_markdown(report: BenchmarkReport, grids: list[str]) -> str:
         f"- Selection: the epoch with the best validation macro AUROC; per-class thresholds maximise "
         f"validation F1; the test split ({n_test} images) is predicted once per trained model.",
         f"- Seeds: {', '.join(map(str, report.seeds))} (n={k}), the same for every arm (paired). "
-        f"Numbers are mean [{conf} t-interval] (n = seeds).",
+        + interval_line(report),
         f"- Rare classes: {', '.join(report.classes[c] for c in report.rare) or 'none'} ({report.rare_rule}).",
     ]
     if plan.controlled:
@@ -118,10 +167,12 @@ def summary_markdown(report: BenchmarkReport, grids: list[str]) -> str:
     lines += answer_lines(report)
     lines += [
         "",
-        f"'helped': the whole {conf} interval of the paired difference is above 0; 'hurt': below 0; "
-        "otherwise there is no evidence it helps (which is not evidence that it does not). "
-        f"A class with fewer than {cfg.min_test_images} positive test images gets no verdict: the interval "
-        "covers training randomness over seeds, not the luck of which few test images were drawn.",
+        f"'helped': the adjusted bootstrap p of the paired difference is below {1 - cfg.confidence:.2g} and the "
+        "difference is positive; 'hurt': the same, negative; otherwise there is no evidence it helps (which is "
+        "not evidence that it does not). " + adjustment_line(report) + " "
+        f"A class with fewer than {cfg.min_test_images} positive test images gets numbers but no interval and no "
+        "verdict. 'Detectable' is the difference the test split would find with "
+        f"{MDE_POWER:.0%} power at the unadjusted level: (z + z_power) x the bootstrap sd of the difference.",
         "",
         "## Arms and their training sets",
         "",
@@ -140,17 +191,26 @@ def summary_markdown(report: BenchmarkReport, grids: list[str]) -> str:
             [arm.name, arm.describe(), str(real), f"{synth}" + (f" ({per})" if per else ""), f"{secs.mean:.1f}s"]
         )
     lines += _table(["arm", "what", "real images", "synthetic images", "time per run"], rows)
-    lines += ["", f"## Test results (test n={n_test} images; mean [{conf} CI] over seeds)", ""]
-    rows = [[arm.name] + [report.arm_summary[arm.name][m].text() for m in RUN_METRICS] for arm in report.arms]
-    lines += _table(["arm", *(RUN_LABELS[m] for m in RUN_METRICS)], rows)
+    lines += ["", f"## Test results (test n={n_test} images; mean [{conf} bootstrap interval], n={k} seeds)", ""]
+    rows = [
+        [arm.name]
+        + [report.arm_summary[arm.name][m].text() for m in RUN_METRICS]
+        + [report.arm_summary[arm.name]["macro_auroc"].noise_text()]
+        for arm in report.arms
+    ]
+    lines += _table(["arm", *(RUN_LABELS[m] for m in RUN_METRICS), "macro AUROC: training noise only"], rows)
     if report.reference:
-        lines += ["", f"## Paired differences from {report.reference} (same seeds)", ""]
+        lines += ["", f"## Paired differences from {report.reference} (same test patients and seeds)", ""]
         rows = [
-            [arm.name] + [f"{report.arm_diff[arm.name][m].text(signed=True)}" for m in RUN_METRICS]
+            [arm.name]
+            + [f"{report.arm_diff[arm.name][m].text(signed=True)}" for m in RUN_METRICS]
+            + [report.arm_diff[arm.name]["rare_auroc"].noise_text()]
             for arm in report.arms
             if arm.name != report.reference
         ]
-        lines += _table(["arm", *(f"Δ {RUN_LABELS[m]}" for m in RUN_METRICS)], rows)
+        lines += _table(
+            ["arm", *(f"Δ {RUN_LABELS[m]}" for m in RUN_METRICS), "Δ rare AUROC: training noise only"], rows
+        )
     lines += ["", "## Rare classes in detail", ""]
     for c in report.rare:
         name = report.classes[c]
@@ -162,14 +222,17 @@ def summary_markdown(report: BenchmarkReport, grids: list[str]) -> str:
             row = [arm.name, s["auroc"].text(), s["recall"].text(), s["precision"].text(), s["f1"].text()]
             if report.reference and arm.name != report.reference:
                 d = report.class_diff[(arm.name, name)]
-                row += [d["auroc"].text(signed=True), report.verdict(name, d["auroc"]),
-                        d["f1"].text(signed=True), report.verdict(name, d["f1"])]  # fmt: skip
+                row += [d["auroc"].text(signed=True), d["auroc"].noise_text(), _mde_text(d["auroc"]),
+                        _p_text(d["auroc"]), report.verdict(d["auroc"]),
+                        d["f1"].text(signed=True), report.verdict(d["f1"])]  # fmt: skip
             else:
-                row += ["", "", "", ""]
+                row += ["", "", "", "", "", "", ""]
             rows.append(row)
-        lines += _table(["arm", "AUROC", "recall", "precision", "F1", "Δ AUROC", "verdict", "Δ F1", "verdict"], rows)
+        header = ["arm", "AUROC", "recall", "precision", "F1", "Δ AUROC", "Δ AUROC: training noise only",
+                  "detectable Δ AUROC", "p (unadj. / adj.)", "verdict", "Δ F1", "verdict"]  # fmt: skip
+        lines += _table(header, rows)
         lines.append("")
-    lines += [f"## Per-class test AUROC (mean [{conf} CI], n = seeds)", ""]
+    lines += [f"## Per-class test AUROC (mean [{conf} bootstrap interval], n={k} seeds)", ""]
     rows = []
     for name in report.classes:
         n_pos = report.n_test(name)
@@ -183,7 +246,9 @@ def summary_markdown(report: BenchmarkReport, grids: list[str]) -> str:
     lines += [f"- {n}" for n in caveats(report)]
     lines += [
         "",
-        "Files: results.csv (arm x seed x class), runs.csv (arm x seed), results.json, runs/ (per-run records).",
+        "Files: results.csv (arm x seed x class), runs.csv (arm x seed), verdicts.csv (arm x rare class x metric, "
+        "adjusted and unadjusted), results.json, runs/ (per-run records with their test predictions). "
+        "`cxraug benchmark --report-only DIR` rebuilds this page from them.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -193,8 +258,19 @@ def caveats(report: BenchmarkReport) -> list[str]:
     meta = report.plan.data.meta
     if not meta.get("real_data", True):
         notes.append("this dataset is NOT real data: the numbers test the pipeline, not a medical question")
-    if len(report.seeds) < 5:
-        notes.append(f"only {len(report.seeds)} seeds: intervals are wide; 5 or more are advised for conclusions")
+    if len(report.seeds) < MIN_SEEDS:
+        notes.append(f"only {len(report.seeds)} seed(s): no intervals and no verdicts; run {MIN_SEEDS} or more")
+    elif len(report.seeds) < 5:
+        notes.append(f"only {len(report.seeds)} seeds: the seed part of the intervals is rough; 5 or more are advised")
+    compared = [v["diff"] for v in report.verdicts("auroc") if v["diff"].has_interval]
+    noisy = [d for d in compared if d.t_high - d.t_low > d.high - d.low]
+    if noisy:  # a resample of a few seeds understates their spread; the t interval does not
+        notes.append(
+            f"in {len(noisy)} of {len(compared)} rare-class AUROC comparisons the seeds disagree more than the "
+            f"bootstrap interval allows for (training noise ± wider than half the interval): with "
+            f"{len(report.seeds)} seeds the bootstrap understates training noise; run more seeds before relying "
+            "on those verdicts"
+        )
     for c in report.rare:
         name = report.classes[c]
         n_pos = report.n_test(name)
@@ -208,6 +284,25 @@ def caveats(report: BenchmarkReport) -> list[str]:
     return notes
 
 
+def verdict_frame(report: BenchmarkReport):
+    """One row per rare class x arm x verdict metric: difference, interval, p, adjusted p, verdicts."""
+    import pandas as pd
+
+    rows = []
+    for m in VERDICT_METRICS:
+        for v in report.verdicts(m):
+            d = v["diff"]
+            rows.append(
+                {"metric": m, "class": v["class"], "arm": v["arm"], "reference": report.reference,
+                 "n_test_class": report.n_test(v["class"]), "n_test": report.n_test_images,
+                 "n_test_patients": report.n_test_patients, "n_seeds": d.n, "diff": d.mean, "low": d.low,
+                 "high": d.high, "t_low": d.t_low, "t_high": d.t_high, "bootstrap_sd": d.sd, "mde": d.mde,
+                 "p": d.p, "p_adjusted": d.p_adjusted, "adjustment": report.plan.cfg.adjust,
+                 "verdict": v["verdict"], "verdict_unadjusted": v["verdict_unadjusted"], "reason": d.reason}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
     from cxraug.benchmark import plots
     from cxraug.grid import save_png
@@ -217,7 +312,8 @@ def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
     per_class = report.per_class.rename(columns={"n": "n_test", "n_pos": "n_test_class"})
     atomic_write_text(out / "results.csv", per_class.to_csv(index=False))
     atomic_write_text(out / "runs.csv", report.runs.to_csv(index=False))
-    written = [out / f for f in ("results.csv", "runs.csv")]
+    atomic_write_text(out / "verdicts.csv", verdict_frame(report).to_csv(index=False))
+    written = [out / f for f in ("results.csv", "runs.csv", "verdicts.csv")]
     if len(report.runs) and cfg.plots:
         plots.plot_class_auroc(report, out / "class_auroc.png")
         plots.plot_roc(report, out / "roc_curves.png")
@@ -258,14 +354,25 @@ def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
         "train_counts_real": dict(zip(report.classes, report.train_counts.tolist(), strict=True)),
         "reference": report.reference,
         "confidence": cfg.confidence,
+        "statistics": {
+            "interval": "bootstrap percentile: test patients resampled, seeds Dirichlet-weighted, paired across arms",
+            "bootstrap_draws": cfg.bootstrap_draws,
+            "bootstrap_seed": cfg.bootstrap_seed,
+            "min_seeds": MIN_SEEDS,
+            "test_patients": report.n_test_patients,
+            "test_images": report.n_test_images,
+            "secondary_interval": "t interval over seeds (t_low, t_high): training noise only",
+            "adjustment": ADJUSTMENT_NAMES[cfg.adjust],
+            "comparisons": report.families,
+            "mde_power": MDE_POWER,
+        },
         "summary": report.arm_summary,
         "paired_differences": report.arm_diff,
         "per_class_summary": [
             {"arm": a, "class": c, **est, "diff": report.class_diff.get((a, c), {})}
             for (a, c), est in report.class_summary.items()
         ],
-        "verdicts": [{**v, "metric": "auroc"} for v in report.verdicts("auroc")]
-        + [{**v, "metric": "f1"} for v in report.verdicts("f1")],
+        "verdicts": [{**v, "metric": m} for m in VERDICT_METRICS for v in report.verdicts(m)],
         "rows": per_class.to_dict(orient="records"),
         "runs": report.runs.to_dict(orient="records"),
         "notes": caveats(report),

@@ -4,8 +4,13 @@ Output folder:
   benchmark.json                 the resolved options, the dataset, the arms and seeds
   runs/<arm>/seed-<s>/           one trained model's record, written atomically when done:
       result.json                its resume key, training-set counts, history, thresholds, times
-      predictions.npz            validation and test probabilities and labels
+      predictions.npz            validation and test probabilities and labels, each row's index
+                                 in its split and patient id, and the schema version
   results.csv, runs.csv, results.json, summary.md, *.png     the report (rebuilt every time)
+
+Stored predictions are checked against the dataset's split order whenever they are read
+(schema 1, from before row indices were stored, through their labels); ``report_only``
+rebuilds the report from them without training.
 
 Resuming: a run folder whose key (options it depends on, the dataset and synthetic-set
 fingerprints, arm, seed) matches is reused as is; one with another key is an error, so
@@ -29,7 +34,7 @@ from cxraug.benchmark.arms import (
     expand_arms,
     synthetic_quota,
 )
-from cxraug.benchmark.config import BenchmarkConfig
+from cxraug.benchmark.config import REPORT_KEYS, BenchmarkConfig
 from cxraug.benchmark.provenance import check_synthetic, controlled_caveats, synthetic_fingerprint
 from cxraug.classes import resolve_class
 from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
@@ -40,6 +45,7 @@ from cxraug.synthset import SyntheticSet, open_synthetic
 
 MARKER = "benchmark.json"
 RESULT, PREDICTIONS = "result.json", "predictions.npz"
+PREDICTIONS_SCHEMA = 2  # 2: + val/test row index and patient id; 1: probabilities and labels only
 REPORT_FILES = ("results.csv", "runs.csv", "results.json", "summary.md")
 
 
@@ -77,8 +83,11 @@ def class_index(name: str, classes: list[str], option: str) -> int:
         raise UserError(f"{option}: {e}") from None
 
 
-def make_plan(data_path: Path, cfg: BenchmarkConfig) -> Plan:
-    """Everything checked before any training starts: every mistake surfaces in seconds."""
+def make_plan(data_path: Path, cfg: BenchmarkConfig, trained: dict | None = None) -> Plan:
+    """Everything checked before any training starts: every mistake surfaces in seconds.
+
+    ``trained`` (the stored benchmark.json, for a report of runs already trained): a synthetic
+    set that is gone costs only its sample grid, and the sets' sizes are not checked again."""
     from cxraug.benchmark.classifier import MODELS
 
     data = open_prepared(data_path)
@@ -93,6 +102,9 @@ def make_plan(data_path: Path, cfg: BenchmarkConfig) -> Plan:
     notes: list[str] = []
     for name, path in cfg.synthetic.items():
         check_synthetic_name(name)
+        if trained is not None and not Path(path).is_dir():
+            notes.append(f"synthetic set {name} is no longer at {path}: its checks and sample grid are left out")
+            continue
         syn = open_synthetic(path)
         notes += check_synthetic(name, syn, data)
         synthetic[name] = syn
@@ -114,13 +126,15 @@ def make_plan(data_path: Path, cfg: BenchmarkConfig) -> Plan:
     )
     real_counts = np.bincount(train_labels[real_index], minlength=len(classes))
     for arm in arms:  # a synthetic set too small for its ratio is refused before any training
-        if arm.synthetic is not None:
+        if arm.synthetic is not None and trained is None:
             labels = synthetic[arm.synthetic].manifest()["label"].to_numpy(dtype=np.int64)
             synthetic_quota(arm, real_counts, np.bincount(labels, minlength=len(classes)), syn_classes, classes)
     kept = {classes[c]: n for c, n in controlled.items()}
     for name, syn in synthetic.items():
         if any(a.synthetic == name for a in arms):
             notes += controlled_caveats(name, syn, data, kept)
+    if trained is not None:  # notes of sets that are gone, as the training run wrote them
+        notes += [n for n in trained.get("notes", []) if n not in notes]
     return Plan(data, cfg, arms, list(cfg.seeds), synthetic, controlled, syn_classes, train_labels, real_index, notes)
 
 
@@ -173,19 +187,54 @@ def run_dir(out: Path, arm: str, seed: int) -> Path:
 
 def load_run(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     result = read_json(path / RESULT)
-    with np.load(path / PREDICTIONS) as z:
-        preds = {k: z[k] for k in z.files}
+    try:
+        with np.load(path / PREDICTIONS) as z:
+            preds = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path / PREDICTIONS} cannot be read ({e}); train it again with --overwrite") from None
     return result, preds
 
 
-def _train_rows(data: PreparedData) -> np.ndarray:
-    """Patient id of each row of the training array (manifest rows ordered by index)."""
+def split_patients(data: PreparedData, split: str) -> np.ndarray:
+    """Patient id of each row of a split's arrays (manifest rows ordered by index)."""
     df = data.manifest()
-    df = df[df["split"] == "train"].sort_values("index")
+    df = df[df["split"] == split].sort_values("index")
     patients = df["patient_id"].astype(str).to_numpy()
-    if len(patients) != len(data.labels("train")):
-        raise UserError(f"{data.root}: manifest.csv and labels_train.npy disagree; prepare the dataset again")
+    if len(patients) != len(data.labels(split)):
+        raise UserError(f"{data.root}: manifest.csv and labels_{split}.npy disagree; prepare the dataset again")
     return patients
+
+
+def _train_rows(data: PreparedData) -> np.ndarray:
+    return split_patients(data, "train")
+
+
+def row_identity(labels: np.ndarray, patients: np.ndarray) -> dict[str, np.ndarray]:
+    """What stored predictions carry to say which test image each row is."""
+    return {"index": np.arange(len(labels)), "patient": patients.astype(str)}
+
+
+def check_predictions(where: Path, preds: dict[str, np.ndarray], split: str, labels: np.ndarray, patients) -> None:
+    """Stored predictions of a split must be its rows in the dataset's order: refused otherwise."""
+    version = int(preds.get("schema_version", 1))
+    if version > PREDICTIONS_SCHEMA:
+        raise UserError(
+            f"{where} holds predictions of schema {version}; this cxraug reads up to {PREDICTIONS_SCHEMA}: "
+            "update cxraug"
+        )
+    got = preds.get(f"{split}_labels")
+    if got is None or f"{split}_probs" not in preds:
+        raise UserError(f"{where} holds no {split} predictions; train it again with --overwrite")
+    same = len(got) == len(labels) and np.array_equal(got, labels) and len(preds[f"{split}_probs"]) == len(labels)
+    if version >= 2:
+        idx, pid = preds.get(f"{split}_index"), preds.get(f"{split}_patient")
+        same = same and idx is not None and pid is not None and np.array_equal(idx, np.arange(len(labels)))
+        same = same and np.array_equal(np.asarray(pid, dtype=str), np.asarray(patients, dtype=str))
+    if not same:
+        raise UserError(
+            f"{where}: the stored {split} predictions are not the dataset's {len(labels)} {split} images in "
+            "its order (was the dataset prepared again?); use another --out, or --overwrite to train again"
+        )
 
 
 def _make_accelerator(cfg: BenchmarkConfig):
@@ -222,6 +271,8 @@ def run_benchmark(
                 "config": cfg.model_dump(mode="json"),
                 "arms": [a.name for a in plan.arms],
                 "seeds": plan.seeds,
+                "notes": plan.notes,
+                "predictions_schema": PREDICTIONS_SCHEMA,
                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
         )
@@ -231,6 +282,7 @@ def run_benchmark(
     real_train = data.images("train")
     val = (np.asarray(data.images("val")), data.labels("val"))
     test = (np.asarray(data.images("test")), data.labels("test"))
+    patients = {"val": split_patients(data, "val"), "test": split_patients(data, "test")}
     loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     records: list[RunRecord] = []
@@ -252,6 +304,7 @@ def run_benchmark(
             key = keys[(arm.name, seed)]
             if (path / RESULT).is_file():
                 result, preds = load_run(path)
+                check_predictions(path, preds, "test", test[1], patients["test"])
                 records.append(RunRecord(arm.name, seed, result, preds, reused=True))
                 advance(1)
                 continue
@@ -272,14 +325,16 @@ def run_benchmark(
                 "seconds": round(output.seconds, 3),
                 "device": output.device,
                 "num_processes": accelerator.num_processes,
+                "predictions_schema": PREDICTIONS_SCHEMA,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
-            preds = {
-                "val_probs": output.val_probs,
-                "val_labels": output.val_labels,
-                "test_probs": output.test_probs,
-                "test_labels": output.test_labels,
-            }
+            preds = {"schema_version": np.int64(PREDICTIONS_SCHEMA)}
+            for split, probs, labels in (("val", output.val_probs, output.val_labels),
+                                         ("test", output.test_probs, output.test_labels)):  # fmt: skip
+                rows = row_identity(labels, patients[split])
+                preds |= {f"{split}_probs": probs, f"{split}_labels": labels,
+                          f"{split}_index": rows["index"], f"{split}_patient": rows["patient"]}  # fmt: skip
+            check_predictions(path, preds, "test", test[1], patients["test"])  # before it is ever stored
             if accelerator.is_main_process:
                 with atomic_dir(path, overwrite=True) as stage:
                     write_json(stage / RESULT, result)
@@ -288,9 +343,62 @@ def run_benchmark(
             records.append(RunRecord(arm.name, seed, result, preds, reused=False))
             advance(1)
 
-    report = build_report(plan, records, real_index, train_labels)
+    report = build_report(plan, records, real_index, train_labels, patients["test"], reporter)
     if accelerator.is_main_process:
         write_report(report, out)
+    return report
+
+
+def report_only(
+    out: Path,
+    sets: list[str] | None = None,
+    config_file: Path | None = None,
+    data_path: Path | None = None,
+    reporter: Reporter | None = None,
+):
+    """Rebuild every table, plot and verdict of ``out`` from its stored predictions, with the
+    stored options overridden by reporting options only (never retrains anything)."""
+    from cxraug.benchmark.aggregate import build_report
+    from cxraug.benchmark.config import parse_set
+    from cxraug.benchmark.report import write_report
+    from cxraug.config import load_config_file, validated
+
+    out = Path(out)
+    if not (out / MARKER).is_file():
+        raise UserError(f"--report-only {out} is not a benchmark output folder (no {MARKER})")
+    stored = read_json(out / MARKER)
+    over = {**load_config_file(config_file), **parse_set(sets or [])}
+    training = sorted(k for k in over if k not in REPORT_KEYS)
+    if training:
+        raise UserError(
+            f"--report-only changes reporting options only ({', '.join(REPORT_KEYS)}); "
+            f"{', '.join(training)} would need training: run the benchmark without --report-only"
+        )
+    cfg = validated(BenchmarkConfig, {**stored.get("config", {}), **over}, "option")
+    path = Path(data_path) if data_path else Path(stored.get("data", {}).get("path", ""))
+    plan = make_plan(path, cfg, trained=stored)
+    if fingerprint(plan.data) != stored.get("data", {}).get("fingerprint"):
+        raise UserError(f"{plan.data.root} is not the dataset {out} was trained on (its fingerprint differs)")
+    plan.arms = [a for a in plan.arms if a.name in stored.get("arms", [])]
+    plan.seeds = [s for s in plan.seeds if s in stored.get("seeds", [])]
+    labels, patients = plan.data.labels("test"), split_patients(plan.data, "test")
+    records, missing = [], []
+    for arm in plan.arms:
+        for seed in plan.seeds:
+            path = run_dir(out, arm.name, seed)
+            if not (path / RESULT).is_file():
+                missing.append(str(path))
+                continue
+            result, preds = load_run(path)
+            check_predictions(path, preds, "test", labels, patients)
+            records.append(RunRecord(arm.name, seed, result, preds, reused=True))
+    if missing:
+        raise UserError(
+            f"{len(missing)} of {len(plan.arms) * len(plan.seeds)} runs are not finished (e.g. {missing[0]}); "
+            "run the benchmark command again to finish them"
+        )
+    report = build_report(plan, records, plan.real_index, plan.train_labels, patients, reporter)
+    write_report(report, out)
     return report
 
 

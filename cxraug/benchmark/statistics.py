@@ -1,8 +1,10 @@
-"""Means and confidence intervals over seeds, and paired differences between arms.
+"""Reported numbers, intervals, multiple-comparison adjustment and verdicts.
 
-The interval is the t interval mean +- t_{(1+conf)/2, n-1} * sd / sqrt(n) (sd with n-1): with
-3 to 10 seeds the normal approximation would be far too narrow. A paired difference uses only
-the seeds both arms finished, so training noise shared by a seed cancels out.
+The main interval of every number is a bootstrap percentile interval (see bootstrap.py).
+The secondary one, training noise only, is the t interval over seeds, mean +- t_{(1+conf)/2,
+n-1} * sd / sqrt(n) (sd with n-1): with 3 to 10 seeds a normal interval would be far too
+narrow. A paired difference uses only the seeds both arms finished, so training noise shared
+by a seed cancels out.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-HELPED, NO_EVIDENCE, HURT, TOO_FEW = "helped", "no evidence it helps", "hurt", "too few seeds"
-TOO_FEW_TEST = "no verdict: too few test images"
+HELPED, NO_EVIDENCE, HURT = "helped", "no evidence it helps", "hurt"
+MIN_SEEDS = 3  # fewer: no interval (a resample of 2 seeds says little about training noise)
 
 
 @dataclass(frozen=True)
@@ -27,12 +29,61 @@ class Estimate:
         return asdict(self)
 
     def text(self, digits: int = 3, signed: bool = False) -> str:
+        """mean [low, high] (n=...)."""
         if self.n == 0 or math.isnan(self.mean):
             return "n/a (n=0)"
         fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
         if self.n < 2 or math.isnan(self.low):
             return f"{fmt.format(self.mean)} (n={self.n})"
         return f"{fmt.format(self.mean)} [{fmt.format(self.low)}, {fmt.format(self.high)}] (n={self.n})"
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A reported number: the point estimate (mean over seeds on the whole test split), its
+    bootstrap percentile interval (test patients and seeds), and as a secondary figure the
+    t interval over seeds, which covers training noise only.
+
+    ``reason`` says why there is no interval (then low/high are NaN). For a difference,
+    ``p`` is the bootstrap p of "no difference", ``p_adjusted`` the same after the
+    multiple-comparison adjustment (None outside the adjusted family), ``mde`` the smallest
+    difference the test split could detect (see aggregate.MDE_FACTOR)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int  # seeds
+    n_draws: int = 0  # bootstrap draws where the value was defined
+    sd: float = math.nan  # bootstrap standard deviation
+    t_low: float = math.nan
+    t_high: float = math.nan
+    reason: str = ""
+    p: float | None = None
+    p_adjusted: float | None = None
+    mde: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def has_interval(self) -> bool:
+        return not self.reason and not math.isnan(self.low)
+
+    def text(self, digits: int = 3, signed: bool = False) -> str:
+        """``mean [low, high]``, or ``mean (no interval: reason)``."""
+        fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
+        if math.isnan(self.mean):
+            return "n/a"
+        if not self.has_interval:
+            return f"{fmt.format(self.mean)} (no interval: {self.reason or 'undefined'})"
+        return f"{fmt.format(self.mean)} [{fmt.format(self.low)}, {fmt.format(self.high)}]"
+
+    def noise_text(self, digits: int = 3) -> str:
+        """The training-noise-only t interval as ± its half-width (a half-width is not a bound,
+        so it never reads as a value outside the metric's range)."""
+        if math.isnan(self.t_low) or self.n < MIN_SEEDS:
+            return "-"
+        return f"±{(self.t_high - self.t_low) / 2:.{digits}f}"
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Estimate:
@@ -61,19 +112,45 @@ def paired_difference(arm: Mapping[int, float], reference: Mapping[int, float], 
     return mean_ci(diffs, confidence)
 
 
-def verdict(diff: Estimate, n_test: int | None = None, min_test: int = 0) -> str:
-    """helped: the whole CI is above 0; hurt: below 0; otherwise no evidence it helps.
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (controls the family-wise error rate under any
+    dependence between the tests; NaN stays NaN and is not counted as a test)."""
+    idx = [i for i, p in enumerate(p_values) if not math.isnan(p)]
+    m = len(idx)
+    out = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
 
-    The interval over seeds covers training randomness only, not which test images happened
-    to be drawn: with a handful of positive test images a class's AUROC moves in steps of
-    1/n_pos and seeds agree on the same few images. Below ``min_test`` positives (``n_test``)
-    no verdict is given; the numbers are still reported."""
-    if n_test is not None and n_test < min_test:
-        return TOO_FEW_TEST
-    if diff.n < 2 or math.isnan(diff.low):
-        return TOO_FEW
-    if diff.low > 0:
-        return HELPED
-    if diff.high < 0:
-        return HURT
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate; NaN stays NaN)."""
+    idx = [i for i, p in enumerate(p_values) if not math.isnan(p)]
+    m = len(idx)
+    out = [math.nan] * len(p_values)
+    running = 1.0
+    for rank, i in reversed(list(enumerate(sorted(idx, key=lambda i: p_values[i])))):
+        running = min(running, m * p_values[i] / (rank + 1))
+        out[i] = running
+    return out
+
+
+ADJUSTMENTS = {"holm": holm, "bh": benjamini_hochberg}
+ADJUSTMENT_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+
+
+def verdict(diff: Stat, confidence: float = 0.95, adjusted: bool = True) -> str:
+    """helped / hurt: the (adjusted) bootstrap p of the paired difference is below 1 -
+    confidence, in that direction; otherwise no evidence it helps. Unadjusted, that is the
+    same as the percentile interval excluding 0. A difference without an interval (too few
+    seeds, too few test images) gets no verdict, and says why."""
+    if diff.reason:
+        return f"no verdict: {diff.reason}"
+    p = diff.p_adjusted if adjusted else diff.p
+    if p is None or math.isnan(p) or math.isnan(diff.mean):
+        return NO_EVIDENCE
+    if p < 1 - confidence:
+        return HELPED if diff.mean > 0 else HURT
     return NO_EVIDENCE

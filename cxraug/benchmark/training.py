@@ -86,20 +86,37 @@ def _to_float(x: torch.Tensor) -> torch.Tensor:
 
 
 def _eval_loader(images: np.ndarray, labels: np.ndarray, cfg: BenchmarkConfig) -> DataLoader:
-    ds = TensorDataset(torch.from_numpy(np.array(images, dtype=np.uint8))[:, None], torch.from_numpy(labels))
+    # Each row carries its index, so the gathered predictions can be checked against the split's order.
+    ds = TensorDataset(
+        torch.from_numpy(np.array(images, dtype=np.uint8))[:, None],
+        torch.from_numpy(labels),
+        torch.arange(len(labels)),
+    )
     return DataLoader(ds, batch_size=cfg.eval_batch_size, shuffle=False)
 
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, loader: DataLoader, accelerator) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and labels of every row of the loader's split, in the split's order.
+
+    Under several processes each predicts a shard and ``gather_for_metrics`` joins them; the
+    gathered row indices prove the join is the split's order, once, without duplicates."""
     model.eval()
-    probs, labels = [], []
-    for x, y in loader:
+    probs, labels, rows = [], [], []
+    for x, y, i in loader:
         with accelerator.autocast():
             logits = model(_to_float(x))
-        p, y = accelerator.gather_for_metrics((logits.float().softmax(dim=1), y))
+        p, y, i = accelerator.gather_for_metrics((logits.float().softmax(dim=1), y, i))
         probs.append(p.cpu().double().numpy())
         labels.append(y.cpu().numpy())
+        rows.append(i.cpu().numpy())
+    index = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    n = len(loader.dataset)
+    if len(index) != n or not np.array_equal(index, np.arange(n)):
+        raise RuntimeError(
+            f"gathered predictions are not the split's {n} rows in order (got {len(index)} rows); "
+            "this is a bug in the evaluation loop, not in your data"
+        )
     return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
 
 

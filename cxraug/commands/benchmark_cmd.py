@@ -7,9 +7,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-from cxraug.commands.common import configure_threads, out_console, parse_list, user_errors
+from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS, Stat
+from cxraug.commands.common import (
+    Column,
+    configure_threads,
+    err_console,
+    fitted_table,
+    out_console,
+    parse_list,
+    user_errors,
+)
 from cxraug.errors import UserError
 
 if TYPE_CHECKING:
@@ -63,54 +73,92 @@ def cli_options(
     }
 
 
-def _cell(e) -> str:
-    if e.n < 2 or e.low != e.low:  # NaN: one seed or none
-        return e.text()
-    return f"{e.mean:.3f}\n[dim][{e.low:.3f}, {e.high:.3f}][/]"
+def _cell(e: Stat, signed: bool = False) -> str:
+    fmt = f"{{:{'+' if signed else ''}.3f}}"
+    if e.mean != e.mean:  # NaN: undefined (no seed, or no test image)
+        return "n/a"
+    if not e.has_interval:
+        return fmt.format(e.mean)
+    return f"{fmt.format(e.mean)}\n[dim][{fmt.format(e.low)}, {fmt.format(e.high)}][/]"
 
 
-def results_table(report: BenchmarkReport) -> Table:
-    n_test = int(report.runs["n_test"].iloc[0]) if len(report.runs) else 0
+def _no_interval_note(report: BenchmarkReport) -> str:
+    k = len(report.seeds)
+    return f"No intervals: {k} seed(s), {MIN_SEEDS} needed." if k < MIN_SEEDS else ""
+
+
+def results_table(report: BenchmarkReport, console: Console) -> Table:
     conf = f"{report.plan.cfg.confidence:.0%}"
-    t = Table(
-        title=f"benchmark on {report.plan.data.name}: test split, n={n_test} images; mean and {conf} CI over seeds",
-        caption=f"rare: {', '.join(report.classes[c] for c in report.rare) or 'none'} ({report.rare_rule}); "
-        "full tables in summary.md",
+    k = len(report.seeds)
+    title = (
+        f"benchmark on {report.plan.data.name}: test split, n={report.n_test_images} images "
+        f"({report.n_test_patients} patients), {k} seeds; mean and {conf} bootstrap interval"
     )
-    metrics = {"macro_auroc": "macro AUROC", "macro_f1": "macro F1", "balanced_accuracy": "bal. acc.",
-               "rare_auroc": "rare AUROC"}  # fmt: skip
-    t.add_column("arm")
-    t.add_column("seeds", justify="right")
-    for label in metrics.values():
-        t.add_column(label, justify="right")
+    caption = (
+        f"rare: {', '.join(report.classes[c] for c in report.rare) or 'none'} ({report.rare_rule}). "
+        + _no_interval_note(report)
+    )
+    metrics = {"macro_auroc": ("macro AUROC", 0), "rare_auroc": ("rare AUROC", 1), "macro_f1": ("macro F1", 4),
+               "balanced_accuracy": ("bal. acc.", 5)}  # fmt: skip
+    columns = [Column("arm", "left", number=False), Column("seeds")]
+    columns += [Column(label, drop=drop) for label, drop in metrics.values()]
+    columns.append(Column("macro AUROC\ntraining noise\nonly (t)", drop=3))
     if report.reference:
-        t.add_column(f"Δ rare AUROC vs {report.reference}", justify="right")
+        columns.append(Column(f"Δ rare AUROC\nvs {report.reference}", drop=2))
+    rows = []
     for arm in report.arms:
         s = report.arm_summary[arm.name]
-        row = [arm.name, str(s["macro_auroc"].n), *(_cell(s[m]) for m in metrics)]
+        row = [arm.name, str(s["macro_auroc"].n), *(_cell(s[m]) for m in metrics), s["macro_auroc"].noise_text()]
         if report.reference:
             d = report.arm_diff[arm.name]["rare_auroc"]
-            row.append("" if arm.name == report.reference else _cell(d).replace(f"{d.mean:.3f}", f"{d.mean:+.3f}", 1))
-        t.add_row(*row)
-    return t
+            row.append("" if arm.name == report.reference else _cell(d, signed=True))
+        rows.append(row)
+    return fitted_table(console, title, columns, rows, caption=caption.strip(), full_in="summary.md")
 
 
-def verdict_table(report: BenchmarkReport) -> Table | None:
+def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
     rows = report.verdicts("auroc")
     if not rows:
         return None
-    t = Table(title=f"rare classes: paired difference in test AUROC vs {report.reference}")
-    for col in ("class", "arm", "Δ AUROC [CI] (n seeds)", "verdict"):
-        t.add_column(col)
+    cfg = report.plan.cfg
+    n = report.families.get("auroc", 0)
+    title = (
+        f"rare classes: paired difference in test AUROC vs {report.reference} (test split, {len(report.seeds)} "
+        f"seeds); verdicts {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over {n} comparisons"
+    )
+    columns = [
+        Column("class\n(test images)", "left", number=False),
+        Column("arm", "left", number=False),
+        Column("Δ AUROC"),
+        Column("adjusted\np", drop=1),
+        Column("detectable\nΔ AUROC", drop=2),
+        Column("training\nnoise only", drop=3),
+        Column("verdict", "left", number=False),
+    ]
     style = {"helped": "[green]", "hurt": "[red]"}
+    cells = []
     for v in sorted(rows, key=lambda v: (v["class"], not v["synthetic"])):
-        name = f"{v['class']} (test n={report.n_test(v['class'])})"
-        t.add_row(name, v["arm"], v["diff"].text(signed=True), style.get(v["verdict"], "") + v["verdict"])
-    return t
+        d = v["diff"]
+        cells.append(
+            [
+                f"{v['class']} ({report.n_test(v['class'])})",
+                v["arm"],
+                _cell(d, signed=True),
+                "-" if d.p_adjusted is None else f"{d.p_adjusted:.3f}",
+                "-" if d.mde is None or d.mde != d.mde else f"{d.mde:.3f}",
+                d.noise_text(),
+                style.get(v["verdict"], "") + v["verdict"],
+            ]
+        )
+    caption = "unadjusted p and verdicts: verdicts.csv. " + _no_interval_note(report)
+    return fitted_table(console, title, columns, cells, caption=caption.strip(), full_in="summary.md")
 
 
 def benchmark(
-    data: Annotated[Path, typer.Option(help="Prepared dataset (from `cxraug prepare`).")],
+    data: Annotated[
+        Optional[Path],
+        typer.Option(help="Prepared dataset (from `cxraug prepare`); with --report-only, the stored one."),
+    ] = None,
     synthetic: Annotated[
         Optional[list[str]], typer.Option(metavar="NAME=DIR", help="A synthetic set from `cxraug synth` (repeatable).")
     ] = None,
@@ -120,7 +168,8 @@ def benchmark(
     ] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Number of seeds (e.g. 5), or a list (e.g. 0,1,2).")] = None,
     ratio: Annotated[
-        Optional[str], typer.Option(help="Synthetic ratios, comma-separated: fill, xK (e.g. x2), +N (e.g. +500).")
+        Optional[str],
+        typer.Option(help="Synthetic ratios, comma-separated: all (default: every image of the set), fill, xK, +N."),
     ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default runs/benchmark-<data>).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML file of options (see docs/benchmark.md).")] = None,
@@ -140,14 +189,49 @@ def benchmark(
             "dataset here, to train a generator on, and exit."
         ),
     ] = None,
+    report_only: Annotated[
+        Optional[Path],
+        typer.Option(
+            metavar="DIR",
+            help="Rebuild every table, plot and verdict of a benchmark folder from its stored predictions "
+            "(reporting options may change with --set; nothing is trained).",
+        ),
+    ] = None,
 ) -> None:
     """Train one classifier under several arms and seeds; report whether synthetic data helps."""
+    if report_only is not None:
+        _report_only(report_only, data, config, set_, [synthetic, arms, seeds, ratio, out, controlled_imbalance])
+        return
     _benchmark(data, synthetic, arms, seeds, ratio, out, config, set_, controlled_imbalance, overwrite, export_reduced)
 
 
 @user_errors
+def _report_only(folder: Path, data: Path | None, config: Path | None, sets: list[str] | None, others: list) -> None:
+    if any(o for o in others):
+        raise UserError(
+            "--report-only takes only --data, --config and --set (reporting options); "
+            "the arms, seeds, ratios and synthetic sets are the stored ones"
+        )
+    from cxraug.benchmark.runner import report_only
+    from cxraug.progress import RichReporter
+
+    report = report_only(folder, sets, config, data, reporter=RichReporter(err_console()))
+    print_report(report, folder, out_console())
+
+
+def print_report(report: BenchmarkReport, out: Path, console: Console) -> None:
+    console.print(results_table(report, console))
+    vt = verdict_table(report, console)
+    if vt is not None:
+        console.print(vt)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"{report.trained} runs trained, {report.reused} reused; report: {out / 'summary.md'}")
+
+
+@user_errors
 def _benchmark(
-    data: Path,
+    data: Path | None,
     synthetic: list[str] | None,
     arms: str | None,
     seeds: str | None,
@@ -161,6 +245,8 @@ def _benchmark(
 ) -> None:
     from cxraug.benchmark.config import build_config
 
+    if data is None:
+        raise UserError("--data DIR is needed: a prepared dataset (from `cxraug prepare`)")
     cfg = build_config(config, cli_options(synthetic, arms, seeds, ratio, controlled_imbalance), sets)
     if export_reduced is not None:
         from cxraug.benchmark import runner
@@ -181,13 +267,7 @@ def _benchmark(
     console = out_console()
     # Under `accelerate launch` every process runs this; only rank 0 draws and prints.
     main = int(os.environ.get("RANK", "0")) == 0
-    report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=RichReporter(console, disable=not main))
-    if not main:
-        return
-    console.print(results_table(report))
-    vt = verdict_table(report)
-    if vt is not None:
-        console.print(vt)
-    for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}")
-    console.print(f"{report.trained} runs trained, {report.reused} reused; report: {out / 'summary.md'}")
+    reporter = RichReporter(err_console(), disable=not main)  # progress on stderr: stdout stays the report
+    report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=reporter)
+    if main:
+        print_report(report, out, console)

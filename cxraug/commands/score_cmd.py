@@ -7,9 +7,18 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-from cxraug.commands.common import configure_threads, err_console, out_console, parse_list, user_errors
+from cxraug.commands.common import (
+    Column,
+    configure_threads,
+    err_console,
+    fitted_table,
+    out_console,
+    parse_list,
+    user_errors,
+)
 from cxraug.errors import UserError
 
 
@@ -62,7 +71,7 @@ def _score(**kw: Any) -> None:
     from cxraug.metrics.report import default_out_dir, write_outputs
     from cxraug.metrics.score import ScoreConfig
     from cxraug.metrics.score import score as run_score
-    from cxraug.progress import NullReporter, RichReporter
+    from cxraug.progress import RichReporter
 
     configure_threads()
     if (kw["run"] is None) == (kw["images"] is None):
@@ -80,14 +89,14 @@ def _score(**kw: Any) -> None:
     data = open_prepared(kw["data"] or data_path)
     extractor = load_feature_extractor(weights, kw["device"])
     console = out_console()
-    reporter = NullReporter() if kw["as_json"] else RichReporter(err_console())
+    reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
     result = run_score(data, source, cfg, extractor, reporter)
     out = kw["out"] or default_out_dir(owner, result)
     write_outputs(result, out, owner / "metrics.jsonl", overwrite=kw["overwrite"])
     if kw["as_json"]:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
         return
-    console.print(score_table(result))
+    console.print(score_table(result, console))
     for line in notes(result, out):
         console.print(line)
 
@@ -120,30 +129,32 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def score_table(result: Any) -> Table:
+def score_table(result: Any, console: Console) -> Table:
+    """The scores, as wide as the terminal allows: at 80 columns the less central columns go
+    (the caption names them; scores.csv has them all)."""
     ctx = result.context
     cols = ctx["metrics"]
     caption = (
         f"split {ctx['split']}, {ctx['size']}px, up to {ctx['n_per_class']} synthetic images/class (seed {ctx['seed']}); "
         f"{ctx['extractor']} weights sha256 {str(ctx['weights_sha256'])[:12]}"
         + ("" if ctx.get("weights_reference") else " [yellow](not a known reference file)[/]")
-        + f"; real-feature cache {ctx['cache']['hits']} hit(s), {ctx['cache']['misses']} miss(es)"
+        + f"; real-feature cache {ctx['cache']['hits']} hit(s), {ctx['cache']['misses']} miss(es)."
     )
     if not ctx["data"]["real_data"]:
         caption = "[bold yellow]dataset is NOT real data[/]\n" + caption
-    t = Table(title=f"cxraug score: {ctx['data']['name']} ({ctx['split']})", caption=caption)
-    for name in ("class", "n real", "n fake"):
-        t.add_column(name, justify="left" if name == "class" else "right")
-    heads = {"fid": ["FID"], "kid": ["KID x1e3"], "pr": ["precision", "recall"], "dc": ["density", "coverage"]}
+    title = f"cxraug score: {ctx['data']['name']} ({ctx['split']})"
+    columns = [Column("class", "left", number=False), Column("n real"), Column("n fake")]
+    heads = {"fid": [("FID", 0)], "kid": [("KID x1e3", 1)], "pr": [("precision", 3), ("recall", 3)],
+             "dc": [("density", 4), ("coverage", 4)]}  # fmt: skip
     for m in cols:
-        for h in heads[m]:
-            t.add_column(h, justify="right")
+        columns += [Column(h, drop=d) for h, d in heads[m]]
     mem = result.memorization is not None
     if mem:
-        t.add_column("copy-like px/feat", justify="right")
+        columns.append(Column("copy-like\npx/feat", drop=2))
+    rows, sections = [], []
     for row in result.rows:
         if row["class"] == "all":
-            t.add_section()
+            sections.append(len(rows))
         cells = [
             f"[bold]{row['class']}" if row["class"] == "all" else row["class"],
             str(row["n_real"]),
@@ -156,7 +167,7 @@ def score_table(result: Any) -> Table:
                 if m == "fid":
                     cells.append(_fmt(row["fid"]))
                 elif m == "kid":
-                    cells.append(f"{row['kid'] * 1e3:.2f} ± {row['kid_std'] * 1e3:.2f}")
+                    cells.append(f"{row['kid'] * 1e3:.2f}\n± {row['kid_std'] * 1e3:.2f}")
                 elif m == "pr":
                     cells += [_fmt(row["precision"]), _fmt(row["recall"])]
                 else:
@@ -164,8 +175,8 @@ def score_table(result: Any) -> Table:
         if mem:
             sp, sf = row.get("mem_share_pixels"), row.get("mem_share_features")
             cells.append("-" if sp is None else f"{sp:.0%} / {sf:.0%}")
-        t.add_row(*cells)
-    return t
+        rows.append(cells)
+    return fitted_table(console, title, columns, rows, caption=caption, full_in="scores.csv", sections=sections)
 
 
 def notes(result: Any, out: Path) -> list[str]:
