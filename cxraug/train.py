@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from cxraug import __version__, registry, runs
-from cxraug.config import TrainConfig
+from cxraug.checkpoint import load_latest as load_latest_checkpoint
+from cxraug.config import TrainConfig, validated
 from cxraug.data.dataset import to_model_range, to_uint8
 from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
 from cxraug.errors import UserError
@@ -179,15 +180,11 @@ def _truncate_metrics(run: Path, step: int) -> None:
 
 
 def _save_checkpoint(gen: Generator, run: Path, step: int, keep: int) -> None:
-    import io
+    from cxraug import checkpoint
 
-    from cxraug.fsutil import atomic_write_bytes
-
-    buf = io.BytesIO()
-    torch.save({"step": step, "plugin": gen.state(), "cxraug_version": __version__}, buf)
-    atomic_write_bytes(runs.checkpoint_path(run, step), buf.getvalue())
-    for _, old in runs.checkpoints(run)[:-keep]:
-        old.unlink(missing_ok=True)
+    payload = {"step": step, "plugin": gen.state(), "cxraug_version": __version__}
+    checkpoint.save(runs.checkpoint_path(run, step), payload)
+    checkpoint.prune(run, keep)
 
 
 def _export(gen: Generator, run: Path, step: int, provenance: dict[str, Any]) -> None:
@@ -206,9 +203,8 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
     provenance = data_provenance(data)
 
     start = 0
-    if resume and (ckpts := runs.checkpoints(run)):
-        start, path = ckpts[-1]
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    if resume and (found := load_latest_checkpoint(run)):
+        start, state = found
         gen.load_state(state["plugin"])
         if main:
             _truncate_metrics(run, start)
@@ -261,9 +257,9 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
                 save_grid(gen, data, train_cfg, run / runs.SAMPLES_DIR / f"step-{step:07d}.png", step)
             if final or (train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0):
                 accelerator.wait_for_everyone()
-                if main:
-                    _save_checkpoint(gen, run, step, train_cfg.keep_checkpoints)
+                if main:  # export first: a crash between the two redoes the steps and rewrites both
                     _export(gen, run, step, provenance)
+                    _save_checkpoint(gen, run, step, train_cfg.keep_checkpoints)
                 last_good = step
             if extractor is not None and (final or step % train_cfg.fid_every == 0):
                 result = fid_during_training(
@@ -301,7 +297,9 @@ def spec_from_run(run: Path, steps: int | None = None) -> RunSpec:
     train_values = dict(cfg["train"])
     if steps is not None:
         train_values["steps"] = steps
-    spec = RunSpec(cfg["plugin"], TrainConfig(**train_values), cls.Config(**cfg["model"]), Path(cfg["data"]["path"]))
+    train_cfg = validated(TrainConfig, train_values, f"{run / runs.CONFIG} train")  # an edited file: one line
+    spec = RunSpec(cfg["plugin"], train_cfg, validated(cls.Config, cfg["model"], f"{run / runs.CONFIG} model"),
+                   Path(cfg["data"]["path"]))  # fmt: skip
     data = open_prepared(spec.data_path)
     if fingerprint(data) != cfg["data"]["fingerprint"]:
         raise UserError(

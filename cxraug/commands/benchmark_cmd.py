@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from cxraug.commands.common import configure_threads, out_console, parse_list, user_errors
 from cxraug.errors import UserError
+from cxraug.lock import output_lock
 
 if TYPE_CHECKING:
     from cxraug.benchmark.aggregate import BenchmarkReport
@@ -181,7 +183,8 @@ def _benchmark(
     console = out_console()
     # Under `accelerate launch` every process runs this; only rank 0 draws and prints.
     main = int(os.environ.get("RANK", "0")) == 0
-    report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=RichReporter(console, disable=not main))
+    with output_lock(out, "benchmark folder") if main else contextlib.nullcontext():
+        report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=RichReporter(console, disable=not main))
     if not main:
         return
     console.print(results_table(report))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from rich.console import Console
 from cxraug.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # the user can fix these (free space); any other OSError is ours
 
 
 def out_console() -> Console:
@@ -41,6 +43,14 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except UserError as e:
             raise fail(str(e).replace("[", r"\[")) from None
+        except OSError as e:
+            if e.errno not in DISK_FULL:
+                raise
+            where = f" writing {e.filename}" if e.filename else ""
+            raise fail(
+                f"no space left on the device{where}; free some space and run the same command again "
+                "(outputs are written whole or not at all, so nothing half-written was kept)"
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 

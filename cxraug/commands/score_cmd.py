@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from cxraug.commands.common import configure_threads, err_console, out_console, parse_list, user_errors
 from cxraug.errors import UserError
+from cxraug.lock import output_lock
 
 
 def score(
@@ -73,17 +75,22 @@ def _score(**kw: Any) -> None:
         kid_subsets=kw["kid_subsets"], cache_dir=kw["cache_dir"], use_cache=kw["cache"],
     )  # fmt: skip
     cfg.validate()  # before loading anything slow
-    weights = locate_inception_weights(kw["inception_weights"])  # missing weights: fail before sampling
-    source, owner, data_path = _source(kw, cfg)
-    if kw["data"] is None and not data_path:
-        raise UserError("the generator's training data is not recorded; pass --data DATA")
-    data = open_prepared(kw["data"] or data_path)
-    extractor = load_feature_extractor(weights, kw["device"])
-    console = out_console()
-    reporter = NullReporter() if kw["as_json"] else RichReporter(err_console())
-    result = run_score(data, source, cfg, extractor, reporter)
-    out = kw["out"] or default_out_dir(owner, result)
-    write_outputs(result, out, owner / "metrics.jsonl", overwrite=kw["overwrite"])
+    with contextlib.ExitStack() as locks:  # one writer per score folder; an explicit --out: before any work
+        if kw["out"] is not None:
+            locks.enter_context(output_lock(kw["out"], "score folder"))
+        weights = locate_inception_weights(kw["inception_weights"])  # missing weights: fail before sampling
+        source, owner, data_path = _source(kw, cfg)
+        if kw["data"] is None and not data_path:
+            raise UserError("the generator's training data is not recorded; pass --data DATA")
+        data = open_prepared(kw["data"] or data_path)
+        extractor = load_feature_extractor(weights, kw["device"])
+        console = out_console()
+        reporter = NullReporter() if kw["as_json"] else RichReporter(err_console())
+        result = run_score(data, source, cfg, extractor, reporter)
+        out = kw["out"] or default_out_dir(owner, result)
+        if kw["out"] is None:
+            locks.enter_context(output_lock(out, "score folder"))
+        write_outputs(result, out, owner / "metrics.jsonl", overwrite=kw["overwrite"])
     if kw["as_json"]:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,6 +11,7 @@ import typer
 from rich.table import Table
 
 from cxraug.commands.common import configure_threads, out_console, user_errors
+from cxraug.lock import output_lock
 
 
 def train_gen(
@@ -74,7 +76,8 @@ def _train_gen(**kw) -> None:
     main = process_state().is_main_process
     if main:
         console.print(f"run directory: {run}")
-    summary = train(run, spec, RichReporter(console, disable=not main), resume=resume)
+    with output_lock(run, "run directory") if main else contextlib.nullcontext():
+        summary = train(run, spec, RichReporter(console, disable=not main), resume=resume)
     if main:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
         console.print(f"done: {spec.train.steps} steps in {summary['seconds']:.0f}s; last losses: {losses}")

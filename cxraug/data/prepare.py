@@ -34,6 +34,7 @@ from cxraug.data.records import SPLITS, Loader, Record, SourceScan
 from cxraug.data.splits import carve_patients, patient_leaks
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_dir, check_new_output
+from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
 
 FORMAT_VERSION = 1
@@ -336,7 +337,7 @@ def prepare(cfg: PrepareConfig, reporter: Reporter | None = None) -> PrepareResu
     _check_replaceable(out)
     t0 = time.perf_counter()
     scan, records = _plan(cfg)
-    with atomic_dir(out, cfg.overwrite) as stage:
+    with output_lock(out, "prepared dataset"), atomic_dir(out, cfg.overwrite) as stage:
         tally = _write_images(cfg, scan, records, stage, reporter or NullReporter())
         meta = _metadata(cfg, scan, tally, time.perf_counter() - t0)
         # A plain write: the staging folder as a whole is what appears atomically (and this
