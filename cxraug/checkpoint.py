@@ -49,10 +49,13 @@ def save(path: Path, payload: dict[str, Any]) -> None:
 
 
 def prune(run: Path, keep: int) -> None:
-    """Keep the newest ``keep`` checkpoints (and their checksums)."""
+    """Keep the newest ``keep`` checkpoints (and their checksums); drop the temporary files
+    of writes a crash interrupted (the run's lock says no other writer is at work)."""
     for _, old in runs.checkpoints(run)[:-keep]:
         old.unlink(missing_ok=True)
         checksum_path(old).unlink(missing_ok=True)
+    for tmp in (run / runs.CKPT_DIR).glob(".step-*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def _expected_sha(path: Path) -> str | None:

@@ -214,6 +214,8 @@ def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -
                 f"{out} holds an unfinished synthetic set with other settings; rerun those or pass --overwrite"
             )
     out.mkdir(parents=True, exist_ok=True)
+    for tmp in out.glob("images/*/.*.tmp"):  # images whose write a crash interrupted
+        tmp.unlink(missing_ok=True)
     if not prov_path.is_file():
         write_json(prov_path, {**provenance, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
