@@ -135,6 +135,7 @@ def score_table(result: Any) -> Table:
         f"{ctx['extractor']} weights sha256 {str(ctx['weights_sha256'])[:12]}"
         + ("" if ctx.get("weights_reference") else " [yellow](not a known reference file)[/]")
         + f"; real-feature cache {ctx['cache']['hits']} hit(s), {ctx['cache']['misses']} miss(es)"
+        + (f", {ctx['cache']['damaged_rebuilt']} damaged and rebuilt" if ctx["cache"].get("damaged_rebuilt") else "")
     )
     if not ctx["data"]["real_data"]:
         caption = "[bold yellow]dataset is NOT real data[/]\n" + caption

@@ -33,12 +33,17 @@ def train_gen(
 
 @user_errors
 def _train_gen(**kw) -> None:
-    from cxraug import registry
+    with contextlib.ExitStack() as locks:  # one writer per run directory (cxraug/lock.py)
+        _train_gen_locked(locks, **kw)
+
+
+def _train_gen_locked(locks: contextlib.ExitStack, **kw) -> None:
+    from cxraug import registry, runs
     from cxraug.config import load_config_file, parse_sets, resolve
     from cxraug.data.prepared import open_prepared
     from cxraug.errors import UserError
     from cxraug.progress import RichReporter
-    from cxraug.train import RunSpec, check_runtime, spec_from_run, start_run, train
+    from cxraug.train import RunSpec, check_runtime, process_state, spec_from_run, start_run, train
 
     configure_threads()
     console = out_console()
@@ -50,6 +55,9 @@ def _train_gen(**kw) -> None:
                 "(only --steps may change)"
             )
         run = Path(kw["resume"])
+        runs.read_run_config(run)  # a clear line for a wrong folder, before any lock file appears
+        if process_state().is_main_process:  # before its config.json may change
+            locks.enter_context(output_lock(run, "run directory"))
         spec = spec_from_run(run, kw["steps"])
         resume = True
     else:
@@ -70,14 +78,14 @@ def _train_gen(**kw) -> None:
         check_runtime(train_cfg)
         cls(model_cfg, _spec_of(data))  # build once to fail early on a bad model/size combination
         run = start_run(spec, kw["out"])
+        if process_state().is_main_process:
+            locks.enter_context(output_lock(run, "run directory"))
         resume = False
-    from cxraug.train import process_state
 
     main = process_state().is_main_process
     if main:
         console.print(f"run directory: {run}")
-    with output_lock(run, "run directory") if main else contextlib.nullcontext():
-        summary = train(run, spec, RichReporter(console, disable=not main), resume=resume)
+    summary = train(run, spec, RichReporter(console, disable=not main), resume=resume)
     if main:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
         console.print(f"done: {spec.train.steps} steps in {summary['seconds']:.0f}s; last losses: {losses}")

@@ -29,7 +29,7 @@ import numpy as np
 
 from cxraug import __version__
 from cxraug.classes import NIH_CLASSES, resolve_classes
-from cxraug.data.imageio import grey_size, resize_square
+from cxraug.data.imageio import BAD_FILE_ERRORS, grey_size, resize_square
 from cxraug.data.records import SPLITS, Loader, Record, SourceScan
 from cxraug.data.splits import carve_patients, patient_leaks
 from cxraug.errors import UserError
@@ -136,9 +136,9 @@ def _decode(record: Record, loader: Loader, size: int) -> tuple[np.ndarray | Non
     """(resized image or None, error, (width, height) of the decoded source image)."""
     try:
         img = loader(record)
-        return resize_square(img, size), "", grey_size(img)
-    except Exception as e:  # a bad file must not stop the run: it is reported (or fatal under --strict)
+    except BAD_FILE_ERRORS as e:  # a bad file must not stop the run: it is reported (or fatal under --strict)
         return None, f"{type(e).__name__}: {e}".replace("\n", " "), (0, 0)
+    return resize_square(img, size), "", grey_size(img)  # an error here is ours: a traceback
 
 
 class _NpyStream:
