@@ -81,7 +81,11 @@ def test_a_bad_image_file_is_still_reported_not_fatal(tmp_path: Path) -> None:
         rows.append(f"{i}.png,{'AB'[i % 2]},p{i}")
     (folder / "3.png").write_bytes((folder / "3.png").read_bytes()[:30])  # truncated
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    res = prepare(PrepareConfig(source="folder", data_dir=folder, out=tmp_path / "d", size=32, workers=1))
+    res = prepare(
+        PrepareConfig(
+            source="folder", data_dir=folder, out=tmp_path / "d", size=32, workers=1, labels=folder / "labels.csv"
+        )
+    )
     assert [f[0] for f in res.failed] and "3.png" in res.failed[0][1]
 
 
