@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -31,7 +31,9 @@ from cxraug.errors import UserError
 
 runner = CliRunner()
 EXAMPLES = int(os.environ.get("CXRAUG_FUZZ_EXAMPLES", "15"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+# No shrinking: a failure prints its example at once instead of spending minutes of CI on it.
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                phases=[Phase.explicit, Phase.generate])  # fmt: skip
 TRIED: Counter[str] = Counter()
 OPENED: list[str] = []  # every path opened while a fuzz example runs (an audit hook fills it)
 _WATCH = [False]
