@@ -205,6 +205,8 @@ def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -
         old = read_json(prov_path) if prov_path.is_file() else None
         if overwrite:
             shutil.rmtree(out)
+        elif old is None and _only_a_started_write(out):
+            pass  # a synth killed before its provenance.json was in place: start it afresh
         elif old is None:
             raise UserError(f"{out} exists and is not a synthetic set; choose another --out or pass --overwrite")
         elif old.get("complete"):
@@ -214,10 +216,15 @@ def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -
                 f"{out} holds an unfinished synthetic set with other settings; rerun those or pass --overwrite"
             )
     out.mkdir(parents=True, exist_ok=True)
-    for tmp in out.glob("images/*/.*.tmp"):  # images whose write a crash interrupted
+    for tmp in [*out.glob("images/*/.*.tmp"), *out.glob(f".{PROVENANCE}.*.tmp")]:  # writes a crash interrupted
         tmp.unlink(missing_ok=True)
     if not prov_path.is_file():
         write_json(prov_path, {**provenance, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+def _only_a_started_write(out: Path) -> bool:
+    """True if ``out`` holds nothing but the temporary file of an interrupted provenance.json."""
+    return out.is_dir() and all(p.name.startswith(f".{PROVENANCE}.") and p.suffix == ".tmp" for p in out.iterdir())
 
 
 def _finish(out: Path, provenance: dict, chosen: list[str], n: int, seconds: float) -> None:

@@ -309,7 +309,7 @@ def kill_once(stage: Stage, b: Path, w: Path, reference: dict, span: float, rng:
             trial.problems.append(f"rerun {' '.join(argv[:1])} exited {code}: {text.strip()[-400:]}")
             return trial
     else:
-        trial.problems.append("three reruns did not finish it")
+        trial.problems.append(f"three reruns did not finish it: {text.strip()[-300:]}")
         return trial
     try:
         got = stage.digest(stage.output(w))

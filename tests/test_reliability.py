@@ -97,6 +97,16 @@ def test_a_checkpoint_carrying_code_is_refused_and_never_runs(trained, tmp_path,
     assert not marker.exists()
 
 
+def test_synth_killed_before_its_provenance_was_written_reruns(trained, tmp_path) -> None:
+    """Found by the long kill run: the set's folder existed with only a temporary file."""
+    out = tmp_path / "syn"
+    out.mkdir()
+    (out / ".provenance.json.abc123.tmp").write_text('{"run": ')
+    r = runner.invoke(app, ["synth", "--run", str(trained), "--class", "Hernia", "-n", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert not list(out.glob(".*.tmp"))
+
+
 # --- exports, weights files -------------------------------------------------------------------------
 def test_a_damaged_or_code_carrying_export_is_refused(trained, tmp_path) -> None:
     run = _copy_run(trained, tmp_path)
