@@ -228,7 +228,7 @@ def score(
             "dir": str(cache_dir) if cache_dir else None,
             "hits": cache.hits,
             "misses": cache.misses,
-            "damaged_rebuilt": cache.damaged,
+            **({"damaged_rebuilt": cache.damaged} if cache.damaged else {}),  # said only when it happened
         },
         "seconds": round(time.perf_counter() - t0, 2),
     }
