@@ -13,7 +13,7 @@ state is part of ``state()``), so a resumed run repeats a straight one exactly.
 
 from __future__ import annotations
 
-import json
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -139,36 +139,54 @@ class Generator(ABC):
 
     # --- provided: export / rebuild ----------------------------------------------------------
     def export(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
-        from safetensors.torch import save_file
+        """Write weights + config as one folder that replaces the old one whole (a crash
+        leaves the previous export); the config records the weights' sha256."""
+        from safetensors.torch import save
 
-        from cxraug.fsutil import write_json
+        from cxraug.fsutil import atomic_dir, write_json
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.export_tensors().items()}
-        tmp = directory / f".{WEIGHTS_FILE}.tmp"
-        save_file(tensors, str(tmp))
-        tmp.replace(directory / WEIGHTS_FILE)
-        write_json(
-            directory / CONFIG_FILE,
-            {
-                "plugin": self.name,
-                "config": self.config.model_dump(mode="json"),
-                "data_spec": self.spec.to_dict(),
-                **(extra or {}),
-            },
-        )
+        data = save(tensors)
+        with atomic_dir(Path(directory), overwrite=True) as stage:
+            (stage / WEIGHTS_FILE).write_bytes(data)
+            write_json(
+                stage / CONFIG_FILE,
+                {
+                    "plugin": self.name,
+                    "config": self.config.model_dump(mode="json"),
+                    "data_spec": self.spec.to_dict(),
+                    "weights_sha256": hashlib.sha256(data).hexdigest(),
+                    **(extra or {}),
+                },
+            )
 
     @classmethod
     def from_export(cls, directory: Path) -> Generator:
-        from safetensors.torch import load_file
+        """Rebuild from :meth:`export`; a damaged or edited export is a one-line UserError."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load
 
         from cxraug.config import validated
+        from cxraug.errors import UserError
+        from cxraug.fsutil import read_json
 
-        meta = json.loads((Path(directory) / CONFIG_FILE).read_text())
-        config = validated(cls.Config, meta["config"], f"{cls.name} key in {Path(directory) / CONFIG_FILE}")
-        model = cls(config, DataSpec.from_dict(meta["data_spec"]))
-        model.load_export_tensors(load_file(str(Path(directory) / WEIGHTS_FILE)))
+        directory = Path(directory)
+        meta = read_json(directory / CONFIG_FILE)
+        data = (directory / WEIGHTS_FILE).read_bytes()
+        expected = meta.get("weights_sha256") if isinstance(meta, dict) else None
+        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            raise UserError(
+                f"{directory / WEIGHTS_FILE} is damaged (its sha256 differs from the one in {CONFIG_FILE}); "
+                "it is not used: restore it, or resume the run with more --steps to write a new one"
+            )
+        try:
+            config = validated(cls.Config, meta["config"], f"{directory / CONFIG_FILE} model")
+            spec = DataSpec.from_dict(meta["data_spec"])
+            tensors = load(data)
+        except (KeyError, TypeError, ValueError, SafetensorError) as e:
+            raise UserError(f"{directory} is not a readable cxraug export ({type(e).__name__}: {e})") from None
+        model = cls(config, spec)
+        model.load_export_tensors(tensors)
         return model
 
     @classmethod

@@ -36,8 +36,15 @@ def get(name: str) -> type[Generator]:
         raise UserError(f"unknown generator plugin {name!r}; known: {known}")
     try:
         cls = eps[name].load()
-    except Exception as e:  # a broken third-party plugin must not look like our bug
-        raise UserError(f"plugin {name!r} ({eps[name].value}) failed to import: {e}") from None
+    except ModuleNotFoundError as e:
+        # A package missing from the user's environment is theirs to install; a module of
+        # cxraug's own that fails to import is a bug, and any other error while importing a
+        # plugin (ours or a third party's) shows its traceback so its author can fix it.
+        if e.name is None or e.name.partition(".")[0].startswith("cxraug"):
+            raise
+        raise UserError(
+            f"plugin {name!r} ({eps[name].value}) failed to import: it needs the package {e.name!r}; install it"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, Generator)):
         raise UserError(f"plugin {name!r} ({eps[name].value}) is not a cxraug.generator.Generator")
     return cls

@@ -57,7 +57,24 @@ def read_run_config(run: Path) -> dict[str, Any]:
         raise UserError(f"run directory {run} does not exist; train one with `cxraug train-gen`")
     if not (run / CONFIG).is_file():
         raise UserError(f"{run} is not a cxraug run (no {CONFIG})")
-    return read_json(run / CONFIG)
+    cfg = read_json(run / CONFIG)
+    _check_shape(cfg, run / CONFIG)
+    return cfg
+
+
+# What resume and synth read from a run's config.json, by type: an edited file that breaks
+# it is a one-line error, not a KeyError deep in the loop.
+_SHAPE = {"plugin": str, "train": dict, "model": dict, "data": dict}
+_DATA_SHAPE = {"path": str, "fingerprint": str}
+
+
+def _check_shape(cfg: Any, path: Path) -> None:
+    if not isinstance(cfg, dict):
+        raise UserError(f"{path} does not hold a JSON object; was it written by cxraug?")
+    for part, shape in ((cfg, _SHAPE), (cfg.get("data"), _DATA_SHAPE)):
+        for key, kind in shape.items():
+            if not isinstance(part, dict) or not isinstance(part.get(key), kind):
+                raise UserError(f"{path}: {key!r} is missing or not a {kind.__name__}; was the file edited?")
 
 
 def load_generator(run: Path | str):
@@ -72,5 +89,7 @@ def load_generator(run: Path | str):
             f"{run} has no export yet (no {EXPORT_DIR}/weights.safetensors); let training reach a checkpoint"
         )
     meta = read_json(export / "config.json")
+    if not isinstance(meta, dict) or not isinstance(meta.get("plugin"), str):
+        raise UserError(f"{export / 'config.json'} does not name its plugin; was the file edited?")
     cls = registry.get(meta["plugin"])
     return cls.from_export(export), meta

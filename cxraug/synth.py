@@ -9,6 +9,7 @@ marks provenance.json complete. Memory does not grow with n.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -24,6 +25,7 @@ from cxraug import __version__, runs
 from cxraug.classes import means_all, resolve_classes
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_write_bytes, read_json, write_json
+from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
 from cxraug.synthset import MANIFEST, MANIFEST_COLUMNS, PROVENANCE
 
@@ -57,16 +59,34 @@ def _png(img) -> bytes:
     return buf.getvalue()
 
 
-def _done_rows(out: Path) -> set[str]:
-    done: set[str] = set()
-    for part in out.glob("manifest.part*.csv"):
+def _repair_part(part: Path) -> None:
+    """Cut a torn last line (a crash or a full disk mid-write) so appended rows start clean."""
+    if not part.is_file():
+        return
+    data = part.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(part, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+def _row_ok(out: Path, row: dict) -> bool:
+    """A manifest row counts only if it is whole and its image on disk has its checksum."""
+    if any(row.get(c) in (None, "") for c in MANIFEST_COLUMNS):
+        return False
+    path = out / row["file"]
+    return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == row["checksum"]
+
+
+def _done_rows(out: Path) -> dict[str, dict]:
+    done: dict[str, dict] = {}
+    for part in sorted(out.glob("manifest.part*.csv")):
+        _repair_part(part)
         with open(part, newline="") as f:
-            done.update(row["file"] for row in csv.DictReader(f))
+            done.update((row["file"], row) for row in csv.DictReader(f) if _row_ok(out, row))
     return done
 
 
 def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
-    from cxraug.data.dataset import to_uint8
     from cxraug.train import process_state
 
     reporter = reporter or NullReporter()
@@ -104,6 +124,19 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
         "complete": False,
     }
     identity = {k: provenance[k] for k in ("run", "step", "requested", "seed", "n_per_class", "batch_size", "options")}
+    # One writer per set (main process; the others follow it). The kernel frees the lock on
+    # any exit, so a killed synth never blocks its rerun.
+    with output_lock(out, "synthetic set") if state.is_main_process else contextlib.nullcontext():
+        _synth_into(out, cfg, gen, meta, classes, chosen, options, identity, provenance, state, reporter)
+    return out
+
+
+def _synth_into(
+    out: Path, cfg: SynthConfig, gen: Any, meta: dict, classes: list[str], chosen: list[str], options: Any,
+    identity: dict, provenance: dict, state: Any, reporter: Reporter,
+) -> None:  # fmt: skip
+    from cxraug.data.dataset import to_uint8
+
     if state.is_main_process:
         _open_output(out, identity, provenance, cfg.overwrite)
     state.wait_for_everyone()
@@ -141,7 +174,6 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
     if state.is_main_process:
         _finish(out, provenance, chosen, cfg.n, time.perf_counter() - t0)
     state.wait_for_everyone()
-    return out
 
 
 def _drop_unseen(chosen: list[str], meta: dict, cfg: SynthConfig) -> tuple[list[str], list[str]]:
@@ -173,6 +205,8 @@ def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -
         old = read_json(prov_path) if prov_path.is_file() else None
         if overwrite:
             shutil.rmtree(out)
+        elif old is None and _only_a_started_write(out):
+            pass  # a synth killed before its provenance.json was in place: start it afresh
         elif old is None:
             raise UserError(f"{out} exists and is not a synthetic set; choose another --out or pass --overwrite")
         elif old.get("complete"):
@@ -182,17 +216,20 @@ def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -
                 f"{out} holds an unfinished synthetic set with other settings; rerun those or pass --overwrite"
             )
     out.mkdir(parents=True, exist_ok=True)
+    for tmp in [*out.glob("images/*/.*.tmp"), *out.glob(f".{PROVENANCE}.*.tmp")]:  # writes a crash interrupted
+        tmp.unlink(missing_ok=True)
     if not prov_path.is_file():
         write_json(prov_path, {**provenance, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
+def _only_a_started_write(out: Path) -> bool:
+    """True if ``out`` holds nothing but the temporary file of an interrupted provenance.json."""
+    return out.is_dir() and all(p.name.startswith(f".{PROVENANCE}.") and p.suffix == ".tmp" for p in out.iterdir())
+
+
 def _finish(out: Path, provenance: dict, chosen: list[str], n: int, seconds: float) -> None:
     """Merge the parts into manifest.csv (class order, then index) and mark complete."""
-    rows: dict[str, dict] = {}
-    for part in sorted(out.glob("manifest.part*.csv")):
-        with open(part, newline="") as f:
-            for row in csv.DictReader(f):
-                rows[row["file"]] = row
+    rows = _done_rows(out)
     expected = [f"images/{c}/{c}_{i:06d}.png" for c in chosen for i in range(n)]
     missing = [f for f in expected if f not in rows]
     if missing:

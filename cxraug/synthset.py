@@ -39,15 +39,38 @@ class SyntheticSet:
         return int(self.provenance["size"])
 
     def manifest(self):
+        """manifest.csv, checked: an edited one is a one-line error, never a read outside the set."""
         import pandas as pd
 
-        return pd.read_csv(self.root / MANIFEST, dtype={"file": str, "class": str})
+        path = self.root / MANIFEST
+        try:
+            df = pd.read_csv(path, dtype={"file": str, "class": str, "label": str, "checksum": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
+            raise UserError(f"{path} is not a readable manifest ({type(e).__name__}); make the set again") from None
+        missing = [c for c in ("file", "class", "label", "checksum") if c not in df.columns]
+        if missing:
+            raise UserError(f"{path} lacks the column(s) {', '.join(missing)}; was it edited?")
+        df[["file", "class", "label", "checksum"]] = df[["file", "class", "label", "checksum"]].fillna("")
+        classes = self.classes
+        for file, cls, label in zip(df["file"], df["class"], df["label"], strict=True):
+            if not _inside(self.root, file):
+                raise UserError(f"{path} lists {file!r}, which is not a file inside the set; was it edited?")
+            if not label.isdigit() or int(label) >= len(classes) or classes[int(label)] != cls:
+                raise UserError(f"{path}: {file!r} has label {label!r} and class {cls!r}, which disagree")
+        df["label"] = df["label"].astype(np.int64)
+        return df
 
     def load(
         self, classes: list[str] | None = None, limit_per_class: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 N x S x S images and int64 labels, optionally only some classes / the first k."""
+        """uint8 N x S x S images and int64 labels, optionally only some classes / the first k.
+        Each image must match its manifest checksum and the set's size."""
+        import hashlib
+        import io
+
         from PIL import Image
+
+        from cxraug.data.imageio import BAD_FILE_ERRORS
 
         df = self.manifest()
         if classes is not None:
@@ -55,10 +78,29 @@ class SyntheticSet:
         if limit_per_class is not None:
             df = df.groupby("class", sort=False).head(limit_per_class)
         imgs = np.empty((len(df), self.size, self.size), dtype=np.uint8)
-        for i, f in enumerate(df["file"]):
-            with Image.open(self.root / f) as im:
-                imgs[i] = np.asarray(im.convert("L"))
+        for i, (f, checksum) in enumerate(zip(df["file"], df["checksum"], strict=True)):
+            path = self.root / f
+            try:
+                data = path.read_bytes()
+                if hashlib.sha256(data).hexdigest() != checksum:
+                    raise UserError(f"{path} differs from its manifest checksum; make the synthetic set again")
+                with Image.open(io.BytesIO(data)) as im:
+                    arr = np.asarray(im.convert("L"))
+            except BAD_FILE_ERRORS as e:
+                raise UserError(f"{path}: cannot read it ({type(e).__name__}: {e})") from None
+            if arr.shape != (self.size, self.size):
+                raise UserError(f"{path} is {arr.shape[1]}x{arr.shape[0]}, not {self.size}px as the provenance says")
+            imgs[i] = arr
         return imgs, df["label"].to_numpy(dtype=np.int64)
+
+
+def _inside(root: Path, name: str) -> bool:
+    """A relative path that stays inside ``root`` (no absolute path, no ``..``, no link out)."""
+    rel = Path(name)
+    if not name or rel.is_absolute() or ".." in rel.parts or "\x00" in name:
+        return False
+    base = root.resolve()
+    return (base / rel).resolve().is_relative_to(base)
 
 
 def open_synthetic(root: Path | str) -> SyntheticSet:
@@ -68,6 +110,9 @@ def open_synthetic(root: Path | str) -> SyntheticSet:
     if not (root / PROVENANCE).is_file():
         raise UserError(f"{root} is not a synthetic set (no {PROVENANCE}); make it with `cxraug synth`")
     prov = read_json(root / PROVENANCE)
+    ok = isinstance(prov, dict) and isinstance(prov.get("classes"), list) and isinstance(prov.get("size"), int)
+    if not ok or not all(isinstance(c, str) for c in prov["classes"]):
+        raise UserError(f"{root / PROVENANCE} lacks its classes or size; was it edited? make the set again")
     if not prov.get("complete", False) or not (root / MANIFEST).is_file():
         raise UserError(f"synthetic set {root} is incomplete; run the same `cxraug synth` again to finish it")
     return SyntheticSet(root=root, provenance=prov)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from cxraug import __version__, registry, runs
+from cxraug.checkpoint import load_latest as load_latest_checkpoint
 from cxraug.config import UNTIL_TIME_LIMIT, TrainConfig
 from cxraug.data.dataset import to_model_range, to_uint8
 from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
@@ -198,16 +199,11 @@ class Clock:
 
 
 def _save_checkpoint(gen: Generator, run: Path, step: int, keep: int, clock: Clock) -> None:
-    import io
+    from cxraug import checkpoint
 
-    from cxraug.fsutil import atomic_write_bytes
-
-    buf = io.BytesIO()
     payload = {"step": step, "plugin": gen.state(), "clock": clock.state(), "cxraug_version": __version__}
-    torch.save(payload, buf)
-    atomic_write_bytes(runs.checkpoint_path(run, step), buf.getvalue())
-    for _, old in runs.checkpoints(run)[:-keep]:
-        old.unlink(missing_ok=True)
+    checkpoint.save(runs.checkpoint_path(run, step), payload)
+    checkpoint.prune(run, keep)
 
 
 def _export(gen: Generator, run: Path, step: int, provenance: dict[str, Any]) -> None:
@@ -243,9 +239,8 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
     provenance = data_provenance(data)
 
     start, clock = 0, Clock()
-    if resume and (ckpts := runs.checkpoints(run)):
-        start, path = ckpts[-1]
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    if resume and (found := load_latest_checkpoint(run)):
+        start, state = found
         gen.load_state(state["plugin"])
         clock = Clock.from_state(state.get("clock"))
         if main:
@@ -315,19 +310,19 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
                 log_s, log_n = clock.train_s, clock.images
             if main and (final or (train_cfg.sample_every and step % train_cfg.sample_every == 0)):
                 save_grid(gen, data, train_cfg, run / runs.SAMPLES_DIR / f"step-{step:07d}.png", step)
-            checkpoint = final or (train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0)
+            save_now = final or (train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0)
             if extractor is not None and (final or step % train_cfg.fid_every == 0):
                 result = fid_during_training(
                     gen, data, split="val", n=train_cfg.fid_n, seed=train_cfg.seed, extractor=extractor
                 )
                 append_jsonl(run / runs.METRICS, {"step": step, "kind": "fid", **result})
             clock.other_s += time.perf_counter() - t_other
-            if checkpoint:
+            if save_now:
                 t_other = time.perf_counter()
                 accelerator.wait_for_everyone()
-                if main:
-                    _save_checkpoint(gen, run, step, train_cfg.keep_checkpoints, clock)
+                if main:  # export first: a crash between the two redoes the steps and rewrites both
                     _export(gen, run, step, provenance)
+                    _save_checkpoint(gen, run, step, train_cfg.keep_checkpoints, clock)
                 last_good = step
                 clock.other_s += time.perf_counter() - t_other
     if main and done > start:

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# As the CLI does (cxraug/cli.py), before any test imports torch: idle OpenMP threads sleep.
+# Commands invoked in-process (CliRunner) otherwise spin, and a tiny benchmark ran 10x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CXRAUG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 NIH_DIR = SHARED_DATA / "nih-cxr14"

@@ -285,7 +285,7 @@ def test_resume_with_the_original_command(tmp_path: Path, phantom32: Path) -> No
             "--batch-size", "8", *TINY_SETS, "--set", "checkpoint_every=2"]  # fmt: skip
     r = runner.invoke(app, [*base, "--steps", "2"])
     assert r.exit_code == 0, r.output
-    (run,) = out.iterdir()
+    (run,) = [p for p in out.iterdir() if p.is_dir()]  # beside it: the run's lock file
     r = runner.invoke(app, [*base, "--steps", "4", "--resume", str(run)])
     assert r.exit_code == 0, r.output
     assert [s for s, _ in runs.checkpoints(run)][-1] == 4 and "step 4" in r.output

@@ -6,6 +6,7 @@ the class count differs."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -81,12 +82,21 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise UserError(f"weights file {path} does not exist")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except SafetensorError as e:
+            raise UserError(f"cannot read weights {path} (not a whole safetensors file: {e})") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
+    except pickle.UnpicklingError:  # also weights_only refusing an object that would run code
+        raise UserError(
+            f"cannot read weights {path}: not a plain tensor file (torch refuses objects that would run code "
+            "when loaded); give a safetensors or torch state dict"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as e:  # torch's reader on a damaged or foreign file
         raise UserError(
             f"cannot read weights {path} ({type(e).__name__}); give a safetensors or torch state dict"
         ) from None

@@ -40,6 +40,7 @@ from cxraug.classes import resolve_class
 from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_dir, read_json, write_json
+from cxraug.integrity import verify_sums, write_sums
 from cxraug.progress import NullReporter, Reporter
 from cxraug.synthset import SyntheticSet, open_synthetic
 
@@ -186,12 +187,20 @@ def run_dir(out: Path, arm: str, seed: int) -> Path:
 
 
 def load_run(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """A stored run, verified: a damaged one is refused with one line, never used."""
+    import zipfile
+
+    verify_sums(path, "stored benchmark run")
     result = read_json(path / RESULT)
     try:
         with np.load(path / PREDICTIONS) as z:
             preds = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path / PREDICTIONS} cannot be read ({e}); train it again with --overwrite") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(
+            f"the stored benchmark run {path} is damaged ({PREDICTIONS}: {type(e).__name__}); delete that folder to rebuild it"
+        ) from None
+    if not isinstance(result, dict):
+        raise UserError(f"the stored benchmark run {path} is damaged ({RESULT}); delete that folder to rebuild it")
     return result, preds
 
 
@@ -292,7 +301,7 @@ def run_benchmark(
     for (arm_name, seed), key in keys.items():  # settings changed? say so before training anything
         path = run_dir(out, arm_name, seed)
         if (path / RESULT).is_file():
-            old = read_json(path / RESULT).get("key", {})
+            old = load_run(path)[0].get("key", {})
             if old != key:
                 raise UserError(
                     f"{path} was trained with other settings ({_key_difference(old, key)}); "
@@ -339,6 +348,7 @@ def run_benchmark(
                 with atomic_dir(path, overwrite=True) as stage:
                     write_json(stage / RESULT, result)
                     np.savez_compressed(stage / PREDICTIONS, **preds)
+                    write_sums(stage, [RESULT, PREDICTIONS])
             accelerator.wait_for_everyone()
             records.append(RunRecord(arm.name, seed, result, preds, reused=False))
             advance(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -21,6 +22,7 @@ from cxraug.commands.common import (
     user_errors,
 )
 from cxraug.errors import UserError
+from cxraug.lock import output_lock
 
 if TYPE_CHECKING:
     from cxraug.benchmark.aggregate import BenchmarkReport
@@ -215,7 +217,8 @@ def _report_only(folder: Path, data: Path | None, config: Path | None, sets: lis
     from cxraug.benchmark.runner import report_only
     from cxraug.progress import RichReporter
 
-    report = report_only(folder, sets, config, data, reporter=RichReporter(err_console()))
+    with output_lock(folder, "benchmark folder"):  # it rewrites the folder's tables and plots
+        report = report_only(folder, sets, config, data, reporter=RichReporter(err_console()))
     print_report(report, folder, out_console())
 
 
@@ -268,6 +271,7 @@ def _benchmark(
     # Under `accelerate launch` every process runs this; only rank 0 draws and prints.
     main = int(os.environ.get("RANK", "0")) == 0
     reporter = RichReporter(err_console(), disable=not main)  # progress on stderr: stdout stays the report
-    report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=reporter)
+    with output_lock(out, "benchmark folder") if main else contextlib.nullcontext():
+        report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=reporter)
     if main:
         print_report(report, out, console)

@@ -3,6 +3,7 @@ fit the terminal."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from rich.table import Table
 from cxraug.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # the user can fix these (free space); any other OSError is ours
 
 
 def out_console() -> Console:
@@ -44,6 +46,14 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except UserError as e:
             raise fail(str(e).replace("[", r"\[")) from None
+        except OSError as e:
+            if e.errno not in DISK_FULL:
+                raise
+            where = f" writing {e.filename}" if e.filename else ""
+            raise fail(
+                f"no space left on the device{where}; free some space and run the same command again "
+                "(outputs are written whole or not at all, so nothing half-written was kept)"
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -20,6 +21,7 @@ from cxraug.commands.common import (
     user_errors,
 )
 from cxraug.errors import UserError
+from cxraug.lock import output_lock
 
 
 def score(
@@ -82,17 +84,22 @@ def _score(**kw: Any) -> None:
         kid_subsets=kw["kid_subsets"], cache_dir=kw["cache_dir"], use_cache=kw["cache"],
     )  # fmt: skip
     cfg.validate()  # before loading anything slow
-    weights = locate_inception_weights(kw["inception_weights"])  # missing weights: fail before sampling
-    source, owner, data_path = _source(kw, cfg)
-    if kw["data"] is None and not data_path:
-        raise UserError("the generator's training data is not recorded; pass --data DATA")
-    data = open_prepared(kw["data"] or data_path)
-    extractor = load_feature_extractor(weights, kw["device"])
-    console = out_console()
-    reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
-    result = run_score(data, source, cfg, extractor, reporter)
-    out = kw["out"] or default_out_dir(owner, result)
-    write_outputs(result, out, owner / "metrics.jsonl", overwrite=kw["overwrite"])
+    with contextlib.ExitStack() as locks:  # one writer per score folder; an explicit --out: before any work
+        if kw["out"] is not None:
+            locks.enter_context(output_lock(kw["out"], "score folder"))
+        weights = locate_inception_weights(kw["inception_weights"])  # missing weights: fail before sampling
+        source, owner, data_path = _source(kw, cfg)
+        if kw["data"] is None and not data_path:
+            raise UserError("the generator's training data is not recorded; pass --data DATA")
+        data = open_prepared(kw["data"] or data_path)
+        extractor = load_feature_extractor(weights, kw["device"])
+        console = out_console()
+        reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
+        result = run_score(data, source, cfg, extractor, reporter)
+        out = kw["out"] or default_out_dir(owner, result)
+        if kw["out"] is None:
+            locks.enter_context(output_lock(out, "score folder"))
+        write_outputs(result, out, owner / "metrics.jsonl", overwrite=kw["overwrite"])
     if kw["as_json"]:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
         return
@@ -138,7 +145,9 @@ def score_table(result: Any, console: Console) -> Table:
         f"split {ctx['split']}, {ctx['size']}px, up to {ctx['n_per_class']} synthetic images/class (seed {ctx['seed']}); "
         f"{ctx['extractor']} weights sha256 {str(ctx['weights_sha256'])[:12]}"
         + ("" if ctx.get("weights_reference") else " [yellow](not a known reference file)[/]")
-        + f"; real-feature cache {ctx['cache']['hits']} hit(s), {ctx['cache']['misses']} miss(es)."
+        + f"; real-feature cache {ctx['cache']['hits']} hit(s), {ctx['cache']['misses']} miss(es)"
+        + (f", {ctx['cache']['damaged_rebuilt']} damaged and rebuilt" if ctx["cache"].get("damaged_rebuilt") else "")
+        + "."
     )
     if not ctx["data"]["real_data"]:
         caption = "[bold yellow]dataset is NOT real data[/]\n" + caption

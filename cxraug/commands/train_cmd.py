@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,6 +11,7 @@ import typer
 from rich.table import Table
 
 from cxraug.commands.common import configure_threads, out_console, user_errors
+from cxraug.lock import output_lock
 
 
 def train_gen(
@@ -40,12 +42,17 @@ def train_gen(
 
 @user_errors
 def _train_gen(**kw) -> None:
-    from cxraug import registry
+    with contextlib.ExitStack() as locks:  # one writer per run directory (cxraug/lock.py)
+        _train_gen_locked(locks, **kw)
+
+
+def _train_gen_locked(locks: contextlib.ExitStack, **kw) -> None:
+    from cxraug import registry, runs
     from cxraug.config import load_config_file, parse_sets, resolve
     from cxraug.data.prepared import open_prepared
     from cxraug.errors import UserError
     from cxraug.progress import RichReporter
-    from cxraug.train import RunSpec, check_runtime, spec_from_run, start_run, train
+    from cxraug.train import RunSpec, check_runtime, process_state, spec_from_run, start_run, train
 
     configure_threads()
     console = out_console()
@@ -53,7 +60,11 @@ def _train_gen(**kw) -> None:
     file_values, sets = load_config_file(kw["config"]), parse_sets(kw["set_"] or [])
     if kw["resume"] is not None:
         run = Path(kw["resume"])
-        spec = spec_from_run(run, _resume_changes(run, kw, file_values, flags, sets))
+        runs.read_run_config(run)  # a clear line for a wrong folder, before any lock file appears
+        changes = _resume_changes(run, kw, file_values, flags, sets)
+        if process_state().is_main_process:  # before its config.json may change
+            locks.enter_context(output_lock(run, "run directory"))
+        spec = spec_from_run(run, changes)
         resume = True
     else:
         if kw["plugin"] is None or kw["data"] is None:
@@ -72,8 +83,9 @@ def _train_gen(**kw) -> None:
         check_runtime(train_cfg)
         cls(model_cfg, _spec_of(data))  # build once to fail early on a bad model/size combination
         run = start_run(spec, kw["out"])
+        if process_state().is_main_process:
+            locks.enter_context(output_lock(run, "run directory"))
         resume = False
-    from cxraug.train import process_state
 
     main = process_state().is_main_process
     if main:

@@ -14,6 +14,16 @@ RESAMPLE = Image.Resampling.LANCZOS
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 GreyImage = np.ndarray | Image.Image  # HxW uint8 array, or a Pillow image in mode "L"
+# What decoding a damaged, truncated, hostile or absent file raises (Pillow reports some broken
+# PNG chunks as SyntaxError, an image too large to be safe as DecompressionBombError). Anything
+# else out of a decode is a bug, and shows its traceback.
+BAD_FILE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    Image.DecompressionBombError,
+)
 
 
 def pil_to_grey(img: Image.Image) -> Image.Image:

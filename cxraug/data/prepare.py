@@ -29,11 +29,12 @@ import numpy as np
 
 from cxraug import __version__
 from cxraug.classes import NIH_CLASSES, resolve_classes
-from cxraug.data.imageio import grey_size, resize_square
+from cxraug.data.imageio import BAD_FILE_ERRORS, grey_size, resize_square
 from cxraug.data.records import SPLITS, Loader, Record, SourceScan
 from cxraug.data.splits import carve_patients, patient_leaks
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_dir, check_new_output
+from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
 
 FORMAT_VERSION = 1
@@ -135,9 +136,9 @@ def _decode(record: Record, loader: Loader, size: int) -> tuple[np.ndarray | Non
     """(resized image or None, error, (width, height) of the decoded source image)."""
     try:
         img = loader(record)
-        return resize_square(img, size), "", grey_size(img)
-    except Exception as e:  # a bad file must not stop the run: it is reported (or fatal under --strict)
+    except BAD_FILE_ERRORS as e:  # a bad file must not stop the run: it is reported (or fatal under --strict)
         return None, f"{type(e).__name__}: {e}".replace("\n", " "), (0, 0)
+    return resize_square(img, size), "", grey_size(img)  # an error here is ours: a traceback
 
 
 class _NpyStream:
@@ -336,7 +337,7 @@ def prepare(cfg: PrepareConfig, reporter: Reporter | None = None) -> PrepareResu
     _check_replaceable(out)
     t0 = time.perf_counter()
     scan, records = _plan(cfg)
-    with atomic_dir(out, cfg.overwrite) as stage:
+    with output_lock(out, "prepared dataset"), atomic_dir(out, cfg.overwrite) as stage:
         tally = _write_images(cfg, scan, records, stage, reporter or NullReporter())
         meta = _metadata(cfg, scan, tally, time.perf_counter() - t0)
         # A plain write: the staging folder as a whole is what appears atomically (and this

@@ -47,6 +47,11 @@ def images_digest(images: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def _features_sha(feats: np.ndarray) -> str:
+    arr = np.ascontiguousarray(feats)
+    return hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode() + arr.tobytes()).hexdigest()
+
+
 def default_cache_dir(data_root: Path) -> Path:
     """DATA/feature_cache, or the user cache folder where the dataset is read-only."""
     data_root = Path(data_root)
@@ -58,11 +63,13 @@ def default_cache_dir(data_root: Path) -> Path:
 
 @dataclass
 class FeatureCache:
-    """``directory=None`` disables caching. ``hits``/``misses`` count lookups (shown to users)."""
+    """``directory=None`` disables caching. ``hits``/``misses`` count lookups (shown to users);
+    ``damaged`` counts entries that failed their checksum or did not read, and were rebuilt."""
 
     directory: Path | None
     hits: int = 0
     misses: int = 0
+    damaged: int = 0  # entries found altered or unreadable, and recomputed
 
     def load(self, key: CacheKey, digest: str) -> np.ndarray | None:
         if self.directory is None:
@@ -70,16 +77,20 @@ class FeatureCache:
         path = Path(self.directory) / key.filename()
         if not path.is_file():
             return None
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         try:
             with safe_open(str(path), framework="numpy") as f:
                 meta = f.metadata() or {}
                 feats = f.get_tensor("features")
-        except Exception:  # a damaged entry is recomputed, never trusted
+        except (SafetensorError, OSError):  # a truncated or damaged entry is recomputed, never trusted
+            self.damaged += 1
             return None
         expected = {**{k: str(v) for k, v in asdict(key).items()}, "images_sha256": digest, "format": _FORMAT}
         if any(meta.get(k) != v for k, v in expected.items()):
+            return None
+        if meta.get("features_sha256") != _features_sha(feats):  # altered bytes (or an entry before this check)
+            self.damaged += 1
             return None
         return feats
 
@@ -92,6 +103,7 @@ class FeatureCache:
         d.mkdir(parents=True, exist_ok=True)
         meta = {**{k: str(v) for k, v in asdict(key).items()}, "images_sha256": digest, "format": _FORMAT}
         meta["n"] = str(len(feats))
+        meta["features_sha256"] = _features_sha(feats)
         atomic_write_bytes(d / key.filename(), save({"features": np.ascontiguousarray(feats)}, metadata=meta))
         for old in d.glob(f"{key.stem()}-*.safetensors"):  # same slot, older dataset version
             if old.name != key.filename():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import pickle
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -255,7 +256,7 @@ def load_inception(weights: InceptionWeights, device: torch.device | str = "cpu"
     else:
         try:
             sd = torch.load(weights.path, map_location="cpu", weights_only=True)
-        except Exception as e:
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:  # damaged, foreign or code-carrying
             raise UserError(
                 f"cannot read Inception weights {weights.path} ({type(e).__name__}); {HOW_TO_GET}"
             ) from None

@@ -224,7 +224,12 @@ def score(
         **described,
         "preprocessing": "uint8, grey as 3 equal channels, TF1 bilinear resize to 299 (torch-fidelity), (x-128)/128",
         "overall_class_mix": "synthetic subsampled to the real class proportions of the split",
-        "cache": {"dir": str(cache_dir) if cache_dir else None, "hits": cache.hits, "misses": cache.misses},
+        "cache": {
+            "dir": str(cache_dir) if cache_dir else None,
+            "hits": cache.hits,
+            "misses": cache.misses,
+            **({"damaged_rebuilt": cache.damaged} if cache.damaged else {}),  # said only when it happened
+        },
         "seconds": round(time.perf_counter() - t0, 2),
     }
     if cfg.split == "test":

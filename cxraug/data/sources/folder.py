@@ -60,11 +60,14 @@ def scan_folder(
         order = [c for c in order if c in classes]
     records: list[Record] = []
     missing: Counter[str] = Counter()
+    base = data_dir.resolve()
     for row in df.to_dict("records"):
         label = row[lcol]
         if label not in order:
             continue
         path = data_dir / row[fcol]
+        if "\x00" in row[fcol] or not path.resolve().is_relative_to(base):  # nothing is read outside --data-dir
+            raise UserError(f"{labels_csv.name} lists {row[fcol]!r}, which is outside --data-dir {data_dir}")
         if not path.is_file():
             missing[label] += 1
             continue

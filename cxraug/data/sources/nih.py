@@ -54,7 +54,7 @@ def read_metadata(csv_path: Path) -> pd.DataFrame:
         # NIH's bracketed headers hold commas, so the header has 11 fields for 11 values;
         # columns are addressed by name and only the plain ones are needed.
         df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as e:
         raise UserError(f"cannot read {csv_path}: {e}") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
@@ -69,7 +69,7 @@ def read_split_lists(data_dir: Path) -> tuple[set[str], set[str]] | None:
     files = [data_dir / "train_val_list.txt", data_dir / "test_list.txt"]
     if not all(f.is_file() for f in files):
         return None
-    train_val, test = (set(f.read_text().split()) for f in files)
+    train_val, test = (set(f.read_text(errors="replace").split()) for f in files)  # a stray byte matches no name
     return train_val, test
 
 
