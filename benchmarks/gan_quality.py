@@ -58,7 +58,7 @@ def prepare(out: Path, threads: int) -> Path:
 
 
 def find_run(runs: Path, plugin: str) -> Path | None:
-    found = sorted(runs.glob(f"*-{plugin}-*")) if runs.is_dir() else []
+    found = sorted(p for p in runs.glob(f"[0-9]*-{plugin}-*") if p.is_dir()) if runs.is_dir() else []
     return found[-1] if found else None
 
 
@@ -148,6 +148,11 @@ def floor_source(data_dir: Path, n: int) -> Any:
     return FakeSource(classes=list(data.classes), size=data.size, draw=draw, info={"real": "train"})
 
 
+def score_floor(data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    res = score_source(data, floor_source(data, args.n), args)
+    return {**res, "sample_img_per_s": None}  # real images are read, not sampled
+
+
 def stage(path: Path, make: Any) -> dict[str, Any]:
     if path.is_file():
         return json.loads(path.read_text())
@@ -181,7 +186,8 @@ def run_diffusion(data: Path, args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> str:
-    res = {p.stem: json.loads(p.read_text()) for p in sorted((args.out / "results" / args.split).glob("*.json"))}
+    files = sorted((args.out / "results" / args.split).glob("*.json"), key=lambda p: _order(p.stem))
+    res = {p.stem: json.loads(p.read_text()) for p in files}
     floor = res.get("floor")
     diff = res.get(f"diffusion-{args.diffusion_minutes:g}min")
     classes = [c for c in (floor or next(iter(res.values())))["rows"] if c != "all"]
@@ -199,7 +205,7 @@ def report(args: argparse.Namespace) -> str:
             d_ratio = _ratio(fid, diff["rows"].get(c, {}).get("fid") if diff else None)
             lines.append(
                 f"| {name} | {r.get('train_min', '-')} | {r.get('steps', '-')} | {r.get('images_seen', '-')} | "
-                f"{r.get('sample_img_per_s', '-')} | {c} | {row['n_real']} | {row['n_fake']} | {_f(fid, 1)} | "
+                f"{r.get('sample_img_per_s') or '-'} | {c} | {row['n_real']} | {row['n_fake']} | {_f(fid, 1)} | "
                 f"{_f(row.get('kid'), 4)} | {_f(row.get('precision'), 3)} | {_f(row.get('recall'), 3)} | "
                 f"{f_ratio} | {d_ratio} |"
             )
@@ -233,6 +239,14 @@ def targets(res: dict, classes: list[str], floor: dict | None, diff: dict | None
         out.append(f"- overall FID by {res[early[-1]]['train_min']} min: {fid:.1f} (target <= 100: "
                    f"{'met' if fid <= 100 else 'MISSED'})")  # fmt: skip
     return out
+
+
+def _order(stem: str) -> tuple[str, float]:
+    """cgan-5min before cgan-15min; the floor last."""
+    name, _, budget = stem.rpartition("-")
+    if stem == "floor" or not budget.endswith("min"):
+        return ("~" + stem, 0.0)
+    return (name, float(budget[:-3]))
 
 
 def _f(v: float | None, d: int) -> str:
@@ -271,9 +285,7 @@ def main() -> None:
         return run_cgan(data, args)
     if args.only == "diffusion":
         return run_diffusion(data, args)
-    floor = stage(
-        args.out / "results" / args.split / "floor.json", lambda: score_source(data, floor_source(data, args.n), args)
-    )
+    floor = stage(args.out / "results" / args.split / "floor.json", lambda: score_floor(data, args))
     if args.only == "floor":
         return print(json.dumps(floor["rows"]))
     if args.jobs == 2 and not args.no_diffusion:

@@ -23,9 +23,9 @@ $CXR synth --run "$RUN" --class "$RARE" -n 700 --out "$OUT/synth-cgan" --overwri
 echo "== 4/5 score: FID/KID per class against the validation patients (rare classes have too few)"
 $CXR score --run "$RUN" --classes "No Finding,Hernia" --n 40 --out "$OUT/score-cgan" --overwrite
 
-echo "== 5/5 benchmark: real vs oversample vs real+cgan, 2 seeds"
+echo "== 5/5 benchmark: real vs oversample vs real+cgan (all 1,400 synthetic images), 3 seeds"
 $CXR benchmark --data "$OUT/phantom32" --synthetic cgan="$OUT/synth-cgan" \
-  --arms real,oversample,cgan --ratio fill --seeds 2 --out "$OUT/benchmark" --overwrite \
+  --arms real,oversample,cgan --seeds 3 --out "$OUT/benchmark" --overwrite \
   --set epochs=3 --set "rare_classes=[Hernia,Pneumonia]"
 
 echo "demo finished in $(( $(date +%s) - t0 ))s (phantom data: the numbers show the pipeline, not medicine)"
