@@ -82,7 +82,10 @@ def _done_rows(out: Path) -> dict[str, dict]:
     for part in sorted(out.glob("manifest.part*.csv")):
         _repair_part(part)
         with open(part, newline="") as f:
-            done.update((row["file"], row) for row in csv.DictReader(f) if _row_ok(out, row))
+            # Named columns, not the file's first line: a part whose header never reached the
+            # disk (a kill before the first flush) still reads; the header row fails _row_ok.
+            rows = csv.DictReader(f, fieldnames=MANIFEST_COLUMNS)
+            done.update((row["file"], row) for row in rows if _row_ok(out, row))
     return done
 
 
@@ -145,12 +148,13 @@ def _synth_into(
     items = [(c, b) for c in chosen for b in range((cfg.n + cfg.batch_size - 1) // cfg.batch_size)]
     mine = items[state.process_index :: state.num_processes]
     part = out / PART.format(rank=state.process_index)
-    new_part = not part.exists()
+    new_part = not part.exists() or part.stat().st_size == 0
     t0 = time.perf_counter()
     with open(part, "a", newline="") as pf, reporter.task(f"synth {len(chosen)} class(es) x {cfg.n}", len(mine)) as adv:
         writer = csv.DictWriter(pf, fieldnames=MANIFEST_COLUMNS)
         if new_part:
             writer.writeheader()
+            pf.flush()
         for cls, b in mine:
             ci = classes.index(cls)
             idx = range(b * cfg.batch_size, min(cfg.n, (b + 1) * cfg.batch_size))

@@ -80,6 +80,23 @@ def test_interrupted_synth_resumes(run: Path, tmp_path: Path) -> None:
     synth(SynthConfig(**{**cfg.__dict__, "overwrite": True}))
 
 
+def test_synth_killed_before_its_first_flush_reruns(run: Path, tmp_path: Path) -> None:
+    """Found by the long kill run: killed before the manifest part's header reached the disk,
+    the part was empty; each rerun appended rows without a header, which then never read, so
+    "run synth again" failed forever."""
+    cfg = SynthConfig(run=run, classes=["Hernia"], n=5, out=tmp_path / "s", seed=1, batch_size=2)
+    straight = open_synthetic(synth(cfg)).manifest()
+    out = tmp_path / "s"
+    prov = json.loads((out / "provenance.json").read_text())
+    (out / "provenance.json").write_text(json.dumps({**prov, "complete": False}))
+    (out / "manifest.csv").unlink()
+    for png in out.glob("images/*/*.png"):
+        png.unlink()
+    (out / "manifest.part0.csv").write_bytes(b"")  # the state the kill left
+    again = open_synthetic(synth(cfg)).manifest()
+    assert list(again["checksum"]) == list(straight["checksum"])
+
+
 def test_cli_synth_and_bad_inputs(run: Path, tmp_path: Path) -> None:
     r = runner.invoke(app, ["synth", "--run", str(run), "--class", "Hernia", "-n", "3", "--out", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
