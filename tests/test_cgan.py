@@ -110,6 +110,21 @@ def test_lecam_enters_the_discriminator_loss() -> None:
     assert losses[10.0] > losses[0.0]
 
 
+def test_d_steps_updates_the_discriminator_k_times_per_generator_step() -> None:
+    from accelerate import Accelerator
+
+    x, y = torch.rand(8, 1, 32, 32) * 2 - 1, torch.arange(8) % 2
+    acc = Accelerator(cpu=True)
+    for k in (1, 3):
+        gen = CGAN(CGAN.Config(**{**CGAN.tiny_config(), "d_steps": k}), _spec(), seed=0)
+        gen.setup(acc)
+        gen.train_step(x, y, acc)
+        adam_steps = {name: int(next(iter(o.state_dict()["state"].values()))["step"]) for name, o in
+                      (("d", gen.opt_d), ("g", gen.opt_g))}  # fmt: skip
+        assert adam_steps == {"d": k, "g": 1}
+        assert gen.steps_done == 1, "a step is one generator update, however many D updates it holds"
+
+
 def _spec():
     from cxraug.generator import DataSpec
 

@@ -25,6 +25,7 @@ class CGANConfig(EMASettings, PluginConfig):
     embed_dim: int = Field(128, ge=4, description="shared class embedding feeding conditional BatchNorm")
     lr_g: float = Field(2e-4, gt=0)
     lr_d: float = Field(2e-4, gt=0)
+    d_steps: int = Field(1, ge=1, le=8, description="D updates per G update (SNGAN: 5, BigGAN: 2)")
     beta1: float = Field(0.0, ge=0, lt=1)
     beta2: float = Field(0.9, ge=0, lt=1)
     d_sn: bool = Field(True, description="spectral norm in D (off: rely on R1, r1_gamma > 0, as StyleGAN2 does)")

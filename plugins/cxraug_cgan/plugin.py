@@ -100,14 +100,12 @@ class CGAN(Generator):
                 z[bad] = torch.randn(int(bad.sum()), generator=g)
         return z
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: Any) -> dict[str, float]:
-        c, n, dev = self.config, images.shape[0], images.device
-        d_plain = _unwrap(self.D)
-        r1 = c.r1_gamma > 0 and self.steps_done % c.r1_every == 0
-        rng = self.step_generator(accelerator.process_index)  # CPU: noise and augmentation draws
-
-        # Discriminator: reals and fakes in one forward (one DDP forward per backward).
-        z = self._noise(n, rng).to(dev)
+    def _d_step(
+        self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, accelerator: Any, r1: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One discriminator update: reals and fresh fakes in one forward (one DDP forward per backward)."""
+        c, n = self.config, images.shape[0]
+        z = self._noise(n, rng).to(images.device)
         with accelerator.autocast():
             with torch.no_grad():
                 fake = self.G(z, labels)
@@ -127,6 +125,18 @@ class CGAN(Generator):
         accelerator.backward(loss_d)
         self.opt_d.step()
         self.ada.observe(d_real, reduce=lambda t: accelerator.reduce(t, reduction="sum"))
+        return loss_d, d_real, d_fake
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: Any) -> dict[str, float]:
+        c, n, dev = self.config, images.shape[0], images.device
+        d_plain = _unwrap(self.D)
+        rng = self.step_generator(accelerator.process_index)  # CPU: noise and augmentation draws
+
+        # Discriminator: d_steps updates per G update (SNGAN/BigGAN), each on the same real batch
+        # freshly augmented against fresh fakes; lazy R1 on the first of them.
+        for k in range(c.d_steps):
+            r1 = k == 0 and c.r1_gamma > 0 and self.steps_done % c.r1_every == 0
+            loss_d, d_real, d_fake = self._d_step(images, labels, rng, accelerator, r1)
 
         # Generator: through the plain D (no DDP sync of D's unused gradients), D frozen.
         d_plain.requires_grad_(False)

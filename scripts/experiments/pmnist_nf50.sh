@@ -3,24 +3,38 @@
 # rare by keeping 50 of its 1,214 training images (chosen by patient), then real vs reweight
 # vs oversample vs classic vs real+cgan vs real+diffusion, 5 seeds. The generators are trained
 # on the reduced training set only, so they have seen exactly the normal images the classifier
-# keeps. Each step refuses to overwrite; the benchmark resumes (finished arm x seed runs are kept).
+# keeps, and for the same budget of training-step minutes (--time-limit). Each step refuses to
+# overwrite; the benchmark resumes (finished arm x seed runs are kept).
+# PARALLEL=1 trains the two generators at once, one thread each (a 2-core machine).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 OUT=${1:-results/pmnist32-nf50}
 NPZ=${NPZ:-../shared/data/medmnist/pneumoniamnist_balanced_subset.npz}
 CXR="$PY -m cxraug"
 EPOCHS=${EPOCHS:-3}
+MINUTES=${MINUTES:-30}
 mkdir -p "$OUT"
 $CXR prepare --source medmnist --npz "$NPZ" --size 32 --out "$OUT/pmnist32" --overwrite
 $CXR benchmark --data "$OUT/pmnist32" --controlled-imbalance "No Finding=50" \
   --export-reduced "$OUT/pmnist32-nf50" --overwrite
-$CXR train-gen --plugin cgan --data "$OUT/pmnist32-nf50" --out "$OUT/runs" --steps "${GAN_STEPS:-600}" \
-  --set balanced=true --set sample_every=200 --set checkpoint_every=200
+train_cgan() {
+  $CXR train-gen --plugin cgan --data "$OUT/pmnist32-nf50" --out "$OUT/runs" --time-limit "$MINUTES" \
+    --seed 0 --set balanced=true --set sample_every=2000 --set checkpoint_every=1000
+}
+train_diffusion() {
+  $CXR train-gen --plugin diffusion --data "$OUT/pmnist32-nf50" --out "$OUT/runs" --time-limit "$MINUTES" \
+    --batch-size 32 --seed 0 --set balanced=true --set sample_every=400 --set checkpoint_every=200
+}
+if [ "${PARALLEL:-0}" = 1 ]; then
+  CXRAUG_THREADS=1 train_cgan > "$OUT/train-cgan.log" 2>&1 &
+  CXRAUG_THREADS=1 train_diffusion > "$OUT/train-diffusion.log" 2>&1 &
+  wait %1 && wait %2
+else
+  train_cgan
+  train_diffusion
+fi
 RUN=$(ls -d "$OUT"/runs/*-cgan-* | sort | tail -n 1)
 $CXR synth --run "$RUN" --class "No Finding" -n 1200 --out "$OUT/synth-cgan" --overwrite
-$CXR train-gen --plugin diffusion --data "$OUT/pmnist32-nf50" --out "$OUT/runs" \
-  --steps "${DIFFUSION_STEPS:-1200}" --batch-size 32 --seed 0 \
-  --set balanced=true --set sample_every=400 --set checkpoint_every=200
 RUN=$(ls -d "$OUT"/runs/*-diffusion-* | sort | tail -n 1)
 $CXR synth --run "$RUN" --class "No Finding" -n 1200 --out "$OUT/synth-diffusion" --overwrite \
   --set sampler=dpmsolver++ --set steps=20 --set guidance=2
