@@ -105,3 +105,11 @@ def write_derived_dataset(out: Path, data_root: Path, keep_splits: dict[str, str
     }
     write_json(out / "dataset.json", meta)
     return out
+
+
+def test_image_counts_read_as_english() -> None:
+    from cxraug.benchmark.aggregate import images
+
+    assert images(1, "test") == "1 test image"
+    assert images(0, "test") == "0 test images"
+    assert images(12, "real training") == "12 real training images"

@@ -95,6 +95,11 @@ class BenchmarkReport:
         return verdict(diff, self.plan.cfg.confidence)
 
 
+def images(n: int, kind: str) -> str:
+    """'1 test image', '12 test images'."""
+    return f"{n} {kind} image{'' if n == 1 else 's'}"
+
+
 def rare_classes(plan: Plan, train_counts: np.ndarray) -> tuple[list[int], str]:
     cfg = plan.cfg
     if cfg.rare_classes:
@@ -251,7 +256,7 @@ def _statistics(
     for a in arm_names:
         for c, name in enumerate(classes):
             few = n_pos[name] < cfg.min_test_images
-            reason = f"{n_pos[name]} test images, {cfg.min_test_images} needed" if few else ""
+            reason = f"{images(n_pos[name], 'test')}, {cfg.min_test_images} needed" if few else ""
             rows = per_class_df[(per_class_df["arm"] == a) & (per_class_df["class"] == name)]
             boots = draws.get(a, {})
             class_summary[(a, name)] = {

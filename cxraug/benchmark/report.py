@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cxraug.benchmark.aggregate import MDE_POWER, VERDICT_METRICS, BenchmarkReport
+from cxraug.benchmark.aggregate import MDE_POWER, VERDICT_METRICS, BenchmarkReport, images
 from cxraug.benchmark.metrics import RUN_METRICS
 from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, MIN_SEEDS, Estimate, Stat
 from cxraug.data.prepared import fingerprint
@@ -83,6 +83,11 @@ def adjustment_line(report: BenchmarkReport) -> str:
     cfg = report.plan.cfg
     n = report.families.get("auroc", 0)
     arms = sum(a.name != report.reference for a in report.arms)
+    if n == 0:
+        return (
+            "No verdicts, so nothing to adjust: no rare class had an interval (too few seeds or "
+            f"fewer than {cfg.min_test_images} positive test images)."
+        )
     return (
         f"Verdicts are {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over {n} comparisons per metric "
         f"({arms} arms x the rare classes with an interval); the unadjusted p-values and verdicts are "
@@ -119,7 +124,7 @@ def answer_lines(report: BenchmarkReport) -> list[str]:
         detect = "" if mde == "-" else f"; the test split could detect a difference of about {mde} in AUROC"
         fv = f1[(v["arm"], v["class"])]
         lines.append(
-            f"- **{v['class']}** ({int(report.train_counts[c])} real training images, {n_test} test images), "
+            f"- **{v['class']}** ({images(int(report.train_counts[c]), 'real training')}, {images(n_test, 'test')}), "
             f"{v['arm']} vs {ref}: AUROC {v['diff'].text(signed=True)} → {_verdict_cell(v)}; "
             f"F1 {fv['diff'].text(signed=True)} → {_verdict_cell(fv)}{detect}"
         )
@@ -215,7 +220,7 @@ def summary_markdown(report: BenchmarkReport, grids: list[str]) -> str:
     for c in report.rare:
         name = report.classes[c]
         n_pos = report.n_test(name)
-        lines += [f"### {name} ({int(report.train_counts[c])} real training images, {n_pos} test images)", ""]
+        lines += [f"### {name} ({images(int(report.train_counts[c]), 'real training')}, {images(n_pos, 'test')})", ""]
         rows = []
         for arm in report.arms:
             s = report.class_summary[(arm.name, name)]
@@ -275,7 +280,7 @@ def caveats(report: BenchmarkReport) -> list[str]:
         name = report.classes[c]
         n_pos = report.n_test(name)
         if n_pos < 20:
-            notes.append(f"{name} has {n_pos} test images: its AUROC, recall and F1 move in large steps")
+            notes.append(f"{name} has {images(n_pos, 'test')}: its AUROC, recall and F1 move in large steps")
     notes.append(
         "recall, precision and F1 are one-vs-rest at validation-chosen thresholds; balanced accuracy and the "
         "confusion matrices use the top-1 prediction"
