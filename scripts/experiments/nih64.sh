@@ -12,8 +12,8 @@ CXR="$PY -m cxraug"
 RARE=Consolidation,Emphysema,Fibrosis,Hernia,Mass,Pleural_Thickening,Pneumonia,Pneumothorax
 mkdir -p "$OUT"
 $CXR prepare --source nih --data-dir "$NIH" --size 64 --out "$OUT/nih64" --overwrite
-$CXR train-gen --plugin cgan --data "$OUT/nih64" --out "$OUT/runs" --steps "${GAN_STEPS:-600}" \
-  --set balanced=true --set sample_every=200 --set checkpoint_every=200
+$CXR train-gen --plugin cgan --data "$OUT/nih64" --out "$OUT/runs" --time-limit "${GAN_MINUTES:-40}" \
+  --set balanced=true --set sample_every=1000 --set checkpoint_every=1000
 RUN=$(ls -d "$OUT"/runs/*-cgan-* | sort | tail -n 1)
 $CXR synth --run "$RUN" --class "$RARE" -n 100 --out "$OUT/synth-cgan" --overwrite
 $CXR score --run "$RUN" -n 100 --out "$OUT/score-cgan" --overwrite
