@@ -54,9 +54,9 @@ def _fake_run(root: Path, name: str) -> Path:
     return run
 
 
-def _run_browser(browser: str, *args: str) -> subprocess.CompletedProcess:
+def _run_browser(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-           "--user-data-dir=" + str(Path(args[-1]).parent / "profile"), *args]  # fmt: skip
+           f"--user-data-dir={profile}", *args]  # fmt: skip
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
 
@@ -83,7 +83,7 @@ def test_page_renders_in_a_headless_browser(phantom32: Path, tmp_path: Path, mon
     # The page forbids scripts (CSP); the probe copy drops that line and adds its script.
     probe.write_text(re.sub(r"<meta http-equiv=\"Content-Security-Policy\"[^>]*>", "", html).replace(
         "</body>", PROBE + "</body>"))  # fmt: skip
-    dom = _run_browser(browser, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
+    dom = _run_browser(browser, tmp_path / "profile", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
     assert found, dom.stdout[-2000:]
@@ -93,7 +93,13 @@ def test_page_renders_in_a_headless_browser(phantom32: Path, tmp_path: Path, mon
 
     shot = tmp_path / "shot" / "compare.png"
     shot.parent.mkdir()
-    r = _run_browser(browser, "--window-size=1280,2400", f"--screenshot={shot}", (out / "compare.html").as_uri())
+    r = _run_browser(
+        browser,
+        tmp_path / "profile",
+        "--window-size=1280,2400",
+        f"--screenshot={shot}",
+        (out / "compare.html").as_uri(),
+    )
     assert r.returncode == 0 and shot.is_file() and shot.stat().st_size > 10_000, r.stderr[-2000:]
     # The noise run is far from the real images: its FID difference against the copying run excludes 0.
     fid = next(d for d in result.differences if d["metric"] == "fid" and d["class"] == "No Finding")
