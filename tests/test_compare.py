@@ -8,7 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from compare_helpers import RecordingProjection, copy_run, retarget_data
 from gen_helpers import tiny_run
@@ -79,8 +78,9 @@ def test_three_plugins_share_one_real_side(runs: dict[str, Path], phantom32: Pat
     # Cost: read from metrics.jsonl (2 steps of 8 images) and measured now.
     for r in res.runs:
         t, s = r["training"], r["sampling"]
-        assert t["step"] == 2 and t["images_seen"] == 16 and t["train_s"] > 0 and t["source"] == "stop record"
-        assert t["train_img_per_s"] == pytest.approx(16 / t["train_s"], rel=0.01)
+        assert t["step"] == 2 and t["images_seen"] == 16 and t["train_s"] >= 0 and t["source"] == "stop record"
+        if t["train_s"] > 0:  # two tiny steps can round to 0.00 s
+            assert t["train_img_per_s"] == pytest.approx(16 / t["train_s"], rel=0.01)
         assert r["export_parameters"] > 0 and s["img_per_s"] > 0 and s["images"] == 16 and s["device"] == "cpu"
         assert "CPU" in s["memory_measure"] or s["memory_measure"] == "unavailable"
     # 3 runs -> 3 pairs, 6 outputs, 3 rows (2 classes + all).
@@ -198,15 +198,27 @@ def test_benchmark_deltas_matched_through_provenance(runs: dict[str, Path], tmp_
     assert any("lost" in n and "not found" in n for n in notes)
 
 
-def test_resumed_run_cost_is_cumulative(phantom32: Path, tmp_path: Path) -> None:
+def test_resumed_run_cost_is_cumulative(phantom32: Path, tmp_path: Path, monkeypatch) -> None:
     """The clock behind the cost columns: a run resumed to 4 steps reports 4 steps' time."""
+    import time
+
+    from cxraug_cgan.plugin import CGAN
+
     from cxraug.compare.cost import training_cost
     from cxraug.train import spec_from_run, train
 
+    real_step = CGAN.train_step
+
+    def slow_step(self, x, y, acc):  # 0.1 s per step, so the seconds are there to count
+        time.sleep(0.1)
+        return real_step(self, x, y, acc)
+
+    monkeypatch.setattr(CGAN, "train_step", slow_step)
     run = tiny_run("cgan", phantom32, tmp_path, steps=2, checkpoint_every=2)
     first = training_cost(run, 2)
     train(run, spec_from_run(run, {"steps": 4}), resume=True)
     total = training_cost(run, 4)
     assert first["images_seen"] == 16 and total["images_seen"] == 32
-    assert total["train_s"] > first["train_s"] > 0 and total["other_s"] >= first["other_s"]
-    assert np.isfinite(total["train_img_per_s"])
+    assert first["train_s"] >= 0.2 and total["train_s"] >= first["train_s"] + 0.2  # not restarted at 0
+    assert total["other_s"] >= first["other_s"]
+    assert total["train_img_per_s"] == pytest.approx(32 / total["train_s"], rel=0.01)
