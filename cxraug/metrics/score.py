@@ -142,6 +142,77 @@ def choose_classes(cfg: ScoreConfig, data: PreparedData, source: FakeSource) -> 
     return chosen
 
 
+Pair = tuple[np.ndarray, np.ndarray]  # uint8 images, features
+
+
+@dataclass
+class RealSide:
+    """The real images and features of one (dataset, split, classes, extractor): computed once,
+    then shared by every synthetic source scored against them (``score``, ``compare``).
+    Train (and val, when scoring on test) features for memorization are loaded on first use."""
+
+    data: PreparedData
+    split: str
+    classes: list[str]
+    extractor: Any
+    cache: FeatureCache
+    cache_dir: Path | None
+    fingerprint: str
+    batch_size: int
+    real: dict[str, Pair]  # per class: images and features of ``split``
+    other: dict[tuple[str, str], Pair] = field(default_factory=dict)  # (split, class) loaded for memorization
+
+    def features_of(self, split: str, class_name: str, reporter: Reporter | None = None) -> Pair:
+        if split == self.split and class_name in self.real:
+            return self.real[class_name]
+        key = (split, class_name)
+        if key not in self.other:
+            self.other[key] = real_features(
+                self.data, split, class_name, self.extractor, self.cache, self.batch_size, reporter, self.fingerprint
+            )
+        return self.other[key]
+
+    def base(self) -> dict[str, Any]:
+        """What every row carries about the comparison itself."""
+        return {
+            "split": self.split,
+            "size": self.data.size,
+            "extractor": self.extractor.name,
+            "weights_sha256": self.extractor.describe().get("weights_sha256"),
+        }
+
+
+def check_size(data: PreparedData, source: FakeSource) -> None:
+    if source.size != data.size:
+        raise UserError(
+            f"synthetic images are {source.size}px, the dataset {data.root} is {data.size}px; "
+            "score against a dataset prepared at the generator's size"
+        )
+
+
+def real_side(
+    data: PreparedData, classes: list[str], cfg: ScoreConfig, extractor: Any, reporter: Reporter | None = None
+) -> RealSide:
+    """Real features of ``classes`` in ``cfg.split`` (from the cache when valid)."""
+    fp = fingerprint(data)
+    cache_dir = (cfg.cache_dir or default_cache_dir(data.root)) if cfg.use_cache else None
+    cache = FeatureCache(cache_dir)
+    real = {c: real_features(data, cfg.split, c, extractor, cache, cfg.batch_size, reporter, fp) for c in classes}
+    return RealSide(data, cfg.split, list(classes), extractor, cache, cache_dir, fp, cfg.batch_size, real)
+
+
+def draw_features(
+    source: FakeSource, class_name: str, n: int, extractor: Any, batch_size: int, reporter: Reporter
+) -> Pair:
+    """Up to n synthetic images of a class and their features."""
+    imgs = source.draw(class_name, n, reporter)
+    if len(imgs):
+        feats = extractor.extract(imgs, batch_size, reporter, what=f"synthetic {class_name} ({len(imgs)})")
+    else:
+        feats = np.empty((0, extractor.num_features), np.float32)
+    return imgs, feats
+
+
 def score(
     data: PreparedData,
     source: FakeSource,
@@ -153,38 +224,32 @@ def score(
     t0 = time.perf_counter()
     cfg.validate()
     reporter = reporter or NullReporter()
-    if source.size != data.size:
-        raise UserError(
-            f"synthetic images are {source.size}px, the dataset {data.root} is {data.size}px; "
-            "score against a dataset prepared at the generator's size"
-        )
+    check_size(data, source)
     classes = choose_classes(cfg, data, source)
-    fp = fingerprint(data)
-    cache_dir = (cfg.cache_dir or default_cache_dir(data.root)) if cfg.use_cache else None
-    cache = FeatureCache(cache_dir)
-    described = extractor.describe()
-    base = {
-        "split": cfg.split,
-        "size": data.size,
-        "extractor": extractor.name,
-        "weights_sha256": described.get("weights_sha256"),
-    }
+    real = real_side(data, classes, cfg, extractor, reporter)
+    return score_source(real, source, cfg, reporter, t0=t0)
 
-    real: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    fake: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    rows = []
-    for c in classes:
-        real[c] = real_features(data, cfg.split, c, extractor, cache, cfg.batch_size, reporter, fp)
-        imgs = source.draw(c, cfg.n, reporter)
-        if len(imgs):
-            feats = extractor.extract(imgs, cfg.batch_size, reporter, what=f"synthetic {c} ({len(imgs)})")
-        else:
-            feats = np.empty((0, extractor.num_features), np.float32)
-        fake[c] = (imgs, feats)
-        rows.append(_metric_row(cfg.metrics, real[c][1], feats, cfg, {"class": c, **base}))
 
-    counts = proportional_counts({c: len(real[c][0]) for c in classes}, {c: len(fake[c][0]) for c in classes})
-    real_all = np.concatenate([real[c][1] for c in classes])
+def score_source(
+    real: RealSide,
+    source: FakeSource,
+    cfg: ScoreConfig,
+    reporter: Reporter | None = None,
+    fake: dict[str, Pair] | None = None,
+    t0: float | None = None,
+) -> ScoreResult:
+    """The per-source side: metrics of ``source`` (or of its already drawn ``fake`` images and
+    features) against the real side. ``cfg`` must be the one ``real`` was built with."""
+    t0 = time.perf_counter() if t0 is None else t0
+    reporter = reporter or NullReporter()
+    data, classes, extractor = real.data, real.classes, real.extractor
+    base = real.base()
+    if fake is None:
+        fake = {c: draw_features(source, c, cfg.n, extractor, cfg.batch_size, reporter) for c in classes}
+    rows = [_metric_row(cfg.metrics, real.real[c][1], fake[c][1], cfg, {"class": c, **base}) for c in classes]
+
+    counts = overall_counts(real, fake)
+    real_all = np.concatenate([real.real[c][1] for c in classes])
     fake_all = np.concatenate([fake[c][1][: counts[c]] for c in classes])
     overall = _metric_row(cfg.metrics, real_all, fake_all, cfg, {"class": OVERALL, **base})
     overall["fake_per_class"] = counts
@@ -192,9 +257,7 @@ def score(
 
     result = ScoreResult(context={}, rows=rows)
     if cfg.memorization:
-        res, result.per_image, result.pairs_png = _memorization(
-            data, classes, real, fake, cfg, extractor, cache, fp, reporter
-        )
+        res, result.per_image, result.pairs_png = _memorization(real, fake, cfg, reporter)
         result.memorization = res
         for row in rows:
             stats = res.overall if row["class"] == OVERALL else res.per_class.get(row["class"])
@@ -203,6 +266,7 @@ def score(
                 row["mem_share_features"] = stats["share_below_features"]
                 row["mem_near_copies"] = stats["near_copies"]
 
+    cache = real.cache
     result.context = {
         "kind": "score",
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -218,14 +282,14 @@ def score(
         "data": {
             "path": str(Path(data.root).resolve()),
             "name": data.name,
-            "fingerprint": fp,
+            "fingerprint": real.fingerprint,
             "real_data": data.meta.get("real_data", True),
         },
-        **described,
+        **extractor.describe(),
         "preprocessing": "uint8, grey as 3 equal channels, TF1 bilinear resize to 299 (torch-fidelity), (x-128)/128",
         "overall_class_mix": "synthetic subsampled to the real class proportions of the split",
         "cache": {
-            "dir": str(cache_dir) if cache_dir else None,
+            "dir": str(real.cache_dir) if real.cache_dir else None,
             "hits": cache.hits,
             "misses": cache.misses,
             **({"damaged_rebuilt": cache.damaged} if cache.damaged else {}),  # said only when it happened
@@ -237,33 +301,26 @@ def score(
     return result
 
 
-Pair = tuple[np.ndarray, np.ndarray]  # uint8 images, features
+def overall_counts(real: RealSide, fake: dict[str, Pair]) -> dict[str, int]:
+    """Synthetic images per class in the "all" row: the real class proportions of the split."""
+    return proportional_counts(
+        {c: len(real.real[c][0]) for c in real.classes}, {c: len(fake[c][0]) for c in real.classes}
+    )
 
 
 def _memorization(
-    data: PreparedData,
-    classes: list[str],
-    real: dict[str, Pair],
-    fake: dict[str, Pair],
-    cfg: ScoreConfig,
-    extractor: Any,
-    cache: FeatureCache,
-    fp: str,
-    reporter: Reporter,
+    real: RealSide, fake: dict[str, Pair], cfg: ScoreConfig, reporter: Reporter
 ) -> tuple[MemorizationResult, list[dict[str, Any]], bytes | None]:
     """Nearest training image of every synthetic image; thresholds from val -> train."""
     from cxraug.metrics import memorization as mem
 
+    data = real.data
     found, nearest_imgs, syn_imgs = [], {}, {}
-    for c in classes:
-        t_img, t_feat = real_features(data, "train", c, extractor, cache, cfg.batch_size, reporter, fp)
+    for c in real.classes:
+        t_img, t_feat = real.features_of("train", c, reporter)
         if len(t_img) == 0 or len(fake[c][0]) == 0:
             continue
-        val = (
-            real[c]
-            if cfg.split == "val"
-            else real_features(data, "val", c, extractor, cache, cfg.batch_size, reporter, fp)
-        )
+        val = real.features_of("val", c, reporter)
         nb = mem.neighbours(c, fake[c][0], fake[c][1], t_img, t_feat, val[0], val[1])
         found.append(nb)
         # Keep only each synthetic image's nearest training image (for the PNG), not the class.

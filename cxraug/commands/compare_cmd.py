@@ -1,0 +1,182 @@
+"""``cxraug compare``: generator runs side by side on the same real images, with cost."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cxraug.commands.common import (
+    Column,
+    configure_threads,
+    err_console,
+    fitted_table,
+    out_console,
+    user_errors,
+)
+from cxraug.commands.score_cmd import (
+    AsJson,
+    BatchSize,
+    CacheDir,
+    Device,
+    InceptionWeights,
+    KidSubsets,
+    Memorization,
+    Metrics,
+    MinImages,
+    Overwrite,
+    Split,
+    UseCache,
+    score_config,
+)
+from cxraug.fsutil import check_new_output
+from cxraug.lock import output_lock
+
+
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories to compare (two or more).", metavar="RUN...")],
+    data: Annotated[
+        Optional[Path], typer.Option(help="Prepared dataset to compare on (default: the one the runs were trained on).")
+    ] = None,
+    split: Split = "val",
+    n: Annotated[int, typer.Option("--n", "-n", help="Synthetic images per class and run.")] = 1000,
+    classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all in common).")] = None,
+    metrics: Metrics = "all",
+    memorization: Memorization = True,
+    benchmark: Annotated[
+        Optional[Path], typer.Option(help="A `cxraug benchmark` folder: per-class deltas of the arms from these runs.")
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples of the features (0: no intervals).")] = 200,
+    confidence: Annotated[float, typer.Option(help="Interval level.")] = 0.95,
+    allow_different_data: Annotated[
+        bool, typer.Option(help="Compare runs trained on different datasets, on the one --data names.")
+    ] = False,
+    as_json: AsJson = False,
+    batch_size: BatchSize = 64,
+    speed_images: Annotated[int, typer.Option(help="Images timed for sampling img/s (after a warm-up batch).")] = 128,
+    grid: Annotated[int, typer.Option(help="Samples per run in each class's side-by-side image.")] = 8,
+    device: Device = "auto",
+    inception_weights: InceptionWeights = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generator noise, KID subsets and the bootstrap.")] = 0,
+    min_images: MinImages = 20,
+    kid_subsets: KidSubsets = 100,
+    cache_dir: CacheDir = None,
+    cache: UseCache = True,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Output folder (default: RUN_A's parent/compare/<split>-<time>).")
+    ] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Compare generator runs on the same real images, n, noise seed and network, with what each cost."""
+    _compare(**locals())
+
+
+@user_errors
+def _compare(**kw: Any) -> None:
+    from cxraug.compare.bootstrap import BootstrapConfig
+    from cxraug.compare.core import CompareConfig
+    from cxraug.compare.core import compare as run_compare
+    from cxraug.compare.report import write_outputs
+    from cxraug.metrics.features import load_feature_extractor
+    from cxraug.metrics.inception import locate_inception_weights
+    from cxraug.progress import RichReporter
+
+    configure_threads()
+    sc = score_config(kw)
+    cfg = CompareConfig(
+        runs=list(kw["runs"]), score=sc, data=kw["data"], allow_different_data=kw["allow_different_data"],
+        bootstrap=BootstrapConfig(resamples=kw["bootstrap"], confidence=kw["confidence"], seed=kw["seed"]),
+        speed_images=kw["speed_images"], grid_columns=kw["grid"], benchmark=kw["benchmark"],
+    )  # fmt: skip
+    cfg.validate()  # before loading anything slow
+    out = kw["out"] or _default_out(cfg)
+    with output_lock(out, "compare folder"):
+        check_new_output(out, kw["overwrite"])  # fail before the work, not after it
+        weights = locate_inception_weights(kw["inception_weights"])  # missing weights: fail before sampling
+        extractor = load_feature_extractor(weights, kw["device"])
+        console = out_console()
+        reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
+        result = run_compare(cfg, extractor, kw["device"], reporter)
+        write_outputs(result, out, overwrite=kw["overwrite"])
+    if kw["as_json"]:
+        print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
+        return
+    for t in (cost_table(result, console), quality_table(result, console)):
+        console.print(t)
+    from cxraug.compare.report import verdict_lines
+
+    if result.context.get("warning"):
+        console.print(f"[bold yellow]{result.context['warning']}[/]")
+    for line in verdict_lines(result):
+        console.print(line, markup=False)
+    for line in result.context.get("notes") or []:
+        console.print(line, markup=False)
+    console.print(f"wrote {out} (compare.md, compare.html, compare.json, compare.csv, images)", markup=False)
+
+
+def _default_out(cfg: Any) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    base = Path(cfg.runs[0]).resolve().parent / "compare" / f"{cfg.score.split}-{stamp}"
+    out, k = base, 1
+    while out.exists():
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
+
+
+def cost_table(result: Any, console: Console) -> Table:
+    from cxraug.compare.report import _num
+
+    columns = [Column("run", "left", number=False), Column("plugin", "left", number=False, drop=3),
+               Column("step", drop=4), Column("train\nmin"), Column("train\nimg/s", drop=2),
+               Column("params", drop=1), Column("sample\nimg/s"), Column("peak\nMB", drop=2)]  # fmt: skip
+    rows = []
+    for r in result.runs:
+        t, s = r["training"], r["sampling"]
+        rows.append([r["label"], str(r["plugin"]), _num(r["step"]), _num(t["train_min"], 2),
+                     _num(t["train_img_per_s"]), _num(r["export_parameters"]), _num(s["img_per_s"]),
+                     _num(s["peak_mb"])])  # fmt: skip
+    caption = (
+        f"sampling on {result.runs[0]['sampling']['device']}; peak = {result.runs[0]['sampling']['memory_measure']}"
+    )
+    return fitted_table(console, "cxraug compare: cost", columns, rows, caption=caption, full_in="compare.md")
+
+
+def quality_table(result: Any, console: Console) -> Table:
+    from cxraug.compare.report import NAMES, _outputs, fmt
+
+    ctx = result.context
+    outs = _outputs(result)
+    drop = {"fid": 0, "kid": 1, "precision": 3, "recall": 3, "density": 4, "coverage": 4}
+    columns = [Column("class", "left", number=False), Column("run", "left", number=False)]
+    columns += [Column(NAMES.get(o, o), drop=drop.get(o, 2)) for o in outs]
+    rows, sections = [], []
+    last = None
+    for r in result.rows:
+        if last is not None and r["class"] != last:
+            sections.append(len(rows))
+        last = r["class"]
+        cells = [r["class"], r["run"]]
+        for o in outs:
+            if r["status"] != "ok":
+                cells.append("too few")
+            elif f"{o}_low" in r:
+                cells.append(f"{fmt(r[o], o)}\n[{fmt(r[f'{o}_low'], o)}, {fmt(r[f'{o}_high'], o)}]")
+            else:
+                cells.append(fmt(r.get(o), o))
+        rows.append(cells)
+    conf = ctx["bootstrap"]["confidence"]
+    caption = (
+        f"split {ctx['split']}, {ctx['size']}px, {ctx['n_per_class']} synthetic images/class/run (seed {ctx['seed']}); "
+        f"[{conf:.0%} bootstrap interval], {ctx['bootstrap']['resamples']} resamples; "
+        f"{ctx['extractor']} weights sha256 {str(ctx['weights_sha256'])[:12]}."
+    )
+    if not ctx["data"]["real_data"]:
+        caption = "[bold yellow]dataset is NOT real data[/]\n" + caption
+    title = f"cxraug compare: {ctx['data']['name']} ({ctx['split']})"
+    return fitted_table(console, title, columns, rows, caption=caption, full_in="compare.csv", sections=sections)

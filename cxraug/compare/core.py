@@ -1,0 +1,304 @@
+"""Compare generator runs fairly: one real side, the same n, seed and extractor for all.
+
+The real features are computed once (``score.real_side``, the score cache); each run is then
+the per-source side of ``score`` (``score.score_source``). Runs trained on different prepared
+datasets are refused unless the user names the dataset and allows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cxraug.compare.bootstrap import LOWER_IS_BETTER, OUTPUTS, BootstrapConfig, interval, resample
+from cxraug.compare.cost import SamplingCost, export_parameters, measure_sampling, training_cost
+from cxraug.errors import UserError
+from cxraug.metrics.score import (
+    OVERALL,
+    Pair,
+    ScoreConfig,
+    ScoreResult,
+    check_size,
+    choose_classes,
+    draw_features,
+    overall_counts,
+    real_side,
+    score_source,
+)
+from cxraug.progress import NullReporter, Reporter
+
+
+@dataclass
+class CompareConfig:
+    runs: list[Path]
+    score: ScoreConfig = field(default_factory=ScoreConfig)  # split, n, classes, metrics, seed, ...
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    data: Path | None = None  # None: the dataset the runs were trained on
+    allow_different_data: bool = False
+    speed_images: int = 128  # images timed for sampling throughput, after a warm-up batch
+    grid_columns: int = 8  # samples per run in each class's side-by-side image
+    benchmark: Path | None = None  # a `cxraug benchmark` folder: downstream deltas
+
+    def validate(self) -> None:
+        if len(self.runs) < 2:
+            raise UserError("compare needs at least two runs (RUN_A RUN_B [RUN ...])")
+        self.score.validate()
+        if self.bootstrap.resamples < 0 or self.bootstrap.resamples == 1:
+            raise UserError(f"--bootstrap must be 0 (no intervals) or at least 2 (got {self.bootstrap.resamples})")
+        if not 0 < self.bootstrap.confidence < 1:
+            raise UserError(f"--confidence must be between 0 and 1 (got {self.bootstrap.confidence})")
+        if self.speed_images < 1:
+            raise UserError(f"--speed-images must be positive (got {self.speed_images})")
+
+
+@dataclass
+class RunEntry:
+    """One compared run: its name in every table, the loaded generator and what it says of itself."""
+
+    label: str
+    path: Path
+    generator: Any
+    meta: dict[str, Any]  # the export's config.json
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.meta.get("data") or {}
+
+
+@dataclass
+class CompareResult:
+    context: dict[str, Any]
+    runs: list[dict[str, Any]]  # per run: label, path, plugin, step, cost
+    rows: list[dict[str, Any]]  # per run and class (then "all"): the score row + intervals
+    differences: list[dict[str, Any]]  # per pair of runs, class and metric
+    downstream: list[dict[str, Any]] = field(default_factory=list)  # benchmark deltas
+    scores: dict[str, ScoreResult] = field(default_factory=dict)  # label -> the score result
+    samples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # class -> label -> first images
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.context,
+            "runs": self.runs,
+            "rows": self.rows,
+            "differences": self.differences,
+            "downstream": self.downstream,
+        }
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    """The run folder names; a run given twice is told apart by #2, #3."""
+    out: list[str] = []
+    for p in paths:
+        name = Path(p).resolve().name
+        label, k = name, 1
+        while label in out:
+            k += 1
+            label = f"{name}#{k}"
+        out.append(label)
+    return out
+
+
+def load_runs(paths: list[Path], device: Any) -> list[RunEntry]:
+    from cxraug.metrics.features import resolve_device
+    from cxraug.runs import load_generator
+
+    entries = []
+    for label, p in zip(_labels(paths), paths, strict=True):
+        gen, meta = load_generator(p)
+        gen.to(resolve_device(device))
+        entries.append(RunEntry(label, Path(p), gen, meta))
+    return entries
+
+
+def choose_data(entries: list[RunEntry], data: Path | None, allow_different: bool) -> Any:
+    """The prepared dataset to compare on; refuses runs trained on other data unless allowed."""
+    from cxraug.data.prepared import fingerprint, open_prepared
+
+    prints = {e.label: e.data.get("fingerprint") for e in entries}
+    how = "; ".join(f"{e.label}: {e.data.get('name', '?')} {str(prints[e.label])[:12]}" for e in entries)
+    if len(set(prints.values())) > 1 and not (data is not None and allow_different):
+        raise UserError(
+            f"the runs were trained on different prepared datasets ({how}); their numbers are not comparable. "
+            "To compare them on one anyway: --data DATA --allow-different-data"
+        )
+    if data is None:
+        path = entries[0].data.get("path")
+        if not path:
+            raise UserError(f"{entries[0].path}: its training data is not recorded; pass --data DATA")
+        return open_prepared(path)
+    chosen = open_prepared(data)
+    fp = fingerprint(chosen)
+    other = [e.label for e in entries if prints[e.label] != fp]
+    if other and not allow_different:
+        raise UserError(
+            f"{data} is not the dataset {', '.join(other)} was trained on (fingerprints differ: {how}; "
+            f"{data}: {fp[:12]}); pass --allow-different-data to compare on it anyway"
+        )
+    return chosen
+
+
+def _classes(cfg: ScoreConfig, data: Any, entries: list[RunEntry]) -> list[str]:
+    from cxraug.metrics.sources import generator_source
+
+    chosen = None
+    for e in entries:
+        src = generator_source(e.generator)
+        check_size(data, src)
+        got = choose_classes(cfg, data, src)
+        chosen = got if chosen is None else [c for c in chosen if c in got]
+    if not chosen:
+        raise UserError("the runs have no class in common with the dataset")
+    return chosen
+
+
+def features_sha256(feats: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(feats).tobytes()).hexdigest()
+
+
+def compare(
+    cfg: CompareConfig, extractor: Any, device: Any = "auto", reporter: Reporter | None = None
+) -> CompareResult:
+    t0 = time.perf_counter()
+    cfg.validate()
+    reporter = reporter or NullReporter()
+    sc = cfg.score
+    entries = load_runs(cfg.runs, device)
+    data = choose_data(entries, cfg.data, cfg.allow_different_data)
+    classes = _classes(sc, data, entries)
+
+    run_info = []
+    for e in entries:  # cost first: sampling is timed before any feature work fills the allocator
+        sampling = measure_sampling(e.generator, cfg.speed_images, sc.batch_size, sc.seed)
+        run_info.append(_run_record(e, sampling))
+
+    real = real_side(data, classes, sc, extractor, reporter)
+    scores: dict[str, ScoreResult] = {}
+    fakes: dict[str, dict[str, Pair]] = {}
+    with reporter.task("runs x classes", total=len(entries) * len(classes)) as advance:
+        for e in entries:
+            source = _source(e, sc)
+            fakes[e.label] = {}
+            for c in classes:
+                fakes[e.label][c] = draw_features(source, c, sc.n, extractor, sc.batch_size, reporter)
+                advance(1)
+            scores[e.label] = score_source(real, source, sc, reporter, fake=fakes[e.label])
+
+    rows, differences = _rows_and_differences(real, fakes, scores, cfg)
+    samples = {c: {lab: fakes[lab][c][0][: cfg.grid_columns] for lab in fakes} for c in classes}
+    downstream: list[dict[str, Any]] = []
+    notes: list[str] = []
+    if cfg.benchmark is not None:
+        from cxraug.compare.downstream import benchmark_deltas
+
+        downstream, notes = benchmark_deltas(cfg.benchmark, entries)
+    first = scores[entries[0].label].context
+    context = {
+        "kind": "compare",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **{k: first[k] for k in ("split", "size", "n_per_class", "seed", "classes", "metrics", "min_images")},
+        "kid_subsets": sc.kid_subsets,
+        "data": first["data"],
+        **extractor.describe(),
+        "preprocessing": first["preprocessing"],
+        "overall_class_mix": first["overall_class_mix"],
+        "real_features_sha256": {c: features_sha256(real.real[c][1]) for c in classes},
+        "n_real": {c: len(real.real[c][0]) for c in classes},
+        "cache": first["cache"],
+        "bootstrap": {
+            "resamples": cfg.bootstrap.resamples,
+            "confidence": cfg.bootstrap.confidence,
+            "seed": cfg.bootstrap.seed,
+            "method": "percentile; real and synthetic feature vectors resampled with replacement, the same real "
+            "draw and the same synthetic positions for every run (paired differences)",
+        },
+        "allow_different_data": cfg.allow_different_data,
+        "notes": notes,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    if sc.split == "test":
+        context["warning"] = "compared on the TEST split: do not use these numbers to choose models"
+    return CompareResult(context, run_info, rows, differences, downstream, scores, samples)
+
+
+def _source(e: RunEntry, sc: ScoreConfig) -> Any:
+    from cxraug.metrics.sources import generator_source
+
+    info = {"run": str(e.path.resolve()), "step": e.meta.get("step"), "plugin": e.meta.get("plugin")}
+    return generator_source(e.generator, seed=sc.seed, batch_size=sc.batch_size, info=info)
+
+
+def _run_record(e: RunEntry, sampling: SamplingCost) -> dict[str, Any]:
+    step = e.meta.get("step")
+    return {
+        "label": e.label,
+        "path": str(e.path.resolve()),
+        "plugin": e.meta.get("plugin"),
+        "step": step,
+        "data": {k: e.data.get(k) for k in ("path", "name", "fingerprint")},
+        "training": training_cost(e.path, step),
+        "export_parameters": export_parameters(e.path),
+        "sampling": sampling.__dict__,
+    }
+
+
+def _rows_and_differences(
+    real: Any, fakes: dict[str, dict[str, Pair]], scores: dict[str, ScoreResult], cfg: CompareConfig
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    labels = list(scores)
+    metrics = cfg.score.metrics or []
+    outputs = [o for m in metrics if m in OUTPUTS for o in OUTPUTS[m]]  # those with intervals
+    rows: list[dict[str, Any]] = []
+    differences: list[dict[str, Any]] = []
+    first_rows = scores[labels[0]].rows
+    for i, name in enumerate(r["class"] for r in first_rows):
+        per_run = {lab: scores[lab].rows[i] for lab in labels}
+        ok = all(r["status"] == "ok" for r in per_run.values())
+        draws = None
+        if ok and cfg.bootstrap.resamples:
+            if name == OVERALL:
+                counts = overall_counts(real, fakes[labels[0]])
+                real_f = np.concatenate([real.real[c][1] for c in real.classes])
+                fake_f = {lab: np.concatenate([fakes[lab][c][1][: counts[c]] for c in real.classes]) for lab in labels}
+            else:
+                real_f, fake_f = real.real[name][1], {lab: fakes[lab][name][1] for lab in labels}
+            draws = resample(real_f, fake_f, metrics, cfg.bootstrap)
+        for lab in labels:
+            row = {"run": lab, **per_run[lab]}
+            if draws is not None:
+                for o in outputs:
+                    row[f"{o}_low"], row[f"{o}_high"] = interval(draws[lab][o], cfg.bootstrap.confidence)
+            rows.append(row)
+        for a_i, a in enumerate(labels):
+            for b in labels[a_i + 1 :]:
+                for o in outputs:
+                    differences.append(_difference(name, a, b, o, per_run, draws, cfg.bootstrap.confidence, ok))
+    return rows, differences
+
+
+def _difference(
+    name: str, a: str, b: str, o: str, per_run: dict, draws: dict | None, confidence: float, ok: bool
+) -> dict[str, Any]:
+    d: dict[str, Any] = {"class": name, "run_a": a, "run_b": b, "metric": o}
+    if not ok:
+        d.update(diff=None, low=None, high=None, excludes_zero=None, better=None, reason="too few images")
+        return d
+    d["diff"] = per_run[a][o] - per_run[b][o]
+    if draws is None:
+        d.update(low=None, high=None, excludes_zero=None, better=None, reason="no bootstrap (--bootstrap 0)")
+        return d
+    d["low"], d["high"] = interval(draws[a][o] - draws[b][o], confidence)
+    d["excludes_zero"] = bool(d["low"] > 0 or d["high"] < 0)
+    if o in ("density",):  # about 1 for matching distributions: neither direction is "better"
+        d["better"] = None
+    elif not d["excludes_zero"]:
+        d["better"] = "no difference"
+    else:
+        a_lower = d["high"] < 0
+        d["better"] = a if a_lower == (o in LOWER_IS_BETTER) else b
+    d["reason"] = ""
+    return d

@@ -1,0 +1,47 @@
+"""Figures of a comparison: samples side by side per class, and quality against cost."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+
+def side_by_side(class_name: str, per_run: dict[str, np.ndarray], seed: int) -> bytes:
+    """One row per run, column i = synthetic image i (the same noise seed in every row)."""
+    from cxraug.grid import class_grid
+
+    size = next(v for v in per_run.values() if len(v)).shape[-1]
+    scale = max(1, 64 // size)  # small images are hard to see at 1:1
+    title = f"{class_name}: one row per run; column i from the same noise (seed {seed})"
+    img = class_grid(list(per_run.values()), list(per_run), title=title, scale=scale)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def quality_vs_cost(result: Any) -> bytes:
+    """Overall FID against training minutes and against sampling img/s (log), one point per run."""
+    from matplotlib.figure import Figure
+
+    fid = {r["run"]: r.get("fid") for r in result.rows if r["class"] == "all"}
+    fig = Figure(figsize=(8, 3.4), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 2)
+    for r in result.runs:
+        y = fid.get(r["label"])
+        if y is None:
+            continue
+        for ax, x in zip(axes, (r["training"]["train_min"], r["sampling"]["img_per_s"]), strict=True):
+            if x is not None:
+                ax.scatter([x], [y], s=30)
+                ax.annotate(r["label"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    axes[0].set_xlabel("training minutes (training steps only)")
+    axes[1].set_xlabel("sampling img/s (this device)")
+    axes[1].set_xscale("log")
+    for ax in axes:
+        ax.set_ylabel(f"FID, all classes ({result.context['split']})")
+    fig.suptitle("quality against cost (lower FID is better)", fontsize=10)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

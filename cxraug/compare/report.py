@@ -1,0 +1,225 @@
+"""The compare folder: compare.json, compare.csv, compare.md, one side-by-side PNG per class,
+quality_vs_cost.png and compare.html, written together atomically.
+
+The Markdown and HTML pages are built from the same tables (``tables``), so they say the same.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from cxraug.compare.core import CompareResult
+from cxraug.fsutil import atomic_dir, write_json
+
+Table = tuple[str, list[str], list[list[str]]]  # title, header, rows
+
+SCALE = {"kid": 1e3}  # shown x 1e3, as `cxraug score` does
+DIGITS = {"fid": 2, "kid": 2, "precision": 3, "recall": 3, "density": 3, "coverage": 3}
+NAMES = {"fid": "FID", "kid": "KID x1e3"}
+CSV_COLUMNS = (
+    "run", "class", "split", "size", "n_real", "n_fake", "status",
+    "fid", "fid_low", "fid_high", "kid", "kid_low", "kid_high", "kid_std", "kid_subset_size",
+    "precision", "precision_low", "precision_high", "recall", "recall_low", "recall_high",
+    "density", "density_low", "density_high", "coverage", "coverage_low", "coverage_high",
+    "mem_share_pixels", "mem_share_features", "mem_near_copies",
+    "plugin", "step", "train_steps_images", "train_min", "train_img_per_s", "export_parameters",
+    "sample_img_per_s", "sample_peak_mb", "extractor", "weights_sha256",
+)  # fmt: skip
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def fmt(v: Any, metric: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v * SCALE.get(metric, 1):.{DIGITS.get(metric, 2)}f}"
+
+
+def _num(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
+
+
+def _outputs(result: CompareResult) -> list[str]:
+    from cxraug.compare.bootstrap import shown_outputs
+
+    return [o for o in shown_outputs(result.context["metrics"]) if o not in ("kid_std", "kid_subset_size")]
+
+
+def cost_table(result: CompareResult) -> Table:
+    header = ["run", "plugin", "step", "images seen", "train min", "train img/s", "params",
+              "sample img/s", "sample peak MB"]  # fmt: skip
+    rows = []
+    for r in result.runs:
+        t, s = r["training"], r["sampling"]
+        rows.append([r["label"], str(r["plugin"]), _num(r["step"]), _num(t["images_seen"]), _num(t["train_min"], 2),
+                     _num(t["train_img_per_s"]), _num(r["export_parameters"]), _num(s["img_per_s"]),
+                     _num(s["peak_mb"])])  # fmt: skip
+    measure = result.runs[0]["sampling"]["memory_measure"] if result.runs else ""
+    title = (
+        f"Cost: training from each run's metrics.jsonl (training-step time, cumulative over resumes); "
+        f"sampling measured now on {result.runs[0]['sampling']['device'] if result.runs else '?'} "
+        f"after a warm-up batch; peak memory = {measure}"
+    )
+    return title, header, rows
+
+
+def quality_table(result: CompareResult) -> Table:
+    outs = _outputs(result)
+    conf = result.context["bootstrap"]["confidence"]
+    header = ["class", "run", "n real", "n fake", *(NAMES.get(o, o) for o in outs), "copy-like px/feat"]
+    rows = []
+    for r in result.rows:
+        cells = [r["class"], r["run"], str(r["n_real"]), str(r["n_fake"])]
+        for o in outs:
+            if r["status"] != "ok":
+                cells.append("too few")
+                continue
+            iv = f" [{fmt(r[f'{o}_low'], o)}, {fmt(r[f'{o}_high'], o)}]" if f"{o}_low" in r else ""
+            cells.append(fmt(r.get(o), o) + iv)
+        sp, sf = r.get("mem_share_pixels"), r.get("mem_share_features")
+        cells.append("-" if sp is None or sf is None else f"{sp:.0%} / {sf:.0%}")
+        rows.append(cells)
+    return f"Quality per class (value [{conf:.0%} bootstrap interval])", header, rows
+
+
+def difference_table(result: CompareResult) -> Table:
+    conf = result.context["bootstrap"]["confidence"]
+    header = ["class", "metric", "A - B", "diff", "interval", "excludes 0", "better"]
+    rows = []
+    for d in result.differences:
+        o = d["metric"]
+        iv = "-" if d["low"] is None else f"[{fmt(d['low'], o)}, {fmt(d['high'], o)}]"
+        ex = {True: "yes", False: "no", None: "-"}[d["excludes_zero"]]
+        better = d["better"] or (d["reason"] or "-")
+        rows.append([d["class"], NAMES.get(o, o), f"{d['run_a']} - {d['run_b']}", fmt(d["diff"], o), iv, ex, better])
+    return f"Paired differences per class ({conf:.0%} interval over the same resamples)", header, rows
+
+
+def downstream_table(result: CompareResult) -> Table | None:
+    if not result.downstream:
+        return None
+    header = ["run", "arm", "class", "metric", "diff vs " + str(result.downstream[0]["reference"]), "interval", "note"]
+    rows = []
+    for d in result.downstream:
+        iv = "-" if d["low"] is None else f"[{d['low']:+.3f}, {d['high']:+.3f}]"
+        diff = "-" if d["diff"] is None else f"{d['diff']:+.3f}"
+        rows.append([d["run"], d["arm"], str(d["class"]), d["metric"], diff, iv, d["reason"]])
+    return "Downstream: benchmark arms from these runs (test split of the benchmark)", header, rows
+
+
+def tables(result: CompareResult) -> list[Table]:
+    out = [cost_table(result), quality_table(result), difference_table(result)]
+    down = downstream_table(result)
+    return [*out, down] if down else out
+
+
+def context_lines(result: CompareResult) -> list[str]:
+    ctx = result.context
+    lines = [
+        f"Dataset {ctx['data']['name']} ({ctx['data']['path']}, fingerprint {ctx['data']['fingerprint'][:12]}), "
+        f"split {ctx['split']}, {ctx['size']} px; {ctx['n_per_class']} synthetic images per class per run, "
+        f"noise seed {ctx['seed']}; extractor {ctx['extractor']} (weights sha256 {str(ctx['weights_sha256'])[:12]}).",
+        "Every run is scored on the same real images and features (computed once): "
+        + ", ".join(f"{c} {n}" for c, n in ctx["n_real"].items())
+        + " real images.",
+        f"Intervals: {ctx['bootstrap']['resamples']} bootstrap resamples (seed {ctx['bootstrap']['seed']}), "
+        f"{ctx['bootstrap']['method']}.",
+    ]
+    if not ctx["data"]["real_data"]:
+        lines.insert(0, "**The dataset is NOT real data.**")
+    if ctx.get("warning"):
+        lines.insert(0, f"**{ctx['warning']}**")
+    lines += ctx.get("notes") or []
+    return lines
+
+
+def verdict_lines(result: CompareResult) -> list[str]:
+    """Per class, on FID: which run is better and whether the interval of the difference excludes 0."""
+    out = []
+    for d in result.differences:
+        if d["metric"] != "fid":
+            continue
+        if d["better"] is None:
+            out.append(f"{d['class']}: {d['run_a']} vs {d['run_b']}: no verdict ({d['reason']})")
+        elif d["better"] == "no difference":
+            out.append(
+                f"{d['class']}: {d['run_a']} vs {d['run_b']}: no difference (FID difference {fmt(d['diff'], 'fid')}, "
+                f"interval [{fmt(d['low'], 'fid')}, {fmt(d['high'], 'fid')}] contains 0)"
+            )
+        else:
+            out.append(
+                f"{d['class']}: {d['better']} is better (FID difference {d['run_a']} - {d['run_b']} "
+                f"{fmt(d['diff'], 'fid')}, interval [{fmt(d['low'], 'fid')}, {fmt(d['high'], 'fid')}] excludes 0)"
+            )
+    return out
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    esc = [[c.replace("|", "\\|") for c in r] for r in [header, *rows]]
+    return [
+        "| " + " | ".join(esc[0]) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(r) + " |" for r in esc[1:]),
+    ]
+
+
+def markdown(result: CompareResult, images: dict[str, str]) -> str:
+    labels = ", ".join(r["label"] for r in result.runs)
+    lines = [f"# cxraug compare: {labels}", "", *context_lines(result), ""]
+    lines += ["## Verdicts (FID)", "", *(f"- {v}" for v in verdict_lines(result)), ""]
+    for title, header, rows in tables(result):
+        lines += [f"## {title}", "", *_md_table(header, rows), ""]
+    lines += ["## Images", ""]
+    lines += [f"![{alt}]({name})" for name, alt in images.items()]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(result: CompareResult) -> str:
+    cost = {r["label"]: r for r in result.runs}
+    extra = [k for r in result.rows for k, v in r.items() if k not in CSV_COLUMNS and not isinstance(v, dict)]
+    buf = io.StringIO()  # metrics registered later (extra) after ours
+    w = csv.DictWriter(buf, fieldnames=[*CSV_COLUMNS, *dict.fromkeys(extra)], extrasaction="ignore")
+    w.writeheader()
+    for row in result.rows:
+        r = cost[row["run"]]
+        t, s = r["training"], r["sampling"]
+        w.writerow({**row, "plugin": r["plugin"], "step": r["step"], "train_steps_images": t["images_seen"],
+                    "train_min": t["train_min"], "train_img_per_s": t["train_img_per_s"],
+                    "export_parameters": r["export_parameters"], "sample_img_per_s": s["img_per_s"],
+                    "sample_peak_mb": s["peak_mb"]})  # fmt: skip
+    return buf.getvalue()
+
+
+def images(result: CompareResult) -> dict[str, tuple[bytes, str]]:
+    """File name -> (PNG bytes, alt text)."""
+    from cxraug.compare.plots import quality_vs_cost, side_by_side
+
+    out = {}
+    for c, per_run in result.samples.items():
+        if any(len(v) for v in per_run.values()):
+            out[f"samples_{slug(c)}.png"] = (side_by_side(c, per_run, result.context["seed"]), f"{c}: samples")
+    out["quality_vs_cost.png"] = (quality_vs_cost(result), "FID vs training minutes and vs sampling img/s")
+    return out
+
+
+def write_outputs(result: CompareResult, out: Path, overwrite: bool = False) -> Path:
+    from cxraug.compare.html import page
+
+    pngs = images(result)
+    with atomic_dir(out, overwrite=overwrite) as stage:
+        write_json(stage / "compare.json", {**result.to_json(), "outputs": str(out)})
+        (stage / "compare.csv").write_text(to_csv(result))
+        for name, (data, _) in pngs.items():
+            (stage / name).write_bytes(data)
+        (stage / "compare.md").write_text(markdown(result, {n: alt for n, (_, alt) in pngs.items()}))
+        (stage / "compare.html").write_text(page(result, pngs))
+    return out

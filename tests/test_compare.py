@@ -1,0 +1,224 @@
+"""`cxraug compare` on tiny runs of both built-in plugins and the third-party example, with a
+cheap stand-in for Inception: one real side for every run, identical runs give identical
+numbers, a mismatched dataset is refused, outputs are written whole or not at all."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from compare_helpers import RecordingProjection, copy_run, retarget_data
+from gen_helpers import tiny_run
+from typer.testing import CliRunner
+
+from cxraug.cli import app
+from cxraug.compare.bootstrap import BootstrapConfig
+from cxraug.compare.core import CompareConfig, compare
+from cxraug.data.prepared import open_prepared
+from cxraug.metrics.score import ScoreConfig
+
+runner = CliRunner()
+CLASSES = ["No Finding", "Infiltration"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory):
+    """The third-party example plugin, installed as pip would (entry point included)."""
+    from test_registry import install_example
+
+    path = tmp_path_factory.mktemp("site")
+    install_example(path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(path))
+        yield path
+    sys.modules.pop("cxraug_classmean", None)
+
+
+@pytest.fixture(scope="module")
+def runs(phantom32: Path, site: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    return {p: tiny_run(p, phantom32, root, steps=2, checkpoint_every=2) for p in ("cgan", "diffusion", "classmean")}
+
+
+@pytest.fixture
+def cheap_extractor(monkeypatch: pytest.MonkeyPatch, phantom32: Path) -> RecordingProjection:
+    """The CLI with a fast pixel projection instead of the Inception network."""
+    from cxraug.metrics import features, inception
+
+    ex = RecordingProjection(open_prepared(phantom32).size)
+    monkeypatch.setattr(inception, "locate_inception_weights", lambda path=None: "test-weights")
+    monkeypatch.setattr(features, "load_feature_extractor", lambda weights=None, device=None: ex)
+    return ex
+
+
+def _cfg(paths: list[Path], tmp: Path, **kw) -> CompareConfig:
+    sc = ScoreConfig(n=24, classes=CLASSES, min_images=10, kid_subsets=5, use_cache=False, batch_size=16)
+    return CompareConfig(runs=paths, score=sc, bootstrap=BootstrapConfig(resamples=12), speed_images=16, **kw)
+
+
+def test_three_plugins_share_one_real_side(runs: dict[str, Path], phantom32: Path, tmp_path: Path) -> None:
+    ex = RecordingProjection(open_prepared(phantom32).size)
+    res = compare(_cfg(list(runs.values()), tmp_path), ex, device="cpu")
+    labels = [r["label"] for r in res.runs]
+    assert [r["plugin"] for r in res.runs] == ["cgan", "diffusion", "classmean"]
+    # The real images of each class were turned into features once, for all three runs.
+    for c in CLASSES:
+        assert sum(w.startswith(f"real val {c} ") for w in ex.log) == 1, ex.log
+        assert sum(w.startswith(f"synthetic {c} ") for w in ex.log) == 3
+    for lab in labels:
+        ctx = res.scores[lab].context
+        assert ctx["classes"] == CLASSES and ctx["n_per_class"] == 24 and ctx["seed"] == 0
+    rows = {(r["run"], r["class"]): r for r in res.rows}
+    assert len(rows) == 3 * 3 and {r["n_real"] for r in res.rows if r["class"] == "No Finding"} == {15}
+    ok = rows[(labels[0], "No Finding")]
+    assert ok["status"] == "ok" and ok["fid_low"] <= ok["fid_high"] and "coverage_high" in ok
+    assert rows[(labels[0], "Infiltration")]["status"].startswith("too few")  # 3 real images
+    # Cost: read from metrics.jsonl (2 steps of 8 images) and measured now.
+    for r in res.runs:
+        t, s = r["training"], r["sampling"]
+        assert t["step"] == 2 and t["images_seen"] == 16 and t["train_s"] >= 0 and t["source"] == "stop record"
+        if t["train_s"] > 0:  # two tiny steps can round to 0.00 s
+            assert t["train_img_per_s"] == pytest.approx(16 / t["train_s"], rel=0.01)
+        assert r["export_parameters"] > 0 and s["img_per_s"] > 0 and s["images"] == 16 and s["device"] == "cpu"
+        assert "CPU" in s["memory_measure"] or s["memory_measure"] == "unavailable"
+    # 3 runs -> 3 pairs, 6 outputs, 3 rows (2 classes + all).
+    assert len(res.differences) == 3 * 6 * 3
+    assert {d["reason"] for d in res.differences if d["class"] == "Infiltration"} == {"too few images"}
+    assert sorted(res.samples["No Finding"]) == sorted(labels)
+    assert all(len(v) == 8 for v in res.samples["No Finding"].values())
+
+
+def test_identical_runs_and_a_run_with_itself(runs: dict[str, Path], phantom32: Path, tmp_path: Path) -> None:
+    twin = copy_run(runs["cgan"], tmp_path / runs["cgan"].name.replace("cgan", "twin"))
+    ex = RecordingProjection(open_prepared(phantom32).size)
+    res = compare(_cfg([runs["cgan"], twin, runs["cgan"]], tmp_path), ex, device="cpu")
+    labels = [r["label"] for r in res.runs]
+    assert labels[2] == labels[0] + "#2"  # the same run twice is told apart
+    by = {(r["run"], r["class"]): r for r in res.rows}
+    for c in ("No Finding", "all"):
+        a, b, again = by[(labels[0], c)], by[(labels[1], c)], by[(labels[2], c)]
+        for key in ("fid", "kid", "precision", "recall", "density", "coverage", "fid_low", "fid_high"):
+            assert a[key] == b[key] == again[key], key
+    done = [d for d in res.differences if d["reason"] == ""]
+    assert done and all(d["diff"] == 0 and d["low"] == 0 == d["high"] and not d["excludes_zero"] for d in done)
+    assert {d["better"] for d in done if d["metric"] != "density"} == {"no difference"}
+
+
+def test_a_mismatched_dataset_is_refused(
+    runs: dict[str, Path], phantom32: Path, tmp_path: Path, cheap_extractor
+) -> None:
+    other = copy_run(runs["classmean"], tmp_path / "00009-classmean-other")
+    retarget_data(other, "0" * 64)
+    base = ["compare", str(runs["cgan"]), str(other), "--n", "24", "--classes", "No Finding", "--min-images", "10"]
+    base += ["--bootstrap", "4", "--speed-images", "8", "--no-cache", "--device", "cpu"]
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "x")])
+    err = res.stderr.strip()
+    assert res.exit_code == 2 and len(err.splitlines()) == 1, res.output
+    assert "trained on different prepared datasets" in err and "--allow-different-data" in err
+    res = runner.invoke(app, [*base, "--data", str(phantom32), "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "--allow-different-data" in res.stderr and not (tmp_path / "x").exists()
+    # Runs that agree with each other, compared on a dataset neither was trained on.
+    both = ["compare", str(other), str(other), *base[3:], "--data", str(phantom32), "--out", str(tmp_path / "x")]
+    res = runner.invoke(app, both)
+    assert res.exit_code == 2 and "is not the dataset" in res.stderr and not (tmp_path / "x").exists()
+    res = runner.invoke(app, [*base, "--data", str(phantom32), "--allow-different-data", "--out", str(tmp_path / "y")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "y" / "compare.json").read_text())["allow_different_data"] is True
+
+
+def test_cli_outputs_atomic_and_narrow(runs: dict[str, Path], tmp_path: Path, cheap_extractor, monkeypatch) -> None:
+    from cxraug.compare import report
+
+    out = tmp_path / "cmp"
+    args = ["compare", str(runs["cgan"]), str(runs["diffusion"]), "--n", "24", "--classes", "No Finding",
+            "--min-images", "10", "--bootstrap", "6", "--speed-images", "8", "--cache-dir", str(tmp_path / "c"),
+            "--kid-subsets", "5", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    res = runner.invoke(app, args, env={"COLUMNS": "80"})
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80 and "…" not in res.stdout
+    assert "cxraug compare" in res.stdout and "NOT real data" in res.stdout and "runs x classes" in res.stderr
+    names = {p.name for p in out.iterdir()}
+    assert {"compare.json", "compare.csv", "compare.md", "compare.html", "quality_vs_cost.png"} <= names
+    assert "samples_No_Finding.png" in names
+    doc = json.loads((out / "compare.json").read_text())
+    assert doc["kind"] == "compare" and len(doc["runs"]) == 2 and doc["bootstrap"]["resamples"] == 6
+    assert set(doc["real_features_sha256"]) == {"No Finding"}
+    md = (out / "compare.md").read_text()
+    assert "## Paired differences" in md and "No Finding:" in md and "![" in md
+    csv_lines = (out / "compare.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + 2 * 2 and csv_lines[0].startswith("run,class,")
+    # An existing folder is refused before any work; a failure while writing leaves nothing.
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "already exists" in again.stderr
+    monkeypatch.setattr(report, "markdown", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk")))
+    broken = runner.invoke(app, [*args[:-1], str(tmp_path / "broken")])
+    assert broken.exit_code != 0 and not (tmp_path / "broken").exists()
+    assert not list(tmp_path.glob(".broken.partial"))
+
+
+def test_user_errors(runs: dict[str, Path], tmp_path: Path, cheap_extractor) -> None:
+    def error(args: list[str], expect: str) -> None:
+        res = runner.invoke(app, ["compare", *args])
+        assert res.exit_code == 2 and expect in res.stderr, res.output
+
+    error([str(runs["cgan"])], "at least two runs")
+    error([str(runs["cgan"]), str(runs["cgan"]), "--bootstrap", "1"], "--bootstrap must be 0")
+    error([str(runs["cgan"]), str(runs["cgan"]), "--split", "train"], "use --split val")
+    error([str(runs["cgan"]), str(tmp_path / "nope"), "--out", str(tmp_path / "o")], "does not exist")
+
+
+def test_benchmark_deltas_matched_through_provenance(runs: dict[str, Path], tmp_path: Path) -> None:
+    from cxraug.compare.core import load_runs
+    from cxraug.compare.downstream import benchmark_deltas
+
+    entries = load_runs([runs["cgan"], runs["diffusion"]], "cpu")
+    syn = tmp_path / "syn-cgan"
+    syn.mkdir()
+    (syn / "provenance.json").write_text(json.dumps({"run": str(runs["cgan"].resolve()), "step": 2}))
+    stat = {"mean": 0.05, "low": -0.01, "high": 0.11, "p_adjusted": 0.4, "reason": ""}
+    results = {
+        "config": {"synthetic": {"cgan": "syn-cgan", "lost": str(tmp_path / "gone")}},
+        "reference": "real",
+        "arms": [{"name": "real", "synthetic": None}, {"name": "cgan", "synthetic": "cgan"}],
+        "per_class_summary": [
+            {"arm": "cgan", "class": "Hernia", "diff": {"auroc": stat, "recall": stat, "f1": stat}},
+            {"arm": "real", "class": "Hernia", "diff": {}},
+        ],
+    }
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "results.json").write_text(json.dumps(results))
+    rows, notes = benchmark_deltas(bench, entries)
+    assert [(r["run"], r["arm"], r["class"], r["metric"]) for r in rows] == [
+        (entries[0].label, "cgan", "Hernia", m) for m in ("auroc", "recall", "f1")
+    ]
+    assert rows[0]["diff"] == 0.05 and rows[0]["low"] == -0.01 and rows[0]["reference"] == "real"
+    assert any("lost" in n and "not found" in n for n in notes)
+
+
+def test_resumed_run_cost_is_cumulative(phantom32: Path, tmp_path: Path, monkeypatch) -> None:
+    """The clock behind the cost columns: a run resumed to 4 steps reports 4 steps' time."""
+    import time
+
+    from cxraug_cgan.plugin import CGAN
+
+    from cxraug.compare.cost import training_cost
+    from cxraug.train import spec_from_run, train
+
+    real_step = CGAN.train_step
+
+    def slow_step(self, x, y, acc):  # 0.1 s per step, so the seconds are there to count
+        time.sleep(0.1)
+        return real_step(self, x, y, acc)
+
+    monkeypatch.setattr(CGAN, "train_step", slow_step)
+    run = tiny_run("cgan", phantom32, tmp_path, steps=2, checkpoint_every=2)
+    first = training_cost(run, 2)
+    train(run, spec_from_run(run, {"steps": 4}), resume=True)
+    total = training_cost(run, 4)
+    assert first["images_seen"] == 16 and total["images_seen"] == 32
+    assert first["train_s"] >= 0.2 and total["train_s"] >= first["train_s"] + 0.2  # not restarted at 0
+    assert total["other_s"] >= first["other_s"]
+    assert total["train_img_per_s"] == pytest.approx(32 / total["train_s"], rel=0.01)
