@@ -167,6 +167,20 @@ def test_user_errors(runs: dict[str, Path], tmp_path: Path, cheap_extractor) -> 
     error([str(runs["cgan"]), str(runs["cgan"]), "--bootstrap", "1"], "--bootstrap must be 0")
     error([str(runs["cgan"]), str(runs["cgan"]), "--split", "train"], "use --split val")
     error([str(runs["cgan"]), str(tmp_path / "nope"), "--out", str(tmp_path / "o")], "does not exist")
+    error([str(runs["cgan"]), str(runs["cgan"]), "--set", "sampler=ddim"], "has the sampling option(s) sampler")
+
+
+def test_sampling_options_go_to_the_runs_whose_plugin_has_them(runs: dict[str, Path], tmp_path: Path) -> None:
+    from cxraug.compare.core import load_runs
+    from cxraug.errors import UserError
+
+    cgan, diffusion = load_runs([runs["cgan"], runs["diffusion"]], "cpu", {"guidance": 2.0, "steps": 3})
+    assert (diffusion.options.guidance, diffusion.options.steps) == (2.0, 3)
+    assert "guidance" not in type(cgan.options).model_fields and cgan.options == cgan.generator.SampleOptions()
+    with pytest.raises(UserError, match=r"no compared run's plugin .* has the sampling option"):
+        load_runs([runs["cgan"], runs["cgan"]], "cpu", {"guidance": 2.0})
+    with pytest.raises(UserError, match="guidance"):  # the plugin's own validation still applies
+        load_runs([runs["cgan"], runs["diffusion"]], "cpu", {"guidance": -1.0})
 
 
 def test_benchmark_deltas_matched_through_provenance(runs: dict[str, Path], tmp_path: Path) -> None:

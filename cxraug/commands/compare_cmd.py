@@ -71,6 +71,13 @@ def compare(
         Optional[Path], typer.Option(help="Output folder (default: RUN_A's parent/compare/<split>-<time>).")
     ] = None,
     overwrite: Overwrite = False,
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--set",
+            help="Sampling option key=value, applied to every run whose plugin has it (e.g. guidance=2).",
+        ),
+    ] = None,
 ) -> None:
     """Compare generator runs on the same real images, n, noise seed and network, with what each cost."""
     _compare(**locals())
@@ -82,6 +89,7 @@ def _compare(**kw: Any) -> None:
     from cxraug.compare.core import CompareConfig
     from cxraug.compare.core import compare as run_compare
     from cxraug.compare.report import write_outputs
+    from cxraug.config import parse_sets
     from cxraug.metrics.features import load_feature_extractor
     from cxraug.metrics.inception import locate_inception_weights
     from cxraug.progress import RichReporter
@@ -92,6 +100,7 @@ def _compare(**kw: Any) -> None:
         runs=list(kw["runs"]), score=sc, data=kw["data"], allow_different_data=kw["allow_different_data"],
         bootstrap=BootstrapConfig(resamples=kw["bootstrap"], confidence=kw["confidence"], seed=kw["seed"]),
         speed_images=kw["speed_images"], grid_columns=kw["grid"], benchmark=kw["benchmark"],
+        sample_values=parse_sets(kw["set_"] or []),
     )  # fmt: skip
     cfg.validate()  # before loading anything slow
     out = kw["out"] or _default_out(cfg)

@@ -43,6 +43,9 @@ class CompareConfig:
     speed_images: int = 128  # images timed for sampling throughput, after a warm-up batch
     grid_columns: int = 8  # samples per run in each class's side-by-side image
     benchmark: Path | None = None  # a `cxraug benchmark` folder: downstream deltas
+    # Sampling options (--set key=value): each run takes the keys its plugin has, so runs of one
+    # plugin always sample alike; a key that no run's plugin has is refused.
+    sample_values: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if len(self.runs) < 2:
@@ -64,6 +67,7 @@ class RunEntry:
     path: Path
     generator: Any
     meta: dict[str, Any]  # the export's config.json
+    options: Any = None  # the plugin's SampleOptions used for every sample of this run
 
     @property
     def data(self) -> dict[str, Any]:
@@ -103,15 +107,25 @@ def _labels(paths: list[Path]) -> list[str]:
     return out
 
 
-def load_runs(paths: list[Path], device: Any) -> list[RunEntry]:
+def load_runs(paths: list[Path], device: Any, sample_values: dict[str, Any] | None = None) -> list[RunEntry]:
     from cxraug.metrics.features import resolve_device
     from cxraug.runs import load_generator
 
-    entries = []
+    values = sample_values or {}
+    entries, used = [], set()
     for label, p in zip(_labels(paths), paths, strict=True):
         gen, meta = load_generator(p)
         gen.to(resolve_device(device))
-        entries.append(RunEntry(label, Path(p), gen, meta))
+        mine = {k: v for k, v in values.items() if k in gen.SampleOptions.model_fields}
+        used |= set(mine)
+        entries.append(RunEntry(label, Path(p), gen, meta, gen.parse_sample_options(mine)))
+    unknown = sorted(set(values) - used)
+    if unknown:
+        plugins = sorted({e.meta.get("plugin") or "?" for e in entries})
+        raise UserError(
+            f"no compared run's plugin ({', '.join(plugins)}) has the sampling option(s) {', '.join(unknown)}; "
+            "see `cxraug plugins` for each plugin's options"
+        )
     return entries
 
 
@@ -167,13 +181,13 @@ def compare(
     cfg.validate()
     reporter = reporter or NullReporter()
     sc = cfg.score
-    entries = load_runs(cfg.runs, device)
+    entries = load_runs(cfg.runs, device, cfg.sample_values)
     data = choose_data(entries, cfg.data, cfg.allow_different_data)
     classes = _classes(sc, data, entries)
 
     run_info = []
     for e in entries:  # cost first: sampling is timed before any feature work fills the allocator
-        sampling = measure_sampling(e.generator, cfg.speed_images, sc.batch_size, sc.seed)
+        sampling = measure_sampling(e.generator, cfg.speed_images, sc.batch_size, sc.seed, e.options)
         run_info.append(_run_record(e, sampling))
 
     real = real_side(data, classes, sc, extractor, reporter)
@@ -229,7 +243,7 @@ def _source(e: RunEntry, sc: ScoreConfig) -> Any:
     from cxraug.metrics.sources import generator_source
 
     info = {"run": str(e.path.resolve()), "step": e.meta.get("step"), "plugin": e.meta.get("plugin")}
-    return generator_source(e.generator, seed=sc.seed, batch_size=sc.batch_size, info=info)
+    return generator_source(e.generator, seed=sc.seed, batch_size=sc.batch_size, options=e.options, info=info)
 
 
 def _run_record(e: RunEntry, sampling: SamplingCost) -> dict[str, Any]:
@@ -240,6 +254,7 @@ def _run_record(e: RunEntry, sampling: SamplingCost) -> dict[str, Any]:
         "plugin": e.meta.get("plugin"),
         "step": step,
         "data": {k: e.data.get(k) for k in ("path", "name", "fingerprint")},
+        "sampling_options": e.options.model_dump(mode="json") if e.options is not None else {},
         "training": training_cost(e.path, step),
         "export_parameters": export_parameters(e.path),
         "sampling": sampling.__dict__,

@@ -107,7 +107,7 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def measure_sampling(generator: Any, n: int, batch_size: int, seed: int = 0) -> SamplingCost:
+def measure_sampling(generator: Any, n: int, batch_size: int, seed: int = 0, options: Any = None) -> SamplingCost:
     """img/s and peak memory of sampling ``n`` images (labels cycling over the classes)."""
     import torch
 
@@ -118,7 +118,7 @@ def measure_sampling(generator: Any, n: int, batch_size: int, seed: int = 0) -> 
 
     def batch(size: int, offset: int) -> None:
         labels = torch.arange(offset, offset + size) % k
-        generator.sample(labels, generator=rng)
+        generator.sample(labels, generator=rng, options=options)
 
     def sync() -> None:
         if cuda:

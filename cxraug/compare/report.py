@@ -56,12 +56,13 @@ def _outputs(result: CompareResult) -> list[str]:
 
 def cost_table(result: CompareResult) -> Table:
     header = ["run", "plugin", "step", "images seen", "train min", "train img/s", "params",
-              "sample img/s", "sample peak MB"]  # fmt: skip
+              "sampling", "sample img/s", "sample peak MB"]  # fmt: skip
     rows = []
     for r in result.runs:
         t, s = r["training"], r["sampling"]
+        opts = ", ".join(f"{k}={v}" for k, v in (r.get("sampling_options") or {}).items() if v is not None) or "-"
         rows.append([r["label"], str(r["plugin"]), _num(r["step"]), _num(t["images_seen"]), _num(t["train_min"], 2),
-                     _num(t["train_img_per_s"]), _num(r["export_parameters"]), _num(s["img_per_s"]),
+                     _num(t["train_img_per_s"]), _num(r["export_parameters"]), opts, _num(s["img_per_s"]),
                      _num(s["peak_mb"])])  # fmt: skip
     measure = result.runs[0]["sampling"]["memory_measure"] if result.runs else ""
     title = (
