@@ -124,7 +124,7 @@ def _load(path: Path, key: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dic
         if json.loads(meta.get("key", "null")) != key or meta.get("weights_sha256") != state_sha256(state):
             return None
         return state, json.loads(meta["record"])
-    except (SafetensorError, OSError, ValueError, KeyError):  # a truncated or foreign file is retrained
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError):  # truncated or foreign: retrained
         return None
 
 
