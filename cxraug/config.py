@@ -39,7 +39,22 @@ class TrainConfig(BaseModel):
     grid_per_class: int = Field(8, ge=1, description="images per class row in sample grids")
     fid_every: int = Field(0, ge=0, description="FID/KID on a small sample every K steps (0: never)")
     fid_n: int = Field(500, ge=10, description="images per side for training-time FID")
+    fid_metrics: list[str] = Field(
+        default_factory=lambda: ["fid", "kid"],
+        description="metrics of training-time scoring: fid, kid, pr, dc, fidelity, fd_cxr (the last two train "
+        "the reference classifier before the first step, or reuse it from the cache)",
+    )
     tensorboard: bool = False
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> TrainConfig:
+        from cxraug.metrics.registry import resolve_metrics
+
+        try:
+            self.fid_metrics = resolve_metrics(self.fid_metrics)
+        except UserError as e:
+            raise ValueError(str(e)) from None
+        return self
 
     @model_validator(mode="after")
     def _default_steps(self) -> TrainConfig:

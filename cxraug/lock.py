@@ -26,8 +26,10 @@ class Busy(UserError):
 
 
 @contextlib.contextmanager
-def output_lock(target: Path, what: str = "output") -> Iterator[Path]:
-    """Hold the lock of ``target`` for the block; a second holder gets a one-line :class:`Busy`."""
+def output_lock(target: Path, what: str = "output", wait: bool = False) -> Iterator[Path]:
+    """Hold the lock of ``target`` for the block; a second holder gets a one-line :class:`Busy`,
+    or, with ``wait``, waits for the first to finish (a cache entry that another process is
+    building is then read instead of built twice)."""
     import fcntl
 
     path = lock_path(target)
@@ -35,7 +37,7 @@ def output_lock(target: Path, what: str = "output") -> Iterator[Path]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             raise Busy(

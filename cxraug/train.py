@@ -131,6 +131,24 @@ def check_runtime(train: TrainConfig) -> None:
             raise UserError("tensorboard logging needs `pip install tensorboard`") from None
 
 
+def training_reference(train: TrainConfig, data: PreparedData, accelerator) -> Any:
+    """The reference classifier for training-time fidelity / fd_cxr (None when not asked): from
+    the cache shared with `cxraug score`, or trained now, before the first step, on one process."""
+    from cxraug.metrics.reference import ReferenceConfig, load_reference
+    from cxraug.metrics.registry import metrics_in
+
+    if not metrics_in(train.fid_metrics, "reference"):
+        return None
+    if accelerator.num_processes > 1:  # said before the first step, not after an hour of training
+        raise UserError(
+            "training-time fidelity / fd_cxr run on one process: drop them from fid_metrics under several "
+            "processes, and score the run afterwards with `cxraug score --metrics fidelity,fd_cxr`"
+        )
+    from cxraug.metrics.cache import default_cache_dir
+
+    return load_reference(data, ReferenceConfig(), default_cache_dir(data.root), accelerator.device)
+
+
 def make_accelerator(train: TrainConfig, run: Path):
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
@@ -255,11 +273,12 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
         labels, train_cfg.batch_size, train_cfg.seed, train_cfg.balanced, accelerator.process_index,
         accelerator.num_processes,
     )  # fmt: skip
-    extractor = None
-    if train_cfg.fid_every and main:  # load once, and fail before the first step if absent
+    extractor = reference = None
+    if train_cfg.fid_every:  # load once, and fail before the first step if absent
         from cxraug.metrics import fid_during_training, load_feature_extractor
 
-        extractor = load_feature_extractor(None, accelerator.device)
+        reference = training_reference(train_cfg, data, accelerator)  # every process: the refusal is shared
+        extractor = load_feature_extractor(None, accelerator.device) if main else None
 
     steps = train_cfg.steps
     assert steps is not None  # filled by TrainConfig's validator
@@ -313,8 +332,9 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
             save_now = final or (train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0)
             if extractor is not None and (final or step % train_cfg.fid_every == 0):
                 result = fid_during_training(
-                    gen, data, split="val", n=train_cfg.fid_n, seed=train_cfg.seed, extractor=extractor
-                )
+                    gen, data, split="val", n=train_cfg.fid_n, seed=train_cfg.seed, extractor=extractor,
+                    metrics=train_cfg.fid_metrics, reference=reference,
+                )  # fmt: skip
                 append_jsonl(run / runs.METRICS, {"step": step, "kind": "fid", **result})
             clock.other_s += time.perf_counter() - t_other
             if save_now:

@@ -103,11 +103,15 @@ def test_precision_recall_density_coverage_known_cases() -> None:
 
 
 def test_registry_names_and_unknown_metric() -> None:
-    assert resolve_metrics(None) == list(METRICS) == ["fid", "kid", "pr", "dc"]
+    # The default set needs no reference classifier; 'all' adds the two that train one.
+    assert resolve_metrics(None) == resolve_metrics([]) == ["fid", "kid", "pr", "dc"]
     assert resolve_metrics(["KID", "fid"]) == ["fid", "kid"]
-    assert resolve_metrics(["all"]) == list(METRICS)
-    with pytest.raises(UserError, match="unknown metric 'fdi'; known: fid, kid, pr, dc"):
+    assert resolve_metrics(["all"]) == list(METRICS) == ["fid", "kid", "pr", "dc", "fidelity", "fd_cxr"]
+    assert resolve_metrics(["fd_cxr", "fidelity", "fid"]) == ["fid", "fidelity", "fd_cxr"]
+    with pytest.raises(UserError, match="unknown metric 'fdi'; known: fid, kid, pr, dc, fidelity, fd_cxr"):
         resolve_metrics(["fdi"])
+    with pytest.raises(ValueError, match="not computed from two feature sets"):
+        compute_metrics(["fidelity"], np.zeros((4, 2)), np.zeros((4, 2)), MetricOptions())
 
 
 def test_proportional_counts_follow_real_mix_within_availability() -> None:

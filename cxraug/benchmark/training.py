@@ -81,7 +81,8 @@ class RunOutput:
     extra: dict = field(default_factory=dict)
 
 
-def _to_float(x: torch.Tensor) -> torch.Tensor:
+def to_model_input(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> the classifier's input range [-1, 1]."""
     return x.float().div_(127.5).sub_(1.0)
 
 
@@ -105,7 +106,7 @@ def predict(model: torch.nn.Module, loader: DataLoader, accelerator) -> tuple[np
     probs, labels, rows = [], [], []
     for x, y, i in loader:
         with accelerator.autocast():
-            logits = model(_to_float(x))
+            logits = model(to_model_input(x))
         p, y, i = accelerator.gather_for_metrics((logits.float().softmax(dim=1), y, i))
         probs.append(p.cpu().double().numpy())
         labels.append(y.cpu().numpy())
@@ -120,18 +121,31 @@ def predict(model: torch.nn.Module, loader: DataLoader, accelerator) -> tuple[np
     return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
 
 
-def train_run(
+@dataclass
+class Fitted:
+    """A classifier trained and selected on validation; the test split has not been seen."""
+
+    model: torch.nn.Module  # the unwrapped model, holding the selected epoch's weights
+    best_epoch: int
+    history: list[dict]
+    val_probs: np.ndarray
+    val_labels: np.ndarray
+
+
+def fit_select(
     ts: TrainSet,
     real_train: np.ndarray,
     val: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray],
     cfg: BenchmarkConfig,
     seed: int,
     accelerator,
-) -> RunOutput:
+) -> Fitted:
+    """Train for ``cfg.epochs`` and keep the epoch with the best validation macro AUROC.
+
+    Takes no test images at all: callers that must never touch test (the reference classifier
+    of ``cxraug score``) use this; :func:`train_run` adds the one look at test."""
     from accelerate.utils import set_seed
 
-    t0 = time.perf_counter()
     set_seed(seed)  # model initialisation (and any other global draw) depends on the seed only
     k = ts.num_classes
     model = build_classifier(cfg.model, k, cfg.weights)
@@ -140,9 +154,8 @@ def train_run(
     train_loader = DataLoader(
         TrainImages(real_train, ts), batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers
     )
-    val_loader, test_loader = _eval_loader(*val, cfg), _eval_loader(*test, cfg)
-    model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
-        model, optimizer, train_loader, val_loader, test_loader
+    model, optimizer, train_loader, val_loader = accelerator.prepare(
+        model, optimizer, train_loader, _eval_loader(*val, cfg)
     )
     # Stepped by hand (not prepared): the schedule then spans exactly the steps this process takes.
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.epochs * len(train_loader)))
@@ -157,7 +170,7 @@ def train_run(
         sampler.set_epoch(epoch)
         total, batches = 0.0, 0
         for x, y in train_loader:
-            xf = _to_float(x)
+            xf = to_model_input(x)
             if ts.augment:
                 xf = augment_batch(xf, cfg.augment, aug_gen)
             loss = loss_fn(model(xf), y)
@@ -174,16 +187,32 @@ def train_run(
             best = (score, epoch + 1, state, val_probs, val_labels)
     assert best is not None
     _, best_epoch, state, val_probs, val_labels = best
-    accelerator.unwrap_model(model).load_state_dict(state)
-    thresholds = choose_thresholds(val_labels, val_probs)
-    test_probs, test_labels = predict(model, test_loader, accelerator)  # the one look at test
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.load_state_dict(state)
+    return Fitted(unwrapped, best_epoch, history, val_probs, val_labels)
+
+
+def train_run(
+    ts: TrainSet,
+    real_train: np.ndarray,
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    cfg: BenchmarkConfig,
+    seed: int,
+    accelerator,
+) -> RunOutput:
+    t0 = time.perf_counter()
+    fitted = fit_select(ts, real_train, val, cfg, seed, accelerator)
+    thresholds = choose_thresholds(fitted.val_labels, fitted.val_probs)
+    test_loader = accelerator.prepare(_eval_loader(*test, cfg))
+    test_probs, test_labels = predict(fitted.model, test_loader, accelerator)  # the one look at test
     accelerator.free_memory()
     return RunOutput(
-        best_epoch=best_epoch,
-        history=history,
+        best_epoch=fitted.best_epoch,
+        history=fitted.history,
         thresholds=thresholds,
-        val_probs=val_probs,
-        val_labels=val_labels,
+        val_probs=fitted.val_probs,
+        val_labels=fitted.val_labels,
         test_probs=test_probs,
         test_labels=test_labels,
         seconds=time.perf_counter() - t0,

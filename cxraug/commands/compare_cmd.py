@@ -30,12 +30,15 @@ from cxraug.commands.score_cmd import (
     Metrics,
     MinImages,
     Overwrite,
+    ReferenceEpochs,
+    ReferenceModel,
     Split,
     UseCache,
     score_config,
 )
 from cxraug.fsutil import check_new_output
 from cxraug.lock import output_lock
+from cxraug.metrics.reference import ReferenceConfig
 
 
 def compare(
@@ -46,7 +49,9 @@ def compare(
     split: Split = "val",
     n: Annotated[int, typer.Option("--n", "-n", help="Synthetic images per class and run.")] = 1000,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all in common).")] = None,
-    metrics: Metrics = "all",
+    metrics: Metrics = None,
+    reference_model: ReferenceModel = ReferenceConfig.model,
+    reference_epochs: ReferenceEpochs = ReferenceConfig.epochs,
     memorization: Memorization = True,
     benchmark: Annotated[
         Optional[Path], typer.Option(help="A `cxraug benchmark` folder: per-class deltas of the arms from these runs.")

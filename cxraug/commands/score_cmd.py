@@ -1,4 +1,5 @@
-"""``cxraug score``: FID/KID (+ precision/recall, density/coverage, memorization) per class."""
+"""``cxraug score``: FID/KID (+ precision/recall, density/coverage, memorization, and with the
+reference classifier label fidelity and FD in chest-X-ray features) per class."""
 
 from __future__ import annotations
 
@@ -22,10 +23,21 @@ from cxraug.commands.common import (
 )
 from cxraug.errors import UserError
 from cxraug.lock import output_lock
+from cxraug.metrics.reference import ReferenceConfig
 
 # Options that `score` and `compare` share, with the same meaning and help.
 Split = Annotated[str, typer.Option(help="Real images to compare with: val (default) or test (held-out; say so).")]
-Metrics = Annotated[str, typer.Option(help="Comma-separated: fid, kid, pr, dc, or all.")]
+Metrics = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Comma-separated: fid, kid, pr, dc (the default set), fidelity, fd_cxr (these two train a "
+        "reference classifier on the train split on first use, then reuse it), or all."
+    ),
+]
+ReferenceModel = Annotated[
+    str, typer.Option(help="Reference classifier for fidelity / fd_cxr: a `cxraug benchmark` model name.")
+]
+ReferenceEpochs = Annotated[int, typer.Option(help="Reference classifier's training epochs.")]
 Memorization = Annotated[bool, typer.Option(help="Nearest training image of each synthetic one.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")]
 BatchSize = Annotated[int, typer.Option(help="Images per generator / Inception batch.")]
@@ -49,6 +61,7 @@ def score_config(kw: dict[str, Any]) -> Any:
         split=kw["split"], n=kw["n"], classes=parse_list(kw["classes"]), metrics=parse_list(kw["metrics"]),
         memorization=kw["memorization"], batch_size=kw["batch_size"], seed=kw["seed"], min_images=kw["min_images"],
         kid_subsets=kw["kid_subsets"], cache_dir=kw["cache_dir"], use_cache=kw["cache"],
+        reference=ReferenceConfig(model=kw["reference_model"], epochs=kw["reference_epochs"]),
     )  # fmt: skip
 
 
@@ -63,7 +76,9 @@ def score(
     split: Split = "val",
     n: Annotated[int, typer.Option("--n", "-n", help="Synthetic images per class.")] = 1000,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all available).")] = None,
-    metrics: Metrics = "all",
+    metrics: Metrics = None,
+    reference_model: ReferenceModel = ReferenceConfig.model,
+    reference_epochs: ReferenceEpochs = ReferenceConfig.epochs,
     memorization: Memorization = True,
     as_json: AsJson = False,
     batch_size: BatchSize = 64,
@@ -165,12 +180,20 @@ def score_table(result: Any, console: Console) -> Table:
         + (f", {ctx['cache']['damaged_rebuilt']} damaged and rebuilt" if ctx["cache"].get("damaged_rebuilt") else "")
         + "."
     )
+    ref = ctx.get("reference")
+    if ref:
+        caption += (
+            f" Fidelity / FD cxr: reference {ref['model']} (weights sha256 {ref['weights_sha256'][:12]}), "
+            "not comparable across datasets or reference settings."
+        )
     if not ctx["data"]["real_data"]:
         caption = "[bold yellow]dataset is NOT real data[/]\n" + caption
     title = f"cxraug score: {ctx['data']['name']} ({ctx['split']})"
     columns = [Column("class", "left", number=False), Column("n real"), Column("n fake")]
     heads = {"fid": [("FID", 0)], "kid": [("KID x1e3", 1)], "pr": [("precision", 3), ("recall", 3)],
-             "dc": [("density", 4), ("coverage", 4)]}  # fmt: skip
+             "dc": [("density", 4), ("coverage", 4)], "fidelity": [("fidelity\nsyn / real", 1)],
+             "fd_cxr": [("FD cxr", 1)]}  # fmt: skip
+    inception = [m for m in cols if m in ("fid", "kid", "pr", "dc")]
     for m in cols:
         columns += [Column(h, drop=d) for h, d in heads[m]]
     mem = result.memorization is not None
@@ -185,18 +208,21 @@ def score_table(result: Any, console: Console) -> Table:
             str(row["n_real"]),
             str(row["n_fake"]),
         ]
-        if row["status"] != "ok":
-            cells += ["too few"] + [""] * (sum(len(heads[m]) for m in cols) - 1)
-        else:
-            for m in cols:
-                if m == "fid":
-                    cells.append(_fmt(row["fid"]))
-                elif m == "kid":
-                    cells.append(f"{row['kid'] * 1e3:.2f}\n± {row['kid_std'] * 1e3:.2f}")
-                elif m == "pr":
-                    cells += [_fmt(row["precision"]), _fmt(row["recall"])]
-                else:
-                    cells += [_fmt(row["density"]), _fmt(row["coverage"])]
+        for m in cols:
+            if m in inception and row["status"] != "ok":  # fidelity still has its numbers: it needs no real side
+                cells += ["too few" if m == inception[0] and i == 0 else "" for i in range(len(heads[m]))]
+            elif m == "fid":
+                cells.append(_fmt(row["fid"]))
+            elif m == "kid":
+                cells.append(f"{row['kid'] * 1e3:.2f}\n± {row['kid_std'] * 1e3:.2f}")
+            elif m == "pr":
+                cells += [_fmt(row["precision"]), _fmt(row["recall"])]
+            elif m == "dc":
+                cells += [_fmt(row["density"]), _fmt(row["coverage"])]
+            elif m == "fidelity":
+                cells.append(f"{_fmt(row.get('fidelity'))} / {_fmt(row.get('real_fidelity'))}")
+            elif m == "fd_cxr":
+                cells.append(_fmt(row["fd_cxr"]) if "fd_cxr" in row else "too few")
         if mem:
             sp, sf = row.get("mem_share_pixels"), row.get("mem_share_features")
             cells.append("-" if sp is None else f"{sp:.0%} / {sf:.0%}")
@@ -214,6 +240,7 @@ def notes(result: Any, out: Path) -> list[str]:
             f"{len(few)} row(s) without numbers, too few images (< {ctx['min_images']} on a side): "
             + ", ".join(f"{r['class']} ({r['n_real']} real)" for r in few)
         )
+    lines += reference_notes(ctx)
     m = result.memorization
     if m is not None:
         if m.threshold_px is not None:
@@ -231,7 +258,40 @@ def notes(result: Any, out: Path) -> list[str]:
                 f"{_pct(ov['share_below_pixels'])} / {_pct(ov['share_below_features'])} below the thresholds "
                 f"(alarm above {m.config.alarm_share:.0%}); see closest_pairs.png"
             )
-    lines.append(f"wrote {out} (scores.json, scores.csv{', memorization.csv, closest_pairs.png' if m else ''})")
+    files = ", ".join(
+        ["scores.json", "scores.csv", *(["memorization.csv", "closest_pairs.png"] if m else []), *result.files]
+    )
+    lines.append(f"wrote {out} ({files})")
+    return lines
+
+
+WEAK_RECALL = 0.5  # a reference that finds fewer real val images of a class than this is a weak judge of it
+FEW_VAL = 10  # ... as is one whose val recall of the class rests on fewer images
+
+
+def reference_notes(ctx: dict[str, Any]) -> list[str]:
+    """Where the reference came from, and the classes it judges weakly (from its own val recall)."""
+    ref = ctx.get("reference")
+    if not ref:
+        return []
+    how = "reused from the cache" if ref["cache"].get("reused") else f"trained in {ref['seconds_to_train']:.0f} s"
+    auroc = ref["val_macro_auroc"]
+    lines = [
+        f"reference classifier: {ref['model']}, {ref['settings']['epochs']} epochs on {ref['trained_on']['n']} train "
+        f"images, selected on {ref['selected_on']['n']} val images (epoch {ref['selected_on']['best_epoch']}, val macro "
+        f"AUROC {_fmt(auroc, 3)}), test split never read; {how}"
+    ]
+    scored = set(ctx["classes"])
+    weak = [
+        r for r in ref["val_per_class"]
+        if r["class"] in scored and (r["recall_top1"] is None or r["recall_top1"] < WEAK_RECALL or r["n_val"] < FEW_VAL)
+    ]  # fmt: skip
+    if weak:
+        lines.append(
+            "[yellow]weak judge[/] (val recall < "
+            f"{WEAK_RECALL:.0%} or under {FEW_VAL} val images) of: "
+            + ", ".join(f"{r['class']} (recall {_pct(r['recall_top1'])} of {r['n_val']})" for r in weak)
+        )
     return lines
 
 

@@ -1,7 +1,10 @@
 """Name-keyed sample-quality metrics on feature sets, shared by ``cxraug score`` and training.
 
 Each metric maps (real features, fake features, options) to named numbers. ``score`` runs the
-ones the user lists; the training loop runs fid and kid on a small sample.
+ones the user lists; the training loop runs fid and kid on a small sample. Metrics of the
+``reference`` space use the reference classifier trained on the dataset's own training patients
+(``cxraug.metrics.reference``) and are computed by ``cxraug.metrics.fidelity``; they are not
+in the default set (the first use trains a classifier), only where named or under ``all``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ class Metric:
     name: str
     description: str
     outputs: tuple[str, ...]
-    fn: Callable[[np.ndarray, np.ndarray, MetricOptions], dict[str, float]]
+    # None: needs more than two feature sets (the reference's probabilities); fidelity.py computes it
+    fn: Callable[[np.ndarray, np.ndarray, MetricOptions], dict[str, float]] | None
+    space: str = "inception"  # "inception" (the FID network) or "reference" (the dataset's own classifier)
+    default: bool = True  # in the set used when no metric is named
 
 
 def _fid(real: np.ndarray, fake: np.ndarray, o: MetricOptions) -> dict[str, float]:
@@ -67,6 +73,16 @@ def _dc(real: np.ndarray, fake: np.ndarray, o: MetricOptions) -> dict[str, float
     return {"density": d, "coverage": c}
 
 
+# FD, KID and precision/recall again, in the reference classifier's penultimate features.
+_CXR_NAMES = {"fid": "fd_cxr", "kid": "kid_cxr", "kid_std": "kid_cxr_std", "kid_subset_size": "kid_cxr_subset_size",
+              "precision": "precision_cxr", "recall": "recall_cxr"}  # fmt: skip
+
+
+def _fd_cxr(real: np.ndarray, fake: np.ndarray, o: MetricOptions) -> dict[str, float]:
+    out = {**_fid(real, fake, o), **_kid(real, fake, o), **_pr(real, fake, o)}
+    return {_CXR_NAMES[k]: v for k, v in out.items()}
+
+
 METRICS: MappingProxyType[str, Metric] = MappingProxyType(
     {
         m.name: m
@@ -77,17 +93,35 @@ METRICS: MappingProxyType[str, Metric] = MappingProxyType(
             ),
             Metric("pr", "precision / recall, k-NN manifolds (Kynkäänniemi 2019)", ("precision", "recall"), _pr),
             Metric("dc", "density / coverage (Naeem 2020)", ("density", "coverage"), _dc),
+            Metric(
+                "fidelity",
+                "label fidelity: share of synthetic images of c the reference classifier calls c, beside real val",
+                ("fidelity", "fidelity_p", "real_fidelity", "real_fidelity_p", "fidelity_ratio"),
+                None,
+                space="reference",
+                default=False,
+            ),
+            Metric(
+                "fd_cxr",
+                "FD / KID / precision / recall in the reference classifier's features (chest-X-ray space)",
+                tuple(_CXR_NAMES.values()),
+                _fd_cxr,
+                space="reference",
+                default=False,
+            ),
         )
     }
 )
 
 
 def resolve_metrics(names: Iterable[str] | None) -> list[str]:
-    """Validate metric names (None or 'all' -> every metric), in registry order."""
+    """Validate metric names (None -> the default set, 'all' -> every metric), in registry order."""
     if names is None:
-        return list(METRICS)
+        return [n for n, m in METRICS.items() if m.default]
     wanted = [n.strip().lower() for n in names if n.strip()]
-    if not wanted or "all" in wanted:
+    if not wanted:
+        return [n for n, m in METRICS.items() if m.default]
+    if "all" in wanted:
         return list(METRICS)
     unknown = [n for n in wanted if n not in METRICS]
     if unknown:
@@ -95,10 +129,18 @@ def resolve_metrics(names: Iterable[str] | None) -> list[str]:
     return [n for n in METRICS if n in wanted]
 
 
+def metrics_in(names: Iterable[str], space: str) -> list[str]:
+    """The named metrics of one feature space."""
+    return [n for n in names if METRICS[n].space == space]
+
+
 def compute_metrics(
     names: Iterable[str], real: np.ndarray, fake: np.ndarray, options: MetricOptions
 ) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in names:
-        out.update(METRICS[name].fn(real, fake, options))
+        fn = METRICS[name].fn
+        if fn is None:
+            raise ValueError(f"metric {name!r} is not computed from two feature sets; see cxraug.metrics.fidelity")
+        out.update(fn(real, fake, options))
     return out

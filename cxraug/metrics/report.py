@@ -14,6 +14,9 @@ ROW_COLUMNS = (
     "class", "split", "size", "n_real", "n_fake", "status", "fid", "kid", "kid_std", "kid_subset_size",
     "precision", "recall", "density", "coverage", "mem_share_pixels", "mem_share_features", "mem_near_copies",
     "extractor", "weights_sha256",
+    # with the reference classifier (fidelity, fd_cxr): comparable only under the same reference
+    "fidelity", "fidelity_p", "fidelity_n", "real_fidelity", "real_fidelity_p", "real_fidelity_n", "fidelity_ratio",
+    "fd_cxr", "kid_cxr", "kid_cxr_std", "precision_cxr", "recall_cxr", "ref_val_recall", "ref_val_auroc",
 )  # fmt: skip
 
 
@@ -45,6 +48,8 @@ def write_outputs(result: ScoreResult, out: Path, metrics_jsonl: Path | None, ov
             (stage / "memorization.csv").write_text(_csv(result.per_image, list(result.per_image[0])))
         if result.pairs_png:
             (stage / "closest_pairs.png").write_bytes(result.pairs_png)
+        for name, data in result.files.items():  # e.g. confusion.csv / confusion.png of fidelity
+            (stage / name).write_bytes(data)
     if metrics_jsonl is not None:
         step = result.context.get("source", {}).get("step")
         append_jsonl(metrics_jsonl, {"step": step, **result.to_json(), "outputs": str(out)})

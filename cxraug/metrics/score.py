@@ -21,7 +21,8 @@ from cxraug.data.prepared import PreparedData, fingerprint
 from cxraug.errors import UserError
 from cxraug.metrics.cache import CacheKey, FeatureCache, default_cache_dir
 from cxraug.metrics.memorization import MemorizationConfig, MemorizationResult
-from cxraug.metrics.registry import DEFAULT_MIN_IMAGES, MetricOptions, compute_metrics, resolve_metrics
+from cxraug.metrics.reference import ReferenceConfig
+from cxraug.metrics.registry import DEFAULT_MIN_IMAGES, MetricOptions, compute_metrics, metrics_in, resolve_metrics
 from cxraug.metrics.sources import FakeSource
 from cxraug.progress import NullReporter, Reporter
 
@@ -34,7 +35,7 @@ class ScoreConfig:
     split: str = "val"
     n: int = 1000  # synthetic images per class
     classes: list[str] | None = None  # None: every class both sides have
-    metrics: list[str] | None = None  # None: all registered metrics
+    metrics: list[str] | None = None  # None: the default set (no reference classifier)
     memorization: bool = True
     batch_size: int = 64
     seed: int = 0  # generator noise and KID subsets
@@ -43,6 +44,7 @@ class ScoreConfig:
     cache_dir: Path | None = None  # None: DATA/feature_cache
     use_cache: bool = True
     memorization_config: MemorizationConfig = field(default_factory=MemorizationConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)  # for fidelity and fd_cxr
 
     def validate(self) -> None:
         if self.split not in SPLITS:
@@ -56,6 +58,8 @@ class ScoreConfig:
         if self.min_images < 6:
             raise UserError(f"--min-images must be at least 6 (got {self.min_images})")
         self.metrics = resolve_metrics(self.metrics)
+        if metrics_in(self.metrics, "reference"):
+            self.reference.validate()
 
 
 @dataclass
@@ -65,10 +69,12 @@ class ScoreResult:
     memorization: MemorizationResult | None = None
     pairs_png: bytes | None = None
     per_image: list[dict[str, Any]] = field(default_factory=list)  # nearest train image of each synthetic one
+    extra: dict[str, Any] = field(default_factory=dict)  # further JSON sections (fidelity confusion tables)
+    files: dict[str, bytes] = field(default_factory=dict)  # further output files by name (confusion.png)
 
     def to_json(self) -> dict[str, Any]:
         mem = self.memorization.summary() if self.memorization else None
-        return {**self.context, "memorization": mem, "rows": self.rows}
+        return {**self.context, "memorization": mem, "rows": self.rows, **self.extra}
 
 
 def real_features(
@@ -119,7 +125,7 @@ def _metric_row(
         row["status"] = f"too few images (n_real={len(real)}, n_fake={len(fake)} < {cfg.min_images})"
         return row
     opts = MetricOptions(kid_subsets=cfg.kid_subsets, seed=cfg.seed)
-    row.update(compute_metrics(names, real, fake, opts))
+    row.update(compute_metrics(metrics_in(names, "inception"), real, fake, opts))
     row["status"] = "ok"
     return row
 
@@ -219,6 +225,7 @@ def score(
     cfg: ScoreConfig,
     extractor: Any,
     reporter: Reporter | None = None,
+    reference: Any = None,  # a ReferenceClassifier; None: loaded or trained when fidelity/fd_cxr are asked
 ) -> ScoreResult:
     """Per-class and overall metrics of ``source`` against ``data``'s ``cfg.split``."""
     t0 = time.perf_counter()
@@ -227,7 +234,7 @@ def score(
     check_size(data, source)
     classes = choose_classes(cfg, data, source)
     real = real_side(data, classes, cfg, extractor, reporter)
-    return score_source(real, source, cfg, reporter, t0=t0)
+    return score_source(real, source, cfg, reporter, t0=t0, reference=reference)
 
 
 def score_source(
@@ -237,6 +244,7 @@ def score_source(
     reporter: Reporter | None = None,
     fake: dict[str, Pair] | None = None,
     t0: float | None = None,
+    reference: Any = None,  # a ReferenceClassifier; None: loaded or trained when fidelity/fd_cxr are asked
 ) -> ScoreResult:
     """The per-source side: metrics of ``source`` (or of its already drawn ``fake`` images and
     features) against the real side. ``cfg`` must be the one ``real`` was built with."""
@@ -256,6 +264,13 @@ def score_source(
     rows.append(overall)
 
     result = ScoreResult(context={}, rows=rows)
+    if metrics_in(cfg.metrics, "reference"):  # fidelity, fd_cxr: the dataset's own classifier
+        from cxraug.metrics.fidelity import add_reference_metrics
+
+        images = {c: fake[c][0] for c in classes}
+        reference = add_reference_metrics(
+            data, classes, images, result, cfg, extractor, reference, real.cache, real.fingerprint, reporter
+        )
     if cfg.memorization:
         res, result.per_image, result.pairs_png = _memorization(real, fake, cfg, reporter)
         result.memorization = res
@@ -296,6 +311,8 @@ def score_source(
         },
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    if metrics_in(cfg.metrics, "reference"):
+        result.context["reference"] = reference.describe()  # next to every number that used it
     if cfg.split == "test":
         result.context["warning"] = "scored on the TEST split: do not use these numbers to choose models"
     return result
