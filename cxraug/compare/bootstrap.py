@@ -174,7 +174,22 @@ def resample(
     return out
 
 
-def interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+# Where a metric's values can lie (clip the re-centred interval to them); unlisted: unbounded.
+RANGES = {"fid": (0.0, np.inf), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "coverage": (0.0, 1.0),
+          "density": (0.0, np.inf)}  # fmt: skip
+
+
+def interval(
+    values: np.ndarray, confidence: float, estimate: float, bounds: tuple[float, float] = (-np.inf, np.inf)
+) -> tuple[float, float]:
+    """The bootstrap spread, re-centred on the estimate: estimate + quantiles of (draw - mean draw).
+
+    Resampling with replacement repeats images, and repeats shift FID-like metrics (a resampled
+    set of n holds about 0.63 n distinct images, and FID grows as n shrinks): the percentile
+    interval of a 30-minute cgan's FID 101.5 at n=234 was [108.6, 121.4], not even containing
+    the estimate. The spread is what the resampling measures well; its shift is an artefact.
+    """
     lo = (1 - confidence) / 2
-    low, high = np.quantile(values, [lo, 1 - lo])
-    return float(low), float(high)
+    dev = values - values.mean()
+    low, high = estimate + np.quantile(dev, [lo, 1 - lo])
+    return float(np.clip(low, *bounds)), float(np.clip(high, *bounds))

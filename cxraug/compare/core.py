@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cxraug.compare.bootstrap import LOWER_IS_BETTER, OUTPUTS, BootstrapConfig, interval, resample
+from cxraug.compare.bootstrap import LOWER_IS_BETTER, OUTPUTS, RANGES, BootstrapConfig, interval, resample
 from cxraug.compare.cost import SamplingCost, export_parameters, measure_sampling, training_cost
 from cxraug.errors import UserError
 from cxraug.metrics.score import (
@@ -227,8 +227,10 @@ def compare(
             "resamples": cfg.bootstrap.resamples,
             "confidence": cfg.bootstrap.confidence,
             "seed": cfg.bootstrap.seed,
-            "method": "percentile; real and synthetic feature vectors resampled with replacement, the same real "
-            "draw and the same synthetic positions for every run (paired differences)",
+            "method": "bootstrap spread re-centred on the estimate (estimate + quantiles of draw - mean draw: "
+            "resampling with replacement shifts FID-like metrics upward); real and synthetic feature vectors "
+            "resampled with replacement, the same real draw and the same synthetic positions for every run "
+            "(paired differences)",
         },
         "allow_different_data": cfg.allow_different_data,
         "notes": notes,
@@ -286,7 +288,9 @@ def _rows_and_differences(
             row = {"run": lab, **per_run[lab]}
             if draws is not None:
                 for o in outputs:
-                    row[f"{o}_low"], row[f"{o}_high"] = interval(draws[lab][o], cfg.bootstrap.confidence)
+                    row[f"{o}_low"], row[f"{o}_high"] = interval(
+                        draws[lab][o], cfg.bootstrap.confidence, per_run[lab][o], RANGES.get(o, (-np.inf, np.inf))
+                    )
             rows.append(row)
         for a_i, a in enumerate(labels):
             for b in labels[a_i + 1 :]:
@@ -306,7 +310,7 @@ def _difference(
     if draws is None:
         d.update(low=None, high=None, excludes_zero=None, better=None, reason="no bootstrap (--bootstrap 0)")
         return d
-    d["low"], d["high"] = interval(draws[a][o] - draws[b][o], confidence)
+    d["low"], d["high"] = interval(draws[a][o] - draws[b][o], confidence, d["diff"])
     d["excludes_zero"] = bool(d["low"] > 0 or d["high"] < 0)
     if o in ("density",):  # about 1 for matching distributions: neither direction is "better"
         d["better"] = None
