@@ -37,6 +37,11 @@ def quality_vs_cost(result: Any) -> bytes:
                 ax.scatter([x], [y], s=30)
                 ax.annotate(r["label"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     axes[0].set_xlabel("training minutes (training steps only)")
+    axes[0].ticklabel_format(axis="x", style="plain", useOffset=False)  # equal budgets: no "+3e1" offset
+    lo, hi = axes[0].get_xlim()
+    if hi - lo < 1:  # runs at the same budget: show a minute either side, not a hundredth
+        mid = (lo + hi) / 2
+        axes[0].set_xlim(max(0.0, mid - 1), mid + 1)
     axes[1].set_xlabel("sampling img/s (this device)")
     axes[1].set_xscale("log")
     for ax in axes:
