@@ -21,3 +21,8 @@ def tiny_run(plugin: str, data: Path, runs_root: Path, **train_kw) -> Path:
     run = start_run(spec, runs_root)
     train(run, spec)
     return run
+
+
+def phantom_prepare_argv(out: Path, n: int = 180) -> list[str]:
+    """`cxraug prepare` of a tiny phantom set (32 px, one worker), as the CLI tests type it."""
+    return ["prepare", "--source", "phantom", "--n", str(n), "--size", "32", "--workers", "1", "--out", str(out)]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gen_helpers import phantom_prepare_argv
 from typer.testing import CliRunner
 
 from cxraug import registry
@@ -50,19 +51,7 @@ def test_a_bug_in_our_resize_is_not_a_bad_image_file(tmp_path: Path, monkeypatch
         raise ZeroDivisionError("a bug of ours")
 
     monkeypatch.setattr(prepare, "resize_square", broken_resize)
-    argv = [
-        "prepare",
-        "--source",
-        "phantom",
-        "--n",
-        "180",
-        "--size",
-        "32",
-        "--workers",
-        "1",
-        "--out",
-        str(tmp_path / "d"),
-    ]
+    argv = phantom_prepare_argv(tmp_path / "d")
     r = runner.invoke(app, argv)
     assert r.exit_code == 1 and isinstance(r.exception, ZeroDivisionError), r.output
     assert not (tmp_path / "d").exists()

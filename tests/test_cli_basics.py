@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from gen_helpers import phantom_prepare_argv
 from typer.testing import CliRunner
 
 from cxraug import __version__
@@ -102,7 +103,7 @@ def test_info_on_a_folder_that_is_not_a_dataset(tmp_path: Path) -> None:
 
 def test_prepare_prints_the_table(tmp_path: Path) -> None:
     out = tmp_path / "ph"
-    args = ["prepare", "--source", "phantom", "--n", "180", "--size", "32", "--out", str(out), "--workers", "1"]
+    args = phantom_prepare_argv(out)
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     text = result.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gen_helpers import tiny_run
+from gen_helpers import phantom_prepare_argv, tiny_run
 from typer.testing import CliRunner
 
 from cxraug import checkpoint, runs
@@ -268,19 +268,7 @@ def test_disk_full_while_preparing(tmp_path, monkeypatch) -> None:
     from cxraug.data.prepare import _NpyStream
 
     _disk_full_after(monkeypatch, _NpyStream, "write", 30)
-    argv = [
-        "prepare",
-        "--source",
-        "phantom",
-        "--n",
-        "180",
-        "--size",
-        "32",
-        "--workers",
-        "1",
-        "--out",
-        str(tmp_path / "d"),
-    ]
+    argv = phantom_prepare_argv(tmp_path / "d")
     one_line_error(runner.invoke(app, argv), "no space left on the device")
     assert not (tmp_path / "d").exists() and not _litter(tmp_path)
 
