@@ -19,10 +19,10 @@ from cxraug.train import spec_from_run, start_run, train
 
 # A tiny config in which every piece of state moves within a few steps of batch 8: the EMA
 # averages (no ramp-up: a half-life of 32 images), ADA adjusts p every 2 steps, R1 runs every
-# second step and LeCam's anchors move.
+# second step, LeCam's anchors move and D sees the minibatch std.
 LIVELY = {
     **CGAN.tiny_config(), "ema_kimg": 0.032, "ema_rampup": None, "aug_p": 0.5, "ada_target": 0.0,
-    "ada_speed_img": 64, "ada_interval": 2, "r1_gamma": 1.0, "r1_every": 2, "lecam": 0.3,
+    "ada_speed_img": 64, "ada_interval": 2, "r1_gamma": 1.0, "r1_every": 2, "lecam": 0.3, "mbstd_group": 4,
 }  # fmt: skip
 
 
@@ -177,6 +177,26 @@ def test_discriminator_without_spectral_norm() -> None:
     assert any(parametrize.is_parametrized(m) for m in with_sn.modules())
     assert not any(parametrize.is_parametrized(m) for m in without.modules())
     assert without(torch.rand(3, 1, 32, 32), torch.tensor([0, 1, 1])).shape == (3,)
+
+
+def test_minibatch_std_sees_collapse_and_never_mixes_real_with_fake() -> None:
+    from cxraug_cgan.nets import MinibatchStd
+
+    layer = MinibatchStd(4)
+    same = torch.rand(1, 3, 8, 8).expand(8, -1, -1, -1)
+    assert layer(same).shape == (8, 4, 8, 8)
+    assert layer(same)[:, 3].max() < 1e-3, "a collapsed batch has no spread"
+    assert layer(torch.rand(8, 3, 8, 8))[:, 3].min() > 0.1
+    assert layer(torch.rand(6, 3, 8, 8))[:, 3].shape == (6, 8, 8), "a group of 3 when 4 does not divide 6"
+
+    torch.manual_seed(0)
+    d = Discriminator(32, 2, 8, 64, mbstd_group=4).eval()
+    real, y = torch.rand(6, 1, 32, 32), torch.tensor([0, 1, 0, 1, 0, 1])
+    a = d(torch.cat([real, torch.rand(6, 1, 32, 32)]), torch.cat([y, y]), parts=2)
+    b = d(torch.cat([real, torch.rand(6, 1, 32, 32)]), torch.cat([y, y]), parts=2)
+    assert torch.allclose(a[:6], b[:6]), "D's verdict on the reals does not depend on the fakes"
+    c = d(torch.cat([real, torch.rand(6, 1, 32, 32)]), torch.cat([y, y]))  # one part: groups straddle
+    assert not torch.allclose(a[:6], c[:6])
 
 
 # --- exact resume, and a test that notices dropped state ----------------------------------------------

@@ -29,6 +29,9 @@ class CGANConfig(EMASettings, PluginConfig):
     beta1: float = Field(0.0, ge=0, lt=1)
     beta2: float = Field(0.9, ge=0, lt=1)
     d_sn: bool = Field(True, description="spectral norm in D (off: rely on R1, r1_gamma > 0, as StyleGAN2 does)")
+    mbstd_group: int = Field(
+        0, ge=0, le=64, description="minibatch-std group size in D, against collapse (StyleGAN: 4; 0: off)"
+    )
     lecam: float = Field(0.0, ge=0, description="LeCam regularisation weight on D (Tseng et al. 2021; 0: off)")
     lecam_decay: float = Field(0.99, ge=0, lt=1, description="EMA decay of the LeCam anchors (mean D outputs)")
     augment: str = Field("translation,cutout,brightness,contrast", description="DiffAugment ops, or 'none'")

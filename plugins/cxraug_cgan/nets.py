@@ -116,8 +116,31 @@ class DBlock(nn.Module):
         return F.avg_pool2d(h, 2) + F.avg_pool2d(self.skip(x), 2)
 
 
+class MinibatchStd(nn.Module):
+    """Append the spread of the features across a group of samples (StyleGAN's minibatch std).
+
+    A generator that collapses within a class gives groups with near-zero spread, which D then
+    sees directly. Groups are contiguous, and the batch may be ``parts`` independent equal parts
+    (D's real and fake halves), so no group ever mixes real and fake images.
+    """
+
+    def __init__(self, group: int) -> None:
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor, parts: int = 1) -> torch.Tensor:
+        n = x.shape[0] // parts
+        g = max(d for d in range(1, min(self.group, n) + 1) if n % d == 0)
+        spread = x.reshape(-1, g, *x.shape[1:]).var(dim=1, unbiased=False).add(1e-8).sqrt()
+        feat = spread.mean(dim=(1, 2, 3)).repeat_interleave(g)  # one number per group, per member
+        return torch.cat([x, feat.view(-1, 1, 1, 1).expand(-1, 1, *x.shape[2:])], dim=1)
+
+
 class Discriminator(nn.Module):
-    """Projection discriminator (Miyato & Koyama 2018): D(x, y) = psi(phi(x)) + <embed(y), phi(x)>."""
+    """Projection discriminator (Miyato & Koyama 2018): D(x, y) = psi(phi(x)) + <embed(y), phi(x)>.
+
+    With ``mbstd_group`` > 0 the last block also sees the minibatch std of its input.
+    """
 
     def __init__(
         self,
@@ -128,17 +151,25 @@ class Discriminator(nn.Module):
         convs: int = 1,
         ch4: int | None = None,
         sn: bool = True,
+        mbstd_group: int = 0,
     ) -> None:
         super().__init__()
         w = list(reversed(widths(size, ch, max_ch, ch4)))  # size/2 px ... 4 px
         self.stem = _maybe_sn(nn.Conv2d(1, w[0], 4, stride=2, padding=1), sn)  # full res -> half, narrow
-        self.blocks = nn.ModuleList(DBlock(a, b, convs, sn) for a, b in itertools.pairwise(w))
+        self.mbstd = MinibatchStd(mbstd_group) if mbstd_group > 0 else None
+        cins = w[:-1]
+        if self.mbstd is not None:
+            cins[-1] += 1
+        self.blocks = nn.ModuleList(DBlock(a, b, convs, sn) for a, b in zip(cins, w[1:], strict=True))
         self.linear = _maybe_sn(nn.Linear(w[-1], 1), sn)
         self.embed = _maybe_sn(nn.Embedding(num_classes, w[-1]), sn)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, parts: int = 1) -> torch.Tensor:
+        """``parts``: the batch is that many independent equal parts (only the minibatch std cares)."""
         h = self.stem(x)
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
+            if self.mbstd is not None and i == len(self.blocks) - 1:
+                h = self.mbstd(h, parts)
             h = block(h)
         h = F.relu(h).sum(dim=(2, 3))
         return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)

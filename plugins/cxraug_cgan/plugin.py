@@ -76,7 +76,9 @@ class CGAN(Generator):
         self.G: nn.Module = GNet(
             s.size, s.num_classes, c.z_dim, c.g_ch, c.max_ch, c.embed_dim, c.convs_per_block, c.g_ch4
         )
-        self.D: nn.Module = Discriminator(s.size, s.num_classes, c.d_ch, c.max_ch, c.convs_per_block, c.d_ch4, c.d_sn)
+        self.D: nn.Module = Discriminator(
+            s.size, s.num_classes, c.d_ch, c.max_ch, c.convs_per_block, c.d_ch4, c.d_sn, c.mbstd_group
+        )
         self.ema = EMA(self.G, c)
         self.G_ema = self.ema.model
         self.ada = AdaptiveP(c.aug_p, c.ada_target, c.ada_speed_img, c.ada_interval)
@@ -111,7 +113,7 @@ class CGAN(Generator):
                 fake = self.G(z, labels)
             real_in = augment(images, self.ops, self.ada.p, rng).detach().requires_grad_(r1)
             fake_in = augment(fake, self.ops, self.ada.p, rng)
-            out = self.D(torch.cat([real_in, fake_in]), torch.cat([labels, labels])).float()
+            out = self.D(torch.cat([real_in, fake_in]), torch.cat([labels, labels]), parts=2).float()
             d_real, d_fake = out[:n], out[n:]
             loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
             if c.lecam > 0:
