@@ -2,19 +2,37 @@
 # The real NIH images in ../shared at 32 px, where the diffusion baseline is affordable on a
 # CPU: cgan and diffusion on the training patients (the runs of docs/results/diffusion-nih32.md),
 # +100 synthetic images for each rare class with training images, then real vs reweight vs
-# oversample vs classic vs real+cgan vs real+diffusion, 5 seeds (docs/results/nih64.md).
+# oversample vs classic vs real+cgan vs real+diffusion, 5 seeds (docs/results/nih64.md), and
+# the two generators side by side on NIH's test patients (cxraug compare, No Finding).
+# Both generators get the same budget of training-step minutes (--time-limit MINUTES, default
+# 30); the cgan uses a fixed augmentation p of 0.5 (the adaptive p stays 0 on this set and the
+# cgan collapses within each class; docs/plugins/cgan.md). PARALLEL=1 trains both at once, one
+# thread each (a 2-core machine).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 OUT=${1:-results/nih32}
 NIH=${NIH:-../shared/data/nih-cxr14}
 CXR="$PY -m cxraug"
 RARE=Consolidation,Emphysema,Fibrosis,Hernia,Mass,Pleural_Thickening,Pneumonia,Pneumothorax
+MINUTES=${MINUTES:-30}
 mkdir -p "$OUT"
 $CXR prepare --source nih --data-dir "$NIH" --size 32 --out "$OUT/nih32" --overwrite
-$CXR train-gen --plugin cgan --data "$OUT/nih32" --out "$OUT/runs" --steps 600 \
-  --set balanced=true --set sample_every=200 --set checkpoint_every=200
-$CXR train-gen --plugin diffusion --data "$OUT/nih32" --out "$OUT/runs" --steps 1200 --batch-size 32 \
-  --seed 0 --set sample_every=200 --set checkpoint_every=200
+train_cgan() {
+  $CXR train-gen --plugin cgan --data "$OUT/nih32" --out "$OUT/runs" --time-limit "$MINUTES" --seed 0 \
+    --set balanced=true --set ada_target=null --set aug_p=0.5 --set sample_every=2000 --set checkpoint_every=1000
+}
+train_diffusion() {
+  $CXR train-gen --plugin diffusion --data "$OUT/nih32" --out "$OUT/runs" --time-limit "$MINUTES" \
+    --batch-size 32 --seed 0 --set sample_every=200 --set checkpoint_every=200
+}
+if [ "${PARALLEL:-0}" = 1 ]; then
+  CXRAUG_THREADS=1 train_cgan > "$OUT/train-cgan.log" 2>&1 &
+  CXRAUG_THREADS=1 train_diffusion > "$OUT/train-diffusion.log" 2>&1 &
+  wait %1 && wait %2
+else
+  train_cgan
+  train_diffusion
+fi
 CGAN=$(ls -d "$OUT"/runs/*-cgan-* | sort | tail -n 1)
 DIFF=$(ls -d "$OUT"/runs/*-diffusion-* | sort | tail -n 1)
 $CXR synth --run "$CGAN" --class "$RARE" -n 100 --out "$OUT/synth-cgan" --overwrite
@@ -23,3 +41,5 @@ $CXR synth --run "$DIFF" --class "$RARE" -n 100 --out "$OUT/synth-diffusion" --o
 $CXR benchmark --data "$OUT/nih32" --synthetic cgan="$OUT/synth-cgan" --synthetic diffusion="$OUT/synth-diffusion" \
   --arms real,reweight,oversample,classic,cgan,diffusion --ratio +100 \
   --seeds 5 --set epochs="${EPOCHS:-8}" --out "$OUT/benchmark"
+$CXR compare "$CGAN" "$DIFF" --split test --classes "No Finding" -n 99 --benchmark "$OUT/benchmark" \
+  --set sampler=dpmsolver++ --set steps=20 --set guidance=2 --out "$OUT/compare"
