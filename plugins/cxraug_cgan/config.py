@@ -30,15 +30,17 @@ class CGANConfig(EMASettings, PluginConfig):
     beta2: float = Field(0.9, ge=0, lt=1)
     d_sn: bool = Field(True, description="spectral norm in D (off: rely on R1, r1_gamma > 0, as StyleGAN2 does)")
     mbstd_group: int = Field(
-        0, ge=0, le=64, description="minibatch-std group size in D, against collapse (StyleGAN: 4; 0: off)"
+        4, ge=0, le=64, description="minibatch-std group size in D, against collapse (StyleGAN: 4; 0: off)"
     )
     lecam: float = Field(0.0, ge=0, description="LeCam regularisation weight on D (Tseng et al. 2021; 0: off)")
     lecam_decay: float = Field(0.99, ge=0, lt=1, description="EMA decay of the LeCam anchors (mean D outputs)")
     augment: str = Field("translation,cutout,brightness,contrast", description="DiffAugment ops, or 'none'")
+    # Fixed p by default: on small sets the adaptive p never rose and the cgan collapsed within
+    # each class (docs/results/gan-quality.md); ADA remains one key away.
     ada_target: float | None = Field(
-        0.6, description="adapt the augmentation probability so E[sign(D(real))] stays near this (None: fixed p)"
+        None, description="adapt the augmentation probability so E[sign(D(real))] stays near this (None: fixed p)"
     )
-    aug_p: float = Field(0.0, ge=0, le=1, description="initial (or fixed) augmentation probability")
+    aug_p: float = Field(0.5, ge=0, le=1, description="fixed (or initial, with ada_target) augmentation probability")
     ada_speed_img: int = Field(10_000, ge=1, description="images for p to move by 1 (ADA: 500k)")
     ada_interval: int = Field(4, ge=1, description="steps between adjustments of p")
     r1_gamma: float = Field(0.0, ge=0, description="R1 penalty weight on real images (0: off)")

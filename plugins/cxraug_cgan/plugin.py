@@ -58,7 +58,7 @@ class CGAN(Generator):
     SampleOptions = CGANSampleOptions
     description: ClassVar[str] = (
         "conditional GAN: residual G with conditional BatchNorm, projection D with spectral norm, "
-        "hinge loss, DiffAugment + adaptive p, LeCam, EMA generator, optional R1"
+        "minibatch std, hinge loss, DiffAugment (fixed or adaptive p), EMA generator, optional LeCam and R1"
     )
     min_size: ClassVar[int] = 32
     max_size: ClassVar[int] = 256
