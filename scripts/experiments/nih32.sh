@@ -5,8 +5,8 @@
 # oversample vs classic vs real+cgan vs real+diffusion, 5 seeds (docs/results/nih64.md), and
 # the two generators side by side on NIH's test patients (cxraug compare, No Finding).
 # Both generators get the same budget of training-step minutes (--time-limit MINUTES, default
-# 30); the cgan uses a fixed augmentation p of 0.5 (the adaptive p stays 0 on this set and the
-# cgan collapses within each class; docs/plugins/cgan.md). PARALLEL=1 trains both at once, one
+# 30); the cgan as published: today's fixed augmentation p of 0.5, without the minibatch std
+# (mbstd_group=0; it became a default after these runs; docs/plugins/cgan.md). PARALLEL=1 trains both at once, one
 # thread each (a 2-core machine).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
@@ -19,20 +19,14 @@ mkdir -p "$OUT"
 $CXR prepare --source nih --data-dir "$NIH" --size 32 --out "$OUT/nih32" --overwrite
 train_cgan() {
   $CXR train-gen --plugin cgan --data "$OUT/nih32" --out "$OUT/runs" --time-limit "$MINUTES" --seed 0 \
-    --set balanced=true --set ada_target=null --set aug_p=0.5 --set sample_every=2000 --set checkpoint_every=1000
+    --set balanced=true --set mbstd_group=0 --set sample_every=2000 --set checkpoint_every=1000
 }
 train_diffusion() {
   $CXR train-gen --plugin diffusion --data "$OUT/nih32" --out "$OUT/runs" --time-limit "$MINUTES" \
     --batch-size 32 --seed 0 --set sample_every=200 --set checkpoint_every=200
 }
-if [ "${PARALLEL:-0}" = 1 ]; then
-  CXRAUG_THREADS=1 train_cgan > "$OUT/train-cgan.log" 2>&1 &
-  CXRAUG_THREADS=1 train_diffusion > "$OUT/train-diffusion.log" 2>&1 &
-  wait %1 && wait %2
-else
-  train_cgan
-  train_diffusion
-fi
+source "$(dirname "$0")/lib.sh"
+train_pair "$OUT"
 CGAN=$(ls -d "$OUT"/runs/*-cgan-* | sort | tail -n 1)
 DIFF=$(ls -d "$OUT"/runs/*-diffusion-* | sort | tail -n 1)
 $CXR synth --run "$CGAN" --class "$RARE" -n 100 --out "$OUT/synth-cgan" --overwrite

@@ -5,6 +5,7 @@
 # on the reduced training set only, so they have seen exactly the normal images the classifier
 # keeps, and for the same budget of training-step minutes (--time-limit). Each step refuses to
 # overwrite; the benchmark resumes (finished arm x seed runs are kept).
+# The cgan as published: the defaults of that time (adaptive p, no minibatch std).
 # PARALLEL=1 trains the two generators at once, one thread each (a 2-core machine).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
@@ -19,20 +20,15 @@ $CXR benchmark --data "$OUT/pmnist32" --controlled-imbalance "No Finding=50" \
   --export-reduced "$OUT/pmnist32-nf50" --overwrite
 train_cgan() {
   $CXR train-gen --plugin cgan --data "$OUT/pmnist32-nf50" --out "$OUT/runs" --time-limit "$MINUTES" \
-    --seed 0 --set balanced=true --set sample_every=2000 --set checkpoint_every=1000
+    --seed 0 --set balanced=true --set ada_target=0.6 --set aug_p=0 --set mbstd_group=0 \
+    --set sample_every=2000 --set checkpoint_every=1000
 }
 train_diffusion() {
   $CXR train-gen --plugin diffusion --data "$OUT/pmnist32-nf50" --out "$OUT/runs" --time-limit "$MINUTES" \
     --batch-size 32 --seed 0 --set balanced=true --set sample_every=400 --set checkpoint_every=200
 }
-if [ "${PARALLEL:-0}" = 1 ]; then
-  CXRAUG_THREADS=1 train_cgan > "$OUT/train-cgan.log" 2>&1 &
-  CXRAUG_THREADS=1 train_diffusion > "$OUT/train-diffusion.log" 2>&1 &
-  wait %1 && wait %2
-else
-  train_cgan
-  train_diffusion
-fi
+source "$(dirname "$0")/lib.sh"
+train_pair "$OUT"
 RUN=$(ls -d "$OUT"/runs/*-cgan-* | sort | tail -n 1)
 $CXR synth --run "$RUN" --class "No Finding" -n 1200 --out "$OUT/synth-cgan" --overwrite
 RUN=$(ls -d "$OUT"/runs/*-diffusion-* | sort | tail -n 1)
