@@ -160,6 +160,48 @@ def test_each_augment_op(op: str) -> None:
     assert 0.1 < share < 0.9, "p = 0.5 changes some images, not all"
 
 
+@pytest.mark.parametrize("size", [32, 64])
+def test_cutout_masks_diffaugment_square(size: int) -> None:
+    """DiffAugment's cutout: a square of half the side, clipped at the border, so about 19% of
+    the pixels of a constant image are zeroed on average (the old op's 9x9 hole: 6.9%)."""
+    from cxraug_cgan.augment import _cutout_mask
+
+    x = torch.ones(4000, 1, size, size)
+    mask = _cutout_mask(x, torch.Generator().manual_seed(0))
+    side = mask.sum(dim=2).amax(dim=(1, 2))  # widest column run = the square's clipped height
+    assert side.max() == size // 2, "the square's side is half the image side"
+    # The expected share: per axis, the clipped length of a side-s run centred uniformly.
+    s = size // 2
+    per_axis = sum(min(o + s - s // 2, size) - max(o - s // 2, 0) for o in range(size + 1)) / (size + 1) / size
+    assert mask.mean().item() == pytest.approx(per_axis**2, abs=0.01)
+    assert 0.17 < mask.mean().item() < 0.21
+    out = augment(x, ("cutout",), 1.0, torch.Generator().manual_seed(0))
+    assert (out == 0).float().mean().item() == pytest.approx(per_axis**2, abs=0.01)
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_translation_shifts_whole_pixels_up_to_an_eighth(size: int) -> None:
+    """DiffAugment's translation: integer shifts uniform in [-size/8, size/8] per axis."""
+    ramp = torch.arange(size, dtype=torch.float32)
+    x = (ramp.view(1, 1, 1, size) + 1000 * ramp.view(1, 1, size, 1)).expand(3000, 1, size, size)
+    out = augment(x, ("translation",), 1.0, torch.Generator().manual_seed(0))
+    centre = out[:, 0, size // 2, size // 2]
+    dy = size // 2 - torch.div(centre, 1000, rounding_mode="floor")
+    dx = size // 2 - centre % 1000
+    k = size // 8
+    assert dy.abs().max() == k and dx.abs().max() == k, "shifts reach, and never pass, 1/8 of the side"
+    counts = torch.bincount((dx + k).long(), minlength=2 * k + 1).float()
+    assert counts.min() > 0.6 * counts.mean(), "every shift in the range is drawn, about evenly"
+    # The shifted fraction: a pixel keeps its own value only where the shift is 0 on both axes.
+    moved = (out != x).flatten(1).float().mean().item()
+    assert moved == pytest.approx(1 - 1 / (2 * k + 1) ** 2, abs=0.03)
+    # The interior is an exact copy of the shifted image (edge values only fill the border).
+    i = 0
+    sy, sx = int(dy[i]), int(dx[i])
+    inner = out[i, 0, k : size - k, k : size - k]
+    assert torch.equal(inner, x[i, 0, k - sy : size - k - sy, k - sx : size - k - sx])
+
+
 # --- wide low-resolution layers ---------------------------------------------------------------------
 def test_widths_ramp_from_wide_low_resolution() -> None:
     assert widths(32, 16, 256) == [64, 32, 16]
