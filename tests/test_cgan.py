@@ -381,8 +381,10 @@ def test_reconstruction_head_loss_by_hand() -> None:
     assert float(recon_loss(decoded, images)) == 0.0
     for size in (32, 64):
         d = Discriminator(size, 2, 8, 64, recon=True)
-        out, dec = d(torch.rand(3, 1, size, size), torch.tensor([0, 1, 0]), recon=True)
-        assert out.shape == (3,) and dec.shape == (3, 1, 16, 16), "16 px from the 8x8 features"
+        out, dec = d(torch.rand(4, 1, size, size), torch.tensor([0, 1, 0, 1]), recon=True)
+        assert out.shape == (4,) and dec.shape == (4, 1, 16, 16), "16 px from the 8x8 features"
+        out, dec = d(torch.rand(4, 1, size, size), torch.tensor([0, 1, 0, 1]), parts=2, recon=True)
+        assert out.shape == (4,) and dec.shape == (2, 1, 16, 16), "only the first part (the reals) is decoded"
 
 
 def test_reconstruction_trains_d_on_reals() -> None:

@@ -199,7 +199,7 @@ class CGAN(Generator):
                 self.anchors.update(float(means[0]), float(means[1]))
                 loss_d = loss_d + c.lecam * lecam_penalty(d_real, d_fake, self.anchors.real, self.anchors.fake)
             if decoded is not None:
-                rec = recon_loss(decoded[:n], real_in.detach())
+                rec = recon_loss(decoded, real_in.detach())
                 loss_d = loss_d + c.recon_weight * rec
                 logs["recon"] = rec.item()
             if r1:
