@@ -431,6 +431,22 @@ def test_bilinear_resampling_lowers_the_generators_high_band() -> None:
     assert shares["bilinear"] < 0.6 * shares["nearest"], shares
 
 
+def test_sync_bn_is_for_several_gpu_processes() -> None:
+    from types import SimpleNamespace
+
+    from accelerate import Accelerator
+
+    from cxraug.errors import UserError
+
+    cfg = CGAN.Config(**{**CGAN.tiny_config(), "sync_bn": True})
+    one = CGAN(cfg, _spec(), seed=0)
+    one.setup(Accelerator(cpu=True))
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in one.G.modules()), "one process: nothing to sync"
+    two_cpu = SimpleNamespace(num_processes=2, device=torch.device("cpu"))
+    with pytest.raises(UserError, match=r"sync_bn.*CUDA"):
+        CGAN(cfg, _spec(), seed=0).setup(two_cpu)
+
+
 # --- exact resume, and a test that notices dropped state ----------------------------------------------
 def _lively_run(tmp_path: Path, data: Path, steps: int, config: dict) -> Path:
     spec = tiny_spec("cgan", data, steps=steps, checkpoint_every=3)

@@ -88,6 +88,9 @@ class CGANConfig(EMASettings, PluginConfig):
         ge=0,
         description="self-supervised D: weight of reconstructing each real image at 16 px from D's 8x8 features",
     )
+    sync_bn: bool = Field(
+        False, description="under several GPU processes, G's BatchNorm statistics over the whole batch (SyncBatchNorm)"
+    )
     standing_stats_batches: int = Field(
         16, ge=1, description="batches of 64 used to recompute the EMA generator's BatchNorm statistics"
     )

@@ -125,6 +125,13 @@ class CGAN(Generator):
 
     def setup(self, accelerator: Any) -> None:
         c = self.config
+        if c.sync_bn and accelerator.num_processes > 1:
+            # A small per-process batch makes BatchNorm's statistics noisy under DDP; torch's
+            # SyncBatchNorm pools them over processes, on GPUs only. The EMA copy keeps plain
+            # BatchNorm (same parameter and buffer names), so exports are unchanged.
+            if accelerator.device.type != "cuda":
+                raise UserError("model key 'sync_bn' needs CUDA devices (torch's SyncBatchNorm); drop it on CPUs")
+            self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
         opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
         opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2))
         self.G, self.D, self.opt_g, self.opt_d = accelerator.prepare(self.G, self.D, opt_g, opt_d)
