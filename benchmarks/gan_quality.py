@@ -130,6 +130,8 @@ def texture(images: Any) -> dict[str, float]:
     from cxraug.metrics.spectrum import high_band_share
 
     x = np.asarray(images, dtype=np.float64) / 255.0
+    if len(x) < 2:
+        return {"spread": None, "high_band": None}  # no spread in fewer than two images
     return {"spread": round(float(x.std(axis=0).mean()), 4), "high_band": round(high_band_share(x), 5)}
 
 
