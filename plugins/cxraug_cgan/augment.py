@@ -2,7 +2,8 @@
 
 Applied to real and fake images alike, so the generator is not pushed to produce the
 augmentations. No left-right flips: they would move the heart to the wrong side.
-All random draws come from a CPU torch.Generator, so runs are reproducible on any device.
+All random draws come from the given torch.Generator, on its device (the training step's
+generator lives on the training device, so a GPU step copies nothing from the host).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 OPS = ("translation", "cutout", "brightness", "contrast")
 
@@ -26,7 +26,7 @@ def parse_ops(spec: str) -> tuple[str, ...]:
 
 
 def _rand(n: int, g: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.rand(n, generator=g).to(device)
+    return torch.rand(n, generator=g, device=g.device).to(device)
 
 
 def augment(x: torch.Tensor, ops: tuple[str, ...], p: float, g: torch.Generator) -> torch.Tensor:
@@ -50,24 +50,30 @@ def augment(x: torch.Tensor, ops: tuple[str, ...], p: float, g: torch.Generator)
 
 
 def _translate(x: torch.Tensor, g: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
-    """Shift by up to ratio*size pixels, padding with edge values via grid_sample."""
-    n, _, _h, _w = x.shape
-    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * ratio * 2  # in normalised coords
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, :, 2] = shift
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="border", align_corners=False)
+    """DiffAugment's translation: shift by a whole number of pixels, at most ``ratio`` of the side
+    (4 px at 32), drawn uniformly per image and axis; edge values fill the uncovered border."""
+    n, _, h, w = x.shape
+    sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    dy = torch.randint(-sh, sh + 1, (n, 1, 1), generator=g, device=g.device).to(x.device)
+    dx = torch.randint(-sw, sw + 1, (n, 1, 1), generator=g, device=g.device).to(x.device)
+    rows = (torch.arange(h, device=x.device).view(1, h, 1) - dy).clamp(0, h - 1)
+    cols = (torch.arange(w, device=x.device).view(1, 1, w) - dx).clamp(0, w - 1)
+    flat = (rows * w + cols).view(n, 1, h * w).expand(-1, x.shape[1], -1)
+    return x.flatten(2).gather(2, flat).view_as(x)
 
 
 def _cutout_mask(x: torch.Tensor, g: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
+    """DiffAugment's cutout: a square of ``ratio`` times the side (16 px at 32, a quarter of the
+    area), centred uniformly over the image and clipped at its border (about 19% of the
+    pixels on average)."""
     n, _, h, w = x.shape
-    ch, cw = int(h * ratio / 2), int(w * ratio / 2)  # half-size squares, as in DiffAugment
-    cy = torch.randint(0, h, (n, 1, 1), generator=g)
-    cx = torch.randint(0, w, (n, 1, 1), generator=g)
-    yy = torch.arange(h).view(1, h, 1)
-    xx = torch.arange(w).view(1, 1, w)
-    mask = ((yy - cy).abs() <= ch // 2) & ((xx - cx).abs() <= cw // 2)
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    # As DiffAugment: offsets in [0, size + (1 - side % 2)), the square spans [o - side//2, o + side - side//2).
+    cy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=g, device=g.device) - ch // 2
+    cx = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=g, device=g.device) - cw // 2
+    yy = torch.arange(h, device=g.device).view(1, h, 1)
+    xx = torch.arange(w, device=g.device).view(1, 1, w)
+    mask = (yy >= cy) & (yy < cy + ch) & (xx >= cx) & (xx < cx + cw)
     return mask.unsqueeze(1).to(x.device, x.dtype)
 
 

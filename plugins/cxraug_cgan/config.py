@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from cxraug.ema import EMASettings
 from cxraug.generator import PluginConfig, SampleOptions
@@ -45,9 +47,63 @@ class CGANConfig(EMASettings, PluginConfig):
     ada_interval: int = Field(4, ge=1, description="steps between adjustments of p")
     r1_gamma: float = Field(0.0, ge=0, description="R1 penalty weight on real images (0: off)")
     r1_every: int = Field(4, ge=1, description="lazy R1: apply every k steps (scaled by k)")
+    loss: Literal["hinge", "rpgan"] = Field(
+        "hinge", description="hinge (SNGAN/BigGAN) or rpgan: relativistic pairing of each real with a fake (R3GAN)"
+    )
+    gamma: float = Field(
+        0.0, ge=0, description="R1 + R2 weight, every step, on the images before augmentation (R3GAN; 0: off)"
+    )
+    gamma_fraction: float = Field(
+        0.25, gt=0, le=1, description="share of the batch the R1/R2 penalty is computed on (1: all, R3GAN)"
+    )
+    burnin_kimg: float = Field(
+        0.0,
+        ge=0,
+        description="cosine burn-in, thousands of images: gamma from gamma_burnin_mult x gamma, beta2 from beta2_start",
+    )
+    gamma_burnin_mult: float = Field(
+        10.0, ge=1, description="gamma at the start of the burn-in, times gamma (R3GAN: 10)"
+    )
+    beta2_start: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Adam beta2 at the start of the burn-in (R3GAN: 0.9 -> 0.99; None: beta2 throughout)",
+    )
+    d_act: Literal["relu", "lrelu"] = Field("relu", description="D's activation (R3GAN: leaky ReLU 0.2)")
+    d_zero_init: bool = Field(
+        False, description="zero-init the last conv of each D residual branch (R3GAN's fix-up; needs d_sn=false)"
+    )
+    resample: Literal["nearest", "bilinear"] = Field(
+        "nearest", description="G's upsampling and D's downsampling (bilinear: low-pass filtered, no grid texture)"
+    )
+    cond_start_kimg: float | None = Field(
+        None, ge=0, description="transitional conditioning: images (thousands) before the class starts to fade in"
+    )
+    cond_end_kimg: float | None = Field(
+        None, gt=0, description="transitional conditioning: images (thousands) at which the class has full weight"
+    )
+    recon_weight: float = Field(
+        0.0,
+        ge=0,
+        description="self-supervised D: weight of reconstructing each real image at 16 px from D's 8x8 features",
+    )
+    sync_bn: bool = Field(
+        False, description="under several GPU processes, G's BatchNorm statistics over the whole batch (SyncBatchNorm)"
+    )
     standing_stats_batches: int = Field(
         16, ge=1, description="batches of 64 used to recompute the EMA generator's BatchNorm statistics"
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CGANConfig:
+        if self.d_zero_init and self.d_sn:
+            raise ValueError("d_zero_init needs d_sn=false (spectral norm cannot normalise a zero weight)")
+        if (self.cond_start_kimg is None) != (self.cond_end_kimg is None):
+            raise ValueError("set both cond_start_kimg and cond_end_kimg (or neither)")
+        if self.cond_end_kimg is not None and self.cond_end_kimg <= (self.cond_start_kimg or 0):
+            raise ValueError("cond_end_kimg must be larger than cond_start_kimg")
+        return self
 
 
 class CGANSampleOptions(SampleOptions):

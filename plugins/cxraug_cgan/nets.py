@@ -43,26 +43,48 @@ class CondBatchNorm(nn.Module):
         nn.init.zeros_(self.gain.bias)
         nn.init.zeros_(self.bias.bias)
 
-    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        g = 1 + self.gain(e)[:, :, None, None]
-        return self.bn(x) * g + self.bias(e)[:, :, None, None]
+    def forward(self, x: torch.Tensor, e: torch.Tensor, w: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """``w`` scales the class's part (transitional conditioning: 0 = unconditional BatchNorm)."""
+        g = 1 + w * self.gain(e)[:, :, None, None]
+        return self.bn(x) * g + w * self.bias(e)[:, :, None, None]
+
+
+RESAMPLE = ("nearest", "bilinear")
+
+
+def upsample(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """2x up. Nearest copies each pixel into a 2x2 block, which a narrow net cannot fully smooth
+    away (a grid at the output's Nyquist frequency); bilinear interpolates ([1,3,3,1]/4 taps)."""
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def downsample(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """2x down. "bilinear" averages 4x4 windows at stride 2 (a [1,1,1,1]/4 low-pass per axis,
+    zero at Nyquist) instead of 2x2 ones, so D cannot key on an aliased grid; about 1.3x the
+    cost of the plain 2x2 average, against 2x for a separate [1,2,1] blur."""
+    if mode == "bilinear":
+        return F.avg_pool2d(x, 4, stride=2, padding=1, count_include_pad=False)
+    return F.avg_pool2d(x, 2)
 
 
 class GBlock(nn.Module):
     """Residual up-block: CBN-ReLU-up-conv (x ``convs``), plus a 1x1 skip."""
 
-    def __init__(self, cin: int, cout: int, embed_dim: int, convs: int) -> None:
+    def __init__(self, cin: int, cout: int, embed_dim: int, convs: int, resample: str = "nearest") -> None:
         super().__init__()
         self.bns = nn.ModuleList(CondBatchNorm(c, embed_dim) for c in [cin] + [cout] * (convs - 1))
         self.convs = nn.ModuleList(nn.Conv2d(c, cout, 3, padding=1) for c in [cin] + [cout] * (convs - 1))
         self.skip = nn.Conv2d(cin, cout, 1)
+        self.resample = resample
 
-    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, e: torch.Tensor, w: torch.Tensor | float = 1.0) -> torch.Tensor:
         h = x
         for i, (bn, conv) in enumerate(zip(self.bns, self.convs, strict=True)):
-            h = F.relu(bn(h, e))
-            h = conv(F.interpolate(h, scale_factor=2, mode="nearest") if i == 0 else h)
-        return h + self.skip(F.interpolate(x, scale_factor=2, mode="nearest"))
+            h = F.relu(bn(h, e, w))
+            h = conv(upsample(h, self.resample) if i == 0 else h)
+        return h + self.skip(upsample(x, self.resample))
 
 
 class Generator(nn.Module):
@@ -76,22 +98,26 @@ class Generator(nn.Module):
         embed_dim: int,
         convs: int = 1,
         ch4: int | None = None,
+        resample: str = "nearest",
     ) -> None:
         super().__init__()
         w = widths(size, ch, max_ch, ch4)
-        self.z_dim, self.c0 = z_dim, w[0]
+        self.z_dim, self.c0, self.resample = z_dim, w[0], resample
         self.embed = nn.Embedding(num_classes, embed_dim)
         self.fc = nn.Linear(z_dim, 16 * w[0])
-        self.blocks = nn.ModuleList(GBlock(a, b, embed_dim, convs) for a, b in itertools.pairwise(w))
+        self.blocks = nn.ModuleList(GBlock(a, b, embed_dim, convs, resample) for a, b in itertools.pairwise(w))
         self.out_bn = CondBatchNorm(w[-1], embed_dim)
         self.out = nn.Conv2d(w[-1], 1, 3, padding=1)  # the only layer at full resolution
+        # The weight of the class in every conditional BatchNorm (transitional conditioning).
+        # A buffer, so the EMA copy and the export carry the value the weights were trained at.
+        self.register_buffer("cond_weight", torch.tensor(1.0))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        e = self.embed(y)
+        e, w = self.embed(y), self.cond_weight
         h = self.fc(z).view(z.shape[0], self.c0, 4, 4)
         for block in self.blocks:
-            h = block(h, e)
-        h = F.interpolate(F.relu(self.out_bn(h, e)), scale_factor=2, mode="nearest")
+            h = block(h, e, w)
+        h = upsample(F.relu(self.out_bn(h, e, w)), self.resample)
         return torch.tanh(self.out(h))
 
 
@@ -99,21 +125,41 @@ def _maybe_sn(module: nn.Module, sn: bool) -> nn.Module:
     return spectral_norm(module) if sn else module
 
 
-class DBlock(nn.Module):
-    """Residual down-block: (ReLU-conv) x ``convs``, average-pool, plus a 1x1 skip."""
+def activation(name: str, x: torch.Tensor) -> torch.Tensor:
+    return F.relu(x) if name == "relu" else F.leaky_relu(x, 0.2)
 
-    def __init__(self, cin: int, cout: int, convs: int, sn: bool = True) -> None:
+
+class DBlock(nn.Module):
+    """Residual down-block: (act-conv) x ``convs``, downsample, plus a 1x1 skip.
+
+    ``zero_init``: the branch's last conv starts at zero, so each block starts as its skip
+    (R3GAN's fix-up initialisation, which lets D train without normalisation).
+    """
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        convs: int,
+        sn: bool = True,
+        act: str = "relu",
+        resample: str = "nearest",
+        zero_init: bool = False,
+    ) -> None:
         super().__init__()
-        self.convs = nn.ModuleList(
-            _maybe_sn(nn.Conv2d(c, cout, 3, padding=1), sn) for c in [cin] + [cout] * (convs - 1)
-        )
+        convs_ = [nn.Conv2d(c, cout, 3, padding=1) for c in [cin] + [cout] * (convs - 1)]
+        if zero_init and not sn:  # spectral norm cannot normalise a zero matrix
+            nn.init.zeros_(convs_[-1].weight)
+            nn.init.zeros_(convs_[-1].bias)
+        self.convs = nn.ModuleList(_maybe_sn(c, sn) for c in convs_)
         self.skip = _maybe_sn(nn.Conv2d(cin, cout, 1), sn)
+        self.act, self.resample = act, resample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         for conv in self.convs:
-            h = conv(F.relu(h))
-        return F.avg_pool2d(h, 2) + F.avg_pool2d(self.skip(x), 2)
+            h = conv(activation(self.act, h))
+        return downsample(h, self.resample) + downsample(self.skip(x), self.resample)
 
 
 class MinibatchStd(nn.Module):
@@ -129,17 +175,63 @@ class MinibatchStd(nn.Module):
         self.group = group
 
     def forward(self, x: torch.Tensor, parts: int = 1) -> torch.Tensor:
-        n = x.shape[0] // parts
-        g = max(d for d in range(1, min(self.group, n) + 1) if n % d == 0)
-        spread = x.reshape(-1, g, *x.shape[1:]).var(dim=1, unbiased=False).add(1e-8).sqrt()
-        feat = spread.mean(dim=(1, 2, 3)).repeat_interleave(g)  # one number per group, per member
+        sizes = group_sizes(x.shape[0] // parts, self.group) * parts
+        if len(set(sizes)) == 1:  # equal groups: one reshape
+            var = x.reshape(-1, sizes[0], *x.shape[1:]).var(dim=1, unbiased=False)
+        else:
+            var = torch.cat([c.var(dim=0, unbiased=False, keepdim=True) for c in torch.split(x, sizes)])
+        per_group = var.add(1e-8).sqrt().mean(dim=(1, 2, 3))
+        feat = per_group.repeat_interleave(torch.tensor(sizes, device=x.device))  # one number per group, per member
         return torch.cat([x, feat.view(-1, 1, 1, 1).expand(-1, 1, *x.shape[2:])], dim=1)
 
 
-class Discriminator(nn.Module):
-    """Projection discriminator (Miyato & Koyama 2018): D(x, y) = psi(phi(x)) + <embed(y), phi(x)>.
+def group_sizes(n: int, group: int) -> list[int]:
+    """Contiguous groups of ``n`` samples: equal groups of the largest size <= ``group`` that
+    divides ``n``; where only 1 divides (a prime batch such as 7), groups of ``group`` with the
+    remainder as a last group (or joined to the one before, if it is a single sample), so the
+    layer never degenerates into groups of one, which have no spread to show."""
+    g = max(d for d in range(1, min(group, n) + 1) if n % d == 0)
+    if g > 1 or n < 2:
+        return [g] * (n // g)
+    g = min(group, n)
+    sizes = [g] * (n // g)
+    rest = n % g
+    if rest == 1:
+        sizes[-1] += 1
+    elif rest:
+        sizes.append(rest)
+    return sizes
 
-    With ``mbstd_group`` > 0 the last block also sees the minibatch std of its input.
+
+class ReconDecoder(nn.Module):
+    """FastGAN's self-supervision of D, at CPU size: from D's 8x8 features to a 16 px image.
+
+    Trained on reals only (MSE against the 16 px average-pooled input), so D's features must
+    encode the real image rather than only what separates today's fakes."""
+
+    def __init__(self, cin: int, hidden: int = 16) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, hidden, 3, padding=1)
+        self.conv2 = nn.Conv2d(hidden, 1, 3, padding=1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.conv1(F.interpolate(h, scale_factor=2, mode="nearest")), 0.2)
+        return torch.tanh(self.conv2(h))
+
+
+def recon_loss(decoded: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Mean squared error against the images average-pooled to the decoder's size."""
+    target = F.adaptive_avg_pool2d(images, decoded.shape[-1])
+    return (decoded.float() - target.float()).square().mean()
+
+
+class Discriminator(nn.Module):
+    """Projection discriminator (Miyato & Koyama 2018): D(x, y) = psi(phi(x)) + w <embed(y), phi(x)>.
+
+    With ``mbstd_group`` > 0 the last block also sees the minibatch std of its input; ``w`` is
+    the ``cond_weight`` buffer (transitional conditioning: the unconditional term is always
+    trained, the class term fades in). With ``recon`` a decoder reconstructs the input from
+    the 8x8 features (``forward(..., recon=True)`` returns them decoded as well).
     """
 
     def __init__(
@@ -152,6 +244,10 @@ class Discriminator(nn.Module):
         ch4: int | None = None,
         sn: bool = True,
         mbstd_group: int = 0,
+        act: str = "relu",
+        resample: str = "nearest",
+        zero_init: bool = False,
+        recon: bool = False,
     ) -> None:
         super().__init__()
         w = list(reversed(widths(size, ch, max_ch, ch4)))  # size/2 px ... 4 px
@@ -160,16 +256,33 @@ class Discriminator(nn.Module):
         cins = w[:-1]
         if self.mbstd is not None:
             cins[-1] += 1
-        self.blocks = nn.ModuleList(DBlock(a, b, convs, sn) for a, b in zip(cins, w[1:], strict=True))
+        self.blocks = nn.ModuleList(
+            DBlock(a, b, convs, sn, act, resample, zero_init) for a, b in zip(cins, w[1:], strict=True)
+        )
         self.linear = _maybe_sn(nn.Linear(w[-1], 1), sn)
         self.embed = _maybe_sn(nn.Embedding(num_classes, w[-1]), sn)
+        self.act = act
+        # Block i outputs size/2**(i+2) px: the 8 px features come out of block log2(size) - 5.
+        self.recon_at = int(math.log2(size)) - 5
+        self.decoder = ReconDecoder(w[self.recon_at + 1]) if recon else None
+        self.register_buffer("cond_weight", torch.tensor(1.0))
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, parts: int = 1) -> torch.Tensor:
-        """``parts``: the batch is that many independent equal parts (only the minibatch std cares)."""
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, parts: int = 1, recon: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``parts``: the batch is that many independent equal parts (only the minibatch std cares).
+        ``recon``: also return the decoder's 16 px reconstruction of the first part's inputs
+        (the reals: FastGAN trains the decoder on reals only, and decoding fakes costs a third
+        of a step for nothing)."""
         h = self.stem(x)
+        decoded = None
         for i, block in enumerate(self.blocks):
             if self.mbstd is not None and i == len(self.blocks) - 1:
                 h = self.mbstd(h, parts)
             h = block(h)
-        h = F.relu(h).sum(dim=(2, 3))
-        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)
+            if recon and i == self.recon_at:
+                assert self.decoder is not None, "built without a reconstruction decoder"
+                decoded = self.decoder(h[: x.shape[0] // parts])  # the first part: the reals
+        h = activation(self.act, h).sum(dim=(2, 3))
+        out = self.linear(h).squeeze(1) + self.cond_weight * (self.embed(y) * h).sum(dim=1)
+        return (out, decoded) if recon else out

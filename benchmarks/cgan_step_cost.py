@@ -1,0 +1,84 @@
+"""Cost of one cgan training step per recipe variant, as ratios to the defaults measured in the
+same run (the variants take turns, so a busy machine slows them alike).
+
+    python benchmarks/cgan_step_cost.py --size 32 --threads 1 --rounds 5
+    python benchmarks/cgan_step_cost.py --size 64 --variant r3=loss=rpgan,d_sn=false,gamma=0.05
+
+Prints ms/step, img/s and the ratio to ``default`` for each variant, and a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+from accelerate import Accelerator
+
+from cxraug.config import parse_sets
+from cxraug.generator import DataSpec
+
+R3 = "loss=rpgan,d_sn=false,d_act=lrelu,d_zero_init=true,gamma=0.05,beta2=0.99,beta2_start=0.9"
+VARIANTS = {
+    "default": "",
+    "r3-quarter": R3 + ",gamma_fraction=0.25",
+    "r3-full": R3 + ",gamma_fraction=1",
+    "recon": "recon_weight=1",
+    "bilinear": "resample=bilinear",
+    "transitional": "cond_start_kimg=0,cond_end_kimg=100",
+}
+
+
+def build(sets: str, size: int, classes: int) -> object:
+    from cxraug_cgan import CGAN
+
+    cfg = CGAN.Config(**parse_sets([s for s in sets.split(",") if s]))
+    gen = CGAN(cfg, DataSpec(classes=tuple(f"c{i}" for i in range(classes)), size=size), seed=0)
+    gen.setup(Accelerator(cpu=True))
+    return gen
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--classes", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per variant per round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--variant", action="append", default=[], help="name=key=value,key=value (repeatable)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    variants = dict(VARIANTS)
+    for v in args.variant:
+        name, _, sets = v.partition("=")
+        variants[name] = sets
+    gens = {name: build(sets, args.size, args.classes) for name, sets in variants.items()}
+    x = torch.rand(args.batch, 1, args.size, args.size) * 2 - 1
+    y = torch.arange(args.batch) % args.classes
+    acc = Accelerator(cpu=True)
+    times: dict[str, list[float]] = {name: [] for name in gens}
+    for gen in gens.values():
+        gen.train_step(x, y, acc)  # warm-up
+    for _ in range(args.rounds):
+        for name, gen in gens.items():
+            t = time.perf_counter()
+            for _ in range(args.steps):
+                gen.train_step(x, y, acc)
+            times[name].append((time.perf_counter() - t) / args.steps)
+    base = sorted(times["default"])[len(times["default"]) // 2]
+    print(f"cgan step cost at {args.size} px, batch {args.batch}, {args.threads} thread(s), "
+          f"median of {args.rounds} rounds x {args.steps} steps")  # fmt: skip
+    print(f"{'variant':<14} {'ms/step':>8} {'img/s':>7} {'x default':>9}")
+    out = {}
+    for name, ts in times.items():
+        med = sorted(ts)[len(ts) // 2]
+        out[name] = {"ms_per_step": round(med * 1000, 1), "img_per_s": round(args.batch / med, 1),
+                     "ratio": round(med / base, 3)}  # fmt: skip
+        print(f"{name:<14} {med * 1000:>8.1f} {args.batch / med:>7.1f} {med / base:>9.2f}")
+    print(json.dumps({"size": args.size, "batch": args.batch, "threads": args.threads, "variants": out}))
+
+
+if __name__ == "__main__":
+    main()

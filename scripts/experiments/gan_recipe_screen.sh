@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Issue 19's screen: each cgan recipe variant for the same CPU-minutes on one thread, scored on
+# the PneumoniaMNIST *validation* split (135 per class), two variants at a time on the two
+# cores. The budget is in steps: MINUTES x the variant's steps per minute on one thread alone
+# (the defaults' measured rate, 414.9, over the step-cost ratio of benchmarks/cgan_step_cost.py
+# measured in one run), so other jobs on the machine cannot shorten a run. Variants are
+# "name|steps per minute|key=value key=value". Results: OUT/results/val/NAME-Mmin.json and
+# OUT/report-val.md (benchmarks/gan_quality.py's protocol; an interrupted screen resumes).
+set -euo pipefail
+PY=${PY:-.venv/bin/python}
+OUT=${1:-results/gan-screen}
+MIN=${MINUTES:-10}
+R3="loss=rpgan d_sn=false d_act=lrelu d_zero_init=true beta2=0.99 beta2_start=0.9 burnin_kimg=50"
+VARIANTS=(
+  "defaults|414.9|"
+  "augp03|414.9|aug_p=0.3"
+  "r3-g005|286|$R3 gamma=0.05"
+  "r3-g02|286|$R3 gamma=0.2"
+  "transitional|414.9|cond_start_kimg=25 cond_end_kimg=100"
+  "recon|388|recon_weight=1"
+  "bilinear|367|resample=bilinear"
+)
+[ -n "${ONLY:-}" ] && mapfile -t VARIANTS < <(printf '%s\n' "${VARIANTS[@]}" | grep -E "^(${ONLY})\|")
+[ -n "${EXTRA_VARIANT:-}" ] && VARIANTS+=("$EXTRA_VARIANT")
+GQ=(benchmarks/gan_quality.py --out "$OUT" --split val --n 135 --budgets "$MIN" --no-diffusion --threads 1)
+$PY "${GQ[@]}" --only floor > /dev/null  # the real floor once, before the pairs start
+run() {
+  local name=${1%%|*} rest=${1#*|}
+  local rate=${rest%%|*} sets=${rest#*|} flags=()
+  for s in $sets; do flags+=(--cgan-set "$s"); done
+  $PY "${GQ[@]}" --only cgan --name "$name" --cgan-steps-per-min "$rate" "${flags[@]}" > "$OUT/log-$name.txt" 2>&1
+}
+for ((i = 0; i < ${#VARIANTS[@]}; i += 2)); do
+  run "${VARIANTS[i]}" &
+  a=$!
+  if ((i + 1 < ${#VARIANTS[@]})); then run "${VARIANTS[i + 1]}"; fi
+  wait "$a"
+done
+$PY "${GQ[@]}" --report-only | tee "$OUT/report-val.md"
