@@ -22,6 +22,7 @@ from cxraug import __version__, registry, runs
 from cxraug.checkpoint import load_latest as load_latest_checkpoint
 from cxraug.config import UNTIL_TIME_LIMIT, TrainConfig
 from cxraug.data.dataset import to_model_range, to_uint8
+from cxraug.data.identity import describe_difference
 from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
 from cxraug.errors import UserError
 from cxraug.fsutil import append_jsonl, atomic_write_text, write_json
@@ -96,6 +97,7 @@ def data_provenance(data: PreparedData) -> dict[str, Any]:
         "path": str(data.root.resolve()),
         "name": data.name,
         "fingerprint": fingerprint(data),
+        "identity": data.identity,  # what the fingerprint covers: a mismatch can then be named
         "splits": TRAIN_SPLITS,
         "source": data.meta["source"],
         "real_data": data.meta.get("real_data", True),
@@ -391,7 +393,8 @@ def spec_from_run(run: Path, changes: dict[str, Any] | None = None) -> RunSpec:
     data = open_prepared(spec.data_path)
     if fingerprint(data) != cfg["data"]["fingerprint"]:
         raise UserError(
-            f"the prepared dataset {spec.data_path} changed since {run.name} started; cannot resume exactly"
+            f"the prepared dataset {spec.data_path} is not the one {run.name} was trained on "
+            f"({describe_difference(cfg['data'].get('identity'), data.identity)}); cannot resume: start a new run"
         )
     if any(cfg["train"].get(k) != v for k, v in changes.items()):
         cfg["train"].update(changes)

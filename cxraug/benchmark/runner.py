@@ -37,6 +37,7 @@ from cxraug.benchmark.arms import (
 from cxraug.benchmark.config import REPORT_KEYS, BenchmarkConfig
 from cxraug.benchmark.provenance import check_synthetic, controlled_caveats, synthetic_fingerprint
 from cxraug.classes import resolve_class
+from cxraug.data.identity import describe_difference
 from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_dir, read_json, write_json
@@ -139,11 +140,25 @@ def make_plan(data_path: Path, cfg: BenchmarkConfig, trained: dict | None = None
     return Plan(data, cfg, arms, list(cfg.seeds), synthetic, controlled, syn_classes, train_labels, real_index, notes)
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
+def check_same_data(out: Path, data: PreparedData, stored: dict) -> None:
+    """Runs stored in ``out`` are reused only on the dataset they were trained on."""
+    old = stored.get("data") if isinstance(stored, dict) else None
+    old = old if isinstance(old, dict) else {}
+    if old.get("fingerprint") != fingerprint(data):
+        raise UserError(
+            f"{out} holds runs trained on another dataset than {data.root} "
+            f"({describe_difference(old.get('identity'), data.identity)}); "
+            "use another --out, or --overwrite to train again"
+        )
+
+
+def _prepare_out(out: Path, overwrite: bool, data: PreparedData) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; choose a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise UserError(f"--out {out} exists and is not a benchmark output folder; choose another --out")
+    if not overwrite and (out / MARKER).is_file():
+        check_same_data(out, data, read_json(out / MARKER))
     if overwrite and (out / MARKER).is_file():
         shutil.rmtree(out / "runs", ignore_errors=True)
         for f in out.iterdir():
@@ -272,11 +287,15 @@ def run_benchmark(
     accelerator = _make_accelerator(cfg)
     out = Path(out)
     if accelerator.is_main_process:
-        _prepare_out(out, overwrite)
+        _prepare_out(out, overwrite, plan.data)
         write_json(
             out / MARKER,
             {
-                "data": {"path": str(plan.data.root.resolve()), "fingerprint": fingerprint(plan.data)},
+                "data": {
+                    "path": str(plan.data.root.resolve()),
+                    "fingerprint": fingerprint(plan.data),
+                    "identity": plan.data.identity,
+                },
                 "config": cfg.model_dump(mode="json"),
                 "arms": [a.name for a in plan.arms],
                 "seeds": plan.seeds,
@@ -387,8 +406,7 @@ def report_only(
     cfg = validated(BenchmarkConfig, {**stored.get("config", {}), **over}, "option")
     path = Path(data_path) if data_path else Path(stored.get("data", {}).get("path", ""))
     plan = make_plan(path, cfg, trained=stored)
-    if fingerprint(plan.data) != stored.get("data", {}).get("fingerprint"):
-        raise UserError(f"{plan.data.root} is not the dataset {out} was trained on (its fingerprint differs)")
+    check_same_data(out, plan.data, stored)
     plan.arms = [a for a in plan.arms if a.name in stored.get("arms", [])]
     plan.seeds = [s for s in plan.seeds if s in stored.get("seeds", [])]
     labels, patients = plan.data.labels("test"), split_patients(plan.data, "test")

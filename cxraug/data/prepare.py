@@ -4,7 +4,8 @@ Output (built in a staging folder, renamed into place when complete):
   images_{split}.npy   uint8 N x S x S, loadable with ``np.load(..., mmap_mode="r")``
   labels_{split}.npy   int64 N, indices into dataset.json's ``classes``
   manifest.csv         one row per image (id, patient, class, split, index, source, ...)
-  dataset.json         classes, counts per split and class, size, source, options, version
+  dataset.json         classes, counts per split and class, size, source, options, version,
+                       and the sha256 of every file above (the dataset's identity)
 
 Images stream from a process pool straight to disk, so memory does not grow with the
 number of images.
@@ -29,6 +30,7 @@ import numpy as np
 
 from cxraug import __version__
 from cxraug.classes import NIH_CLASSES, resolve_classes
+from cxraug.data.identity import CONTENT_KEY, content_hashes
 from cxraug.data.imageio import BAD_FILE_ERRORS, grey_size, resize_square
 from cxraug.data.records import SPLITS, Loader, Record, SourceScan
 from cxraug.data.splits import carve_patients, patient_leaks
@@ -37,7 +39,7 @@ from cxraug.fsutil import atomic_dir, check_new_output
 from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: dataset.json records the content hashes (cxraug.data.identity)
 SOURCES = ("nih", "medmnist", "folder", "phantom")
 MIN_SIZE, MAX_SIZE = 32, 1024
 MANIFEST_COLUMNS = (
@@ -303,7 +305,7 @@ def _write_images(
     return tally
 
 
-def _metadata(cfg: PrepareConfig, scan: SourceScan, tally: _Tally, seconds: float) -> dict:
+def _metadata(cfg: PrepareConfig, scan: SourceScan, tally: _Tally, seconds: float, stage: Path) -> dict:
     """dataset.json: everything a reader needs to trust and reuse the prepared dataset."""
     carved = any(r.split == "train_val" for r in scan.records)
     split_method = scan.split_method
@@ -326,6 +328,7 @@ def _metadata(cfg: PrepareConfig, scan: SourceScan, tally: _Tally, seconds: floa
         "notes": scan.notes,
         "options": {k: (str(Path(v).resolve()) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "seconds": round(seconds, 2),
+        CONTENT_KEY: content_hashes(stage),  # hashed once here; checked whenever the dataset is opened
     }
 
 
@@ -339,7 +342,7 @@ def prepare(cfg: PrepareConfig, reporter: Reporter | None = None) -> PrepareResu
     scan, records = _plan(cfg)
     with output_lock(out, "prepared dataset"), atomic_dir(out, cfg.overwrite) as stage:
         tally = _write_images(cfg, scan, records, stage, reporter or NullReporter())
-        meta = _metadata(cfg, scan, tally, time.perf_counter() - t0)
+        meta = _metadata(cfg, scan, tally, time.perf_counter() - t0, stage)
         # A plain write: the staging folder as a whole is what appears atomically (and this
         # keeps the usual umask permissions, unlike a mkstemp file).
         (stage / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
