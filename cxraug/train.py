@@ -3,8 +3,9 @@
 The same code runs on the CPU, on one GPU with mixed precision, and on several GPUs or
 machines under ``accelerate launch`` / ``torchrun`` (DDP through Accelerate). Batches are a
 pure function of (seed, step, process), so a resumed run draws exactly the batches a
-straight run would have; with the plugin's own RNG in its checkpointed state, 2N straight
-steps and N + resume + N steps give identical weights.
+straight run would have; with the plugin's own RNG in its checkpointed state, and the global
+RNG (dropout) seeded per step (cxraug.rng), 2N straight steps and N + resume + N steps give
+identical weights.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from cxraug.fsutil import append_jsonl, atomic_write_text, write_json
 from cxraug.generator import DataSpec, Generator
 from cxraug.grid import class_grid, save_png
 from cxraug.progress import NullReporter, Reporter
+from cxraug.rng import step_rng
 
 TRAIN_SPLITS = ["train"]  # the generator sees the classifier's training patients only
 
@@ -303,7 +305,8 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
             idx = stream.indices(step - 1)
             x = to_model_range(images[idx]).to(accelerator.device)
             y = torch.as_tensor(labels[idx], device=accelerator.device)
-            losses = gen.train_step(x, y, accelerator)  # its .item() calls sync a GPU: the clock is right
+            with step_rng(train_cfg.seed, step, accelerator.process_index, accelerator.device):
+                losses = gen.train_step(x, y, accelerator)  # its .item() calls sync a GPU: the clock is right
             if not all(math.isfinite(v) for v in losses.values()):
                 bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
                 raise TrainingDiverged(

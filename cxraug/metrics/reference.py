@@ -171,6 +171,7 @@ def train_reference(
     from cxraug.benchmark.config import BenchmarkConfig
     from cxraug.benchmark.metrics import macro_auroc
     from cxraug.benchmark.training import fit_select
+    from cxraug.rng import preserved_rng
 
     t0 = time.perf_counter()
     train_images, train_labels = _split(data, "train")
@@ -188,7 +189,8 @@ def train_reference(
     )  # fmt: skip
     accelerator = Accelerator(cpu=bench.cpu)
     what = f"reference classifier: {cfg.model}, {cfg.epochs} epochs on {len(train_labels)} train images"
-    with reporter_or_null(reporter).task(what, None):
+    # fit_select seeds the global RNGs: inside train-gen they are the run's, so they are restored after.
+    with reporter_or_null(reporter).task(what, None), preserved_rng():
         fitted = fit_select(ts, train_images, (val_images, val_labels), bench, cfg.seed, accelerator)
     accelerator.free_memory()
     state = {k: v.detach().cpu().clone() for k, v in fitted.model.state_dict().items()}
