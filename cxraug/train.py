@@ -26,7 +26,7 @@ from cxraug.data.dataset import to_model_range, to_uint8
 from cxraug.data.identity import describe_difference
 from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
 from cxraug.errors import UserError
-from cxraug.fsutil import append_jsonl, atomic_write_text, write_json
+from cxraug.fsutil import append_jsonl, atomic_write_text, read_jsonl, write_json
 from cxraug.generator import DataSpec, Generator
 from cxraug.grid import class_grid, save_png
 from cxraug.progress import NullReporter, Reporter
@@ -191,14 +191,15 @@ def save_grid(gen: Generator, data: PreparedData, train: TrainConfig, path: Path
 
 
 def _truncate_metrics(run: Path, step: int) -> None:
-    """Drop log lines past the checkpoint we resume from (written by the interrupted run)."""
+    """Drop log lines past the checkpoint we resume from (written by the interrupted run), and
+    any line it left torn."""
     import json
 
     path = run / runs.METRICS
     if not path.is_file():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+    keep = [rec for rec in read_jsonl(path) if (rec.get("step") or 0) <= step]
+    atomic_write_text(path, "".join(json.dumps(rec, default=str) + "\n" for rec in keep))
 
 
 @dataclass
@@ -406,7 +407,4 @@ def spec_from_run(run: Path, changes: dict[str, Any] | None = None) -> RunSpec:
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:
-    import json
-
-    path = run / runs.METRICS
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []
+    return read_jsonl(run / runs.METRICS)
