@@ -167,14 +167,20 @@ def make_accelerator(train: TrainConfig, run: Path):
     )
 
 
-def build_generator(spec: RunSpec, data: PreparedData) -> Generator:
-    cls = registry.get(spec.plugin)
-    size = data.size
-    if not cls.min_size <= size <= cls.max_size:
+def check_supported_size(plugin: str, data: PreparedData) -> None:
+    """The plugin's size range, checked before a run directory is made (and again at build)."""
+    cls = registry.get(plugin)
+    if not cls.min_size <= data.size <= cls.max_size:
         raise UserError(
-            f"plugin {spec.plugin!r} supports {cls.min_size} to {cls.max_size} px, the data is {size} px; "
+            f"plugin {plugin!r} supports {cls.min_size} to {cls.max_size} px, the data is {data.size} px; "
             "prepare the data at another --size"
         )
+
+
+def build_generator(spec: RunSpec, data: PreparedData) -> Generator:
+    check_supported_size(spec.plugin, data)
+    cls = registry.get(spec.plugin)
+    size = data.size
     torch.manual_seed(spec.train.seed)  # identical initial weights (and rng) on every process
     return cls(spec.model, DataSpec(classes=tuple(data.classes), size=size), seed=spec.train.seed * 7919)
 
@@ -373,6 +379,7 @@ def start_run(spec: RunSpec, runs_root: Path) -> Path:
 
     state = process_state()
     data = open_prepared(spec.data_path)
+    check_supported_size(spec.plugin, data)  # every check before the folder exists
     holder = [None]
     if state.is_main_process:
         run = runs.next_run_dir(runs_root, spec.plugin, data.name)

@@ -96,3 +96,23 @@ def test_helper_training_leaves_the_global_rng_alone(phantom32: Path) -> None:
     before = torch.random.get_rng_state()
     train_reference(open_prepared(phantom32), ReferenceConfig(model="tiny", epochs=1), torch.device("cpu"))
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_sampling_options_are_part_of_a_sets_identity(run: Path) -> None:
+    """Issue 21 item 8: with --set guidance=2.0 the set must not land on (and be refused by, or
+    --overwrite) the set made without it."""
+    from cxraug.synthset import open_synthetic
+
+    args = ["synth", "--run", str(run), "--class", "Hernia", "-n", "2", "--seed", "3", "--batch-size", "2"]
+    plain = runner.invoke(app, args)
+    guided = runner.invoke(app, [*args, "--set", "guidance=2.0", "--set", "steps=5"])
+    assert plain.exit_code == 0 and guided.exit_code == 0, plain.output + guided.output
+    sets = sorted(p.name for p in (run / "synth").iterdir() if p.name.startswith("Hernia-n2-seed3"))
+    assert sets == ["Hernia-n2-seed3", "Hernia-n2-seed3-guidance2.0-steps5"]
+    assert open_synthetic(run / "synth" / sets[1]).provenance["options"]["guidance"] == 2.0
+    assert open_synthetic(run / "synth" / sets[0]).provenance["options"]["guidance"] != 2.0
+    # The same --out with other options: refused without suggesting --overwrite as the way out.
+    again = runner.invoke(app, [*args, "--set", "guidance=3.0", "--out", str(run / "synth" / sets[1])])
+    assert (
+        again.exit_code == 2 and "other settings (options)" in again.output and "choose another --out" in again.output
+    )

@@ -328,3 +328,12 @@ def test_kid_subset_size_help_says_what_the_code_does() -> None:
     assert KID_SUBSET_RULE == "min(1000, half the smaller of n_real and n_fake), at least 2"
     r = runner.invoke(app, ["score", "--help"], env={"COLUMNS": "300"})
     assert "half the smaller of n_real and n_fake" in " ".join(r.output.split())
+
+
+def test_unsupported_size_fails_before_any_run_directory(tmp_path: Path, phantom32: Path, monkeypatch) -> None:
+    from cxraug import registry
+
+    monkeypatch.setattr(registry.get("cgan"), "max_size", 16)  # a plugin that cannot make 32 px images
+    r = runner.invoke(app, ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs")])
+    assert r.exit_code == 2 and "supports 32 to 16 px, the data is 32 px" in r.output, r.output
+    assert "run directory" not in r.output and not (tmp_path / "runs").exists()
