@@ -236,6 +236,8 @@ class _Tally:
     """What the write loop saw: labels and patients per split, and the images that failed."""
 
     labels: dict[str, list[int]] = field(default_factory=lambda: {s: [] for s in SPLITS})
+    pixels: dict[bytes, tuple[str, str]] = field(default_factory=dict)  # image hash -> (split, image id)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (dropped image id, its earlier twin)
     patients: dict[str, set[str]] = field(default_factory=lambda: {s: set() for s in SPLITS})
     failed: list[tuple[str, str, str, str]] = field(default_factory=list)
 
@@ -259,6 +261,20 @@ def _plan(cfg: PrepareConfig) -> tuple[SourceScan, list[Record]]:
     split_order = {s: i for i, s in enumerate(SPLITS)}
     records.sort(key=lambda r: (split_order[r.split], class_index[r.label], r.image_id))
     return scan, records
+
+
+def _seen_in_an_earlier_split(tally: _Tally, img: np.ndarray, rec: Record) -> bool:
+    """The same pixels in two splits (an image copied under two names or patients; PneumoniaMNIST
+    has such pairs) would evaluate on a training image whatever the patient ids say: the copy in
+    the later split (val, test) is dropped and recorded. Records come in split order."""
+    import hashlib
+
+    digest = hashlib.sha256(img.tobytes()).digest()
+    split, image_id = tally.pixels.setdefault(digest, (rec.split, rec.image_id))
+    if split == rec.split:
+        return False
+    tally.duplicates.append((f"{rec.image_id} ({rec.split})", f"{image_id} ({split})"))
+    return True
 
 
 def _write_images(
@@ -287,6 +303,8 @@ def _write_images(
                         "or drop --strict to skip unreadable images"
                     )
                 tally.failed.append((rec.image_id, rec.source_file, rec.label, err))
+                continue
+            if _seen_in_an_earlier_split(tally, img, rec):
                 continue
             row = asdict(rec) | {"class": rec.label, "label": class_index[rec.label]}
             row |= {"index": streams[rec.split].write(img), "orig_width": width, "orig_height": height}
@@ -324,12 +342,23 @@ def _metadata(cfg: PrepareConfig, scan: SourceScan, tally: _Tally, seconds: floa
         "patients": {s: len(tally.patients[s]) for s in SPLITS},
         "missing_on_disk": dict(scan.missing),
         "failed_to_decode": dict(Counter(label for _, _, label, _ in tally.failed)),
+        "dropped_duplicates": [list(d) for d in tally.duplicates],  # [dropped, its twin in an earlier split]
         "split_method": split_method,
-        "notes": scan.notes,
+        "notes": scan.notes + _duplicate_note(tally),
         "options": {k: (str(Path(v).resolve()) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "seconds": round(seconds, 2),
         CONTENT_KEY: content_hashes(stage),  # hashed once here; checked whenever the dataset is opened
     }
+
+
+def _duplicate_note(tally: _Tally) -> list[str]:
+    if not tally.duplicates:
+        return []
+    dropped, twin = tally.duplicates[0]
+    return [
+        f"{len(tally.duplicates)} image(s) dropped: the same pixels as an image of an earlier split "
+        f"(e.g. {dropped} = {twin}); listed in dataset.json's dropped_duplicates"
+    ]
 
 
 def prepare(cfg: PrepareConfig, reporter: Reporter | None = None) -> PrepareResult:
