@@ -67,7 +67,11 @@ def test_page_renders_in_a_headless_browser(phantom32: Path, tmp_path: Path, mon
     data = open_prepared(phantom32)
     gens = {"00001-copy": copying_generator(phantom32), "00002-noise": noise_generator(phantom32)}
     paths = {name: _fake_run(tmp_path, name) for name in gens}
-    meta = {"plugin": "test", "step": 5, "data": {"path": str(phantom32), "fingerprint": fingerprint(data), "name": data.name}}
+    meta = {
+        "plugin": "test",
+        "step": 5,
+        "data": {"path": str(phantom32), "fingerprint": fingerprint(data), "name": data.name},
+    }
     monkeypatch.setattr(cxraug.runs, "load_generator", lambda p: (gens[Path(p).name], meta))
     sc = ScoreConfig(n=24, classes=["No Finding", "Infiltration"], min_images=10, kid_subsets=5, use_cache=False)
     cfg = CompareConfig(runs=list(paths.values()), score=sc, bootstrap=BootstrapConfig(resamples=8), speed_images=8)

@@ -152,13 +152,11 @@ def check_same_data(out: Path, data: PreparedData, stored: dict) -> None:
         )
 
 
-def _prepare_out(out: Path, overwrite: bool, data: PreparedData) -> None:
+def _prepare_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; choose a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise UserError(f"--out {out} exists and is not a benchmark output folder; choose another --out")
-    if not overwrite and (out / MARKER).is_file():
-        check_same_data(out, data, read_json(out / MARKER))
     if overwrite and (out / MARKER).is_file():
         shutil.rmtree(out / "runs", ignore_errors=True)
         for f in out.iterdir():
@@ -286,8 +284,10 @@ def run_benchmark(
     plan = make_plan(Path(data_path), cfg)
     accelerator = _make_accelerator(cfg)
     out = Path(out)
+    if not overwrite and (out / MARKER).is_file():  # on every process: all stop alike
+        check_same_data(out, plan.data, read_json(out / MARKER))
     if accelerator.is_main_process:
-        _prepare_out(out, overwrite, plan.data)
+        _prepare_out(out, overwrite)
         write_json(
             out / MARKER,
             {
