@@ -48,15 +48,27 @@ NIH_SINGLE_LABEL_COUNTS: dict[str, int] = {
 }
 
 
+def _norm(name: str) -> str:
+    return name.strip().lower().replace(" ", "_")
+
+
 def resolve_class(name: str, known: tuple[str, ...] | list[str]) -> str:
-    """Map a user-typed class name to its canonical spelling (case-insensitive).
+    """Map a user-typed class name to its canonical spelling: an exact match wins, else the one
+    name equal up to case and ``_`` vs space; two such names (``Mass`` and ``mass``) are refused.
 
     Raises ValueError with the closest known names when nothing matches.
     """
-    norm = {k.lower().replace(" ", "_"): k for k in known}
-    key = name.strip().lower().replace(" ", "_")
-    if key in norm:
-        return norm[key]
+    if name.strip() in known:
+        return name.strip()
+    matches = [k for k in known if _norm(k) == _norm(name)]
+    if len(matches) > 1:
+        raise ValueError(
+            f"class {name!r} is ambiguous: it matches {' and '.join(repr(m) for m in matches)}; type one exactly"
+        )
+    if matches:
+        return matches[0]
+    norm = {_norm(k): k for k in known}
+    key = _norm(name)
     close = difflib.get_close_matches(key, list(norm), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(repr(norm[c]) for c in close)}?" if close else f"known: {', '.join(known)}"
     raise ValueError(f"unknown class {name!r}; {hint}")

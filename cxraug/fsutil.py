@@ -91,6 +91,24 @@ def read_json(path: Path) -> Any:
 
 
 def append_jsonl(path: Path, obj: dict[str, Any]) -> None:
-    """Append one JSON line; a single write of a short line is atomic enough for a log."""
-    with open(path, "a") as f:
-        f.write(json.dumps(obj, default=str) + "\n")
+    """Append one JSON line; a single write of a short line is atomic enough for a log. After a
+    line torn by a kill or a full disk, the new line starts on a line of its own."""
+    with open(path, "a+b") as f:
+        torn = f.tell() > 0 and (f.seek(f.tell() - 1), f.read(1))[1] != b"\n"
+        f.write((("\n" if torn else "") + json.dumps(obj, default=str) + "\n").encode())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines log (none if it is absent). A line cut by a kill or a full
+    disk is not JSON: it is skipped, as a record that was never written."""
+    if not Path(path).is_file():
+        return []
+    out = []
+    for line in Path(path).read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out

@@ -8,7 +8,9 @@ safetensors weights + JSON config that ``from_export`` rebuilds without the trai
 
 Plugins never create an Accelerator, never download anything and never print: the core
 does those. All randomness of a step comes from ``self.rng`` (a CPU torch.Generator whose
-state is part of ``state()``), so a resumed run repeats a straight one exactly.
+state is part of ``state()``), so a resumed run repeats a straight one exactly. Modules that
+can only draw from torch's global RNG (dropout) get it seeded per step by the loop
+(cxraug.rng.step_rng), so they stay exact too.
 """
 
 from __future__ import annotations

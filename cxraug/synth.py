@@ -13,6 +13,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -46,9 +47,25 @@ class SynthConfig:
     allow_unseen: bool = False  # sample classes the generator saw no training image of
 
 
-def default_out(cfg: SynthConfig, class_names: list[str], all_classes: list[str]) -> Path:
+def default_out(cfg: SynthConfig, class_names: list[str], all_classes: list[str], options: Any = None) -> Path:
+    """RUN/synth/<classes>-n<N>-seed<S>[-<options>]: sampling options that differ from the
+    plugin's defaults are part of the name, so another setting never lands on an existing set."""
     tag = "all" if class_names == all_classes else "+".join(class_names)
-    return Path(cfg.run) / "synth" / f"{tag}-n{cfg.n}-seed{cfg.seed}"
+    return Path(cfg.run) / "synth" / f"{tag}-n{cfg.n}-seed{cfg.seed}{options_tag(options)}"
+
+
+def options_tag(options: Any) -> str:
+    """'-guidance2.0-steps5' for the options set away from their defaults ('' for none)."""
+    import re
+
+    changed = options.model_dump(mode="json", exclude_defaults=True) if options is not None else {}
+    if not changed:
+        return ""
+    tag = "".join(f"-{k}{v}" for k, v in sorted(changed.items()))
+    tag = re.sub(r"[^A-Za-z0-9_.+-]+", "_", tag)
+    if len(tag) > 60:  # many options: a short hash of them instead
+        tag = "-options" + hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:10]
+    return tag
 
 
 def _png(img) -> bytes:
@@ -105,7 +122,7 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
         raise UserError(f"--class: {e}") from None
     chosen, skipped = _drop_unseen(chosen, meta, cfg)
     options = gen.parse_sample_options(cfg.options)
-    out = Path(cfg.out) if cfg.out else default_out(cfg, chosen, classes)
+    out = Path(cfg.out) if cfg.out else default_out(cfg, chosen, classes, options)
     state = process_state()
     device = torch.device(cfg.device) if cfg.device else state.device
     gen.to(device)
@@ -213,6 +230,12 @@ def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -
             pass  # a synth killed before its provenance.json was in place: start it afresh
         elif old is None:
             raise UserError(f"{out} exists and is not a synthetic set; choose another --out or pass --overwrite")
+        elif old.get("complete") and {k: old.get(k) for k in identity} != identity:
+            differ = ", ".join(k for k in identity if old.get(k) != identity[k])
+            raise UserError(
+                f"{out} holds a finished synthetic set made with other settings ({differ}); choose another "
+                "--out (--overwrite would replace that set)"
+            )
         elif old.get("complete"):
             raise UserError(f"{out} already holds a finished synthetic set; pass --overwrite to redo it")
         elif {k: old.get(k) for k in identity} != identity:

@@ -58,7 +58,33 @@ class SyntheticSet:
             if not label.isdigit() or int(label) >= len(classes) or classes[int(label)] != cls:
                 raise UserError(f"{path}: {file!r} has label {label!r} and class {cls!r}, which disagree")
         df["label"] = df["label"].astype(np.int64)
+        self._check_against_provenance(df, path)
         return df
+
+    def _check_against_provenance(self, df, path: Path) -> None:
+        """Rows repeated, moved to another class, or more than synth made: refused (a manifest
+        edited so would add images the generator never made to a benchmark arm)."""
+        repeated = df["file"][df["file"].duplicated()]
+        if len(repeated):
+            raise UserError(f"{path} lists {repeated.iloc[0]!r} more than once; was it edited? make the set again")
+        for file, cls in zip(df["file"], df["class"], strict=True):
+            if Path(file).parts[:2] != ("images", cls):
+                raise UserError(f"{path}: {file!r} is listed as class {cls!r}; was it edited? make the set again")
+        counts = df["class"].value_counts().to_dict()
+        n = self.provenance.get("n_per_class")
+        requested = self.provenance.get("requested")
+        if isinstance(requested, list) and isinstance(n, int):  # what synth wrote: n of each requested class
+            wrong = {
+                c: counts.get(c, 0) for c in {*requested, *counts} if counts.get(c, 0) != (n if c in requested else 0)
+            }
+        else:
+            wrong = {c: k for c, k in counts.items() if isinstance(n, int) and k > n}
+        if wrong:
+            c, k = sorted(wrong.items())[0]
+            raise UserError(
+                f"{path} lists {k} images of {c}, its provenance says {n if c in (requested or counts) else 0}; "
+                "was it edited? make the set again"
+            )
 
     def load(
         self, classes: list[str] | None = None, limit_per_class: int | None = None

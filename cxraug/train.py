@@ -3,8 +3,9 @@
 The same code runs on the CPU, on one GPU with mixed precision, and on several GPUs or
 machines under ``accelerate launch`` / ``torchrun`` (DDP through Accelerate). Batches are a
 pure function of (seed, step, process), so a resumed run draws exactly the batches a
-straight run would have; with the plugin's own RNG in its checkpointed state, 2N straight
-steps and N + resume + N steps give identical weights.
+straight run would have; with the plugin's own RNG in its checkpointed state, and the global
+RNG (dropout) seeded per step (cxraug.rng), 2N straight steps and N + resume + N steps give
+identical weights.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from cxraug import __version__, registry, runs
 from cxraug.checkpoint import load_latest as load_latest_checkpoint
 from cxraug.config import UNTIL_TIME_LIMIT, TrainConfig
 from cxraug.data.dataset import to_model_range, to_uint8
+from cxraug.data.identity import describe_difference
 from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
 from cxraug.errors import UserError
-from cxraug.fsutil import append_jsonl, atomic_write_text, write_json
+from cxraug.fsutil import append_jsonl, atomic_write_text, read_jsonl, write_json
 from cxraug.generator import DataSpec, Generator
 from cxraug.grid import class_grid, save_png
 from cxraug.progress import NullReporter, Reporter
+from cxraug.rng import step_rng
 
 TRAIN_SPLITS = ["train"]  # the generator sees the classifier's training patients only
 
@@ -96,6 +99,7 @@ def data_provenance(data: PreparedData) -> dict[str, Any]:
         "path": str(data.root.resolve()),
         "name": data.name,
         "fingerprint": fingerprint(data),
+        "identity": data.identity,  # what the fingerprint covers: a mismatch can then be named
         "splits": TRAIN_SPLITS,
         "source": data.meta["source"],
         "real_data": data.meta.get("real_data", True),
@@ -163,14 +167,20 @@ def make_accelerator(train: TrainConfig, run: Path):
     )
 
 
-def build_generator(spec: RunSpec, data: PreparedData) -> Generator:
-    cls = registry.get(spec.plugin)
-    size = data.size
-    if not cls.min_size <= size <= cls.max_size:
+def check_supported_size(plugin: str, data: PreparedData) -> None:
+    """The plugin's size range, checked before a run directory is made (and again at build)."""
+    cls = registry.get(plugin)
+    if not cls.min_size <= data.size <= cls.max_size:
         raise UserError(
-            f"plugin {spec.plugin!r} supports {cls.min_size} to {cls.max_size} px, the data is {size} px; "
+            f"plugin {plugin!r} supports {cls.min_size} to {cls.max_size} px, the data is {data.size} px; "
             "prepare the data at another --size"
         )
+
+
+def build_generator(spec: RunSpec, data: PreparedData) -> Generator:
+    check_supported_size(spec.plugin, data)
+    cls = registry.get(spec.plugin)
+    size = data.size
     torch.manual_seed(spec.train.seed)  # identical initial weights (and rng) on every process
     return cls(spec.model, DataSpec(classes=tuple(data.classes), size=size), seed=spec.train.seed * 7919)
 
@@ -187,14 +197,15 @@ def save_grid(gen: Generator, data: PreparedData, train: TrainConfig, path: Path
 
 
 def _truncate_metrics(run: Path, step: int) -> None:
-    """Drop log lines past the checkpoint we resume from (written by the interrupted run)."""
+    """Drop log lines past the checkpoint we resume from (written by the interrupted run), and
+    any line it left torn."""
     import json
 
     path = run / runs.METRICS
     if not path.is_file():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+    keep = [rec for rec in read_jsonl(path) if (rec.get("step") or 0) <= step]
+    atomic_write_text(path, "".join(json.dumps(rec, default=str) + "\n" for rec in keep))
 
 
 @dataclass
@@ -301,7 +312,8 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
             idx = stream.indices(step - 1)
             x = to_model_range(images[idx]).to(accelerator.device)
             y = torch.as_tensor(labels[idx], device=accelerator.device)
-            losses = gen.train_step(x, y, accelerator)  # its .item() calls sync a GPU: the clock is right
+            with step_rng(train_cfg.seed, step, accelerator.process_index, accelerator.device):
+                losses = gen.train_step(x, y, accelerator)  # its .item() calls sync a GPU: the clock is right
             if not all(math.isfinite(v) for v in losses.values()):
                 bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
                 raise TrainingDiverged(
@@ -367,6 +379,7 @@ def start_run(spec: RunSpec, runs_root: Path) -> Path:
 
     state = process_state()
     data = open_prepared(spec.data_path)
+    check_supported_size(spec.plugin, data)  # every check before the folder exists
     holder = [None]
     if state.is_main_process:
         run = runs.next_run_dir(runs_root, spec.plugin, data.name)
@@ -391,7 +404,8 @@ def spec_from_run(run: Path, changes: dict[str, Any] | None = None) -> RunSpec:
     data = open_prepared(spec.data_path)
     if fingerprint(data) != cfg["data"]["fingerprint"]:
         raise UserError(
-            f"the prepared dataset {spec.data_path} changed since {run.name} started; cannot resume exactly"
+            f"the prepared dataset {spec.data_path} is not the one {run.name} was trained on "
+            f"({describe_difference(cfg['data'].get('identity'), data.identity)}); cannot resume: start a new run"
         )
     if any(cfg["train"].get(k) != v for k, v in changes.items()):
         cfg["train"].update(changes)
@@ -400,7 +414,4 @@ def spec_from_run(run: Path, changes: dict[str, Any] | None = None) -> RunSpec:
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:
-    import json
-
-    path = run / runs.METRICS
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []
+    return read_jsonl(run / runs.METRICS)

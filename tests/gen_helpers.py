@@ -9,15 +9,15 @@ from cxraug.config import TrainConfig
 from cxraug.train import RunSpec, start_run, train
 
 
-def tiny_spec(plugin: str, data: Path, **train_kw) -> RunSpec:
+def tiny_spec(plugin: str, data: Path, model: dict | None = None, **train_kw) -> RunSpec:
     cls = registry.get(plugin)
     t = {"steps": 4, "batch_size": 8, "log_every": 1, "sample_every": 0, "checkpoint_every": 2, "grid_per_class": 2}
     t.update(train_kw)
-    return RunSpec(plugin, TrainConfig(**t), cls.Config(**cls.tiny_config()), Path(data))
+    return RunSpec(plugin, TrainConfig(**t), cls.Config(**{**cls.tiny_config(), **(model or {})}), Path(data))
 
 
-def tiny_run(plugin: str, data: Path, runs_root: Path, **train_kw) -> Path:
-    spec = tiny_spec(plugin, data, **train_kw)
+def tiny_run(plugin: str, data: Path, runs_root: Path, model: dict | None = None, **train_kw) -> Path:
+    spec = tiny_spec(plugin, data, model, **train_kw)
     run = start_run(spec, runs_root)
     train(run, spec)
     return run

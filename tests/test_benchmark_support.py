@@ -10,8 +10,10 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
+from cxraug.data.identity import CONTENT_KEY, content_hashes
 from cxraug.data.prepared import fingerprint, open_prepared
 from cxraug.fsutil import write_json
 from cxraug.synthset import MANIFEST, MANIFEST_COLUMNS, PROVENANCE
@@ -90,19 +92,27 @@ def make_synthetic_set(
 
 
 def write_derived_dataset(out: Path, data_root: Path, keep_splits: dict[str, str]) -> Path:
-    """A metadata-only prepared dataset whose manifest keeps the rows of ``data_root`` in the
-    given splits, renamed (e.g. {"train": "train"}): enough for patient-overlap checks."""
+    """A prepared dataset whose rows are those of ``data_root`` in the given splits, renamed
+    (e.g. {"train": "train"}), with its own arrays and content hashes: another dataset made
+    from the same patients, enough for patient-overlap checks."""
     data = open_prepared(data_root)
     df = data.manifest()
-    df = df[df["split"].isin(list(keep_splits))].copy()
-    df["split"] = df["split"].map(keep_splits)
     out.mkdir(parents=True)
-    df.to_csv(out / "manifest.csv", index=False)
+    parts = []
+    for s in ("train", "val", "test"):
+        rows = df[df["split"].map(keep_splits) == s].sort_values(["split", "index"]).copy()
+        images = [data.images(old)[idx] for old, idx in zip(rows["split"], rows["index"], strict=True)]
+        np.save(out / f"images_{s}.npy", np.asarray(images, np.uint8).reshape(-1, data.size, data.size))
+        np.save(out / f"labels_{s}.npy", rows["label"].to_numpy(np.int64))
+        rows["split"], rows["index"] = s, np.arange(len(rows))
+        parts.append(rows)
+    pd.concat(parts).to_csv(out / "manifest.csv", index=False)
     meta = dict(data.meta)
     meta["counts"] = {
-        s: {c: int(((df["split"] == s) & (df["class"] == c)).sum()) for c in data.classes}
-        for s in ("train", "val", "test")
+        s: {c: int(((p["split"] == s) & (p["class"] == c)).sum()) for c in data.classes}
+        for s, p in zip(("train", "val", "test"), parts, strict=True)
     }
+    meta[CONTENT_KEY] = content_hashes(out)
     write_json(out / "dataset.json", meta)
     return out
 

@@ -17,7 +17,7 @@ from test_score_support import PixelProjection, copying_generator, noise_generat
 from cxraug.compare.bootstrap import BootstrapConfig
 from cxraug.compare.core import CompareConfig, compare
 from cxraug.compare.report import write_outputs
-from cxraug.data.prepared import open_prepared
+from cxraug.data.prepared import fingerprint, open_prepared
 from cxraug.fsutil import write_json
 from cxraug.metrics.score import ScoreConfig
 
@@ -67,7 +67,11 @@ def test_page_renders_in_a_headless_browser(phantom32: Path, tmp_path: Path, mon
     data = open_prepared(phantom32)
     gens = {"00001-copy": copying_generator(phantom32), "00002-noise": noise_generator(phantom32)}
     paths = {name: _fake_run(tmp_path, name) for name in gens}
-    meta = {"plugin": "test", "step": 5, "data": {"path": str(phantom32), "fingerprint": "x", "name": data.name}}
+    meta = {
+        "plugin": "test",
+        "step": 5,
+        "data": {"path": str(phantom32), "fingerprint": fingerprint(data), "name": data.name},
+    }
     monkeypatch.setattr(cxraug.runs, "load_generator", lambda p: (gens[Path(p).name], meta))
     sc = ScoreConfig(n=24, classes=["No Finding", "Infiltration"], min_images=10, kid_subsets=5, use_cache=False)
     cfg = CompareConfig(runs=list(paths.values()), score=sc, bootstrap=BootstrapConfig(resamples=8), speed_images=8)

@@ -104,7 +104,8 @@ def test_test_split_never_reaches_the_reference(guarded: NoTestData, reference) 
     rec = reference.record
     assert rec["test_split"] == "never read"
     assert rec["trained_on"]["split"] == "train" and rec["trained_on"]["n"] == len(guarded.labels("train"))
-    assert rec["selected_on"]["split"] == "val" and rec["selected_on"]["n"] == len(guarded.labels("val"))
+    assert rec["selected_on"]["split"] == rec["ceiling_on"]["split"] == "val"
+    assert rec["selected_on"]["n"] + rec["ceiling_on"]["n"] == len(guarded.labels("val"))
     with pytest.raises(AssertionError, match="never read the test split"):
         ref_mod._split(guarded, "test")
     import inspect
@@ -114,18 +115,55 @@ def test_test_split_never_reaches_the_reference(guarded: NoTestData, reference) 
     assert "test" not in inspect.signature(fit_select).parameters  # the training loop it uses takes no test images
 
 
+def test_the_ceiling_is_measured_on_val_patients_not_used_for_selection(guarded: NoTestData, reference) -> None:
+    from cxraug.benchmark.runner import split_patients
+
+    rec = reference.record
+    held = np.zeros(len(guarded.labels("val")), dtype=bool)
+    held[rec["ceiling_on"]["rows"]] = True
+    patients = split_patients(guarded, "val")
+    assert 0 < held.sum() < len(held) and not set(patients[held]) & set(patients[~held])
+    labels = guarded.labels("val")
+    for c, name in enumerate(guarded.classes):
+        assert reference.val_class(name)["n_val"] == int((held & (labels == c)).sum())
+
+
+def test_the_reference_is_float32_whatever_the_calling_run_uses(guarded: NoTestData) -> None:
+    """Inside train-gen under bf16, Accelerate's one-per-process state would hand the reference
+    the run's mixed precision: it is trained without an Accelerator, and its key says fp32 + device."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    cfg = ReferenceConfig(model="tiny", epochs=1)
+    plain = ref_mod.train_reference(guarded, cfg, torch.device("cpu"))[1]["weights_sha256"]
+    AcceleratorState._reset_state(reset_partial_state=True)
+    try:
+        Accelerator(mixed_precision="bf16", cpu=True)  # what a bf16 train-gen run leaves in the process
+        inside = ref_mod.train_reference(guarded, cfg, torch.device("cpu"))[1]["weights_sha256"]
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert inside == plain
+    key = ref_mod.reference_key(guarded, cfg, "cpu")
+    assert key["precision"] == "fp32" and key["device"] == "cpu"
+    assert ref_mod.reference_key(guarded, cfg, "cuda") != key
+
+
 def test_fidelity_of_real_images_reaches_the_ceiling(phantom3: Path, reference, tmp_path: Path) -> None:
     rows = _score(phantom3, _generator(phantom3, shift=0), reference, tmp_path)
     for c in CLASSES:
         r = rows[c]
         val = reference.val_class(c)
-        # The ceiling is the reference's own val recall, recorded beside it; it is high here.
+        # The ceiling is the reference's own val recall, recorded beside it.
         assert r["real_fidelity"] == pytest.approx(val["recall_top1"]) == pytest.approx(r["ref_val_recall"])
         assert r["real_fidelity_n"] == val["n_val"] and r["fidelity_n"] == 80 and r["ref_val_auroc"] == val["auroc"]
-        assert r["real_fidelity"] >= 0.8, (c, r)
-        assert abs(r["fidelity"] - r["real_fidelity"]) <= 0.2, (c, r)
+        # Measured on the val patients not used for selection (6 to 11 images a class here), the
+        # ceiling is honest and noisy: the intervals of real images' fidelity and of it overlap.
+        assert r["real_fidelity"] >= 0.5, (c, r)
+        (a_lo, a_hi), (b_lo, b_hi) = r["real_fidelity_ci"], r["fidelity_ci"]
+        assert max(a_lo, b_lo) <= min(a_hi, b_hi), (c, r)
         assert r["fidelity_ratio"] == pytest.approx(r["fidelity"] / r["real_fidelity"])
-        assert r["fidelity_p"] > 0.6 and r["fidelity_ci"][0] <= r["fidelity"] <= r["fidelity_ci"][1]
+        assert r["fidelity_p"] > 0.4 and r["fidelity_ci"][0] <= r["fidelity"] <= r["fidelity_ci"][1]
         assert isinstance(r["fd_cxr"], float) and isinstance(r["kid_cxr"], float) and "precision_cxr" in r
     assert rows["all"]["fidelity"] >= 0.8 and rows["all"]["fidelity_ratio"] > 0.8
 
@@ -133,11 +171,14 @@ def test_fidelity_of_real_images_reaches_the_ceiling(phantom3: Path, reference, 
 def test_fidelity_of_another_class_is_near_zero(phantom3: Path, reference, tmp_path: Path) -> None:
     same = _score(phantom3, _generator(phantom3, shift=0), reference, tmp_path)
     other = _score(phantom3, _generator(phantom3, shift=1), reference, tmp_path)
+    # The tiny reference is selected on half the val patients (the other half gives the ceiling):
+    # it confuses a little more than one selected on all of them (Effusion 0.29 here, others 0).
     for c in CLASSES:
-        assert other[c]["fidelity"] <= 0.15 and other[c]["fidelity_ratio"] <= 0.2, (c, other[c])
+        assert other[c]["fidelity"] <= 0.35 and other[c]["fidelity_ratio"] <= 0.4, (c, other[c])
+        assert other[c]["fidelity"] < same[c]["fidelity"] - 0.3, (c, other[c])
         assert other[c]["real_fidelity"] == same[c]["real_fidelity"]  # the ceiling does not depend on the source
         assert other[c]["fd_cxr"] > same[c]["fd_cxr"]
-    assert other["all"]["fidelity"] <= 0.15
+    assert other["all"]["fidelity"] <= 0.2
 
 
 def test_fd_cxr_real_vs_real_near_zero_and_grows_with_blur(phantom3: Path, reference) -> None:

@@ -105,7 +105,8 @@ def test_cli_synth_and_bad_inputs(run: Path, tmp_path: Path) -> None:
         (["--class", "Herna"], "did you mean 'Hernia'"),
         (["--class", "Hernia", "-n", "0"], "-n must be at least 1"),
         (["--class", "Hernia", "--set", "bogus=1"], "bogus"),
-        (["--class", "Hernia", "--out", str(tmp_path / "o")], "already holds a finished"),
+        (["--class", "Hernia", "-n", "3", "--out", str(tmp_path / "o")], "already holds a finished"),
+        (["--class", "Hernia", "--out", str(tmp_path / "o")], "made with other settings (n_per_class)"),
     ]
     for args, message in cases:
         r = runner.invoke(app, ["synth", "--run", str(run), *args])

@@ -302,3 +302,38 @@ def test_resume_with_the_original_command(tmp_path: Path, phantom32: Path) -> No
         assert r.exit_code == 2 and message in r.output, (extra, r.output)
         assert len(r.output.strip().splitlines()) == 1, r.output
     assert [s for s, _ in runs.checkpoints(run)][-1] == 4, "a refused resume trains nothing"
+
+
+def test_resume_after_a_torn_metrics_line(tmp_path: Path, phantom32: Path) -> None:
+    """A kill or a full disk mid-line leaves metrics.jsonl without its last newline: resume
+    drops that line and goes on; a line appended after it (score) starts on its own line."""
+    from cxraug.fsutil import append_jsonl
+    from cxraug.train import read_metrics
+
+    run = tiny_run("cgan", phantom32, tmp_path / "a", steps=2, checkpoint_every=2)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 3, "kind": "tra')  # the interrupted run's last, torn write
+    assert [r["step"] for r in read_metrics(run)][-1] == 2
+    append_jsonl(run / "metrics.jsonl", {"step": 2, "kind": "score"})
+    assert read_metrics(run)[-1] == {"step": 2, "kind": "score"}
+    train(run, spec_from_run(run, {"steps": 4}), resume=True)
+    logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]  # every line whole now
+    assert [r["step"] for r in logs if r["kind"] == "train"] == [1, 2, 3, 4]
+
+
+def test_kid_subset_size_help_says_what_the_code_does() -> None:
+    from cxraug.metrics.registry import KID_SUBSET_RULE, kid_subset_size
+
+    assert kid_subset_size(50, 400) == 25 and kid_subset_size(5000, 4000) == 1000 and kid_subset_size(3, 9) == 2
+    assert KID_SUBSET_RULE == "min(1000, half the smaller of n_real and n_fake), at least 2"
+    r = runner.invoke(app, ["score", "--help"], env={"COLUMNS": "300"})
+    assert "half the smaller of n_real and n_fake" in " ".join(r.output.split())
+
+
+def test_unsupported_size_fails_before_any_run_directory(tmp_path: Path, phantom32: Path, monkeypatch) -> None:
+    from cxraug import registry
+
+    monkeypatch.setattr(registry.get("cgan"), "max_size", 16)  # a plugin that cannot make 32 px images
+    r = runner.invoke(app, ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs")])
+    assert r.exit_code == 2 and "supports 32 to 16 px, the data is 32 px" in r.output, r.output
+    assert "run directory" not in r.output and not (tmp_path / "runs").exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from cxraug.data.identity import describe_difference
 from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
 from cxraug.data.records import SPLITS
 from cxraug.errors import UserError
@@ -52,7 +53,10 @@ def check_synthetic(name: str, syn: SyntheticSet, data: PreparedData) -> list[st
             )
         gen_data = open_prepared(path)
         if fingerprint(gen_data) != info.get("fingerprint"):
-            raise UserError(f"{where}: its training dataset {path} changed since the generator was trained; retrain it")
+            what = describe_difference(info.get("identity"), gen_data.identity)
+            raise UserError(
+                f"{where}: its training dataset {path} changed since the generator was trained ({what}); retrain it"
+            )
     seen: set[str] = set()
     for s in splits:
         seen |= gen_data.patients(s)

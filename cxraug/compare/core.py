@@ -131,6 +131,7 @@ def load_runs(paths: list[Path], device: Any, sample_values: dict[str, Any] | No
 
 def choose_data(entries: list[RunEntry], data: Path | None, allow_different: bool) -> Any:
     """The prepared dataset to compare on; refuses runs trained on other data unless allowed."""
+    from cxraug.data.identity import describe_difference
     from cxraug.data.prepared import fingerprint, open_prepared
 
     prints = {e.label: e.data.get("fingerprint") for e in entries}
@@ -144,14 +145,14 @@ def choose_data(entries: list[RunEntry], data: Path | None, allow_different: boo
         path = entries[0].data.get("path")
         if not path:
             raise UserError(f"{entries[0].path}: its training data is not recorded; pass --data DATA")
-        return open_prepared(path)
-    chosen = open_prepared(data)
+    chosen = open_prepared(data if data is not None else path)
     fp = fingerprint(chosen)
-    other = [e.label for e in entries if prints[e.label] != fp]
-    if other and not allow_different:
+    other = [e for e in entries if prints[e.label] != fp]
+    if other and not allow_different:  # also when the runs' own data folder was prepared again since
+        what = describe_difference(other[0].data.get("identity"), chosen.identity)
         raise UserError(
-            f"{data} is not the dataset {', '.join(other)} was trained on (fingerprints differ: {how}; "
-            f"{data}: {fp[:12]}); pass --allow-different-data to compare on it anyway"
+            f"{chosen.root} is not the dataset {', '.join(e.label for e in other)} was trained on ({what}); "
+            "pass --data DATA --allow-different-data to compare on it anyway"
         )
     return chosen
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cxraug import runs
+from cxraug.fsutil import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,7 @@ class SamplingCost:
 
 def training_cost(run: Path, step: int | None) -> dict[str, Any]:
     """Steps, images seen, training seconds and img/s of a run up to its exported ``step``."""
-    path = Path(run) / runs.METRICS
-    records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):  # a line cut by a kill
-                rec = json.loads(line)
-                if isinstance(rec, dict):
-                    records.append(rec)
+    records = read_jsonl(Path(run) / runs.METRICS)  # a line cut by a kill is skipped
     upto = [r for r in records if step is None or (r.get("step") or 0) <= step]
     stops = [r for r in upto if r.get("kind") == "stop" and (step is None or r.get("step") == step)]
     trains = [r for r in upto if r.get("kind") == "train" and "train_s" in r]

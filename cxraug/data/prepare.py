@@ -4,7 +4,8 @@ Output (built in a staging folder, renamed into place when complete):
   images_{split}.npy   uint8 N x S x S, loadable with ``np.load(..., mmap_mode="r")``
   labels_{split}.npy   int64 N, indices into dataset.json's ``classes``
   manifest.csv         one row per image (id, patient, class, split, index, source, ...)
-  dataset.json         classes, counts per split and class, size, source, options, version
+  dataset.json         classes, counts per split and class, size, source, options, version,
+                       and the sha256 of every file above (the dataset's identity)
 
 Images stream from a process pool straight to disk, so memory does not grow with the
 number of images.
@@ -29,6 +30,7 @@ import numpy as np
 
 from cxraug import __version__
 from cxraug.classes import NIH_CLASSES, resolve_classes
+from cxraug.data.identity import CONTENT_KEY, content_hashes
 from cxraug.data.imageio import BAD_FILE_ERRORS, grey_size, resize_square
 from cxraug.data.records import SPLITS, Loader, Record, SourceScan
 from cxraug.data.splits import carve_patients, patient_leaks
@@ -37,7 +39,7 @@ from cxraug.fsutil import atomic_dir, check_new_output
 from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: dataset.json records the content hashes (cxraug.data.identity)
 SOURCES = ("nih", "medmnist", "folder", "phantom")
 MIN_SIZE, MAX_SIZE = 32, 1024
 MANIFEST_COLUMNS = (
@@ -234,6 +236,8 @@ class _Tally:
     """What the write loop saw: labels and patients per split, and the images that failed."""
 
     labels: dict[str, list[int]] = field(default_factory=lambda: {s: [] for s in SPLITS})
+    pixels: dict[bytes, tuple[str, str]] = field(default_factory=dict)  # image hash -> (split, image id)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (dropped image id, its earlier twin)
     patients: dict[str, set[str]] = field(default_factory=lambda: {s: set() for s in SPLITS})
     failed: list[tuple[str, str, str, str]] = field(default_factory=list)
 
@@ -257,6 +261,20 @@ def _plan(cfg: PrepareConfig) -> tuple[SourceScan, list[Record]]:
     split_order = {s: i for i, s in enumerate(SPLITS)}
     records.sort(key=lambda r: (split_order[r.split], class_index[r.label], r.image_id))
     return scan, records
+
+
+def _seen_in_an_earlier_split(tally: _Tally, img: np.ndarray, rec: Record) -> bool:
+    """The same pixels in two splits (an image copied under two names or patients; PneumoniaMNIST
+    has such pairs) would evaluate on a training image whatever the patient ids say: the copy in
+    the later split (val, test) is dropped and recorded. Records come in split order."""
+    import hashlib
+
+    digest = hashlib.sha256(img.tobytes()).digest()
+    split, image_id = tally.pixels.setdefault(digest, (rec.split, rec.image_id))
+    if split == rec.split:
+        return False
+    tally.duplicates.append((f"{rec.image_id} ({rec.split})", f"{image_id} ({split})"))
+    return True
 
 
 def _write_images(
@@ -286,6 +304,8 @@ def _write_images(
                     )
                 tally.failed.append((rec.image_id, rec.source_file, rec.label, err))
                 continue
+            if _seen_in_an_earlier_split(tally, img, rec):
+                continue
             row = asdict(rec) | {"class": rec.label, "label": class_index[rec.label]}
             row |= {"index": streams[rec.split].write(img), "orig_width": width, "orig_height": height}
             writer.writerow({k: row[k] for k in MANIFEST_COLUMNS})
@@ -303,7 +323,7 @@ def _write_images(
     return tally
 
 
-def _metadata(cfg: PrepareConfig, scan: SourceScan, tally: _Tally, seconds: float) -> dict:
+def _metadata(cfg: PrepareConfig, scan: SourceScan, tally: _Tally, seconds: float, stage: Path) -> dict:
     """dataset.json: everything a reader needs to trust and reuse the prepared dataset."""
     carved = any(r.split == "train_val" for r in scan.records)
     split_method = scan.split_method
@@ -322,11 +342,23 @@ def _metadata(cfg: PrepareConfig, scan: SourceScan, tally: _Tally, seconds: floa
         "patients": {s: len(tally.patients[s]) for s in SPLITS},
         "missing_on_disk": dict(scan.missing),
         "failed_to_decode": dict(Counter(label for _, _, label, _ in tally.failed)),
+        "dropped_duplicates": [list(d) for d in tally.duplicates],  # [dropped, its twin in an earlier split]
         "split_method": split_method,
-        "notes": scan.notes,
+        "notes": scan.notes + _duplicate_note(tally),
         "options": {k: (str(Path(v).resolve()) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "seconds": round(seconds, 2),
+        CONTENT_KEY: content_hashes(stage),  # hashed once here; checked whenever the dataset is opened
     }
+
+
+def _duplicate_note(tally: _Tally) -> list[str]:
+    if not tally.duplicates:
+        return []
+    dropped, twin = tally.duplicates[0]
+    return [
+        f"{len(tally.duplicates)} image(s) dropped: the same pixels as an image of an earlier split "
+        f"(e.g. {dropped} = {twin}); listed in dataset.json's dropped_duplicates"
+    ]
 
 
 def prepare(cfg: PrepareConfig, reporter: Reporter | None = None) -> PrepareResult:
@@ -339,7 +371,7 @@ def prepare(cfg: PrepareConfig, reporter: Reporter | None = None) -> PrepareResu
     scan, records = _plan(cfg)
     with output_lock(out, "prepared dataset"), atomic_dir(out, cfg.overwrite) as stage:
         tally = _write_images(cfg, scan, records, stage, reporter or NullReporter())
-        meta = _metadata(cfg, scan, tally, time.perf_counter() - t0)
+        meta = _metadata(cfg, scan, tally, time.perf_counter() - t0, stage)
         # A plain write: the staging folder as a whole is what appears atomically (and this
         # keeps the usual umask permissions, unlike a mkstemp file).
         (stage / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")

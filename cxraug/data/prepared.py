@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cxraug.data.identity import identity, identity_fingerprint, verify_content
 from cxraug.data.records import SPLITS
 from cxraug.errors import UserError
 from cxraug.fsutil import read_json
 
-SUPPORTED_FORMATS = (1,)
+SUPPORTED_FORMATS = (2,)  # 2: + content hashes of the arrays and manifest (format 1 had none)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,11 @@ class PreparedData:
     @property
     def name(self) -> str:
         return self.root.name
+
+    @property
+    def identity(self) -> dict:
+        """Format version, size, channels and content hashes (cxraug.data.identity)."""
+        return identity(self.meta)
 
     def counts(self, split: str) -> dict[str, int]:
         return dict(self.meta["counts"][split])
@@ -62,8 +68,10 @@ def open_prepared(root: Path | str) -> PreparedData:
     if meta.get("format_version") not in SUPPORTED_FORMATS:
         raise UserError(
             f"{root} has format version {meta.get('format_version')}, this cxraug reads "
-            f"{SUPPORTED_FORMATS}; prepare it again with this version"
+            f"{', '.join(map(str, SUPPORTED_FORMATS))}; prepare it again with this version "
+            "(`cxraug prepare ... --overwrite`)"
         )
+    verify_content(root, meta)  # an edit since prepare is refused here, not scored as this dataset
     return PreparedData(root=root, meta=meta)
 
 
@@ -92,11 +100,7 @@ def absent_classes(meta: dict, split: str) -> list[str]:
 
 
 def fingerprint(data: PreparedData) -> str:
-    """sha256 of manifest.csv: identifies the images *and* their patient split assignment."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(data.root / "manifest.csv", "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The dataset's identity as one hash: format version, size, channels, and the content of
+    its arrays and manifest (images, labels, patients and splits). Every cache and resume key
+    builds on it."""
+    return identity_fingerprint(data.meta)

@@ -63,7 +63,7 @@ class InceptionExtractor:
     ) -> np.ndarray:
         reporter = reporter or NullReporter()
         out = np.empty((len(images), self.num_features), dtype=np.float32)
-        with reporter.task(f"Inception features: {what}", total=len(images)) as advance, torch.no_grad(), _no_tf32():
+        with reporter.task(f"Inception features: {what}", total=len(images)) as advance, torch.no_grad(), no_tf32():
             for i in range(0, len(images), batch_size):
                 batch = torch.from_numpy(np.array(images[i : i + batch_size], dtype=np.uint8))  # a writable copy
                 feats = self.model(batch[:, None].to(self.device, non_blocking=True))
@@ -72,7 +72,7 @@ class InceptionExtractor:
         return out
 
 
-def _no_tf32():
+def no_tf32():
     """TF32 convolutions (cuDNN's default on Ampere+) change features at the 1e-3 level: the
     standard network runs in full float32."""
     return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False)

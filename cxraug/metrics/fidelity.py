@@ -2,8 +2,9 @@
 
 Label fidelity of class c: the share of synthetic images of c that the reference classifier
 assigns to c (top-1) and their mean p(c | x), beside the same two numbers for the real **val**
-images of c (the ceiling: a generator cannot be judged more recognisable than real images
-are; that share is also the reference's own val recall of c), and their ratio. FD_cxr: FD, KID
+images of c of the val patients the reference was not selected on (the ceiling: a generator
+cannot be judged more recognisable than real images are; that share is also the reference's
+recorded val recall of c), and their ratio. FD_cxr: FD, KID
 and precision/recall in the reference's penultimate features (``fd_cxr`` in the registry).
 Both are comparable only between scores made with the same reference (its weights sha256).
 """
@@ -103,7 +104,10 @@ def reference_metrics(
             else np.empty((0, reference.num_features), np.float32)
         )
 
-    probs = {c: (reference.probs(fake_f[c]), reference.probs(val_f[c])) for c in classes}
+    # The ceiling: val images of the patients the reference was not selected on.
+    val_labels = data.labels("val")
+    held_f = {c: val_f[c][reference.ceiling_mask(val_labels, c)] for c in classes}
+    probs = {c: (reference.probs(fake_f[c]), reference.probs(held_f[c])) for c in classes}
     overall = by_class[OVERALL]
     counts = overall.get("fake_per_class") or {c: len(fake_f[c]) for c in classes}
     for c in [*classes, OVERALL]:
@@ -120,7 +124,7 @@ def reference_metrics(
             fp_ = np.concatenate([probs[x][0][: take[x]] for x in part])
             fl = np.concatenate([class_labels(data.classes, x, take[x]) for x in part])
             rp = np.concatenate([probs[x][1] for x in part])
-            rl = np.concatenate([class_labels(data.classes, x, len(val_f[x])) for x in part])
+            rl = np.concatenate([class_labels(data.classes, x, len(held_f[x])) for x in part])
             row.update(label_fidelity(fp_, fl, rp, rl))
         if "fd_cxr" in names:
             real = np.concatenate([real_f[x] for x in part])
@@ -137,7 +141,7 @@ def reference_metrics(
             np.zeros((k, k), np.int64),
         )
         val = sum(
-            (_confusion(probs[c][1], class_labels(data.classes, c, len(val_f[c])), k) for c in classes),
+            (_confusion(probs[c][1], class_labels(data.classes, c, len(held_f[c])), k) for c in classes),
             np.zeros((k, k), np.int64),
         )
         idx = [data.classes.index(c) for c in classes]

@@ -4,10 +4,15 @@
 benchmark's classifier, trained on the **train** split and selected on **val** (best macro
 AUROC), never given a test image. It is cached as safetensors under
 ``CACHE/reference/`` per (dataset fingerprint, train/val image and label hashes, classes, size,
-settings), so scoring many runs trains it once; an entry whose key or weights checksum does not
+settings, precision, device type), so scoring many runs trains it once; an entry whose key or weights checksum does not
 match is retrained, and a lock makes a second process wait for the first instead of training
 twice. Its penultimate features (the input of its last linear layer) give the chest-X-ray
 feature space; its softmax gives p(class | image).
+
+It trains and extracts in full float32 (no mixed precision inherited from a calling
+``train-gen``, no TF32) on one device. Validation patients are halved: one half selects the
+epoch, the other (never used for selection) measures its per-class recall, the fidelity
+ceiling; a ceiling measured on the selection images would be optimistic.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from cxraug.progress import NullReporter, Reporter
 REFERENCE_DIRNAME = "reference"
 TRAINING_SPLITS = ("train", "val")  # the only splits the reference classifier ever reads
 ARMS = ("real", "reweight", "oversample", "classic")  # the benchmark's arms on real images
-_FORMAT = "1"
+_FORMAT = "2"  # 2: float32 only, the ceiling on val patients not used for selection
+PRECISION = "fp32"  # no mixed precision, no TF32: part of the cache key
+CEILING_SEED = 7  # which val patients measure the ceiling (the others select the epoch)
 
 if TYPE_CHECKING:  # torch is imported where it is used: ScoreConfig holds a ReferenceConfig
     import torch
@@ -75,8 +82,9 @@ def _split_digest(images: np.ndarray, labels: np.ndarray) -> str:
     return hashlib.sha256(images_digest(images).encode() + np.ascontiguousarray(labels, np.int64).tobytes()).hexdigest()
 
 
-def reference_key(data: PreparedData, cfg: ReferenceConfig, fp: str | None = None) -> dict[str, Any]:
-    """Everything a trained reference depends on; a cached one is used only if all of it matches."""
+def reference_key(data: PreparedData, cfg: ReferenceConfig, device_type: str, fp: str | None = None) -> dict[str, Any]:
+    """Everything a trained reference depends on; a cached one is used only if all of it matches.
+    The device type is in it: the same float32 training gives other weights on a GPU."""
     digests = {f"{s}_sha256": _split_digest(*_split(data, s)) for s in TRAINING_SPLITS}
     return {
         "format": _FORMAT,
@@ -85,7 +93,25 @@ def reference_key(data: PreparedData, cfg: ReferenceConfig, fp: str | None = Non
         "classes": data.classes,
         "size": data.size,
         "settings": cfg.settings(),
+        "precision": PRECISION,
+        "device": device_type,
     }
+
+
+def ceiling_rows(data: PreparedData) -> np.ndarray:
+    """Val rows (bool) that measure the ceiling: about half the val patients of each class,
+    never used for selection. A class with one val patient keeps it here (a ceiling of its own)."""
+    from cxraug.benchmark.runner import split_patients
+    from cxraug.data.records import Record
+    from cxraug.data.splits import carve_patients
+
+    labels = data.labels("val")
+    records = [
+        Record(image_id=str(i), patient_id=str(p), label=data.classes[int(y)], split="val")
+        for i, (p, y) in enumerate(zip(split_patients(data, "val"), labels, strict=True))
+    ]
+    carved = carve_patients(records, 0.5, CEILING_SEED, "select", "ceiling")
+    return np.array([r.split == "ceiling" for r in carved], dtype=bool)
 
 
 def _sha(obj: Any) -> str:
@@ -164,21 +190,23 @@ def _val_metrics(classes: list[str], labels: np.ndarray, probs: np.ndarray) -> l
 def train_reference(
     data: PreparedData, cfg: ReferenceConfig, device: torch.device, reporter: Reporter | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Train on the train split, select on val (the benchmark's loop); never reads test."""
-    from accelerate import Accelerator
-
+    """Train on the train split, select on half the val patients (the benchmark's loop), measure
+    the per-class recall on the other half; float32 on ``device`` alone; never reads test."""
     from cxraug.benchmark.arms import Arm, build_train_set
     from cxraug.benchmark.config import BenchmarkConfig
     from cxraug.benchmark.metrics import macro_auroc
-    from cxraug.benchmark.training import fit_select
+    from cxraug.benchmark.training import OneDevice, _eval_loader, fit_select, predict
+    from cxraug.metrics.features import no_tf32
+    from cxraug.rng import preserved_rng
 
     t0 = time.perf_counter()
     train_images, train_labels = _split(data, "train")
     val_images, val_labels = _split(data, "val")
-    if len(np.unique(train_labels)) < 2 or len(val_labels) == 0:
+    ceiling = ceiling_rows(data) if len(val_labels) else np.zeros(0, bool)
+    if len(np.unique(train_labels)) < 2 or ceiling.all():
         raise UserError(
             f"{data.root}: the reference classifier needs training images of at least 2 classes and "
-            "validation images (fidelity and fd_cxr cannot be computed)"
+            "validation patients to select on and others to measure it on (2 or more val patients of one class); fidelity and fd_cxr cannot be computed"
         )
     arm = Arm(cfg.arm, cfg.arm)
     ts = build_train_set(arm, train_labels, np.arange(len(train_labels)), data.classes, cfg.seed)
@@ -186,24 +214,36 @@ def train_reference(
         model=cfg.model, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
         cpu=device.type == "cpu",
     )  # fmt: skip
-    accelerator = Accelerator(cpu=bench.cpu)
+    accelerator = OneDevice(device)  # not an Accelerator: it would inherit a calling run's mixed precision
     what = f"reference classifier: {cfg.model}, {cfg.epochs} epochs on {len(train_labels)} train images"
-    with reporter_or_null(reporter).task(what, None):
-        fitted = fit_select(ts, train_images, (val_images, val_labels), bench, cfg.seed, accelerator)
-    accelerator.free_memory()
+    select = (val_images[~ceiling], val_labels[~ceiling])
+    # fit_select seeds the global RNGs: inside train-gen they are the run's, so they are restored after.
+    with reporter_or_null(reporter).task(what, None), preserved_rng(), no_tf32():
+        fitted = fit_select(ts, train_images, select, bench, cfg.seed, accelerator)
+        held_probs, held_labels = predict(
+            fitted.model,
+            accelerator.prepare(_eval_loader(val_images[ceiling], val_labels[ceiling], bench)),
+            accelerator,
+        )
     state = {k: v.detach().cpu().clone() for k, v in fitted.model.state_dict().items()}
-    macro, n_classes = macro_auroc(fitted.val_labels, fitted.val_probs)
+    macro, n_classes = macro_auroc(held_labels, held_probs)
+    select_macro = macro_auroc(fitted.val_labels, fitted.val_probs)[0]
     record = {
         "weights_sha256": state_sha256(state),
         "trained_on": {"split": "train", "n": len(train_labels), "per_class": np.bincount(train_labels, minlength=len(data.classes)).tolist()},
-        "selected_on": {"split": "val", "n": len(val_labels), "rule": "best val macro AUROC", "best_epoch": fitted.best_epoch},
+        "selected_on": {"split": "val", "part": "selection half of the val patients", "n": len(select[1]),
+                        "rule": "best val macro AUROC", "best_epoch": fitted.best_epoch,
+                        "val_macro_auroc": None if np.isnan(select_macro) else select_macro},
+        "ceiling_on": {"split": "val", "part": "the other val patients (not used for selection)",
+                       "n": int(ceiling.sum()), "rows": np.flatnonzero(ceiling).tolist()},
         "test_split": "never read",
+        "precision": PRECISION,
         "val_macro_auroc": None if np.isnan(macro) else macro,
         "val_macro_auroc_classes": n_classes,
-        "val_per_class": _val_metrics(data.classes, fitted.val_labels, fitted.val_probs),
+        "val_per_class": _val_metrics(data.classes, held_labels, held_probs),
         "history": fitted.history,
         "seconds": round(time.perf_counter() - t0, 2),
-        "device": str(accelerator.device),
+        "device": str(device),
     }  # fmt: skip
     return state, record
 
@@ -251,6 +291,12 @@ class ReferenceClassifier:
     def val_class(self, class_name: str) -> dict[str, Any]:
         return next(r for r in self.record["val_per_class"] if r["class"] == class_name)
 
+    def ceiling_mask(self, val_labels: np.ndarray, class_name: str) -> np.ndarray:
+        """Of the val rows of ``class_name`` (in split order), those not used for selection."""
+        held = np.zeros(len(val_labels), dtype=bool)
+        held[np.asarray(self.record["ceiling_on"]["rows"], dtype=np.int64)] = True
+        return held[val_labels == self.classes.index(class_name)]
+
     def describe(self) -> dict[str, Any]:
         """Recorded next to every number that uses the reference."""
         return {
@@ -258,7 +304,8 @@ class ReferenceClassifier:
             "settings": self.config.settings(),
             "features": self.num_features,
             "weights_sha256": self.weights_sha256,
-            **{k: self.record[k] for k in ("trained_on", "selected_on", "test_split", "val_macro_auroc")},
+            **{k: self.record[k] for k in ("trained_on", "selected_on", "test_split", "val_macro_auroc", "precision")},
+            "ceiling_on": {k: v for k, v in self.record["ceiling_on"].items() if k != "rows"},
             "val_per_class": self.record["val_per_class"],
             "seconds_to_train": self.record["seconds"],
             "cache": self.cache,
@@ -272,13 +319,14 @@ class ReferenceClassifier:
         import torch
 
         from cxraug.benchmark.training import to_model_input
+        from cxraug.metrics.features import no_tf32
 
         out = np.empty((len(images), self.num_features), dtype=np.float32)
         seen: list[torch.Tensor] = []
         hook = self.head.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
         try:
             task = reporter_or_null(reporter).task(f"reference features: {what}", total=len(images))
-            with task as advance, torch.no_grad():
+            with task as advance, torch.no_grad(), no_tf32():
                 for i in range(0, len(images), batch_size):
                     batch = torch.from_numpy(np.array(images[i : i + batch_size], dtype=np.uint8))[:, None]
                     seen.clear()
@@ -338,7 +386,7 @@ def load_reference(
 
     cfg.validate()
     dev = resolve_device(device)
-    key = reference_key(data, cfg)
+    key = reference_key(data, cfg, dev.type)
     if cache_dir is None:
         state, record = train_reference(data, cfg, dev, reporter)
         info: dict[str, Any] = {"path": None, "reused": False}

@@ -23,6 +23,15 @@ from cxraug.errors import UserError
 DEFAULT_MIN_IMAGES = 20
 
 
+KID_SUBSET_RULE = "min(1000, half the smaller of n_real and n_fake), at least 2"  # kid_subset_size, in words
+
+
+def kid_subset_size(n_real: int, n_fake: int, max_size: int = 1000) -> int:
+    """Subsets of half the smaller side (at most the usual 1000): with all images in every
+    subset, the spread over subsets would read 0 and say nothing about the uncertainty."""
+    return max(2, min(max_size, min(n_real, n_fake) // 2))
+
+
 @dataclass(frozen=True)
 class MetricOptions:
     kid_subsets: int = 100
@@ -52,9 +61,7 @@ def _fid(real: np.ndarray, fake: np.ndarray, o: MetricOptions) -> dict[str, floa
 def _kid(real: np.ndarray, fake: np.ndarray, o: MetricOptions) -> dict[str, float]:
     from cxraug.metrics.stats import kernel_inception_distance
 
-    # Subsets of half the smaller side (at most the usual 1000): with all images in every
-    # subset, the spread over subsets would read 0 and say nothing about the uncertainty.
-    m = max(2, min(o.kid_max_subset_size, min(len(real), len(fake)) // 2))
+    m = kid_subset_size(len(real), len(fake), o.kid_max_subset_size)
     mean, std = kernel_inception_distance(real, fake, subset_size=m, subsets=o.kid_subsets, seed=o.seed)
     return {"kid": mean, "kid_std": std, "kid_subset_size": m}
 

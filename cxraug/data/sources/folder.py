@@ -29,6 +29,20 @@ def _pick(df: pd.DataFrame, names: tuple[str, ...]) -> str | None:
     return next((lower[n.lower()] for n in names if n.lower() in lower), None)
 
 
+def _refuse_repeated_files(records: list[Record], csv_name: str) -> None:
+    """A file listed twice (e.g. under two patient ids) could land in two splits: refused."""
+    seen: dict[str, Record] = {}
+    for r in records:
+        key = str(Path(r.source_file).resolve())
+        if key in seen:
+            first = seen[key]
+            raise UserError(
+                f"{csv_name} lists {r.image_id!r} more than once (patients {first.patient_id!r} and "
+                f"{r.patient_id!r}); list each image once, under its one patient"
+            )
+        seen[key] = r
+
+
 def scan_folder(
     data_dir: Path, labels_csv: Path | None, classes: list[str] | None, test_fraction: float, seed: int
 ) -> SourceScan:
@@ -83,6 +97,7 @@ def scan_folder(
                 source_file=str(path),
             )
         )
+    _refuse_repeated_files(records, labels_csv.name)
     if scol:
         method = "the labels CSV's split column"
     else:

@@ -40,6 +40,20 @@ class ArrayLoader:
         return np.asarray(img, dtype=np.uint8)
 
 
+def _check_labels(npz: Path, split: str, labels: np.ndarray) -> None:
+    """Labels are 0/1 flags (one column for PneumoniaMNIST, 14 for ChestMNIST): a NaN, a
+    fraction or another value would be read as some class silently (0.6 -> 0 = No Finding)."""
+    values = labels.astype(np.float64, copy=False) if labels.dtype.kind in "biuf" else None
+    bad = np.ones(labels.shape, bool) if values is None else ~np.isin(values, (0.0, 1.0))
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        what = labels.dtype if values is None else labels.reshape(len(labels), -1)[row].tolist()
+        raise UserError(
+            f"{npz.name}: {split}_labels row {row} is {what}; MedMNIST labels are 0 or 1 "
+            f"({int(bad.reshape(len(labels), -1).any(axis=1).sum())} such rows): use the file as downloaded"
+        )
+
+
 def _labels_to_classes(flag: str, labels: np.ndarray) -> list[str | None]:
     labels = labels.reshape(len(labels), -1)
     if flag == "pneumoniamnist":
@@ -78,6 +92,7 @@ def _load_arrays(npz: Path) -> dict[str, np.ndarray]:
                 f"{npz.name}: {split}_images must be uint8 N x H x W (or N x H x W x 3) with one row of "
                 f"{split}_labels per image; found {imgs.dtype} {imgs.shape} and labels {labels.shape}"
             )
+        _check_labels(npz, split, labels)
     return arrays
 
 
