@@ -37,12 +37,12 @@ from cxraug.benchmark.arms import (
 from cxraug.benchmark.config import REPORT_KEYS, BenchmarkConfig
 from cxraug.benchmark.provenance import check_synthetic, controlled_caveats, synthetic_fingerprint
 from cxraug.classes import resolve_class
-from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
+from cxraug.data.prepared import PreparedData, dataset_files, fingerprint, open_prepared
 from cxraug.errors import UserError
-from cxraug.fsutil import atomic_dir, read_json, write_json
+from cxraug.fsutil import atomic_dir, check_output, check_output_place, read_json, write_json
 from cxraug.integrity import verify_sums, write_sums
 from cxraug.progress import NullReporter, Reporter
-from cxraug.synthset import SyntheticSet, open_synthetic
+from cxraug.synthset import SyntheticSet, open_synthetic, set_files
 
 MARKER = "benchmark.json"
 RESULT, PREDICTIONS = "result.json", "predictions.npz"
@@ -139,9 +139,14 @@ def make_plan(data_path: Path, cfg: BenchmarkConfig, trained: dict | None = None
     return Plan(data, cfg, arms, list(cfg.seeds), synthetic, controlled, syn_classes, train_labels, real_index, notes)
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; choose a folder")
+def benchmark_inputs(plan: Plan) -> list[Path]:
+    """What a benchmark reads: the prepared dataset's files and each synthetic set's."""
+    return [*dataset_files(plan.data.root), *(p for syn in plan.synthetic.values() for p in set_files(syn.root))]
+
+
+def _prepare_out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
+    # A benchmark folder is continued (finished runs are reused), so an existing one is no error.
+    check_output_place(out, inputs)
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise UserError(f"--out {out} exists and is not a benchmark output folder; choose another --out")
     if overwrite and (out / MARKER).is_file():
@@ -272,7 +277,7 @@ def run_benchmark(
     accelerator = _make_accelerator(cfg)
     out = Path(out)
     if accelerator.is_main_process:
-        _prepare_out(out, overwrite)
+        _prepare_out(out, overwrite, benchmark_inputs(plan))
         write_json(
             out / MARKER,
             {
@@ -420,4 +425,5 @@ def export_reduced(data_path: Path, cfg: BenchmarkConfig, out: Path, overwrite: 
     if not plan.controlled:
         raise UserError("--export-reduced needs --controlled-imbalance CLASS=N (what to reduce)")
     kept = {plan.classes[c]: n for c, n in plan.controlled.items()}
+    check_output(out, "prepared dataset", "dataset.json", benchmark_inputs(plan), overwrite)
     return write_reduced(plan.data, plan.real_index, kept, cfg.imbalance_seed, out, overwrite)
