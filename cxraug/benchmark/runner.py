@@ -269,7 +269,6 @@ def run_benchmark(
 ):
     """Run what is missing of arms x seeds into ``out``, then write and return the report."""
     from cxraug.benchmark.aggregate import build_report
-    from cxraug.benchmark.report import write_report
     from cxraug.benchmark.training import train_run
 
     reporter = reporter or NullReporter()
@@ -360,8 +359,25 @@ def run_benchmark(
 
     report = build_report(plan, records, real_index, train_labels, patients["test"], reporter)
     if accelerator.is_main_process:
-        write_report(report, out)
+        write_whole_report(report, out)
     return report
+
+
+def write_whole_report(report: object, out: Path) -> None:
+    """The report files all, or none: a failure part way (a full disk) removes the ones written,
+    so no results.csv is left without its summary.md. The stored runs stay: a rerun reuses them."""
+    from cxraug.benchmark.report import write_report
+
+    before = {p.name for p in out.iterdir()}
+    try:
+        write_report(report, out)
+    except BaseException:
+        for p in out.iterdir():
+            if p.is_file() and p.name not in before | {MARKER}:
+                p.unlink(missing_ok=True)
+        for name in ("results.csv", "runs.csv", "verdicts.csv", "summary.md"):
+            (out / name).unlink(missing_ok=True)  # an earlier report's tables would now be stale
+        raise
 
 
 def report_only(
