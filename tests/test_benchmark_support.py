@@ -90,13 +90,31 @@ def make_synthetic_set(
 
 
 def write_derived_dataset(out: Path, data_root: Path, keep_splits: dict[str, str]) -> Path:
-    """A metadata-only prepared dataset whose manifest keeps the rows of ``data_root`` in the
-    given splits, renamed (e.g. {"train": "train"}): enough for patient-overlap checks."""
+    """A prepared dataset whose manifest keeps the rows of ``data_root`` in the given splits,
+    renamed (e.g. {"train": "train"}), with their images and labels (a dataset is checked
+    whole when opened); the other splits are empty."""
+    import numpy as np
+
     data = open_prepared(data_root)
     df = data.manifest()
     df = df[df["split"].isin(list(keep_splits))].copy()
-    df["split"] = df["split"].map(keep_splits)
     out.mkdir(parents=True)
+    parts = []
+    for split in ("train", "val", "test"):
+        sources = [src for src, dst in keep_splits.items() if dst == split]
+        rows = df[df["split"].isin(sources)].copy()
+        images = [np.asarray(data.images(src))[rows.loc[rows["split"] == src, "index"]] for src in sources]
+        labels = [data.labels(src)[rows.loc[rows["split"] == src, "index"]] for src in sources]
+        empty = np.zeros((0, data.size, data.size), np.uint8)
+        np.save(out / f"images_{split}.npy", np.concatenate(images) if images else empty)
+        np.save(
+            out / f"labels_{split}.npy", np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64)
+        )
+        rows["split"], rows["index"] = split, np.arange(len(rows))
+        parts.append(rows)
+    import pandas as pd
+
+    df = pd.concat(parts, ignore_index=True)
     df.to_csv(out / "manifest.csv", index=False)
     meta = dict(data.meta)
     meta["counts"] = {
