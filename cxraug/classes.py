@@ -93,3 +93,24 @@ def resolve_classes(spec: str | list[str], known: tuple[str, ...] | list[str]) -
         return list(known)
     chosen = {resolve_class(n, known) for n in names}
     return [k for k in known if k in chosen]
+
+
+CLASS_NAME_PUNCTUATION = " _-.,()+'"
+MAX_CLASS_NAME = 64
+
+
+def class_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a class name, or None. A class name becomes a folder and file
+    name (synth writes images/<class>/<class>_N.png) and a cell of terminal, Markdown and HTML
+    tables, so it holds letters, digits and ``_-.,()+'`` and spaces only: no path separator,
+    no ``..``, no markup."""
+    if not isinstance(name, str) or not name.strip():
+        return "an empty class name"
+    if len(name) > MAX_CLASS_NAME:
+        return f"class name {name[:20]!r}... is longer than {MAX_CLASS_NAME} characters"
+    bad = sorted({ch for ch in name if not (ch.isalnum() or ch in CLASS_NAME_PUNCTUATION)})
+    if bad:
+        return f"class name {name!r} holds {''.join(bad)!r}; use letters, digits, spaces and {CLASS_NAME_PUNCTUATION.strip()!r}"
+    if name.startswith(".") or name != name.strip():
+        return f"class name {name!r} starts with a dot or a space, or ends with a space"
+    return None

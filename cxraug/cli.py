@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import signal
 import sys
 from typing import Annotated, Optional
 
@@ -56,8 +58,28 @@ def _cli_error_types() -> tuple[type[BaseException], type[BaseException]]:
     return click.exceptions.ClickException, click.exceptions.Abort
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main process so that staging folders are removed on the way out."""
+
+
+def _on_sigterm(signum: int, frame: object, *, main_pid: int) -> None:
+    if os.getpid() != main_pid:  # a forked worker (prepare's pool): die as before, silently
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    raise Terminated()
+
+
+STOPPED = "nothing half-written was kept; run the same command again to start over (train-gen: --resume RUN_DIR)"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: usage errors become one line and exit code 2."""
+    # A path or name the terminal's encoding cannot show is escaped, not a UnicodeEncodeError.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    signal.signal(signal.SIGTERM, functools.partial(_on_sigterm, main_pid=os.getpid()))
     # Idle OpenMP threads sleep instead of spinning: on a machine shared with other jobs,
     # spinning made 2-thread torch up to ~40x slower here. Must be set before torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -76,4 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     except abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
+    except Terminated:
+        print(f"terminated (SIGTERM); {STOPPED}", file=sys.stderr)
+        sys.exit(143)
+    if rv == 130:  # Typer turns Ctrl-C (KeyboardInterrupt) into exit code 130, and no command returns it
+        print(f"interrupted (Ctrl-C); {STOPPED}", file=sys.stderr)
     sys.exit(rv if isinstance(rv, int) else 0)

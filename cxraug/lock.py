@@ -17,7 +17,8 @@ from cxraug.errors import UserError
 
 
 def lock_path(target: Path) -> Path:
-    target = Path(target).absolute()
+    # resolve(), not absolute(): one output reached through a symlink has one lock.
+    target = Path(target).resolve()
     return target.parent / f".{target.name}.lock"
 
 

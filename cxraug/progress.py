@@ -40,7 +40,7 @@ class RichReporter:
         )
 
         columns = (
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),  # a class name is text, not markup
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),

@@ -77,6 +77,12 @@ def _check_shape(cfg: Any, path: Path) -> None:
                 raise UserError(f"{path}: {key!r} is missing or not a {kind.__name__}; was the file edited?")
 
 
+def run_inputs(run: Path) -> list[Path]:
+    """What synth, score and compare read of a run: its config and export (its synth/ and
+    scores/ folders hold their outputs)."""
+    return [Path(run) / CONFIG, Path(run) / EXPORT_DIR]
+
+
 def load_generator(run: Path | str):
     """The exported generator of a run (EMA weights) and its export config."""
     from cxraug import registry

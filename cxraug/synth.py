@@ -25,9 +25,11 @@ import torch
 from cxraug import __version__, runs
 from cxraug.classes import means_all, resolve_classes
 from cxraug.errors import UserError
-from cxraug.fsutil import atomic_write_bytes, read_json, write_json
+from cxraug.fsutil import atomic_write_bytes, check_output_place, inside, read_json, write_json
 from cxraug.lock import output_lock
+from cxraug.metrics.features import resolve_device
 from cxraug.progress import NullReporter, Reporter
+from cxraug.resources import PNG_OVERHEAD, SYNTH_ROW_BYTES, require
 from cxraug.synthset import MANIFEST, MANIFEST_COLUMNS, PROVENANCE
 
 PART = "manifest.part{rank}.csv"
@@ -51,7 +53,7 @@ def default_out(cfg: SynthConfig, class_names: list[str], all_classes: list[str]
     """RUN/synth/<classes>-n<N>-seed<S>[-<options>]: sampling options that differ from the
     plugin's defaults are part of the name, so another setting never lands on an existing set."""
     tag = "all" if class_names == all_classes else "+".join(class_names)
-    return Path(cfg.run) / "synth" / f"{tag}-n{cfg.n}-seed{cfg.seed}{options_tag(options)}"
+    return inside(Path(cfg.run) / "synth", f"{tag}-n{cfg.n}-seed{cfg.seed}{options_tag(options)}")
 
 
 def options_tag(options: Any) -> str:
@@ -114,6 +116,8 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
         raise UserError("-n must be at least 1 (images per class)")
     if cfg.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
+    state = process_state()
+    device = resolve_device(cfg.device) if cfg.device else state.device
     gen, meta = runs.load_generator(cfg.run)
     classes = list(gen.spec.classes)
     try:
@@ -123,8 +127,9 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
     chosen, skipped = _drop_unseen(chosen, meta, cfg)
     options = gen.parse_sample_options(cfg.options)
     out = Path(cfg.out) if cfg.out else default_out(cfg, chosen, classes, options)
-    state = process_state()
-    device = torch.device(cfg.device) if cfg.device else state.device
+    check_output_place(out, runs.run_inputs(Path(cfg.run)))
+    total = cfg.n * len(chosen)
+    require(f"{total:,} synthetic images", out, total * (gen.spec.size**2 + PNG_OVERHEAD), total * SYNTH_ROW_BYTES)
     gen.to(device)
 
     provenance = {
@@ -184,7 +189,7 @@ def _synth_into(
             rows = []
             for f, img in zip(files, imgs, strict=True):
                 data = _png(img)
-                atomic_write_bytes(out / f, data)
+                atomic_write_bytes(inside(out, f), data)  # a class name never leads outside --out
                 rows.append({"file": f, "class": cls, "label": ci, "seed": cfg.seed, "run": Path(cfg.run).name,
                              "step": meta.get("step"), "plugin": gen.name,
                              "checksum": hashlib.sha256(data).hexdigest()})  # fmt: skip
@@ -224,12 +229,15 @@ def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -
     prov_path = out / PROVENANCE
     if out.exists():
         old = read_json(prov_path) if prov_path.is_file() else None
-        if overwrite:
-            shutil.rmtree(out)
-        elif old is None and _only_a_started_write(out):
+        if old is None and _only_a_started_write(out):
             pass  # a synth killed before its provenance.json was in place: start it afresh
         elif old is None:
-            raise UserError(f"{out} exists and is not a synthetic set; choose another --out or pass --overwrite")
+            raise UserError(
+                f"{out} exists and is not a synthetic set (no {PROVENANCE}); synth never replaces a folder it "
+                "did not write: choose another --out"
+            )
+        elif overwrite:
+            shutil.rmtree(out)
         elif old.get("complete") and {k: old.get(k) for k in identity} != identity:
             differ = ", ".join(k for k in identity if old.get(k) != identity[k])
             raise UserError(

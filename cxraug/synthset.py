@@ -120,6 +120,11 @@ class SyntheticSet:
         return imgs, df["label"].to_numpy(dtype=np.int64)
 
 
+def set_files(root: Path) -> list[Path]:
+    """What a command reads of a synthetic set (its scores/ folder may hold outputs)."""
+    return [Path(root) / n for n in (PROVENANCE, MANIFEST, "images")]
+
+
 def _inside(root: Path, name: str) -> bool:
     """A relative path that stays inside ``root`` (no absolute path, no ``..``, no link out)."""
     rel = Path(name)

@@ -38,12 +38,12 @@ from cxraug.benchmark.config import REPORT_KEYS, BenchmarkConfig
 from cxraug.benchmark.provenance import check_synthetic, controlled_caveats, synthetic_fingerprint
 from cxraug.classes import resolve_class
 from cxraug.data.identity import describe_difference
-from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
+from cxraug.data.prepared import PreparedData, dataset_files, fingerprint, open_prepared
 from cxraug.errors import UserError
-from cxraug.fsutil import atomic_dir, read_json, write_json
+from cxraug.fsutil import atomic_dir, check_output, check_output_place, read_json, write_json
 from cxraug.integrity import verify_sums, write_sums
 from cxraug.progress import NullReporter, Reporter
-from cxraug.synthset import SyntheticSet, open_synthetic
+from cxraug.synthset import SyntheticSet, open_synthetic, set_files
 
 MARKER = "benchmark.json"
 RESULT, PREDICTIONS = "result.json", "predictions.npz"
@@ -152,9 +152,14 @@ def check_same_data(out: Path, data: PreparedData, stored: dict) -> None:
         )
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; choose a folder")
+def benchmark_inputs(plan: Plan) -> list[Path]:
+    """What a benchmark reads: the prepared dataset's files and each synthetic set's."""
+    return [*dataset_files(plan.data.root), *(p for syn in plan.synthetic.values() for p in set_files(syn.root))]
+
+
+def _prepare_out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
+    # A benchmark folder is continued (finished runs are reused), so an existing one is no error.
+    check_output_place(out, inputs)
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise UserError(f"--out {out} exists and is not a benchmark output folder; choose another --out")
     if overwrite and (out / MARKER).is_file():
@@ -277,7 +282,6 @@ def run_benchmark(
 ):
     """Run what is missing of arms x seeds into ``out``, then write and return the report."""
     from cxraug.benchmark.aggregate import build_report
-    from cxraug.benchmark.report import write_report
     from cxraug.benchmark.training import train_run
 
     reporter = reporter or NullReporter()
@@ -287,7 +291,7 @@ def run_benchmark(
     if not overwrite and (out / MARKER).is_file():  # on every process: all stop alike
         check_same_data(out, plan.data, read_json(out / MARKER))
     if accelerator.is_main_process:
-        _prepare_out(out, overwrite)
+        _prepare_out(out, overwrite, benchmark_inputs(plan))
         write_json(
             out / MARKER,
             {
@@ -374,8 +378,25 @@ def run_benchmark(
 
     report = build_report(plan, records, real_index, train_labels, patients["test"], reporter)
     if accelerator.is_main_process:
-        write_report(report, out)
+        write_whole_report(report, out)
     return report
+
+
+def write_whole_report(report: object, out: Path) -> None:
+    """The report files all, or none: a failure part way (a full disk) removes the ones written,
+    so no results.csv is left without its summary.md. The stored runs stay: a rerun reuses them."""
+    from cxraug.benchmark.report import write_report
+
+    before = {p.name for p in out.iterdir()}
+    try:
+        write_report(report, out)
+    except BaseException:
+        for p in out.iterdir():
+            if p.is_file() and p.name not in before | {MARKER}:
+                p.unlink(missing_ok=True)
+        for name in ("results.csv", "runs.csv", "verdicts.csv", "summary.md"):
+            (out / name).unlink(missing_ok=True)  # an earlier report's tables would now be stale
+        raise
 
 
 def report_only(
@@ -438,4 +459,5 @@ def export_reduced(data_path: Path, cfg: BenchmarkConfig, out: Path, overwrite: 
     if not plan.controlled:
         raise UserError("--export-reduced needs --controlled-imbalance CLASS=N (what to reduce)")
     kept = {plan.classes[c]: n for c, n in plan.controlled.items()}
+    check_output(out, "prepared dataset", "dataset.json", benchmark_inputs(plan), overwrite)
     return write_reduced(plan.data, plan.real_index, kept, cfg.imbalance_seed, out, overwrite)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS, Stat
 from cxraug.commands.common import (
@@ -19,6 +20,8 @@ from cxraug.commands.common import (
     fitted_table,
     out_console,
     parse_list,
+    rich_line,
+    styled,
     user_errors,
 )
 from cxraug.errors import UserError
@@ -75,13 +78,13 @@ def cli_options(
     }
 
 
-def _cell(e: Stat, signed: bool = False) -> str:
+def _cell(e: Stat, signed: bool = False) -> str | Text:
     fmt = f"{{:{'+' if signed else ''}.3f}}"
     if e.mean != e.mean:  # NaN: undefined (no seed, or no test image)
         return "n/a"
     if not e.has_interval:
         return fmt.format(e.mean)
-    return f"{fmt.format(e.mean)}\n[dim][{fmt.format(e.low)}, {fmt.format(e.high)}][/]"
+    return rich_line(f"{fmt.format(e.mean)}\n", (f"[{fmt.format(e.low)}, {fmt.format(e.high)}]", "dim"))
 
 
 def _no_interval_note(report: BenchmarkReport) -> str:
@@ -137,7 +140,7 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
         Column("training\nnoise only", drop=3),
         Column("verdict", "left", number=False),
     ]
-    style = {"helped": "[green]", "hurt": "[red]"}
+    style = {"helped": "green", "hurt": "red"}
     cells = []
     for v in sorted(rows, key=lambda v: (v["class"], not v["synthetic"])):
         d = v["diff"]
@@ -149,7 +152,7 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
                 "-" if d.p_adjusted is None else f"{d.p_adjusted:.3f}",
                 "-" if d.mde is None or d.mde != d.mde else f"{d.mde:.3f}",
                 d.noise_text(),
-                style.get(v["verdict"], "") + v["verdict"],
+                styled(v["verdict"], style.get(v["verdict"], "")),
             ]
         )
     caption = "unadjusted p and verdicts: verdicts.csv. " + _no_interval_note(report)
@@ -228,7 +231,7 @@ def print_report(report: BenchmarkReport, out: Path, console: Console) -> None:
     if vt is not None:
         console.print(vt)
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(rich_line(("note:", "yellow"), f" {note}"))
     console.print(f"{report.trained} runs trained, {report.reused} reused; report: {out / 'summary.md'}")
 
 

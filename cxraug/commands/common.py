@@ -13,19 +13,30 @@ from typing import Any, Literal, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cxraug.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # the user can fix these (free space); any other OSError is ours
 
 
 def out_console() -> Console:
-    return Console(highlight=False)
+    return Console(highlight=False, markup=False, emoji=False)
 
 
 def err_console() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+# The consoles above print every string verbatim: a class name or path holding "[/]" or
+# ":smile:" is text, never markup. Styled output is built from Text pieces instead, here.
+def styled(text: str, style: str = "") -> Text:
+    return Text(text, style=style)
+
+
+def rich_line(*parts: str | tuple[str, str]) -> Text:
+    """One line of plain strings and (text, style) pieces: ``rich_line(("note:", "yellow"), " ", msg)``."""
+    return Text.assemble(*parts)
 
 
 def fail(message: str) -> typer.Exit:
@@ -33,27 +44,58 @@ def fail(message: str) -> typer.Exit:
     import sys
 
     sys.stdout.flush()  # an unfinished progress line must not swallow the error line
-    err_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err_console().print(rich_line(("error:", "bold red"), " ", message))
     return typer.Exit(2)
 
 
+# OSErrors the user's environment causes, and what to do about each; any other OSError is a
+# bug of ours and keeps its traceback.
+_ENVIRONMENT = {
+    errno.ENOSPC: "no space left on the device{where}; free some space and {rerun}",
+    errno.EDQUOT: "disk quota exceeded{where}; free some space and {rerun}",
+    errno.EACCES: "permission denied{where}; choose a location you may write (or read), or fix its permissions",
+    errno.EPERM: "operation not permitted{where}; choose a location you may write, or fix its permissions",
+    errno.EROFS: "read-only file system{where}; choose a writable location",
+    errno.ENOTDIR: "a part of the path{where} is a file, not a folder; choose a folder",
+    errno.EISDIR: "{where_} is a folder where a file was expected; choose a file",
+    errno.EEXIST: "{where_} exists and is in the way (a file where a folder is needed?); choose another path",
+    errno.ENAMETOOLONG: "a file name is too long{where}; choose a shorter --out",
+}
+RERUN = "run the same command again (outputs are written whole or not at all, so nothing half-written was kept)"
+
+
+def environment_message(e: OSError, rerun: str = RERUN) -> str | None:
+    """The one line for an OSError the environment caused, or None for one that is our bug."""
+    template = _ENVIRONMENT.get(e.errno) if e.errno is not None else None
+    if template is None:
+        return None
+    name = e.filename if e.filename is not None else ""
+    where = f" at {name}" if name else ""
+    return template.format(where=where, where_=name or "a path", rerun=rerun)
+
+
+class EnvironmentFault(UserError):
+    """An environment OSError, worded for where it happened (e.g. with the run to resume)."""
+
+    def __init__(self, e: OSError, rerun: str) -> None:
+        super().__init__(environment_message(e, rerun) or str(e))
+
+
 def user_errors(fn: F) -> F:
-    """Turn a UserError raised anywhere below a command into one line and exit code 2."""
+    """Turn a UserError raised anywhere below a command, or an OSError the environment caused
+    (a full disk, a read-only folder, a file in the way), into one line and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            raise fail(str(e).replace("[", r"\[")) from None
+            raise fail(str(e)) from None
         except OSError as e:
-            if e.errno not in DISK_FULL:
+            message = environment_message(e)
+            if message is None:
                 raise
-            where = f" writing {e.filename}" if e.filename else ""
-            raise fail(
-                f"no space left on the device{where}; free some space and run the same command again "
-                "(outputs are written whole or not at all, so nothing half-written was kept)"
-            ) from None
+            raise fail(message) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -62,8 +104,14 @@ def configure_threads() -> None:
     """Use every core for intra-op CPU work (torch defaults to physical cores, sometimes 1)."""
     import torch
 
-    n = int(os.environ.get("CXRAUG_THREADS", os.cpu_count() or 1))
-    torch.set_num_threads(max(1, n))
+    text = os.environ.get("CXRAUG_THREADS")
+    if text is None:
+        n = os.cpu_count() or 1
+    elif text.strip().isdigit() and int(text) >= 1:
+        n = int(text)
+    else:
+        raise UserError(f"CXRAUG_THREADS={text!r} is not a number of threads; set it to 1 or more, or unset it")
+    torch.set_num_threads(n)
 
 
 def parse_list(value: str | None) -> list[str] | None:
@@ -89,8 +137,8 @@ def fitted_table(
     console: Console,
     title: str,
     columns: Sequence[Column],
-    rows: Sequence[Sequence[str]],
-    caption: str = "",
+    rows: Sequence[Sequence[str | Text]],
+    caption: str | Text = "",
     full_in: str = "",
     sections: Sequence[int] = (),
 ) -> Table:
@@ -103,7 +151,8 @@ def fitted_table(
 
     def build(keep: list[int], note: str) -> Table:
         widths = _share(console.width - 3 * len(keep) - 1, [need[i] for i in keep])
-        t = Table(title=title, caption=" ".join(x for x in (caption, note) if x) or None)
+        full = Text(" ").join(Text(x) if isinstance(x, str) else x for x in (caption, note) if x)
+        t = Table(title=title, caption=full if full.plain else None)
         for i, w in zip(keep, widths, strict=True):
             c = columns[i]
             # Fixed widths: rich would share a narrow terminal out proportionally and cut words.
@@ -125,13 +174,12 @@ def fitted_table(
     return build(shown, note)
 
 
-def _widths(column: Column, cells: Sequence[str]) -> tuple[int, int]:
+def _widths(column: Column, cells: Sequence[str | Text]) -> tuple[int, int]:
     """(narrowest, natural) width of a column: the narrowest cuts no cell (a number column's
     widest line, never wrapped; a text column's longest word); the natural wraps nothing."""
     from rich.cells import cell_len
-    from rich.text import Text
 
-    plain = [Text.from_markup(x).plain for x in (column.header, *cells)]
+    plain = [x if isinstance(x, str) else x.plain for x in (column.header, *cells)]
     natural = max(cell_len(line) for t in plain for line in t.split("\n"))
     if column.number:
         return natural, natural

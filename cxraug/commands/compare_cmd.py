@@ -17,6 +17,8 @@ from cxraug.commands.common import (
     err_console,
     fitted_table,
     out_console,
+    rich_line,
+    styled,
     user_errors,
 )
 from cxraug.commands.score_cmd import (
@@ -36,7 +38,7 @@ from cxraug.commands.score_cmd import (
     UseCache,
     score_config,
 )
-from cxraug.fsutil import check_new_output
+from cxraug.fsutil import check_output
 from cxraug.lock import output_lock
 from cxraug.metrics.reference import ReferenceConfig
 
@@ -95,9 +97,11 @@ def _compare(**kw: Any) -> None:
     from cxraug.compare.core import compare as run_compare
     from cxraug.compare.report import write_outputs
     from cxraug.config import parse_sets
-    from cxraug.metrics.features import load_feature_extractor
+    from cxraug.data.prepared import dataset_files
+    from cxraug.metrics.features import load_feature_extractor, resolve_device
     from cxraug.metrics.inception import locate_inception_weights
     from cxraug.progress import RichReporter
+    from cxraug.runs import run_inputs
 
     configure_threads()
     sc = score_config(kw)
@@ -107,10 +111,13 @@ def _compare(**kw: Any) -> None:
         speed_images=kw["speed_images"], grid_columns=kw["grid"], benchmark=kw["benchmark"],
         sample_values=parse_sets(kw["set_"] or []),
     )  # fmt: skip
-    cfg.validate()  # before loading anything slow
+    cfg.validate()  # every option before loading anything slow or touching an image
+    resolve_device(kw["device"])
     out = kw["out"] or _default_out(cfg)
+    inputs = [p for run in cfg.runs for p in run_inputs(run)]
+    inputs += [*(dataset_files(cfg.data) if cfg.data else []), *([cfg.benchmark] if cfg.benchmark else [])]
+    check_output(out, "compare folder", "compare.json", inputs, kw["overwrite"])  # before the work, not after it
     with output_lock(out, "compare folder"):
-        check_new_output(out, kw["overwrite"])  # fail before the work, not after it
         weights = locate_inception_weights(kw["inception_weights"])  # missing weights: fail before sampling
         extractor = load_feature_extractor(weights, kw["device"])
         console = out_console()
@@ -125,7 +132,7 @@ def _compare(**kw: Any) -> None:
     from cxraug.compare.report import verdict_lines
 
     if result.context.get("warning"):
-        console.print(f"[bold yellow]{result.context['warning']}[/]")
+        console.print(styled(result.context["warning"], "bold yellow"))
     for line in verdict_lines(result):
         console.print(line, markup=False)
     for line in result.context.get("notes") or []:
@@ -191,6 +198,6 @@ def quality_table(result: Any, console: Console) -> Table:
         f"{ctx['extractor']} weights sha256 {str(ctx['weights_sha256'])[:12]}."
     )
     if not ctx["data"]["real_data"]:
-        caption = "[bold yellow]dataset is NOT real data[/]\n" + caption
+        caption = rich_line(("dataset is NOT real data", "bold yellow"), "\n", caption)
     title = f"cxraug compare: {ctx['data']['name']} ({ctx['split']})"
     return fitted_table(console, title, columns, rows, caption=caption, full_in="compare.csv", sections=sections)

@@ -9,16 +9,17 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from cxraug.commands.common import out_console, parse_list, user_errors
+from cxraug.commands.common import out_console, parse_list, rich_line, styled, user_errors
 from cxraug.data.prepared import absent_classes, imbalance_ratio, open_prepared, summary_rows
 from cxraug.data.records import SPLITS
 
 
 def dataset_table(meta: dict, title: str) -> Table:
     """Images per class and split, share of all images, and per-split imbalance ratio."""
-    real = "real data" if meta.get("real_data", True) else "[bold yellow]NOT REAL DATA[/]"
-    t = Table(title=f"{title}\n{meta['source']}, {meta['size']} px, {real}")
+    real = styled("real data") if meta.get("real_data", True) else styled("NOT REAL DATA", "bold yellow")
+    t = Table(title=rich_line(f"{title}\n{meta['source']}, {meta['size']} px, ", real))
     t.add_column("class")
     for s in SPLITS:
         t.add_column(s, justify="right")
@@ -29,7 +30,7 @@ def dataset_table(meta: dict, title: str) -> Table:
         t.add_row(r["class"], *(str(r[s]) for s in SPLITS), str(r["total"]), f"{r['share']:.1%}")
     totals = {s: sum(r[s] for r in rows) for s in SPLITS}
     t.add_section()
-    t.add_row("[bold]images", *(str(totals[s]) for s in SPLITS), str(sum(totals.values())), "100%")
+    t.add_row(styled("images", "bold"), *(str(totals[s]) for s in SPLITS), str(sum(totals.values())), "100%")
     patients = meta.get("patients", {})
     t.add_row("patients", *(str(patients.get(s, "")) for s in SPLITS), "", "")
     ratios = [imbalance_ratio(meta, s) for s in SPLITS]
@@ -37,11 +38,11 @@ def dataset_table(meta: dict, title: str) -> Table:
     return t
 
 
-def dataset_notes(meta: dict) -> list[str]:
+def dataset_notes(meta: dict) -> list[str | Text]:
     """The lines printed under the table: what the numbers mean and how splits were made."""
     lines = []
     if not meta.get("real_data", True):
-        lines.append(f"[bold yellow]{meta.get('note') or 'NOT REAL DATA'}[/]")
+        lines.append(styled(meta.get("note") or "NOT REAL DATA", "bold yellow"))
     lines.append("imbalance = largest / smallest class among the classes present in that split")
     for s in SPLITS:
         absent = absent_classes(meta, s)
@@ -93,10 +94,15 @@ def _prepare(**kw) -> None:
     missing = sum(meta["missing_on_disk"].values())
     if missing:
         per = ", ".join(f"{c} {k}" for c, k in sorted(meta["missing_on_disk"].items(), key=lambda x: -x[1]))
-        console.print(f"[yellow]{missing} listed single-label images are not on disk, skipped:[/] {per}")
+        console.print(
+            rich_line((f"{missing} listed single-label images are not on disk, skipped:", "yellow"), f" {per}")
+        )
     if result.failed:
         console.print(
-            f"[yellow]{len(result.failed)} images could not be decoded, skipped:[/] see {result.out / 'failed.csv'}"
+            rich_line(
+                (f"{len(result.failed)} images could not be decoded, skipped:", "yellow"),
+                f" see {result.out / 'failed.csv'}",
+            )
         )
     for note in meta["notes"]:
         if note != meta.get("note"):  # the not-real-data note is already printed under the table

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cxraug.commands.common import (
     Column,
@@ -19,6 +20,8 @@ from cxraug.commands.common import (
     fitted_table,
     out_console,
     parse_list,
+    rich_line,
+    styled,
     user_errors,
 )
 from cxraug.errors import UserError
@@ -104,8 +107,9 @@ def score(
 
 @user_errors
 def _score(**kw: Any) -> None:
-    from cxraug.data.prepared import open_prepared
-    from cxraug.metrics.features import load_feature_extractor
+    from cxraug.data.prepared import dataset_files, open_prepared
+    from cxraug.fsutil import check_appendable, check_output
+    from cxraug.metrics.features import load_feature_extractor, resolve_device
     from cxraug.metrics.inception import locate_inception_weights
     from cxraug.metrics.report import default_out_dir, write_outputs
     from cxraug.metrics.score import score as run_score
@@ -115,22 +119,22 @@ def _score(**kw: Any) -> None:
     if (kw["run"] is None) == (kw["images"] is None):
         raise UserError("pass either --run RUN (sample its generator) or --images DIR (a `cxraug synth` set)")
     cfg = score_config(kw)
-    cfg.validate()  # before loading anything slow
-    with contextlib.ExitStack() as locks:  # one writer per score folder; an explicit --out: before any work
-        if kw["out"] is not None:
-            locks.enter_context(output_lock(kw["out"], "score folder"))
+    cfg.validate()  # every option before loading anything slow or touching an image
+    resolve_device(kw["device"])
+    with contextlib.ExitStack() as locks:  # one writer per score folder
         weights = locate_inception_weights(kw["inception_weights"])  # missing weights: fail before sampling
-        source, owner, data_path = _source(kw, cfg)
+        source, owner, data_path, inputs, step = _source(kw, cfg)
         if kw["data"] is None and not data_path:
             raise UserError("the generator's training data is not recorded; pass --data DATA")
         data = open_prepared(kw["data"] or data_path)
+        out = kw["out"] or default_out_dir(owner, cfg.split, step)
+        check_output(out, "score folder", "scores.json", [*inputs, *dataset_files(data.root)], kw["overwrite"])
+        locks.enter_context(output_lock(out, "score folder"))  # also fails now, not after the work, if unwritable
+        check_appendable(owner / "metrics.jsonl")  # the run's log takes the result's line after the work
         extractor = load_feature_extractor(weights, kw["device"])
         console = out_console()
         reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
         result = run_score(data, source, cfg, extractor, reporter)
-        out = kw["out"] or default_out_dir(owner, result)
-        if kw["out"] is None:
-            locks.enter_context(output_lock(out, "score folder"))
         write_outputs(result, out, owner / "metrics.jsonl", overwrite=kw["overwrite"])
     if kw["as_json"]:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
@@ -140,20 +144,22 @@ def _score(**kw: Any) -> None:
         console.print(line)
 
 
-def _source(kw: dict[str, Any], cfg: Any) -> tuple[Any, Path, str | None]:
-    """The synthetic images, the folder that owns the results, and the training data's path."""
+def _source(kw: dict[str, Any], cfg: Any) -> tuple[Any, Path, str | None, list[Path], Any]:
+    """The synthetic images, the folder that owns the results, the training data's path, the
+    files read, and the generator's step."""
     from cxraug.metrics.sources import generator_source, images_source
 
     if kw["images"] is not None:
-        from cxraug.synthset import open_synthetic
+        from cxraug.synthset import open_synthetic, set_files
 
         syn = open_synthetic(kw["images"])
         if kw["set_"]:
             raise UserError("--set applies to --run (sampling now); a synthetic set is already sampled")
-        return images_source(syn), Path(kw["images"]), syn.provenance.get("data", {}).get("path")
+        data_path = syn.provenance.get("data", {}).get("path")
+        return images_source(syn), Path(kw["images"]), data_path, set_files(syn.root), syn.provenance.get("step")
     from cxraug.config import parse_sets
     from cxraug.metrics.features import resolve_device
-    from cxraug.runs import load_generator
+    from cxraug.runs import load_generator, run_inputs
 
     gen, meta = load_generator(kw["run"])
     values = parse_sets(kw["set_"] or [])
@@ -161,7 +167,8 @@ def _source(kw: dict[str, Any], cfg: Any) -> tuple[Any, Path, str | None]:
     gen.to(resolve_device(kw["device"]))
     info = {"run": str(Path(kw["run"]).resolve()), "step": meta.get("step"), "plugin": meta.get("plugin")}
     source = generator_source(gen, seed=cfg.seed, batch_size=cfg.batch_size, options=options, info=info)
-    return source, Path(kw["run"]), meta.get("data", {}).get("path")
+    run = Path(kw["run"])
+    return source, run, meta.get("data", {}).get("path"), run_inputs(run), meta.get("step")
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -173,13 +180,14 @@ def score_table(result: Any, console: Console) -> Table:
     (the caption names them; scores.csv has them all)."""
     ctx = result.context
     cols = ctx["metrics"]
-    caption = (
+    caption = rich_line(
         f"split {ctx['split']}, {ctx['size']}px, up to {ctx['n_per_class']} synthetic images/class (seed {ctx['seed']}); "
-        f"{ctx['extractor']} weights sha256 {str(ctx['weights_sha256'])[:12]}"
-        + ("" if ctx.get("weights_reference") else " [yellow](not a known reference file)[/]")
-        + f"; real-feature cache {ctx['cache']['hits']} hit(s), {ctx['cache']['misses']} miss(es)"
+        f"{ctx['extractor']} weights sha256 {str(ctx['weights_sha256'])[:12]}",
+        "" if ctx.get("weights_reference") else (" (not a known reference file)", "yellow"),
+        f"; real-feature cache {ctx['cache']['hits']} hit(s), {ctx['cache']['misses']} miss(es)"
         + (f", {ctx['cache']['damaged_rebuilt']} damaged and rebuilt" if ctx["cache"].get("damaged_rebuilt") else "")
-        + "."
+        + (f", {ctx['cache']['not_stored']} not stored (cache not writable)" if ctx["cache"].get("not_stored") else "")
+        + ".",
     )
     ref = ctx.get("reference")
     if ref:
@@ -188,7 +196,7 @@ def score_table(result: Any, console: Console) -> Table:
             "not comparable across datasets or reference settings."
         )
     if not ctx["data"]["real_data"]:
-        caption = "[bold yellow]dataset is NOT real data[/]\n" + caption
+        caption = rich_line(("dataset is NOT real data", "bold yellow"), "\n", caption)
     title = f"cxraug score: {ctx['data']['name']} ({ctx['split']})"
     columns = [Column("class", "left", number=False), Column("n real"), Column("n fake")]
     heads = {"fid": [("FID", 0)], "kid": [("KID x1e3", 1)], "pr": [("precision", 3), ("recall", 3)],
@@ -205,7 +213,7 @@ def score_table(result: Any, console: Console) -> Table:
         if row["class"] == "all":
             sections.append(len(rows))
         cells = [
-            f"[bold]{row['class']}" if row["class"] == "all" else row["class"],
+            styled(row["class"], "bold" if row["class"] == "all" else ""),
             str(row["n_real"]),
             str(row["n_fake"]),
         ]
@@ -231,10 +239,10 @@ def score_table(result: Any, console: Console) -> Table:
     return fitted_table(console, title, columns, rows, caption=caption, full_in="scores.csv", sections=sections)
 
 
-def notes(result: Any, out: Path) -> list[str]:
+def notes(result: Any, out: Path) -> list[str | Text]:
     ctx, lines = result.context, []
     if ctx.get("warning"):
-        lines.append(f"[bold yellow]{ctx['warning']}[/]")
+        lines.append(styled(ctx["warning"], "bold yellow"))
     few = [r for r in result.rows if r["status"] != "ok"]
     if few:
         lines.append(
@@ -255,9 +263,12 @@ def notes(result: Any, out: Path) -> list[str]:
         if m.flagged:
             ov = m.overall
             lines.append(
-                f"[bold red]memorization suspected[/]: {ov['near_copies']} near-copies of training images; "
-                f"{_pct(ov['share_below_pixels'])} / {_pct(ov['share_below_features'])} below the thresholds "
-                f"(alarm above {m.config.alarm_share:.0%}); see closest_pairs.png"
+                rich_line(
+                    ("memorization suspected", "bold red"),
+                    f": {ov['near_copies']} near-copies of training images; "
+                    f"{_pct(ov['share_below_pixels'])} / {_pct(ov['share_below_features'])} below the thresholds "
+                    f"(alarm above {m.config.alarm_share:.0%}); see closest_pairs.png",
+                )
             )
     files = ", ".join(
         ["scores.json", "scores.csv", *(["memorization.csv", "closest_pairs.png"] if m else []), *result.files]
@@ -270,7 +281,7 @@ WEAK_RECALL = 0.5  # a reference that finds fewer real val images of a class tha
 FEW_VAL = 10  # ... as is one whose val recall of the class rests on fewer images
 
 
-def reference_notes(ctx: dict[str, Any]) -> list[str]:
+def reference_notes(ctx: dict[str, Any]) -> list[str | Text]:
     """Where the reference came from, and the classes it judges weakly (from its own val recall)."""
     ref = ctx.get("reference")
     if not ref:
@@ -289,9 +300,11 @@ def reference_notes(ctx: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
     if weak:
         lines.append(
-            "[yellow]weak judge[/] (val recall < "
-            f"{WEAK_RECALL:.0%} or under {FEW_VAL} val images) of: "
-            + ", ".join(f"{r['class']} (recall {_pct(r['recall_top1'])} of {r['n_val']})" for r in weak)
+            rich_line(
+                ("weak judge", "yellow"),
+                f" (val recall < {WEAK_RECALL:.0%} or under {FEW_VAL} val images) of: "
+                + ", ".join(f"{r['class']} (recall {_pct(r['recall_top1'])} of {r['n_val']})" for r in weak),
+            )
         )
     return lines
 

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from cxraug.commands.common import configure_threads, out_console, user_errors
+from cxraug.commands.common import EnvironmentFault, configure_threads, environment_message, out_console, user_errors
 from cxraug.lock import output_lock
 
 
@@ -90,7 +90,12 @@ def _train_gen_locked(locks: contextlib.ExitStack, **kw) -> None:
     main = process_state().is_main_process
     if main:
         console.print(f"run directory: {run}")
-    summary = train(run, spec, RichReporter(console, disable=not main), resume=resume)
+    try:
+        summary = train(run, spec, RichReporter(console, disable=not main), resume=resume)
+    except OSError as e:  # a full disk: the run continues with --resume (the same command would start a new one)
+        if environment_message(e) is None:
+            raise
+        raise EnvironmentFault(e, f"continue the run with `cxraug train-gen --resume {run}`") from None
     if main:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
         why = {"time_limit": f"time limit {spec.train.time_limit} min reached", "steps": "step cap reached"}

@@ -29,15 +29,16 @@ from pathlib import Path
 import numpy as np
 
 from cxraug import __version__
-from cxraug.classes import NIH_CLASSES, resolve_classes
+from cxraug.classes import NIH_CLASSES, class_name_problem, resolve_classes
 from cxraug.data.identity import CONTENT_KEY, content_hashes
 from cxraug.data.imageio import BAD_FILE_ERRORS, grey_size, resize_square
 from cxraug.data.records import SPLITS, Loader, Record, SourceScan
 from cxraug.data.splits import carve_patients, patient_leaks
 from cxraug.errors import UserError
-from cxraug.fsutil import atomic_dir, check_new_output
+from cxraug.fsutil import atomic_dir, check_output
 from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
+from cxraug.resources import RECORD_BYTES, require
 
 FORMAT_VERSION = 2  # 2: dataset.json records the content hashes (cxraug.data.identity)
 SOURCES = ("nih", "medmnist", "folder", "phantom")
@@ -80,6 +81,11 @@ class PrepareConfig:
             raise UserError(f"--source {self.source} needs --data-dir")
         if self.source == "medmnist" and self.npz is None:
             raise UserError("--source medmnist needs --npz FILE")
+        if self.source == "phantom":
+            if self.n < 1:
+                raise UserError(f"--n {self.n}: give a number of phantom images, at least 1")
+            # Before its records are planned: a huge --n must not take the machine's memory first.
+            require(f"--n {self.n} phantom images", self.out, self.n * (self.size**2 + 1024), self.n * RECORD_BYTES)
 
 
 @dataclass
@@ -219,18 +225,6 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _check_replaceable(out: Path) -> None:
-    """--overwrite replaces a prepared dataset, never an unrelated folder or file."""
-    if not out.exists():
-        return
-    if out.is_dir() and ((out / "dataset.json").is_file() or not any(out.iterdir())):
-        return
-    raise UserError(
-        f"{out} exists and is not a prepared dataset; --overwrite only replaces a folder made by "
-        "`cxraug prepare`: choose another --out"
-    )
-
-
 @dataclass
 class _Tally:
     """What the write loop saw: labels and patients per split, and the images that failed."""
@@ -245,6 +239,9 @@ class _Tally:
 def _plan(cfg: PrepareConfig) -> tuple[SourceScan, list[Record]]:
     """Scan the source and split it by patient; records in output order (split, class, id)."""
     scan = _scan(cfg)
+    for name in scan.classes:  # before anything is written: names become folders and table cells
+        if problem := class_name_problem(name):
+            raise UserError(f"--source {cfg.source}: {problem}; rename that class in the source's labels")
     records = assign_splits(scan.records, cfg.val_fraction, cfg.seed)
     if not records:
         raise UserError(
@@ -257,6 +254,7 @@ def _plan(cfg: PrepareConfig) -> tuple[SourceScan, list[Record]]:
             f"{sum(scan.missing.values())} listed images are missing on disk ({top}, ...) and --strict "
             "is set; download them, or drop --strict to skip them"
         )
+    require(f"{len(records)} images at {cfg.size} px", cfg.out, len(records) * (cfg.size**2 + 1024))
     class_index = {c: i for i, c in enumerate(scan.classes)}
     split_order = {s: i for i, s in enumerate(SPLITS)}
     records.sort(key=lambda r: (split_order[r.split], class_index[r.label], r.image_id))
@@ -365,8 +363,9 @@ def prepare(cfg: PrepareConfig, reporter: Reporter | None = None) -> PrepareResu
     """Build the prepared dataset at ``cfg.out``; it appears whole or not at all."""
     cfg.validate()
     out = Path(cfg.out)
-    check_new_output(out, cfg.overwrite)
-    _check_replaceable(out)
+    inputs = [Path(p) for p in (cfg.labels, cfg.npz) if p is not None]
+    sources = [Path(cfg.data_dir)] if cfg.data_dir is not None else []
+    check_output(out, "prepared dataset", "dataset.json", inputs, cfg.overwrite, source_dirs=sources)
     t0 = time.perf_counter()
     scan, records = _plan(cfg)
     with output_lock(out, "prepared dataset"), atomic_dir(out, cfg.overwrite) as stage:

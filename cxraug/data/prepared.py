@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cxraug.classes import class_name_problem
 from cxraug.data.identity import identity, identity_fingerprint, verify_content
 from cxraug.data.records import SPLITS
 from cxraug.errors import UserError
@@ -58,8 +59,12 @@ class PreparedData:
 
 
 def open_prepared(root: Path | str) -> PreparedData:
+    """A prepared dataset, its structure checked (``check_structure``): every command opens
+    its dataset here, before it creates any output."""
     root = Path(root)
     meta_path = root / "dataset.json"
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root} is a file, not a prepared dataset folder; pass the folder `cxraug prepare` wrote")
     if not root.is_dir():
         raise UserError(f"prepared dataset {root} does not exist; make it with `cxraug prepare`")
     if not meta_path.is_file():
@@ -71,8 +76,69 @@ def open_prepared(root: Path | str) -> PreparedData:
             f"{', '.join(map(str, SUPPORTED_FORMATS))}; prepare it again with this version "
             "(`cxraug prepare ... --overwrite`)"
         )
+    data = PreparedData(root=root, meta=meta)
+    check_structure(data)
     verify_content(root, meta)  # an edit since prepare is refused here, not scored as this dataset
-    return PreparedData(root=root, meta=meta)
+    return data
+
+
+def dataset_files(root: Path) -> list[Path]:
+    """What a command reads of a prepared dataset: no output may be, hold or lie inside these
+    (the folder itself may hold outputs, e.g. its feature_cache)."""
+    names = ["dataset.json", "manifest.csv", *(f"{k}_{s}.npy" for s in SPLITS for k in ("images", "labels"))]
+    return [Path(root) / n for n in names]
+
+
+def _damaged(root: Path, what: str) -> UserError:
+    return UserError(f"prepared dataset {root} is damaged: {what}; prepare it again (`cxraug prepare ... --overwrite`)")
+
+
+def check_structure(data: PreparedData) -> None:
+    """The files and metadata every reader relies on, whole and consistent: classes, size and
+    counts in dataset.json, the manifest, and per split an image array (N x size x size uint8,
+    not truncated) and as many labels, each a class index, that agree with the counts.
+    Reads array headers and labels only (milliseconds). A check of the pixels themselves
+    (a content hash) belongs here too."""
+    root, meta = data.root, data.meta
+    classes, size, counts = meta.get("classes"), meta.get("size"), meta.get("counts")
+    if not isinstance(classes, list) or not classes:
+        raise _damaged(root, "dataset.json lists no classes")
+    for name in classes:
+        if problem := class_name_problem(name):
+            raise _damaged(root, f"dataset.json has {problem}")
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 4096:
+        raise _damaged(root, f"dataset.json has no usable size ({size!r})")
+    if not isinstance(counts, dict) or any(not isinstance(counts.get(s), dict) for s in SPLITS):
+        raise _damaged(root, "dataset.json has no counts per split")
+    if not (root / "manifest.csv").is_file():
+        raise _damaged(root, "manifest.csv is missing")
+    for split in SPLITS:
+        images, labels = _array(root, f"images_{split}.npy"), _array(root, f"labels_{split}.npy")
+        if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (size, size):
+            raise _damaged(root, f"images_{split}.npy is {images.dtype} {images.shape}, not N x {size} x {size} uint8")
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            raise _damaged(root, f"labels_{split}.npy is not a list of class indices")
+        if len(labels) != len(images):
+            raise _damaged(root, f"{split} has {len(images)} images but {len(labels)} labels")
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+            raise _damaged(root, f"labels_{split}.npy holds a label outside 0..{len(classes) - 1}")
+        found = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
+        said = counts[split]
+        if any(
+            not isinstance(said.get(c, 0), int) or said.get(c, 0) != int(k) for c, k in zip(classes, found, strict=True)
+        ):
+            raise _damaged(root, f"dataset.json's {split} counts disagree with labels_{split}.npy")
+
+
+def _array(root: Path, name: str) -> np.ndarray:
+    """An .npy file memory-mapped (a truncated one does not map), or a one-line error."""
+    path = root / name
+    if not path.is_file():
+        raise _damaged(root, f"{name} is missing")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise _damaged(root, f"{name} is unreadable or truncated ({type(e).__name__})") from None
 
 
 def summary_rows(meta: dict) -> list[dict]:

@@ -8,6 +8,7 @@ features. Writing an entry removes the stale entries of the same split/class/siz
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -70,6 +71,7 @@ class FeatureCache:
     hits: int = 0
     misses: int = 0
     damaged: int = 0  # entries found altered or unreadable, and recomputed
+    unsaved: int = 0  # entries computed but not stored: the cache folder may not be written
 
     def load(self, key: CacheKey, digest: str) -> np.ndarray | None:
         if self.directory is None:
@@ -97,10 +99,19 @@ class FeatureCache:
     def save(self, key: CacheKey, digest: str, feats: np.ndarray) -> None:
         if self.directory is None:
             return
+        d = Path(self.directory)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            self._save(d, key, digest, feats)
+        except OSError as e:
+            # A read-only cache (shared, or another user's) costs time, not correctness: go on.
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            self.unsaved += 1
+
+    def _save(self, d: Path, key: CacheKey, digest: str, feats: np.ndarray) -> None:
         from safetensors.numpy import save
 
-        d = Path(self.directory)
-        d.mkdir(parents=True, exist_ok=True)
         meta = {**{k: str(v) for k, v in asdict(key).items()}, "images_sha256": digest, "format": _FORMAT}
         meta["n"] = str(len(feats))
         meta["features_sha256"] = _features_sha(feats)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from pathlib import Path
 
 from cxraug.fsutil import append_jsonl, atomic_dir, write_json
@@ -28,10 +29,10 @@ def _csv(rows: list[dict], columns: tuple[str, ...] | list[str]) -> str:
     return buf.getvalue()
 
 
-def default_out_dir(owner: Path, result: ScoreResult) -> Path:
-    stamp = result.context["time"][:19].replace(":", "").replace("-", "")
-    step = result.context.get("source", {}).get("step")
-    tag = f"{result.context['split']}" + (f"-step{step}" if step is not None else "") + f"-{stamp}"
+def default_out_dir(owner: Path, split: str, step: int | None) -> Path:
+    """OWNER/scores/<split>-step<S>-<time>, chosen before the work so it is checked and locked first."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    tag = split + (f"-step{step}" if step is not None else "") + f"-{stamp}"
     out, k = Path(owner) / "scores" / tag, 1
     while out.exists() or (out.parent / f".{out.name}.partial").exists():  # two scores in one second
         k += 1

@@ -57,6 +57,8 @@ class ScoreConfig:
             raise UserError(f"--batch-size must be positive (got {self.batch_size})")
         if self.min_images < 6:
             raise UserError(f"--min-images must be at least 6 (got {self.min_images})")
+        if self.kid_subsets < 1:
+            raise UserError(f"--kid-subsets must be at least 1 (got {self.kid_subsets})")
         self.metrics = resolve_metrics(self.metrics)
         if metrics_in(self.metrics, "reference"):
             self.reference.validate()
@@ -308,6 +310,7 @@ def score_source(
             "hits": cache.hits,
             "misses": cache.misses,
             **({"damaged_rebuilt": cache.damaged} if cache.damaged else {}),  # said only when it happened
+            **({"not_stored": cache.unsaved} if cache.unsaved else {}),
         },
         "seconds": round(time.perf_counter() - t0, 2),
     }
