@@ -59,10 +59,12 @@ def user_errors(fn: F) -> F:
 
 
 def configure_threads() -> None:
-    """Use every core for intra-op CPU work (torch defaults to physical cores, sometimes 1)."""
+    """Use every core for intra-op CPU work (torch defaults to physical cores, sometimes 1);
+    the processes a launcher starts on one machine (LOCAL_WORLD_SIZE) share the cores out."""
     import torch
 
-    n = int(os.environ.get("CXRAUG_THREADS", os.cpu_count() or 1))
+    share = (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    n = int(os.environ.get("CXRAUG_THREADS", share))
     torch.set_num_threads(max(1, n))
 
 
