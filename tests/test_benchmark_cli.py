@@ -47,6 +47,7 @@ CASES = {
     "missing weights": (["--set", "weights={tmp}/w.safetensors"], "does not exist"),
     "missing config": (["--config", "{tmp}/b.yaml"], "does not exist"),
     "export without imbalance": (["--export-reduced", "{tmp}/reduced"], "needs --controlled-imbalance"),
+    "unknown spread": (["--spread", "gpus"], "--spread 'gpus': choose runs"),
 }
 
 
@@ -85,5 +86,5 @@ def test_help_lists_every_option(capsys, monkeypatch):
         main(["benchmark", "--help"])
     out = capsys.readouterr().out
     for opt in ("--data", "--synthetic", "--arms", "--seeds", "--ratio", "--out", "--config", "--set",
-                "--controlled-imbalance", "--overwrite"):  # fmt: skip
+                "--controlled-imbalance", "--overwrite", "--spread"):  # fmt: skip
         assert opt in out

@@ -13,8 +13,14 @@ Stored predictions are checked against the dataset's split order whenever they a
 rebuilds the report from them without training.
 
 Resuming: a run folder whose key (options it depends on, the dataset and synthetic-set
-fingerprints, arm, seed) matches is reused as is; one with another key is an error, so
-results of different settings are never mixed. More seeds or arms may be added later.
+fingerprints, arm, seed, processes per model) matches is reused as is; one with another key
+is an error, so results of different settings are never mixed. More seeds or arms may be
+added later.
+
+Several processes: with ``spread="runs"`` each trains whole runs and stores them itself (see
+:mod:`cxraug.benchmark.spread`); with ``"ddp"`` all train each run and the main one stores it.
+Either way the main process waits for all at a barrier, then reads every run folder back and
+builds the report.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from cxraug.benchmark.arms import (
 )
 from cxraug.benchmark.config import REPORT_KEYS, BenchmarkConfig
 from cxraug.benchmark.provenance import check_synthetic, controlled_caveats, synthetic_fingerprint
+from cxraug.benchmark.spread import OneProcess, Spread, resolve_spread, share
 from cxraug.classes import resolve_class
 from cxraug.data.identity import describe_difference
 from cxraug.data.prepared import PreparedData, dataset_files, fingerprint, open_prepared
@@ -49,6 +56,7 @@ MARKER = "benchmark.json"
 RESULT, PREDICTIONS = "result.json", "predictions.npz"
 PREDICTIONS_SCHEMA = 2  # 2: + val/test row index and patient id; 1: probabilities and labels only
 REPORT_FILES = ("results.csv", "runs.csv", "results.json", "summary.md")
+BARRIER_HOURS = 24  # how long a process may wait for the others at a barrier
 
 
 @dataclass
@@ -265,12 +273,55 @@ def check_predictions(where: Path, preds: dict[str, np.ndarray], split: str, lab
 
 
 def _make_accelerator(cfg: BenchmarkConfig):
+    from datetime import timedelta
+
     import torch
     from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
 
     if cfg.mixed_precision == "fp16" and (cfg.cpu or not torch.cuda.is_available()):
         raise UserError("mixed_precision=fp16 needs a GPU; use bf16 or no on a CPU")
-    return Accelerator(mixed_precision=cfg.mixed_precision, cpu=cfg.cpu)
+    # Without CUDA Accelerate must be told it is on the CPU: only then do the processes of
+    # torchrun / `accelerate launch` join over gloo (else each would think itself alone, and main).
+    # The long timeout is for the last barrier of --spread runs: a process whose share is done
+    # waits there for the others' last runs, which may take hours at 256 px.
+    return Accelerator(
+        mixed_precision=cfg.mixed_precision,
+        cpu=cfg.cpu or not torch.cuda.is_available(),
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=BARRIER_HOURS))],
+    )
+
+
+def _world_hint(stored: object, now: int) -> str:
+    """What to launch to match runs trained by another number of processes per model."""
+    if stored == now or not isinstance(stored, int):
+        return ""
+    if stored == 1:
+        return "its models were each trained on one process: run with --spread runs (any number of processes), or "
+    return f"its models were each trained by DDP over {stored} processes: launch {stored} with --spread ddp, or "
+
+
+def _stored_runs(
+    out: Path, keys: dict[tuple[str, int], dict], test_labels: np.ndarray, test_patients: np.ndarray
+) -> dict[tuple[str, int], tuple[dict, dict[str, np.ndarray]]]:
+    """The stored runs, read and verified; one trained with other settings, or on other test
+    rows, is refused before anything is trained."""
+    stored = {}
+    for (arm_name, seed), key in keys.items():
+        path = run_dir(out, arm_name, seed)
+        if not (path / RESULT).is_file():
+            continue
+        result, preds = load_run(path)
+        old = result.get("key", {})
+        if old != key:
+            raise UserError(
+                f"{path} was trained with other settings ({_key_difference(old, key)}); "
+                f"{_world_hint(old.get('world_size'), key['world_size'])}"
+                "use another --out, or --overwrite to start again"
+            )
+        check_predictions(path, preds, "test", test_labels, test_patients)
+        stored[(arm_name, seed)] = (result, preds)
+    return stored
 
 
 def run_benchmark(
@@ -279,8 +330,13 @@ def run_benchmark(
     out: Path,
     overwrite: bool = False,
     reporter: Reporter | None = None,
+    spread: Spread = "auto",
 ):
-    """Run what is missing of arms x seeds into ``out``, then write and return the report."""
+    """Run what is missing of arms x seeds into ``out``, then write and return the report.
+
+    Under several processes (``accelerate launch``, ``torchrun``) ``spread`` says how they
+    share the work (see :mod:`cxraug.benchmark.spread`); only the main process builds, writes
+    and returns the report, the others return None."""
     from cxraug.benchmark.aggregate import build_report
     from cxraug.benchmark.training import train_run
 
@@ -317,35 +373,28 @@ def run_benchmark(
     patients = {"val": split_patients(data, "val"), "test": split_patients(data, "test")}
     loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    records: list[RunRecord] = []
     jobs = [(a, s) for a in plan.arms for s in plan.seeds]
-    desc = f"benchmark: {len(plan.arms)} arms x {len(plan.seeds)} seeds"
-    keys = {(a.name, s): run_key(plan, a, s, accelerator.num_processes) for a, s in jobs}
-    for (arm_name, seed), key in keys.items():  # settings changed? say so before training anything
-        path = run_dir(out, arm_name, seed)
-        if (path / RESULT).is_file():
-            old = load_run(path)[0].get("key", {})
-            if old != key:
-                raise UserError(
-                    f"{path} was trained with other settings ({_key_difference(old, key)}); "
-                    "use another --out, or --overwrite to start again"
-                )
-    with reporter.task(desc, len(jobs)) as advance:
-        for arm, seed in jobs:
+    world, rank = accelerator.num_processes, accelerator.process_index
+    mode = resolve_spread(spread, len(jobs), world)
+    per_model = 1 if mode == "runs" else world  # processes that train one model: its resume key
+    keys = {(a.name, s): run_key(plan, a, s, per_model) for a, s in jobs}
+    stored = _stored_runs(out, keys, test[1], patients["test"])  # settings changed? said before training
+    pending = [(a, s) for a, s in jobs if (a.name, s) not in stored]
+    accelerator.wait_for_everyone()  # every process has seen the same pending runs: none is stored yet
+    mine = share(pending, rank, world) if mode == "runs" else pending
+    trainer = OneProcess(accelerator) if mode == "runs" and world > 1 else accelerator
+    desc = f"benchmark: {len(plan.arms)} arms x {len(plan.seeds)} seeds, {len(pending)} to train"
+    if world > 1:
+        desc += f" ({mode} over {world} processes; this one: {len(mine)})"
+    with reporter.task(desc, len(mine)) as advance:
+        for arm, seed in mine:
             path = run_dir(out, arm.name, seed)
-            key = keys[(arm.name, seed)]
-            if (path / RESULT).is_file():
-                result, preds = load_run(path)
-                check_predictions(path, preds, "test", test[1], patients["test"])
-                records.append(RunRecord(arm.name, seed, result, preds, reused=True))
-                advance(1)
-                continue
             if arm.synthetic and arm.synthetic not in loaded:
                 loaded[arm.synthetic] = plan.synthetic[arm.synthetic].load()
             ts = build_train_set(arm, train_labels, real_index, plan.classes, seed, loaded, plan.synthetic_classes)
-            output = train_run(ts, real_train, val, test, cfg, seed, accelerator)
+            output = train_run(ts, real_train, val, test, cfg, seed, trainer)
             result = {
-                "key": key,
+                "key": keys[(arm.name, seed)],
                 "arm": arm.name,
                 "seed": seed,
                 "best_epoch": output.best_epoch,
@@ -356,7 +405,10 @@ def run_benchmark(
                 "train_synthetic": ts.synth_counts().tolist(),
                 "seconds": round(output.seconds, 3),
                 "device": output.device,
-                "num_processes": accelerator.num_processes,
+                "num_processes": per_model,
+                "spread": mode,
+                "process_index": rank,
+                "launched_processes": world,
                 "predictions_schema": PREDICTIONS_SCHEMA,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
@@ -367,18 +419,28 @@ def run_benchmark(
                 preds |= {f"{split}_probs": probs, f"{split}_labels": labels,
                           f"{split}_index": rows["index"], f"{split}_patient": rows["patient"]}  # fmt: skip
             check_predictions(path, preds, "test", test[1], patients["test"])  # before it is ever stored
-            if accelerator.is_main_process:
+            if mode == "runs" or accelerator.is_main_process:  # the process that holds the whole model
                 with atomic_dir(path, overwrite=True) as stage:
                     write_json(stage / RESULT, result)
                     np.savez_compressed(stage / PREDICTIONS, **preds)
                     write_sums(stage, [RESULT, PREDICTIONS])
-            accelerator.wait_for_everyone()
-            records.append(RunRecord(arm.name, seed, result, preds, reused=False))
+            if mode == "ddp":
+                accelerator.wait_for_everyone()
             advance(1)
+    accelerator.wait_for_everyone()  # every run is stored
+    if not accelerator.is_main_process:
+        return None
 
+    records: list[RunRecord] = []
+    for arm, seed in jobs:  # the run folders are the record, whichever process wrote them
+        path = run_dir(out, arm.name, seed)
+        reused = (arm.name, seed) in stored
+        result, preds = stored[(arm.name, seed)] if reused else load_run(path)
+        if not reused:
+            check_predictions(path, preds, "test", test[1], patients["test"])
+        records.append(RunRecord(arm.name, seed, result, preds, reused=reused))
     report = build_report(plan, records, real_index, train_labels, patients["test"], reporter)
-    if accelerator.is_main_process:
-        write_whole_report(report, out)
+    write_whole_report(report, out)
     return report
 
 
@@ -410,7 +472,6 @@ def report_only(
     stored options overridden by reporting options only (never retrains anything)."""
     from cxraug.benchmark.aggregate import build_report
     from cxraug.benchmark.config import parse_set
-    from cxraug.benchmark.report import write_report
     from cxraug.config import load_config_file, validated
 
     out = Path(out)
@@ -447,7 +508,7 @@ def report_only(
             "run the benchmark command again to finish them"
         )
     report = build_report(plan, records, plan.real_index, plan.train_labels, patients, reporter)
-    write_report(report, out)
+    write_whole_report(report, out)
     return report
 
 

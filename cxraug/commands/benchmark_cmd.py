@@ -202,12 +202,24 @@ def benchmark(
             "(reporting options may change with --set; nothing is trained).",
         ),
     ] = None,
+    spread: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="auto|runs|ddp",
+            help="Under `accelerate launch` / torchrun: runs = each process trains whole arm x seed runs "
+            "on its own device; ddp = every run on all processes; auto (default) = runs unless there are "
+            "fewer runs than processes.",
+        ),
+    ] = None,
 ) -> None:
     """Train one classifier under several arms and seeds; report whether synthetic data helps."""
     if report_only is not None:
-        _report_only(report_only, data, config, set_, [synthetic, arms, seeds, ratio, out, controlled_imbalance])
+        others = [synthetic, arms, seeds, ratio, out, controlled_imbalance, spread]
+        _report_only(report_only, data, config, set_, others)
         return
-    _benchmark(data, synthetic, arms, seeds, ratio, out, config, set_, controlled_imbalance, overwrite, export_reduced)
+    _benchmark(
+        data, synthetic, arms, seeds, ratio, out, config, set_, controlled_imbalance, overwrite, export_reduced, spread
+    )
 
 
 @user_errors
@@ -248,9 +260,14 @@ def _benchmark(
     controlled_imbalance: list[str] | None,
     overwrite: bool,
     export_reduced: Path | None = None,
+    spread: str | None = None,
 ) -> None:
     from cxraug.benchmark.config import build_config
+    from cxraug.benchmark.spread import check_spread
 
+    if spread is not None and export_reduced is not None:
+        raise UserError("--spread says how processes share training runs; --export-reduced trains nothing: drop one")
+    mode = check_spread(spread or "auto")
     if data is None:
         raise UserError("--data DIR is needed: a prepared dataset (from `cxraug prepare`)")
     cfg = build_config(config, cli_options(synthetic, arms, seeds, ratio, controlled_imbalance), sets)
@@ -275,6 +292,6 @@ def _benchmark(
     main = int(os.environ.get("RANK", "0")) == 0
     reporter = RichReporter(err_console(), disable=not main)  # progress on stderr: stdout stays the report
     with output_lock(out, "benchmark folder") if main else contextlib.nullcontext():
-        report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=reporter)
-    if main:
+        report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=reporter, spread=mode)
+    if report is not None:  # the main process's
         print_report(report, out, console)

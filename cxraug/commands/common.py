@@ -101,12 +101,14 @@ def user_errors(fn: F) -> F:
 
 
 def configure_threads() -> None:
-    """Use every core for intra-op CPU work (torch defaults to physical cores, sometimes 1)."""
+    """Use every core for intra-op CPU work (torch defaults to physical cores, sometimes 1);
+    the processes a launcher starts on one machine (LOCAL_WORLD_SIZE) share the cores out."""
     import torch
 
     text = os.environ.get("CXRAUG_THREADS")
     if text is None:
-        n = os.cpu_count() or 1
+        # Launched processes on one machine share its cores (LOCAL_WORLD_SIZE from the launcher).
+        n = max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     elif text.strip().isdigit() and int(text) >= 1:
         n = int(text)
     else:

@@ -1,0 +1,97 @@
+"""How the benchmark's arm x seed runs use the processes of ``accelerate launch`` / ``torchrun``.
+
+``runs``: every process takes whole runs, the pending runs in their fixed order dealt out by
+rank (``pending[rank::world]``), and trains each alone on its own device. A ResNet-18 at 32 to
+128 px is far too small for DDP to pay; independent runs keep every device busy.
+``ddp``: every run is trained by all processes together (DDP through Accelerate), one after
+another, as for a model too big for one device.
+
+Accelerate gives the ranks, the device and the barrier; the run folders are the record of what
+is done. A run's seed and data order come from its seed alone, so under ``runs`` it is the
+same model whichever process trained it, and a one-process run equals it bit for bit (at the
+same number of threads per run).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from cxraug.errors import UserError
+
+Spread = Literal["auto", "runs", "ddp"]
+SPREADS: tuple[str, ...] = ("auto", "runs", "ddp")
+
+
+def check_spread(value: str) -> Spread:
+    if value not in SPREADS:
+        raise UserError(
+            f"--spread {value!r}: choose runs (each process trains whole runs), ddp (every run on all "
+            "processes) or auto (runs unless there are fewer runs than processes)"
+        )
+    return value  # type: ignore[return-value]
+
+
+def resolve_spread(spread: Spread, n_runs: int, n_processes: int) -> Literal["runs", "ddp"]:
+    """``auto``: ``runs`` unless some processes would get no run at all. Decided on all the
+    benchmark's runs (not only those left to train) so a resumed benchmark decides alike."""
+    if spread != "auto":
+        return spread
+    return "runs" if n_processes == 1 or n_runs >= n_processes else "ddp"
+
+
+def share(pending: list, rank: int, world: int) -> list:
+    """This process's runs: the pending runs in their fixed order, dealt out by rank."""
+    return pending[rank::world]
+
+
+class OneProcess:
+    """The accelerator one run sees when it is trained alone on this process's device.
+
+    It is the launched Accelerator (device, mixed precision, autocast, backward) without the
+    parts that join processes: models are not wrapped in DDP, loaders are not sharded, and
+    gathering returns this process's own tensors. Nothing here talks to another process, so
+    the others may be training other runs meanwhile."""
+
+    num_processes = 1
+    process_index = 0
+    is_main_process = True
+
+    def __init__(self, accelerator: Any) -> None:
+        self._acc = accelerator
+
+    @property
+    def device(self):
+        return self._acc.device
+
+    def prepare(self, *objects: Any) -> Any:
+        import torch
+        from accelerate.data_loader import prepare_data_loader
+        from torch.utils.data import DataLoader
+
+        out = []
+        for obj in objects:
+            if isinstance(obj, torch.nn.Module):  # placed and autocast, never DDP-wrapped
+                out.append(self._acc.prepare_model(obj, evaluation_mode=True))
+            elif isinstance(obj, torch.optim.Optimizer):
+                out.append(self._acc.prepare_optimizer(obj))
+            elif isinstance(obj, DataLoader):  # every batch, on this device
+                out.append(prepare_data_loader(obj, self._acc.device, num_processes=1, process_index=0,
+                                               put_on_device=True))  # fmt: skip
+            else:
+                raise TypeError(f"OneProcess.prepare cannot prepare a {type(obj).__name__}")
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def gather_for_metrics(self, tensors: Any) -> Any:
+        return tensors
+
+    def autocast(self):
+        return self._acc.autocast()
+
+    def backward(self, loss: Any) -> None:
+        self._acc.backward(loss)
+
+    def unwrap_model(self, model: Any) -> Any:
+        return self._acc.unwrap_model(model)
+
+    def free_memory(self) -> None:
+        self._acc.free_memory()
