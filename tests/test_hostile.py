@@ -186,38 +186,9 @@ def test_score_compare_and_export_refuse_a_foreign_folder_before_the_work(
     one_line(runner.invoke(app, ["score", "--run", str(run), "--out", str(thesis)]), "already exists")
     one_line(runner.invoke(app, ["score", "--run", str(run), "--out", str(run), "--overwrite"]), "the input")
     one_line(runner.invoke(app, ["compare", str(run), str(run), "--out", str(thesis), "--overwrite"]), "not a compare")
-    one_line(
-        runner.invoke(
-            app,
-            [
-                "benchmark",
-                "--data",
-                str(phantom32),
-                "--controlled-imbalance",
-                "Hernia=2",
-                "--export-reduced",
-                str(thesis),
-                "--overwrite",
-            ],
-        ),
-        "not a prepared dataset",
-    )
-    one_line(
-        runner.invoke(
-            app,
-            [
-                "benchmark",
-                "--data",
-                str(phantom32),
-                "--controlled-imbalance",
-                "Hernia=2",
-                "--export-reduced",
-                str(phantom32),
-                "--overwrite",
-            ],
-        ),
-        "the input",
-    )
+    for target, why in ((thesis, "not a prepared dataset"), (phantom32, "the input")):
+        argv = ["benchmark", "--data", str(phantom32), "--controlled-imbalance", "Hernia=2"]
+        one_line(runner.invoke(app, [*argv, "--export-reduced", str(target), "--overwrite"]), why)
     assert (thesis / "chapter1.tex").read_text() == "precious"
 
 
