@@ -231,13 +231,34 @@ def _export(gen: Generator, run: Path, step: int, provenance: dict[str, Any]) ->
 def _out_of_time(clock: Clock, limit_s: float | None, accelerator: Any) -> bool:
     """Whether the budget is spent; under several processes the main one decides for all
     (their clocks differ a little, and all must stop at the same step)."""
-    over = limit_s is not None and clock.train_s >= limit_s
-    if accelerator.num_processes > 1:
-        from accelerate.utils import broadcast
+    return _step_flags(accelerator, clock, limit_s, "")[1]
 
-        flag = broadcast(torch.tensor([float(over)], device=accelerator.device), from_process=0)
-        over = bool(flag.item())
-    return over
+
+def _step_flags(accelerator: Any, clock: Clock, limit_s: float | None, bad: str) -> tuple[str, bool]:
+    """What every process must agree on after a step, in one small all-reduce: whether any
+    process saw a non-finite loss (``bad``: its description, "" if none) and whether the main
+    process's time budget is spent. Returns (the first bad process's description, out of time),
+    the same on every process, so all stop at the same step with the same line instead of the
+    healthy ones waiting for the failed one in the next collective until the timeout."""
+    over = limit_s is not None and clock.train_s >= limit_s
+    n = accelerator.num_processes
+    if n == 1:
+        return bad, over
+    from accelerate.utils import broadcast_object_list, reduce
+
+    flags = torch.zeros(n + 1, device=accelerator.device)
+    flags[accelerator.process_index] = float(bool(bad))
+    if accelerator.is_main_process:
+        flags[n] = float(over)
+    flags = reduce(flags, reduction="sum").cpu()
+    failed = [r for r in range(n) if flags[r] > 0]
+    if failed:  # rare: only then is the description sent, from the first process that failed
+        holder = [bad]
+        broadcast_object_list(holder, from_process=failed[0])
+        bad = f"process {failed[0]}: {holder[0]}" + (
+            f"; also process {', '.join(map(str, failed[1:]))}" if failed[1:] else ""
+        )
+    return bad, bool(flags[n] > 0)
 
 
 def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bool = False) -> dict[str, Any]:
@@ -302,20 +323,21 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
             x = to_model_range(images[idx]).to(accelerator.device)
             y = torch.as_tensor(labels[idx], device=accelerator.device)
             losses = gen.train_step(x, y, accelerator)  # its .item() calls sync a GPU: the clock is right
-            if not all(math.isfinite(v) for v in losses.values()):
-                bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
+            clock.train_s += time.perf_counter() - t_step
+            bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
+            bad, over = _step_flags(accelerator, clock, limit_s, bad)
+            if bad:
                 raise TrainingDiverged(
                     f"training diverged at step {step} ({bad}); the last good checkpoint is step {last_good} "
                     f"in {run}: lower the learning rate (e.g. --set lr_g=...) and --resume, or start anew"
                 )
-            clock.train_s += time.perf_counter() - t_step
             clock.images += len(idx) * accelerator.num_processes
             done = step
             adv(1)
             t_other = time.perf_counter()
             if step == steps:
                 reason = "steps"
-            elif _out_of_time(clock, limit_s, accelerator):
+            elif over:
                 reason = "time_limit"
             final = bool(reason)
             if main and (step % train_cfg.log_every == 0 or final):
