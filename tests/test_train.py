@@ -303,23 +303,39 @@ def test_adaptive_p_follows_the_batch_of_every_process() -> None:
     assert alone.p == 0.0 and alone.count == 0
 
 
+class StepTimer:
+    """An injected clock: every reading advances 0.005 s, so a time budget ends at a step that
+    does not depend on how loaded the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.005
+        return self.now
+
+
 def test_time_limit_ends_the_run_as_steps_would(tmp_path: Path, phantom32: Path) -> None:
-    # 0.003 min = 0.18 s of training steps: a few tiny steps, far below the step cap.
-    run = tiny_run("cgan", phantom32, tmp_path, steps=100_000, time_limit=0.003, checkpoint_every=0)
+    from cxraug.train import start_run
+
+    # 0.003 min = 0.18 s of training steps; a step reads the clock twice: 0.005 s each.
+    spec = tiny_spec("cgan", phantom32, steps=100_000, time_limit=0.003, checkpoint_every=0)
+    run = start_run(spec, tmp_path)
+    train(run, spec, timer=StepTimer())
     logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     stop = logs[-1]
     assert stop["kind"] == "stop" and stop["reason"] == "time_limit" and stop["time_limit_min"] == 0.003
-    assert 1 < stop["step"] < 100_000 and 0.18 <= stop["train_s"] < 5, stop
+    assert stop["step"] in (36, 37) and 0.18 <= stop["train_s"] < 0.19, stop  # 36 x 0.005 s, up to rounding
     last = stop["step"]
     assert [s for s, _ in runs.checkpoints(run)] == [last], "the last step is checkpointed"
     assert (run / "samples" / f"step-{last:07d}.png").is_file(), "and gets its grid"
     assert json.loads((run / "export" / "config.json").read_text())["step"] == last, "and is exported"
     assert json.loads((run / "config.json").read_text())["train"]["time_limit"] == 0.003
 
-    again = train(run, spec_from_run(run), resume=True)  # same budget: already spent, nothing to do
+    again = train(run, spec_from_run(run), resume=True, timer=StepTimer())  # budget spent: nothing to do
     assert (again["step"], again["reason"]) == (last, "time_limit")
-    longer = train(run, spec_from_run(run, {"time_limit": 0.006}), resume=True)
-    assert longer["reason"] == "time_limit" and longer["step"] > last and 0.36 <= longer["train_s"] < 10
+    longer = train(run, spec_from_run(run, {"time_limit": 0.006}), resume=True, timer=StepTimer())
+    assert longer["reason"] == "time_limit" and longer["step"] in (72, 73) and 0.36 <= longer["train_s"] < 0.37
     assert json.loads((run / "config.json").read_text())["train"]["time_limit"] == 0.006
 
 
