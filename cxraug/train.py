@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,21 +243,49 @@ def _export(gen: Generator, run: Path, step: int, provenance: dict[str, Any]) ->
 def _out_of_time(clock: Clock, limit_s: float | None, accelerator: Any) -> bool:
     """Whether the budget is spent; under several processes the main one decides for all
     (their clocks differ a little, and all must stop at the same step)."""
+    return _step_flags(accelerator, clock, limit_s, "")[1]
+
+
+def _step_flags(accelerator: Any, clock: Clock, limit_s: float | None, bad: str) -> tuple[str, bool]:
+    """What every process must agree on after a step, in one small all-reduce: whether any
+    process saw a non-finite loss (``bad``: its description, "" if none) and whether the main
+    process's time budget is spent. Returns (the first bad process's description, out of time),
+    the same on every process, so all stop at the same step with the same line instead of the
+    healthy ones waiting for the failed one in the next collective until the timeout."""
     over = limit_s is not None and clock.train_s >= limit_s
-    if accelerator.num_processes > 1:
-        from accelerate.utils import broadcast
+    n = accelerator.num_processes
+    if n == 1:
+        return bad, over
+    from accelerate.utils import broadcast_object_list, reduce
 
-        flag = broadcast(torch.tensor([float(over)], device=accelerator.device), from_process=0)
-        over = bool(flag.item())
-    return over
+    flags = torch.zeros(n + 1, device=accelerator.device)
+    flags[accelerator.process_index] = float(bool(bad))
+    if accelerator.is_main_process:
+        flags[n] = float(over)
+    flags = reduce(flags, reduction="sum").cpu()
+    failed = [r for r in range(n) if flags[r] > 0]
+    if failed:  # rare: only then is the description sent, from the first process that failed
+        holder = [bad]
+        broadcast_object_list(holder, from_process=failed[0])
+        bad = f"process {failed[0]}: {holder[0]}" + (
+            f"; also process {', '.join(map(str, failed[1:]))}" if failed[1:] else ""
+        )
+    return bad, bool(flags[n] > 0)
 
 
-def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bool = False) -> dict[str, Any]:
+def train(
+    run: Path,
+    spec: RunSpec,
+    reporter: Reporter | None = None,
+    resume: bool = False,
+    timer: Callable[[], float] = time.perf_counter,
+) -> dict[str, Any]:
     """Train ``spec`` in ``run`` (already created, config saved); returns a summary.
 
     The run ends at ``steps`` or when its training-step seconds reach ``time_limit``
     minutes, whichever comes first; either way the last step gets a grid, a checkpoint and
-    an export, and a ``stop`` record in metrics.jsonl says why it ended.
+    an export, and a ``stop`` record in metrics.jsonl says why it ended. ``timer``: the clock
+    the seconds are read from (tests inject one, so a time budget does not depend on load).
     """
     reporter = reporter or NullReporter()
     train_cfg = spec.train
@@ -295,7 +324,7 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
     assert steps is not None  # filled by TrainConfig's validator
     limit_s = train_cfg.time_limit * 60 if train_cfg.time_limit else None
     log_s, log_n = clock.train_s, clock.images
-    t0 = time.perf_counter()
+    t0 = timer()
     last_good = done = start
     reason = "steps" if start >= steps else "time_limit" if _out_of_time(clock, limit_s, accelerator) else ""
     losses: dict[str, float] = {}
@@ -308,26 +337,27 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
         for step in range(start + 1, steps + 1):
             if reason:
                 break
-            t_step = time.perf_counter()
+            t_step = timer()
             idx = stream.indices(step - 1)
             x = to_model_range(images[idx]).to(accelerator.device)
             y = torch.as_tensor(labels[idx], device=accelerator.device)
             with step_rng(train_cfg.seed, step, accelerator.process_index, accelerator.device):
                 losses = gen.train_step(x, y, accelerator)  # its .item() calls sync a GPU: the clock is right
-            if not all(math.isfinite(v) for v in losses.values()):
-                bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
+            clock.train_s += timer() - t_step
+            bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
+            bad, over = _step_flags(accelerator, clock, limit_s, bad)
+            if bad:
                 raise TrainingDiverged(
                     f"training diverged at step {step} ({bad}); the last good checkpoint is step {last_good} "
                     f"in {run}: lower the learning rate (e.g. --set lr_g=...) and --resume, or start anew"
                 )
-            clock.train_s += time.perf_counter() - t_step
             clock.images += len(idx) * accelerator.num_processes
             done = step
             adv(1)
-            t_other = time.perf_counter()
+            t_other = timer()
             if step == steps:
                 reason = "steps"
-            elif _out_of_time(clock, limit_s, accelerator):
+            elif over:
                 reason = "time_limit"
             final = bool(reason)
             if main and (step % train_cfg.log_every == 0 or final):
@@ -348,15 +378,15 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
                     metrics=train_cfg.fid_metrics, reference=reference,
                 )  # fmt: skip
                 append_jsonl(run / runs.METRICS, {"step": step, "kind": "fid", **result})
-            clock.other_s += time.perf_counter() - t_other
+            clock.other_s += timer() - t_other
             if save_now:
-                t_other = time.perf_counter()
+                t_other = timer()
                 accelerator.wait_for_everyone()
                 if main:  # export first: a crash between the two redoes the steps and rewrites both
                     _export(gen, run, step, provenance)
                     _save_checkpoint(gen, run, step, train_cfg.keep_checkpoints, clock)
                 last_good = step
-                clock.other_s += time.perf_counter() - t_other
+                clock.other_s += timer() - t_other
     if main and done > start:
         stop = {"step": done, "kind": "stop", "reason": reason, "time_limit_min": train_cfg.time_limit}
         stop.update(train_s=round(clock.train_s, 2), other_s=round(clock.other_s, 2), images_seen=clock.images)
@@ -366,7 +396,7 @@ def train(run: Path, spec: RunSpec, reporter: Reporter | None = None, resume: bo
         accelerator.end_training()
     return {
         "run": str(run), "step": done, "start": start, "reason": reason, "losses": losses,
-        "seconds": time.perf_counter() - t0, "train_s": clock.train_s, "other_s": clock.other_s,
+        "seconds": timer() - t0, "train_s": clock.train_s, "other_s": clock.other_s,
     }  # fmt: skip
 
 

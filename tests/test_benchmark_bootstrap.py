@@ -10,17 +10,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from cxraug.benchmark.bootstrap import (
-    StoredRun,
-    arm_draws,
-    bootstrap_p_value,
-    make_draws,
-    percentile_interval,
-    run_metric_draws,
-    weighted_auroc,
-)
+from cxraug.benchmark.bootstrap import StoredRun, arm_draws, make_draws, run_metric_draws, weighted_auroc
 from cxraug.benchmark.metrics import CLASS_METRICS, one_vs_rest_auroc, overall, per_class
-from cxraug.benchmark.statistics import benjamini_hochberg, holm
+from cxraug.significance import benjamini_hochberg, holm, normal_p_value, percentile_interval
 
 
 def _predictions(n: int = 120, k: int = 3, seed: int = 0, strength: float = 1.5):
@@ -102,10 +94,14 @@ def test_intervals_stay_inside_the_metric_range():
     assert low == pytest.approx(1.0) and high == 1.0  # reached, and rounding never passes it
 
 
-def test_p_value():
-    assert bootstrap_p_value(np.full(999, 0.1)) == pytest.approx(2 / 1000)
-    assert bootstrap_p_value(np.zeros(10)) == 1.0
-    assert bootstrap_p_value(np.r_[np.full(50, -1.0), np.full(50, 1.0)]) == 1.0
+def test_p_value_has_no_floor():
+    # z = 0.1 / 0.01 = 10: p about 1.5e-23, far below the 2 / (B + 1) of a percentile p.
+    d = 0.1 + 0.01 * np.random.default_rng(0).standard_normal(999)
+    assert normal_p_value(0.1, d) == pytest.approx(2 * norm.sf(0.1 / d.std(ddof=1)))
+    assert normal_p_value(0.1, d) < 1e-20
+    assert normal_p_value(0.0, np.zeros(10)) == 1.0 and normal_p_value(0.2, np.full(10, 0.2)) == 0.0
+    assert normal_p_value(0.0, np.r_[np.full(50, -1.0), np.full(50, 1.0)]) == 1.0
+    assert math.isnan(normal_p_value(0.1, np.array([np.nan, 0.1])))
 
 
 def test_holm_and_bh_on_known_p_values():
@@ -130,13 +126,15 @@ def _true_auroc(delta: float) -> float:
     return float(norm.cdf((MU + delta) / math.sqrt(2 * (1 + RHO**2 + SIGMA**2) + TAU**2)))
 
 
-def _replication(rng: np.random.Generator, n_patients: int, n_seeds: int, n_draws: int) -> tuple[float, float]:
+def _replication(
+    rng: np.random.Generator, n_patients: int, n_seeds: int, n_draws: int, deltas: tuple[float, float] = DELTAS
+) -> tuple[float, float, float]:
     per = rng.integers(1, 4, size=n_patients)
     patients = np.repeat(np.arange(n_patients), per)
     y = (rng.random(len(patients)) < 0.3).astype(np.int64)
     x = MU * y + RHO * rng.normal(size=n_patients)[patients] + rng.normal(size=len(y))
     arms = []
-    for delta in DELTAS:
+    for delta in deltas:
         runs = []
         for _ in range(n_seeds):
             score = x + delta * y + TAU * rng.normal() * y + SIGMA * rng.normal(size=len(y))
@@ -146,7 +144,10 @@ def _replication(rng: np.random.Generator, n_patients: int, n_seeds: int, n_draw
     draws = make_draws(patients.astype(str), n_seeds, n_draws, int(rng.integers(1 << 30)))
     d = arm_draws(arms[1], y, draws, [1])["auroc"][:, 1] - arm_draws(arms[0], y, draws, [1])["auroc"][:, 1]
     low, high, _ = percentile_interval(d, 0.95)
-    return low, high
+    point = np.mean([one_vs_rest_auroc(y, r.probs, 1) for r in arms[1]]) - np.mean(
+        [one_vs_rest_auroc(y, r.probs, 1) for r in arms[0]]
+    )
+    return low, high, normal_p_value(float(point), d)
 
 
 def test_coverage_of_the_paired_difference_is_about_nominal():
@@ -155,9 +156,19 @@ def test_coverage_of_the_paired_difference_is_about_nominal():
     reps = 300
     hits = 0
     for _ in range(reps):
-        low, high = _replication(rng, n_patients=60, n_seeds=5, n_draws=400)
+        low, high, _ = _replication(rng, n_patients=60, n_seeds=5, n_draws=400)
         hits += low <= truth <= high
     rate = hits / reps
     print(f"bootstrap 95% interval of the paired AUROC difference covered the truth in {hits}/{reps} = {rate:.3f}")
     # 300 replications: the rate's sd at 0.95 is 0.013; a broken interval is far outside this.
     assert 0.91 <= rate <= 0.99
+
+
+def test_normal_p_keeps_its_level_without_a_difference():
+    # Two arms alike: "helped or hurt" at p < 0.05 must happen in about 5% of test sets.
+    rng = np.random.default_rng(20261202)
+    reps = 200
+    rejected = sum(_replication(rng, 60, 5, 200, deltas=(0.0, 0.0))[2] < 0.05 for _ in range(reps))
+    print(f"normal p < 0.05 with no difference in {rejected}/{reps} replications")
+    # 200 replications: sd of the rate at 0.05 is 0.015; a p that ignores the patients is far above.
+    assert rejected / reps <= 0.095

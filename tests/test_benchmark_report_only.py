@@ -111,7 +111,10 @@ def test_report_only_gives_the_numbers_of_the_training_run(trained, tmp_path, ca
     assert _numbers(out) == before
     assert (out / "summary.md").read_text().replace("0 runs trained now, 9", "9 runs trained now, 0") == summary
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*")} == stamps  # nothing retrained or rewritten
-    assert "0 runs trained, 9 reused" in printed and "Holm-adjusted over 2 comparisons" in " ".join(printed.split())
+    assert (
+        "0 runs trained, 9 reused" in printed
+        and "Holm-adjusted over one family of m = 4 (AUROC and F1)" in " ".join(printed.split())
+    )
     # New statistics options, without training: other draws move the intervals, never the means.
     code, _, err = _cli(["benchmark", "--report-only", str(out), "--set", "bootstrap_seed=7",
                          "--set", "bootstrap_draws=300", "--set", "adjust=bh"], capsys)  # fmt: skip

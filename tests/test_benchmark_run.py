@@ -89,7 +89,7 @@ def test_end_to_end_resume_and_determinism(phantom32, synthetic, tmp_path, capsy
     assert (more.trained, more.reused) == (3, 6)
     # Three seeds: bootstrap intervals, inside the metric's range, and adjusted verdicts.
     assert {v["verdict"] for v in more.verdicts()} <= {HELPED, HURT, NO_EVIDENCE}
-    assert more.families == {"auroc": 2, "f1": 2}  # 2 arms x 1 rare class, per metric
+    assert more.families == {"auroc": 4, "f1": 4}  # one family: 2 arms x 1 rare class x AUROC and F1
     for v in more.verdicts():
         d = v["diff"]
         assert d.has_interval and -1 <= d.low <= d.high <= 1 and d.p_adjusted >= d.p

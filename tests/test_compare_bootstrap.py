@@ -9,6 +9,7 @@ import torch
 
 from cxraug.compare import bootstrap as bs
 from cxraug.metrics import stats
+from cxraug.significance import draw_items, group_index
 
 ALL = ["fid", "kid", "pr", "dc"]
 
@@ -21,10 +22,7 @@ def _sets(seed: int = 0, shift: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _grams(real: np.ndarray, fake: np.ndarray):
-    xr = torch.as_tensor(real).double()
-    g = xr @ xr.T
-    sq = g.diagonal().clone()
-    return bs._grams(real, fake, g, sq, bs._dist(sq, sq, g))
+    return bs._grams(fake, bs.RealSide.of(real))
 
 
 def test_identity_draw_gives_the_stats_values() -> None:
@@ -50,7 +48,7 @@ def test_paired_differences() -> None:
     real, fake = _sets(2)
     _, far = _sets(3, shift=1.5)
     cfg = bs.BootstrapConfig(resamples=30, seed=4)
-    draws = bs.resample(real, {"a": fake, "b": fake.copy(), "c": far}, ALL, cfg)
+    draws = bs.resample(real, {"a": fake, "b": fake.copy(), "c": far}, ALL, cfg).draws
     for o in ("fid", "kid", "precision", "recall", "density", "coverage"):
         assert np.array_equal(draws["a"][o], draws["b"][o]), o  # identical runs: identical draws
         assert bs.interval(draws["a"][o] - draws["b"][o], 0.95, 0.0) == (0.0, 0.0)
@@ -65,5 +63,68 @@ def test_paired_differences() -> None:
     assert hi_a - lo_a == pytest.approx(width)
     assert bs.interval(draws["a"]["precision"], 0.95, 0.999, bs.RANGES["precision"])[1] <= 1.0
     # Same seed, same draws: the intervals repeat.
-    again = bs.resample(real, {"a": fake}, ["fid"], cfg)
+    again = bs.resample(real, {"a": fake}, ["fid"], cfg).draws
     assert np.array_equal(again["a"]["fid"], draws["a"]["fid"])
+
+
+def test_the_kid_value_is_the_estimator_the_interval_resamples() -> None:
+    real, fake = _sets(5)
+    got = bs.resample(real, {"a": fake}, ["kid"], bs.BootstrapConfig(resamples=4))
+    whole = bs.metrics_at(_grams(real, fake), torch.arange(90), torch.arange(120), ["kid"], bs.BootstrapConfig())
+    assert got.point["a"]["kid"] == whole["kid"]
+
+
+def test_the_real_kernel_is_made_once_for_every_run(monkeypatch) -> None:
+    real, fake = _sets(6)
+    made = []
+    original = bs.RealSide.of
+    monkeypatch.setattr(bs.RealSide, "of", classmethod(lambda cls, r: made.append(1) or original(r)))
+    bs.resample(real, {"a": fake, "b": fake + 1, "c": fake - 1}, ALL, bs.BootstrapConfig(resamples=2))
+    assert len(made) == 1
+
+
+def test_real_images_are_resampled_by_patient() -> None:
+    # Three images per patient, nearly identical: resampling images would treat them as
+    # independent and give a spread about sqrt(3) too narrow; by patient it is right.
+    rng = np.random.default_rng(7)
+    patient = rng.standard_normal((30, 8))
+    real = (np.repeat(patient, 3, axis=0) + 0.01 * rng.standard_normal((90, 8))).astype(np.float32)
+    groups = np.repeat(np.arange(30), 3).astype(str)
+    fake = rng.standard_normal((600, 8)).astype(np.float32) + 0.5  # many: the spread is the real side's
+    cfg = bs.BootstrapConfig(resamples=300, seed=1)
+    by_patient = bs.resample(real, {"a": fake}, ["fid"], cfg, groups).draws["a"]["fid"].std()
+    by_image = bs.resample(real, {"a": fake}, ["fid"], cfg).draws["a"]["fid"].std()
+    assert by_patient > 1.4 * by_image
+    ir = torch.as_tensor(draw_items(np.random.default_rng(0), *group_index(groups)))
+    drawn = np.bincount(ir.numpy(), minlength=90).reshape(30, 3)
+    assert (drawn == drawn[:, :1]).all(), "a patient's images come along together"
+
+
+def test_better_is_adjusted_over_the_whole_family() -> None:
+    from cxraug.compare.core import _difference
+
+    rng = np.random.default_rng(3)
+    # 20 FID differences whose own intervals exclude 0 (p about 0.01), and one clear one.
+    draws = {"a": {"fid": 2.6 + rng.standard_normal(2000)}, "b": {"fid": np.zeros(2000)}}
+    clear = {"a": {"fid": 10 + rng.standard_normal(2000)}, "b": {"fid": np.zeros(2000)}}
+    diffs = [_difference(f"c{i}", "a", "b", "fid", {"a": {"fid": 2.6}, "b": {"fid": 0.0}}, draws, 0.95, True)
+             for i in range(20)]  # fmt: skip
+    diffs.append(_difference("all", "a", "b", "fid", {"a": {"fid": 10.0}, "b": {"fid": 0.0}}, clear, 0.95, True))
+    assert all(d["excludes_zero"] for d in diffs)
+    from cxraug.compare.core import _adjust
+
+    _adjust(diffs, 0.05)
+    assert [d["better"] for d in diffs[:20]] == ["no difference"] * 20  # 21 x 0.009 > 0.05
+    assert diffs[20]["better"] == "b" and diffs[20]["family"] == 21  # lower FID is better: b
+
+
+def test_coverage_of_the_difference_is_about_nominal() -> None:
+    # The fast version of benchmarks/compare_coverage.py (300 replications there).
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from compare_coverage import coverage
+
+    rate = coverage(reps=30, draws=100, seed=3, by_patient=True)
+    assert rate >= 0.8, rate  # 30 replications: sd 0.04 at 0.95; a broken interval is far below

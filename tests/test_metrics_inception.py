@@ -1,4 +1,5 @@
-"""The standard FID network on real chest X-rays (skips without ../shared data).
+"""The standard FID network on real chest X-rays (skips without ../shared data), and against
+torch-fidelity's reference module on generated images (needs only the weights).
 
 Inception costs ~0.1-1 s per image on a CPU: about 120 images in all, features computed once
 per session and reused by every test here.
@@ -103,16 +104,30 @@ def test_memorization_flags_copies_not_blur_or_noise(sets) -> None:
     assert not check(sets["noise"]).flagged
 
 
-def test_two_weight_forms_and_torch_fidelity_agree(sets, extractor, tmp_path: Path) -> None:
+def _generated_images(n: int = 3, size: int = 64) -> np.ndarray:
+    """uint8 grey images with structure at several scales (smoothed noise plus a gradient), so
+    every layer sees more than a flat field; no dataset needed."""
+    rng = np.random.default_rng(11)
+    ramp = np.linspace(0, 80, size)[None, :, None]
+    noise = rng.normal(128, 60, (size, size, n))
+    from scipy.ndimage import gaussian_filter
+
+    smooth = np.stack([gaussian_filter(noise[..., i], s) for i, s in enumerate((1.0, 2.5, 5.0)[:n])], -1)
+    return np.clip(smooth + ramp, 0, 255).astype(np.uint8).transpose(2, 0, 1)
+
+
+def test_two_weight_forms_and_torch_fidelity_agree(extractor, tmp_path: Path) -> None:
     """TorchScript file vs torch-fidelity state dict (copied layer by layer), and our grey
-    pipeline vs torch-fidelity's own (the network torchmetrics runs) and the raw TorchScript."""
+    pipeline vs torch-fidelity's own (the network torchmetrics runs) and the raw TorchScript,
+    on generated images: it runs wherever the weights are installed, without the NIH data."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
     from cxraug.metrics.features import load_feature_extractor
     from cxraug.metrics.inception import state_dict_from_torchscript
 
-    images, ours = sets["a"][0][:3], sets["a"][1][:3]
+    images = _generated_images()
+    ours = extractor.extract(images)
     sd = state_dict_from_torchscript(extractor.weights.path)
     sd = {**sd, "fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}  # logits: unused
     pth = tmp_path / "pt_inception-2015-12-05.pth"

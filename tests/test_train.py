@@ -188,13 +188,60 @@ def test_sigkill_then_resume_matches_straight_run(tmp_path: Path, phantom32: Pat
     assert_same_weights(final_state(run_a), final_state(run_b))
 
 
-def _torchrun(*args: str, port: int) -> subprocess.CompletedProcess:
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
+    """Two gloo processes; --standalone picks a free port (a fixed one can be taken on a shared machine)."""
     env = {**os.environ, "CXRAUG_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "cxraug", "train-gen", *args]  # fmt: skip
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
+
+
+# One process (rank 1) sees a NaN loss at step 2; the other is healthy.
+NAN_ON_RANK_1 = """
+import math, sys
+from cxraug_cgan.plugin import CGAN
+from cxraug.cli import main
+
+real_step, calls = CGAN.train_step, []
+def train_step(self, images, labels, accelerator):
+    losses = real_step(self, images, labels, accelerator)
+    calls.append(1)
+    if accelerator.process_index == 1 and len(calls) == 2:
+        losses["loss_d"] = math.nan
+    return losses
+CGAN.train_step = train_step
+sys.argv[0] = "cxraug"
+main()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_a_nan_on_one_process_stops_every_process_with_the_same_line(tmp_path: Path, phantom32: Path) -> None:
+    # Two processes started by hand (torchrun would end the healthy one as soon as the other
+    # exits, hiding whether it would have stopped by itself), on a free port.
+    import socket
+
+    script = tmp_path / "nan_on_rank_1.py"
+    script.write_text(NAN_ON_RANK_1)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = ["train-gen", "--out", str(tmp_path / "a"), "--steps", "6", "--plugin", "cgan", "--data", str(phantom32),
+            "--batch-size", "4", *TINY_SETS, "--set", "sample_every=0"]  # fmt: skip
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "CXRAUG_THREADS": "1", "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(port), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "LOCAL_WORLD_SIZE": "2"}  # fmt: skip
+        procs.append(subprocess.Popen([sys.executable, str(script), *args], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))  # fmt: skip
+    outs = [p.communicate(timeout=240)[0] for p in procs]  # a hang would wait for gloo's 30-minute timeout
+    line = "training diverged at step 2 (process 1: loss_d = nan)"
+    for p, out in zip(procs, outs, strict=True):
+        assert p.returncode == 2 and line in out and "Traceback" not in out, out[-3000:]
 
 
 @pytest.mark.slow
@@ -202,10 +249,13 @@ def _torchrun(*args: str, port: int) -> subprocess.CompletedProcess:
 def test_two_processes_with_torchrun_and_exact_resume(tmp_path: Path, phantom32: Path) -> None:
     """DDP on the CPU (gloo): two processes really run and share the work, and a two-process
     run resumed from the main process's checkpoint equals a straight one (the per-process
-    noise streams and the all-reduced adaptive p are restored for both processes)."""
+    noise streams and the all-reduced adaptive p are restored for both processes), with the
+    adaptive p, LeCam and lazy R1 on (R1 every 3 steps: it runs before and after the resume)."""
     common = ["--plugin", "cgan", "--data", str(phantom32), "--batch-size", "4", *TINY_SETS,
-              "--set", "log_every=1", "--set", "sample_every=0", "--set", "checkpoint_every=2"]  # fmt: skip
-    r = _torchrun("--out", str(tmp_path / "a"), "--steps", "4", *common, port=29561)
+              "--set", "log_every=1", "--set", "sample_every=0", "--set", "checkpoint_every=2",
+              "--set", "ada_target=0.6", "--set", "ada_interval=1", "--set", "ada_speed_img=50",
+              "--set", "lecam=0.1", "--set", "r1_gamma=1.0", "--set", "r1_every=3"]  # fmt: skip
+    r = _torchrun("--out", str(tmp_path / "a"), "--steps", "4", *common)
     run = next((tmp_path / "a").iterdir())
     assert json.loads((run / "config.json").read_text())["num_processes"] == 2
     logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -213,10 +263,12 @@ def test_two_processes_with_torchrun_and_exact_resume(tmp_path: Path, phantom32:
     assert [s for s, _ in runs.checkpoints(run)] == [2, 4]
     assert r.stdout.count("run directory:") == 2, "only the main process prints (start and end)"
 
-    _torchrun("--out", str(tmp_path / "b"), "--steps", "2", *common, port=29562)
+    _torchrun("--out", str(tmp_path / "b"), "--steps", "2", *common)
     half = next((tmp_path / "b").iterdir())
-    _torchrun("--resume", str(half), "--steps", "4", port=29563)
-    assert_same_weights(final_state(run), final_state(half))
+    _torchrun("--resume", str(half), "--steps", "4")
+    straight, resumed = final_state(run), final_state(half)
+    assert_same_weights(straight, resumed)
+    assert straight["ada"] == resumed["ada"] and straight["ada"]["p"] != 0.5, "the adaptive p moved, and alike"
 
 
 def test_training_scores_itself(tmp_path: Path, phantom32: Path) -> None:
@@ -251,23 +303,39 @@ def test_adaptive_p_follows_the_batch_of_every_process() -> None:
     assert alone.p == 0.0 and alone.count == 0
 
 
+class StepTimer:
+    """An injected clock: every reading advances 0.005 s, so a time budget ends at a step that
+    does not depend on how loaded the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.005
+        return self.now
+
+
 def test_time_limit_ends_the_run_as_steps_would(tmp_path: Path, phantom32: Path) -> None:
-    # 0.003 min = 0.18 s of training steps: a few tiny steps, far below the step cap.
-    run = tiny_run("cgan", phantom32, tmp_path, steps=100_000, time_limit=0.003, checkpoint_every=0)
+    from cxraug.train import start_run
+
+    # 0.003 min = 0.18 s of training steps; a step reads the clock twice: 0.005 s each.
+    spec = tiny_spec("cgan", phantom32, steps=100_000, time_limit=0.003, checkpoint_every=0)
+    run = start_run(spec, tmp_path)
+    train(run, spec, timer=StepTimer())
     logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     stop = logs[-1]
     assert stop["kind"] == "stop" and stop["reason"] == "time_limit" and stop["time_limit_min"] == 0.003
-    assert 1 < stop["step"] < 100_000 and 0.18 <= stop["train_s"] < 5, stop
+    assert stop["step"] in (36, 37) and 0.18 <= stop["train_s"] < 0.19, stop  # 36 x 0.005 s, up to rounding
     last = stop["step"]
     assert [s for s, _ in runs.checkpoints(run)] == [last], "the last step is checkpointed"
     assert (run / "samples" / f"step-{last:07d}.png").is_file(), "and gets its grid"
     assert json.loads((run / "export" / "config.json").read_text())["step"] == last, "and is exported"
     assert json.loads((run / "config.json").read_text())["train"]["time_limit"] == 0.003
 
-    again = train(run, spec_from_run(run), resume=True)  # same budget: already spent, nothing to do
+    again = train(run, spec_from_run(run), resume=True, timer=StepTimer())  # budget spent: nothing to do
     assert (again["step"], again["reason"]) == (last, "time_limit")
-    longer = train(run, spec_from_run(run, {"time_limit": 0.006}), resume=True)
-    assert longer["reason"] == "time_limit" and longer["step"] > last and 0.36 <= longer["train_s"] < 10
+    longer = train(run, spec_from_run(run, {"time_limit": 0.006}), resume=True, timer=StepTimer())
+    assert longer["reason"] == "time_limit" and longer["step"] in (72, 73) and 0.36 <= longer["train_s"] < 0.37
     assert json.loads((run / "config.json").read_text())["train"]["time_limit"] == 0.006
 
 

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cxraug.benchmark.bootstrap import StoredRun, arm_draws, bootstrap_p_value, make_draws, percentile_interval
+from cxraug.benchmark.bootstrap import StoredRun, arm_draws, make_draws
 from cxraug.benchmark.metrics import CLASS_METRICS, RUN_METRICS, overall, per_class
 from cxraug.benchmark.statistics import ADJUSTMENTS, MIN_SEEDS, Stat, mean_ci, verdict
 from cxraug.progress import NullReporter, Reporter
+from cxraug.significance import detectable_difference, normal_p_value, percentile_interval
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from cxraug.benchmark.arms import Arm
     from cxraug.benchmark.runner import Plan, RunRecord
 
-VERDICT_METRICS = ("auroc", "f1")  # each its own family of comparisons
+VERDICT_METRICS = ("auroc", "f1")  # one family: every rare class x arm x these metrics
 MDE_POWER = 0.8
 
 
@@ -51,7 +52,7 @@ class BenchmarkReport:
     trained: int
     reused: int
     n_test_patients: int = 0
-    families: dict[str, int] = field(default_factory=dict)  # metric -> comparisons adjusted together
+    families: dict[str, int] = field(default_factory=dict)  # metric -> size of the family it is adjusted in
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -194,8 +195,6 @@ def _statistics(
     reporter: Reporter,
 ) -> dict:
     """Point estimates, bootstrap and t intervals, adjusted p-values and detectable differences."""
-    from scipy.stats import norm
-
     cfg, classes = plan.cfg, plan.classes
     conf, ref = cfg.confidence, cfg.reference
     arm_names = [a.name for a in plan.arms]
@@ -216,7 +215,6 @@ def _statistics(
                     for s in seeds
                 ]
                 draws[a] = arm_draws(runs, labels, plan_draws, rare, advance)
-    mde_factor = float(norm.ppf(1 - (1 - conf) / 2) + norm.ppf(MDE_POWER))
 
     def stat(values: list[float], boot: np.ndarray | None, reason: str, diff: bool) -> Stat:
         t = mean_ci(values, conf)
@@ -225,12 +223,13 @@ def _statistics(
             return base
         low, high, n_ok = percentile_interval(boot, conf)
         sd = float(np.nanstd(boot, ddof=1)) if n_ok > 1 else math.nan
-        # The detectable difference is worth saying exactly where a class is too small for a verdict.
-        extra = {"mde": mde_factor * sd} if diff else {}
+        # The detectable difference is worth saying exactly where a class is too small for a verdict;
+        # here at the unadjusted level, then at the family's level for the verdicts (_adjust).
+        extra = {"mde": detectable_difference(sd, 1 - conf, 1, MDE_POWER)} if diff else {}
         if reason:
             return replace(base, n_draws=n_ok, sd=sd, **extra)
         if diff:
-            extra["p"] = bootstrap_p_value(boot)
+            extra["p"] = normal_p_value(t.mean, boot)
         return replace(base, low=low, high=high, n_draws=n_ok, sd=sd, **extra)
 
     def by_seed(df: pd.DataFrame, metric: str) -> dict[int, float]:
@@ -287,14 +286,20 @@ def _diff(draws: dict[str, dict[str, np.ndarray]], arm: str, ref: str, metric: s
 
 
 def _adjust(plan: Plan, class_diff: dict[tuple[str, str], dict[str, Stat]], rare: list[int], method: str) -> dict:
-    """Adjust the p-values of arms x rare classes, per verdict metric, in place; return the
-    size of each family (comparisons without an interval are not tested, so not counted)."""
-    sizes = {}
+    """Adjust the p-values of arms x rare classes x verdict metrics (AUROC and F1: one family,
+    since a reader takes both verdicts) in place, and give every rare class's difference the
+    detectable difference at the family's level. Return the family's size per metric
+    (comparisons without an interval are not tested, so not counted)."""
     arms = [a.name for a in plan.arms if a.name != plan.cfg.reference]
-    for m in VERDICT_METRICS:
-        keys = [(a, plan.classes[c]) for c in rare for a in arms if class_diff[(a, plan.classes[c])][m].p is not None]
-        adjusted = ADJUSTMENTS[method]([class_diff[k][m].p for k in keys])  # type: ignore[misc]
-        for k, p in zip(keys, adjusted, strict=True):
-            class_diff[k][m] = replace(class_diff[k][m], p_adjusted=p)
-        sizes[m] = len(keys)
-    return sizes
+    cells = [(a, plan.classes[c], m) for m in VERDICT_METRICS for c in rare for a in arms]
+    tested = [(a, name, m) for a, name, m in cells if class_diff[(a, name)][m].p is not None]
+    adjusted = ADJUSTMENTS[method]([class_diff[(a, name)][m].p for a, name, m in tested])  # type: ignore[misc]
+    for (a, name, m), p in zip(tested, adjusted, strict=True):
+        class_diff[(a, name)][m] = replace(class_diff[(a, name)][m], p_adjusted=p)
+    size = len(tested)
+    alpha = 1 - plan.cfg.confidence
+    for a, name, m in cells:
+        d = class_diff[(a, name)][m]
+        if d.mde is not None:
+            class_diff[(a, name)][m] = replace(d, mde=detectable_difference(d.sd, alpha, max(size, 1), MDE_POWER))
+    return dict.fromkeys(VERDICT_METRICS, size)

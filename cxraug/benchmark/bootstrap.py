@@ -24,6 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cxraug.benchmark.metrics import CLASS_METRICS, RUN_METRICS
+from cxraug.significance import group_counts, group_index, percentile_interval
+
+__all__ = ["Draws", "StoredRun", "arm_draws", "make_draws", "percentile_interval", "run_metric_draws"]
 
 _CHUNK_ELEMENTS = 2_000_000  # draws x images per block: bounds memory on large test splits
 
@@ -66,12 +69,11 @@ def make_draws(patients: Sequence[str] | np.ndarray, n_seeds: int, n_draws: int,
     """Draw ``n_draws`` resamples of the test patients and weightings of ``n_seeds`` (>= 3) seeds."""
     if n_seeds < 3:
         raise ValueError("the seed level needs at least 3 seeds")
-    _, groups = np.unique(np.asarray(patients, dtype=str), return_inverse=True)
-    n_patients = int(groups.max()) + 1 if len(groups) else 0
+    groups, n_patients = group_index(patients)
     rng = np.random.default_rng(seed)
-    patient_counts = rng.multinomial(n_patients, np.full(n_patients, 1 / max(n_patients, 1)), size=n_draws)
+    patient_counts = group_counts(rng, n_patients, n_draws)
     seed_weights = rng.dirichlet(np.full(n_seeds, seed_alpha(n_seeds)), size=n_draws)
-    return Draws(patient_counts.astype(np.int32), seed_weights, groups.astype(np.int64))
+    return Draws(patient_counts, seed_weights, groups)
 
 
 @dataclass(frozen=True)
@@ -198,24 +200,3 @@ def arm_draws(
     # Every metric lies in [0, 1]; weights that sum to 1 only up to rounding must not push an
     # average of 1.0 to 1.0000000000000002.
     return {m: np.clip(v, 0.0, 1.0) for m, v in out.items()}
-
-
-def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float, int]:
-    """Percentile interval of the defined draws, and how many draws were defined."""
-    v = values[~np.isnan(values)]
-    if len(v) == 0:
-        return float("nan"), float("nan"), 0
-    a = (1 - confidence) / 2
-    low, high = np.quantile(v, [a, 1 - a])
-    return float(low), float(high), len(v)
-
-
-def bootstrap_p_value(diffs: np.ndarray) -> float:
-    """Two-sided p of "no difference": twice the smaller share of draws on either side of 0,
-    with the +1 that keeps a finite number of draws from claiming p = 0."""
-    d = diffs[~np.isnan(diffs)]
-    if len(d) == 0:
-        return float("nan")
-    below = (np.count_nonzero(d <= 0) + 1) / (len(d) + 1)
-    above = (np.count_nonzero(d >= 0) + 1) / (len(d) + 1)
-    return float(min(1.0, 2 * min(below, above)))

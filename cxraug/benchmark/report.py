@@ -14,6 +14,7 @@ from cxraug.benchmark.metrics import RUN_METRICS
 from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, MIN_SEEDS, Estimate, Stat
 from cxraug.data.prepared import fingerprint
 from cxraug.fsutil import atomic_write_text, write_json
+from cxraug.significance import per_test_level, smallest_attainable_p
 
 RUN_LABELS = {
     "macro_auroc": "macro AUROC",
@@ -88,10 +89,13 @@ def adjustment_line(report: BenchmarkReport) -> str:
             "No verdicts, so nothing to adjust: no rare class had an interval (too few seeds or "
             f"fewer than {cfg.min_test_images} positive test images)."
         )
+    alpha = 1 - cfg.confidence
     return (
-        f"Verdicts are {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over {n} comparisons per metric "
-        f"({arms} arms x the rare classes with an interval); the unadjusted p-values and verdicts are "
-        "in verdicts.csv and results.json."
+        f"Verdicts are {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over one family of m = {n} comparisons "
+        f"({arms} arms x the rare classes with an interval x AUROC and F1); the smallest attainable adjusted p is "
+        f"{smallest_attainable_p(cfg.bootstrap_draws, n):g} (the p is normal, from the bootstrap sd: no floor, so "
+        f"every verdict is reachable), and the strictest step needs a p below {per_test_level(alpha, n):.2g}. "
+        "The unadjusted p-values and verdicts are in verdicts.csv and results.json."
     )
 
 
@@ -177,7 +181,8 @@ def summary_markdown(report: BenchmarkReport, grids: list[str]) -> str:
         "not evidence that it does not). " + adjustment_line(report) + " "
         f"A class with fewer than {cfg.min_test_images} positive test images gets numbers but no interval and no "
         "verdict. 'Detectable' is the difference the test split would find with "
-        f"{MDE_POWER:.0%} power at the unadjusted level: (z + z_power) x the bootstrap sd of the difference.",
+        f"{MDE_POWER:.0%} power at the family's strictest level {1 - cfg.confidence:.2g}/m: "
+        "(z + z_power) x the bootstrap sd of the difference.",
         "",
         "## Arms and their training sets",
         "",

@@ -13,6 +13,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from cxraug.significance import ADJUSTMENT_NAMES, ADJUSTMENTS, benjamini_hochberg, holm
+
+__all__ = ["ADJUSTMENTS", "ADJUSTMENT_NAMES", "Estimate", "Stat", "benjamini_hochberg", "holm", "mean_ci", "verdict"]
+
 HELPED, NO_EVIDENCE, HURT = "helped", "no evidence it helps", "hurt"
 MIN_SEEDS = 3  # fewer: no interval (a resample of 2 seeds says little about training noise)
 
@@ -45,9 +49,10 @@ class Stat:
     t interval over seeds, which covers training noise only.
 
     ``reason`` says why there is no interval (then low/high are NaN). For a difference,
-    ``p`` is the bootstrap p of "no difference", ``p_adjusted`` the same after the
-    multiple-comparison adjustment (None outside the adjusted family), ``mde`` the smallest
-    difference the test split could detect (see aggregate.MDE_FACTOR)."""
+    ``p`` is the normal p of "no difference" from the bootstrap sd (significance.normal_p_value),
+    ``p_adjusted`` the same after the multiple-comparison adjustment (None outside the adjusted
+    family), ``mde`` the smallest difference the test split could detect (at the family's level
+    for a verdict, see significance.detectable_difference)."""
 
     mean: float
     low: float
@@ -112,39 +117,10 @@ def paired_difference(arm: Mapping[int, float], reference: Mapping[int, float], 
     return mean_ci(diffs, confidence)
 
 
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (controls the family-wise error rate under any
-    dependence between the tests; NaN stays NaN and is not counted as a test)."""
-    idx = [i for i, p in enumerate(p_values) if not math.isnan(p)]
-    m = len(idx)
-    out = [math.nan] * len(p_values)
-    running = 0.0
-    for rank, i in enumerate(sorted(idx, key=lambda i: p_values[i])):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        out[i] = running
-    return out
-
-
-def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
-    """Benjamini-Hochberg adjusted p-values (false discovery rate; NaN stays NaN)."""
-    idx = [i for i, p in enumerate(p_values) if not math.isnan(p)]
-    m = len(idx)
-    out = [math.nan] * len(p_values)
-    running = 1.0
-    for rank, i in reversed(list(enumerate(sorted(idx, key=lambda i: p_values[i])))):
-        running = min(running, m * p_values[i] / (rank + 1))
-        out[i] = running
-    return out
-
-
-ADJUSTMENTS = {"holm": holm, "bh": benjamini_hochberg}
-ADJUSTMENT_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
-
-
 def verdict(diff: Stat, confidence: float = 0.95, adjusted: bool = True) -> str:
-    """helped / hurt: the (adjusted) bootstrap p of the paired difference is below 1 -
-    confidence, in that direction; otherwise no evidence it helps. Unadjusted, that is the
-    same as the percentile interval excluding 0. A difference without an interval (too few
+    """helped / hurt: the (adjusted) p of the paired difference is below 1 - confidence, in
+    that direction; otherwise no evidence it helps. Unadjusted, that is the normal interval
+    (estimate +- z * bootstrap sd) excluding 0. A difference without an interval (too few
     seeds, too few test images) gets no verdict, and says why."""
     if diff.reason:
         return f"no verdict: {diff.reason}"

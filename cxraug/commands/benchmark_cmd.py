@@ -26,6 +26,7 @@ from cxraug.commands.common import (
 )
 from cxraug.errors import UserError
 from cxraug.lock import output_lock
+from cxraug.significance import smallest_attainable_p
 
 if TYPE_CHECKING:
     from cxraug.benchmark.aggregate import BenchmarkReport
@@ -129,7 +130,9 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
     n = report.families.get("auroc", 0)
     title = (
         f"rare classes: paired difference in test AUROC vs {report.reference} (test split, {len(report.seeds)} "
-        f"seeds); verdicts {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over {n} comparisons"
+        f"seeds); verdicts {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over one family of m = {n} (AUROC and F1), "
+        f"smallest attainable adjusted p {smallest_attainable_p(cfg.bootstrap_draws, n):g} (normal p: no floor); "
+        f"detectable Δ at the level {1 - cfg.confidence:.2g}/m"
     )
     columns = [
         Column("class\n(test images)", "left", number=False),

@@ -58,7 +58,9 @@ def compare(
     benchmark: Annotated[
         Optional[Path], typer.Option(help="A `cxraug benchmark` folder: per-class deltas of the arms from these runs.")
     ] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples of the features (0: no intervals).")] = 200,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples of real patients and synthetic images (0: no intervals).")
+    ] = 1000,
     confidence: Annotated[float, typer.Option(help="Interval level.")] = 0.95,
     allow_different_data: Annotated[
         bool, typer.Option(help="Compare runs trained on different datasets, on the one --data names.")

@@ -1,8 +1,9 @@
 """Bootstrap intervals of FID, KID, precision/recall and density/coverage, and of the
 difference between runs, by resampling feature vectors (never images: cheap).
 
-One resample draws the real images with replacement once and, for every run, the synthetic
-images with the same draw of positions (image i of every run comes from the same noise seed).
+One resample draws the real *patients* with replacement once (every image of a drawn patient
+comes along: NIH has several images per patient, and they are alike) and, for every run, the
+synthetic images with the same draw of positions (image i of every run comes from the same noise seed).
 Each run's metric is computed on the same real resample, so the difference between two runs
 is paired: its interval says whether the runs differ beyond which images happened to be drawn.
 
@@ -13,7 +14,10 @@ Everything is computed from Gram matrices of the features, made once per (real, 
   distinct original images (a drawn duplicate is not its own neighbour).
 - precision/recall, density/coverage: k-NN radii among the distinct images drawn; the shares
   count every drawn image with its multiplicity.
-Percentile intervals. With identity draws the functions give the ``stats`` values (tests).
+Intervals are the bootstrap spread re-centred on the point value (significance.recentred_interval);
+the KID point value compare reports is this same whole-set estimator (the identity draw), so its
+interval and its value come from one estimator. With identity draws the functions give the
+``stats`` values (tests). The real-real kernels are made once per class, not once per run.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cxraug.significance import draw_items, group_index, recentred_interval
+
 OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "pr": ("precision", "recall"), "dc": ("density", "coverage")}
 LOWER_IS_BETTER = ("fid", "kid")
 
 
 @dataclass(frozen=True)
 class BootstrapConfig:
-    resamples: int = 200  # 0: no intervals
+    resamples: int = 1000  # 0: no intervals
     confidence: float = 0.95
     seed: int = 0
     pr_k: int = 3  # as cxraug.metrics.registry.MetricOptions
@@ -57,14 +63,32 @@ def _dist(sq_a: torch.Tensor, sq_b: torch.Tensor, g_ab: torch.Tensor) -> torch.T
     return (sq_a[:, None] + sq_b[None, :] - 2 * g_ab).clamp(min=0).sqrt()
 
 
-def _grams(real: np.ndarray, fake: np.ndarray, g_rr: torch.Tensor, sq_r: torch.Tensor, d_rr: torch.Tensor) -> _Grams:
-    xr, xf = torch.as_tensor(real).double(), torch.as_tensor(fake).double()
+@dataclass
+class RealSide:
+    """The real set's Gram, KID kernel, norms and distances: made once, shared by every run."""
+
+    x: torch.Tensor
+    g_rr: torch.Tensor
+    k_rr: torch.Tensor
+    sq_r: torch.Tensor
+    d_rr: torch.Tensor
+
+    @classmethod
+    def of(cls, real: np.ndarray) -> RealSide:
+        xr = torch.as_tensor(real).double()
+        g_rr = xr @ xr.T
+        sq_r = g_rr.diagonal().clone()
+        return cls(xr, g_rr, (g_rr / xr.shape[1] + 1) ** 3, sq_r, _dist(sq_r, sq_r, g_rr))
+
+
+def _grams(fake: np.ndarray, r: RealSide) -> _Grams:
+    xr, xf = r.x, torch.as_tensor(fake).double()
     d = xr.shape[1]
     g_ff, g_rf = xf @ xf.T, xr @ xf.T
     sq_f = g_ff.diagonal().clone()
     return _Grams(
-        g_rf=g_rf, k_rr=(g_rr / d + 1) ** 3, k_ff=(g_ff / d + 1) ** 3, k_rf=(g_rf / d + 1) ** 3,
-        sq_r=sq_r, sq_f=sq_f, g_rr=g_rr, g_ff=g_ff, d_rr=d_rr, d_ff=_dist(sq_f, sq_f, g_ff), d_rf=_dist(sq_r, sq_f, g_rf),
+        g_rf=g_rf, k_rr=r.k_rr, k_ff=(g_ff / d + 1) ** 3, k_rf=(g_rf / d + 1) ** 3,
+        sq_r=r.sq_r, sq_f=sq_f, g_rr=r.g_rr, g_ff=g_ff, d_rr=r.d_rr, d_ff=_dist(sq_f, sq_f, g_ff), d_rf=_dist(r.sq_r, sq_f, g_rf),
     )  # fmt: skip
 
 
@@ -150,28 +174,42 @@ def shown_outputs(metrics: list[str]) -> list[str]:
     return [o for m in metrics for o in OUTPUTS.get(m, METRICS[m].outputs)]
 
 
+@dataclass
+class Resampled:
+    """Per run and output: the metric on each paired draw, and on the identity draw (the point
+    value of this estimator)."""
+
+    draws: dict[str, dict[str, np.ndarray]]
+    point: dict[str, dict[str, float]]
+
+
 def resample(
-    real: np.ndarray, fakes: dict[str, np.ndarray], metrics: list[str], cfg: BootstrapConfig
-) -> dict[str, dict[str, np.ndarray]]:
-    """Per run and output: the metric on each of ``cfg.resamples`` paired draws."""
-    xr = torch.as_tensor(real).double()
-    g_rr = xr @ xr.T
-    sq_r = g_rr.diagonal().clone()
-    d_rr = _dist(sq_r, sq_r, g_rr)
-    grams = {name: _grams(real, f, g_rr, sq_r, d_rr) for name, f in fakes.items()}
+    real: np.ndarray,
+    fakes: dict[str, np.ndarray],
+    metrics: list[str],
+    cfg: BootstrapConfig,
+    real_groups: np.ndarray | None = None,
+) -> Resampled:
+    """Per run and output: the metric on each of ``cfg.resamples`` paired draws. ``real_groups``:
+    the patient of each real image (None: every image its own patient)."""
+    side = RealSide.of(real)
+    grams = {name: _grams(f, side) for name, f in fakes.items()}
     metrics = [m for m in metrics if m in OUTPUTS]
-    gen = torch.Generator().manual_seed(cfg.seed)
+    groups, n_groups = group_index(np.arange(len(real)) if real_groups is None else real_groups)
+    rng = np.random.default_rng(cfg.seed)
     names = [o for m in metrics for o in OUTPUTS[m]]
     out = {name: {o: np.empty(cfg.resamples) for o in names} for name in fakes}
     for b in range(cfg.resamples):
-        ir = torch.randint(len(real), (len(real),), generator=gen)
+        ir = torch.as_tensor(draw_items(rng, groups, n_groups))
         draws: dict[int, torch.Tensor] = {}  # one draw of positions per synthetic set size: paired
         for name, f in fakes.items():
             if len(f) not in draws:
-                draws[len(f)] = torch.randint(len(f), (len(f),), generator=gen)
+                draws[len(f)] = torch.as_tensor(rng.integers(len(f), size=len(f)))
             for o, v in metrics_at(grams[name], ir, draws[len(f)], metrics, cfg).items():
                 out[name][o][b] = v
-    return out
+    ident_r = torch.arange(len(real))
+    point = {name: metrics_at(grams[name], ident_r, torch.arange(len(f)), metrics, cfg) for name, f in fakes.items()}
+    return Resampled(out, point)
 
 
 # Where a metric's values can lie (clip the re-centred interval to them); unlisted: unbounded.
@@ -182,14 +220,7 @@ RANGES = {"fid": (0.0, np.inf), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "
 def interval(
     values: np.ndarray, confidence: float, estimate: float, bounds: tuple[float, float] = (-np.inf, np.inf)
 ) -> tuple[float, float]:
-    """The bootstrap spread, re-centred on the estimate: estimate + quantiles of (draw - mean draw).
-
-    Resampling with replacement repeats images, and repeats shift FID-like metrics (a resampled
-    set of n holds about 0.63 n distinct images, and FID grows as n shrinks): the percentile
-    interval of a 30-minute cgan's FID 101.5 at n=234 was [108.6, 121.4], not even containing
-    the estimate. The spread is what the resampling measures well; its shift is an artefact.
-    """
-    lo = (1 - confidence) / 2
-    dev = values - values.mean()
-    low, high = estimate + np.quantile(dev, [lo, 1 - lo])
-    return float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
+    """The bootstrap spread re-centred on the estimate (see significance.recentred_interval):
+    the percentile interval of a 30-minute cgan's FID 101.5 at n=234 was [108.6, 121.4], not
+    even containing the estimate, since resampled sets repeat images and FID grows as n shrinks."""
+    return recentred_interval(values, confidence, estimate, bounds)

@@ -8,6 +8,7 @@ datasets are refused unless the user names the dataset and allows it.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from cxraug.metrics.score import (
     score_source,
 )
 from cxraug.progress import NullReporter, Reporter
+from cxraug.significance import holm, normal_p_value
 
 
 @dataclass
@@ -229,9 +231,12 @@ def compare(
             "confidence": cfg.bootstrap.confidence,
             "seed": cfg.bootstrap.seed,
             "method": "bootstrap spread re-centred on the estimate (estimate + quantiles of draw - mean draw: "
-            "resampling with replacement shifts FID-like metrics upward); real and synthetic feature vectors "
-            "resampled with replacement, the same real draw and the same synthetic positions for every run "
-            "(paired differences)",
+            "resampling with replacement shifts FID-like metrics upward); real patients (all their images) and "
+            "synthetic feature vectors resampled with replacement, the same real draw and the same synthetic "
+            "positions for every run (paired differences); KID is the unbiased MMD^2 of all images, value and "
+            "interval alike",
+            "adjustment": "Holm over every 'better' comparison (classes and all x metrics x run pairs); p normal "
+            "from the bootstrap sd of the difference (no floor)",
         },
         "allow_different_data": cfg.allow_different_data,
         "notes": notes,
@@ -272,6 +277,7 @@ def _rows_and_differences(
     outputs = [o for m in metrics if m in OUTPUTS for o in OUTPUTS[m]]  # those with intervals
     rows: list[dict[str, Any]] = []
     differences: list[dict[str, Any]] = []
+    patients = _real_patients(real)
     first_rows = scores[labels[0]].rows
     for i, name in enumerate(r["class"] for r in first_rows):
         per_run = {lab: scores[lab].rows[i] for lab in labels}
@@ -281,10 +287,19 @@ def _rows_and_differences(
             if name == OVERALL:
                 counts = overall_counts(real, fakes[labels[0]])
                 real_f = np.concatenate([real.real[c][1] for c in real.classes])
+                groups = np.concatenate([patients[c] for c in real.classes])
                 fake_f = {lab: np.concatenate([fakes[lab][c][1][: counts[c]] for c in real.classes]) for lab in labels}
             else:
-                real_f, fake_f = real.real[name][1], {lab: fakes[lab][name][1] for lab in labels}
-            draws = resample(real_f, fake_f, metrics, cfg.bootstrap)
+                real_f, groups, fake_f = (
+                    real.real[name][1],
+                    patients[name],
+                    {lab: fakes[lab][name][1] for lab in labels},
+                )
+            resampled = resample(real_f, fake_f, metrics, cfg.bootstrap, groups)
+            draws = resampled.draws
+            if "kid" in metrics:  # the value of the estimator the interval resamples (see bootstrap.py)
+                for lab in labels:
+                    per_run[lab] = {**per_run[lab], "kid": resampled.point[lab]["kid"], "kid_estimator": KID_ESTIMATOR}
         for lab in labels:
             row = {"run": lab, **per_run[lab]}
             if draws is not None:
@@ -297,7 +312,33 @@ def _rows_and_differences(
             for b in labels[a_i + 1 :]:
                 for o in outputs:
                     differences.append(_difference(name, a, b, o, per_run, draws, cfg.bootstrap.confidence, ok))
+    _adjust(differences, 1 - cfg.bootstrap.confidence)
     return rows, differences
+
+
+KID_ESTIMATOR = "unbiased MMD^2 over all images (the bootstrap's estimator)"
+
+
+def _real_patients(real: Any) -> dict[str, np.ndarray]:
+    """The patient of each real image of each class, in the order of ``real.real[c]``."""
+    from cxraug.benchmark.runner import split_patients
+
+    labels = real.data.labels(real.split)
+    every = split_patients(real.data, real.split)
+    return {c: every[labels == real.data.classes.index(c)] for c in real.classes}
+
+
+def _adjust(differences: list[dict[str, Any]], alpha: float) -> None:
+    """Holm over the family of every difference that can say "better" (classes and all x
+    metrics x run pairs), in place: ``better`` needs an adjusted p below alpha."""
+    family = [d for d in differences if d.get("p") is not None]
+    for d, p in zip(family, holm([d["p"] for d in family]), strict=True):
+        d["p_adjusted"], d["family"] = p, len(family)
+        if math.isnan(p) or p >= alpha:
+            d["better"] = "no difference"
+        else:
+            a_lower = d["diff"] < 0
+            d["better"] = d["run_a"] if a_lower == (d["metric"] in LOWER_IS_BETTER) else d["run_b"]
 
 
 def _difference(
@@ -313,12 +354,8 @@ def _difference(
         return d
     d["low"], d["high"] = interval(draws[a][o] - draws[b][o], confidence, d["diff"])
     d["excludes_zero"] = bool(d["low"] > 0 or d["high"] < 0)
-    if o in ("density",):  # about 1 for matching distributions: neither direction is "better"
-        d["better"] = None
-    elif not d["excludes_zero"]:
-        d["better"] = "no difference"
-    else:
-        a_lower = d["high"] < 0
-        d["better"] = a if a_lower == (o in LOWER_IS_BETTER) else b
+    d["better"], d["p"], d["p_adjusted"] = None, None, None
+    if o not in ("density",):  # about 1 for matching distributions: neither direction is "better"
+        d["p"] = normal_p_value(d["diff"], draws[a][o] - draws[b][o])  # "better" after _adjust
     d["reason"] = ""
     return d

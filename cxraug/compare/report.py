@@ -144,23 +144,24 @@ def context_lines(result: CompareResult) -> list[str]:
 
 
 def verdict_lines(result: CompareResult) -> list[str]:
-    """Per class, on FID: which run is better and whether the interval of the difference excludes 0."""
+    """Per class, on FID: which run is better, by the Holm-adjusted p over compare's whole family
+    (classes and all x metrics x run pairs), beside the unadjusted interval of the difference."""
     out = []
     for d in result.differences:
         if d["metric"] != "fid":
             continue
         if d["better"] is None:
             out.append(f"{d['class']}: {d['run_a']} vs {d['run_b']}: no verdict ({d['reason']})")
-        elif d["better"] == "no difference":
-            out.append(
-                f"{d['class']}: {d['run_a']} vs {d['run_b']}: no difference (FID difference {fmt(d['diff'], 'fid')}, "
-                f"interval [{fmt(d['low'], 'fid')}, {fmt(d['high'], 'fid')}] contains 0)"
-            )
+            continue
+        adj = f"Holm-adjusted p {d['p_adjusted']:.2g} over m = {d['family']} comparisons"
+        what = (
+            f"FID difference {d['run_a']} - {d['run_b']} {fmt(d['diff'], 'fid')}, "
+            f"interval [{fmt(d['low'], 'fid')}, {fmt(d['high'], 'fid')}], {adj}"
+        )
+        if d["better"] == "no difference":
+            out.append(f"{d['class']}: {d['run_a']} vs {d['run_b']}: no difference shown ({what})")
         else:
-            out.append(
-                f"{d['class']}: {d['better']} is better (FID difference {d['run_a']} - {d['run_b']} "
-                f"{fmt(d['diff'], 'fid')}, interval [{fmt(d['low'], 'fid')}, {fmt(d['high'], 'fid')}] excludes 0)"
-            )
+            out.append(f"{d['class']}: {d['better']} is better ({what})")
     return out
 
 
