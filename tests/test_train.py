@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -160,6 +159,23 @@ TINY_SETS = ["--set", "z_dim=16", "--set", "g_ch=4", "--set", "d_ch=4", "--set",
              "--set", "embed_dim=8", "--set", "standing_stats_batches=2"]  # fmt: skip
 
 
+KILL_AT_STEP_4 = """
+import os, signal, sys
+from cxraug_cgan.plugin import CGAN
+from cxraug.cli import main
+
+real_step, calls = CGAN.train_step, []
+def train_step(self, images, labels, accelerator):
+    calls.append(1)
+    if len(calls) == 4:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_step(self, images, labels, accelerator)
+CGAN.train_step = train_step
+sys.argv[0] = "cxraug"
+main()
+"""
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_straight_run(tmp_path: Path, phantom32: Path) -> None:
     common = ["--plugin", "cgan", "--data", str(phantom32), "--batch-size", "8", *TINY_SETS,
@@ -167,19 +183,12 @@ def test_sigkill_then_resume_matches_straight_run(tmp_path: Path, phantom32: Pat
     env = {**os.environ, "CXRAUG_THREADS": "1"}
     subprocess.run(_cli("train-gen", "--out", str(tmp_path / "a"), "--steps", "6", *common), check=True, env=env,
                    capture_output=True)  # fmt: skip
-    proc = subprocess.Popen(_cli("train-gen", "--out", str(tmp_path / "b"), "--steps", "6", *common), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.time() + 120
-    run_b = None
-    while time.time() < deadline:
-        found = list((tmp_path / "b").glob("*/checkpoints/step-0000002.pt"))
-        if found:
-            run_b = found[0].parents[1]
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert run_b is not None, "no checkpoint appeared before the deadline"
+    # The process kills itself as its 4th step starts (3 checkpoints written): a progress
+    # event, not a sleep, so a loaded machine cannot move the kill past the end of the run.
+    proc = subprocess.run([sys.executable, "-c", KILL_AT_STEP_4, "train-gen", "--out", str(tmp_path / "b"),
+                           "--steps", "6", *common], env=env, capture_output=True)  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    run_b = next((tmp_path / "b").iterdir())
     done = [s for s, _ in runs.checkpoints(run_b)]
     assert done and done[-1] < 6, "the run must have been killed mid-way"
     r = subprocess.run(_cli("train-gen", "--resume", str(run_b)), env=env, capture_output=True, text=True)
