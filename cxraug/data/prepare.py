@@ -38,7 +38,7 @@ from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
 
 FORMAT_VERSION = 1
-SOURCES = ("nih", "medmnist", "folder", "phantom")
+SOURCES = ("nih", "medmnist", "folder", "phantom", "sample")
 MIN_SIZE, MAX_SIZE = 32, 1024
 MANIFEST_COLUMNS = (
     "image_id", "patient_id", "class", "label", "split", "index", "source_file",
@@ -92,6 +92,7 @@ def _scan(cfg: PrepareConfig) -> SourceScan:
     from cxraug.data.sources.medmnist import scan_medmnist
     from cxraug.data.sources.nih import scan_nih
     from cxraug.data.sources.phantom import scan_phantom
+    from cxraug.data.sources.sample import scan_sample
 
     def classes_or_all(known: tuple[str, ...] | list[str]) -> list[str]:
         try:
@@ -107,6 +108,8 @@ def _scan(cfg: PrepareConfig) -> SourceScan:
         return scan_phantom(cfg.n, cfg.size, classes, cfg.seed, cfg.test_fraction)
     if cfg.source == "medmnist":
         scan = scan_medmnist(Path(cfg.npz), cfg.flag, None)
+    elif cfg.source == "sample":
+        scan = scan_sample()
     else:
         scan = scan_folder(Path(cfg.data_dir), cfg.labels, None, cfg.test_fraction, cfg.seed)
     if cfg.classes:
