@@ -122,11 +122,17 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
     rows = report.verdicts("auroc")
     if not rows:
         return None
+    from cxraug.benchmark.answer import no_verdicts_reason
+
     cfg = report.plan.cfg
     n = report.families.get("auroc", 0)
+    why = no_verdicts_reason(report)
+    verdicts = (
+        f"no verdicts ({why})" if why else f"verdicts {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over {n} comparisons"
+    )
     title = (
         f"rare classes: paired difference in test AUROC vs {report.reference} (test split, {len(report.seeds)} "
-        f"seeds); verdicts {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over {n} comparisons"
+        f"seeds); {verdicts}"
     )
     columns = [
         Column("class\n(test images)", "left", number=False),
@@ -149,7 +155,7 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
                 "-" if d.p_adjusted is None else f"{d.p_adjusted:.3f}",
                 "-" if d.mde is None or d.mde != d.mde else f"{d.mde:.3f}",
                 d.noise_text(),
-                style.get(v["verdict"], "") + v["verdict"],
+                "no verdict" if why else style.get(v["verdict"], "") + v["verdict"],  # why: said once, above
             ]
         )
     caption = "unadjusted p and verdicts: verdicts.csv. " + _no_interval_note(report)
