@@ -98,7 +98,6 @@ def compare_blocks(cmp: dict, href: str) -> list[Block]:
     """The generators in brief: what each cost, and compare's FID verdicts."""
     from cxraug.compare.report import verdict_lines
 
-    ctx = cmp.get("context", {})
     runs = [
         f"{r['label']} ({r['plugin']}): {r['training'].get('train_min') or 0:.1f} min of training steps, step "
         f"{r['step']}, {r['training'].get('images_seen') or 0:,} images seen; samples at "
@@ -106,7 +105,10 @@ def compare_blocks(cmp: dict, href: str) -> list[Block]:
         for r in cmp.get("runs", [])
     ]
     verdicts = verdict_lines(SimpleNamespace(differences=cmp.get("differences", [])))
-    where = f"{ctx.get('split', '?')} split, {ctx.get('n_per_class', '?')} synthetic images per class and run"
+    n_real = ", ".join(f"{c} {n}" for c, n in (cmp.get("n_real") or {}).items())
+    where = (
+        f"{cmp.get('split', '?')} images ({n_real}), {cmp.get('n_per_class', '?')} synthetic images per class and run"
+    )
     return [
         Heading(2, "The generators side by side"),
         Bullets(runs),

@@ -94,7 +94,8 @@ def lead(report: BenchmarkReport) -> str:
     if why:
         return f"**No verdicts** ({why}); the differences below are point estimates without intervals."
     tested = [v for v in synthetic if v["diff"].has_interval]
-    adj = f"{len(tested)} comparisons of synthetic arms, {ADJUSTMENT_NAMES[report.plan.cfg.adjust]}-adjusted"
+    n = report.families.get("auroc", 0)
+    adj = f"{ADJUSTMENT_NAMES[report.plan.cfg.adjust]}-adjusted over the {n} comparisons of every arm with {report.reference}"
     helped = [v for v in tested if v["verdict"] == HELPED]
     hurt = [v for v in tested if v["verdict"] == HURT]
     if helped:

@@ -235,7 +235,9 @@ def print_report(report: BenchmarkReport, out: Path, console: Console) -> None:
         console.print(vt)
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}")
-    console.print(f"{report.trained} runs trained, {report.reused} reused; report: {out / 'summary.md'}")
+    console.print(
+        f"{report.trained} runs trained, {report.reused} reused; report: {out / 'summary.md'}, {out / 'summary.html'}"
+    )
 
 
 @user_errors
