@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from cxraug import __version__
-from cxraug.commands import benchmark_cmd, compare_cmd, prepare_cmd, score_cmd, synth_cmd, train_cmd
+from cxraug.commands import benchmark_cmd, compare_cmd, prepare_cmd, report_cmd, score_cmd, synth_cmd, train_cmd
 from cxraug.malloc import tune_malloc
 
 app = typer.Typer(
@@ -35,7 +35,7 @@ def _root(
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = None,
 ) -> None:
-    """cxraug: prepare -> train-gen -> synth -> score / compare -> benchmark."""
+    """cxraug: prepare -> train-gen -> synth -> score / compare -> benchmark -> report."""
 
 
 app.command()(prepare_cmd.prepare)
@@ -46,6 +46,7 @@ app.command()(synth_cmd.synth)
 app.command()(benchmark_cmd.benchmark)
 app.command()(score_cmd.score)
 app.command()(compare_cmd.compare)
+app.command()(report_cmd.report)
 
 
 def _cli_error_types() -> tuple[type[BaseException], type[BaseException]]:

@@ -63,11 +63,23 @@ def test_end_to_end_resume_and_determinism(phantom32, synthetic, tmp_path, capsy
     # Hernia has 3 positive test images (< min_test_images=10): numbers, but no verdict.
     assert {v["verdict"] for v in results["verdicts"]} == {"no verdict: 3 test images, 10 needed"}
     assert "Hernia (3)" in printed and "No intervals: 2 seed(s), 3 needed" in printed
+    # The terminal says why there is no verdict, not "adjusted over 0 comparisons".
+    words = " ".join(printed.split())
+    assert "no verdicts (2 seeds, 3 needed)" in words and "over 0 comparisons" not in words
     summary = (out / "summary.md").read_text()
-    assert "## Did it help the rare classes?" in summary
-    assert "**Hernia** (4 real training images, 3 test images), cgan vs real: AUROC" in summary
+    # The page starts with the answer; a number without an interval says why once, not per cell.
+    assert summary.index("## The answer: did synthetic data help") < summary.index("## How it was measured")
+    assert "**No verdicts** (2 seeds, 3 needed)" in summary
+    assert (
+        "**Hernia** (4 real training images, 3 test images): no verdict (3 test images, 10 needed); Δ AUROC" in summary
+    )
+    assert "(no interval:" not in summary and summary.count("3 test images, 10 needed") == 2  # answer, Hernia's section
+    assert summary.count("2 seeds, 3 needed") == 4  # the answer, the adjustment, two table captions
     assert "NOT REAL DATA" in summary
-    assert "No verdicts, so nothing to adjust" in summary and "over 0 comparisons" not in summary
+    assert "No verdicts (2 seeds, 3 needed), so nothing to adjust" in summary and "over 0 comparisons" not in summary
+    html = (out / "summary.html").read_text()
+    assert "<h2>The answer: did synthetic data help the rare classes?</h2>" in html
+    assert html.count('src="data:image/png;base64,') == 4  # 3 plots + the cgan grid, inline
     for f in ("class_auroc.png", "roc_curves.png", "confusion_matrices.png", "synthetic_cgan.png"):
         assert (out / f).stat().st_size > 1000, f
 

@@ -59,6 +59,29 @@ def test_medmnist_npz_keeps_its_splits_and_sizes(medmnist_dir: Path, tmp_path: P
     np.testing.assert_array_equal(data.images("train")[0], expected)
 
 
+def test_builtin_sample_is_real_pneumoniamnist_with_its_licence(tmp_path: Path) -> None:
+    """`--source sample` needs no download: the packaged subset, MedMNIST's splits, and its
+    licence and citation beside the file (package data, so `pip install .` ships them)."""
+    from cxraug.data.sources.sample import sample_path
+
+    meta = prepare(PrepareConfig(source="sample", out=tmp_path / "s", size=32)).meta
+    assert meta["source"] == "sample:pneumoniamnist" and meta["real_data"]
+    assert meta["counts"] == {
+        "train": {"No Finding": 600, "Pneumonia": 600},
+        "val": {"No Finding": 135, "Pneumonia": 135},
+        "test": {"No Finding": 234, "Pneumonia": 234},
+    }
+    assert any("CC BY 4.0" in n for n in meta["notes"])
+    folder = sample_path().parent
+    assert sample_path().stat().st_size < 3_000_000  # a few MB at most
+    assert "CC BY 4.0" in (folder / "LICENSE.txt").read_text()
+    assert "Kermany" in (folder / "README.md").read_text()
+    with np.load(sample_path()) as raw:  # no training image is also a val or test image
+        held_out = {x.tobytes() for s in ("val", "test") for x in raw[f"{s}_images"]}
+        train = [x.tobytes() for x in raw["train_images"]]
+    assert len(set(train)) == len(train) and not held_out & set(train)
+
+
 def _npz_index(data, split: str) -> np.ndarray:
     """Row of each prepared image in the npz array (from its image id, e.g. ...-train-000042)."""
     m = data.manifest().query("split == @split").sort_values("index")

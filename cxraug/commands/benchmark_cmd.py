@@ -126,13 +126,21 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
     rows = report.verdicts("auroc")
     if not rows:
         return None
+    from cxraug.benchmark.answer import no_verdicts_reason
+
     cfg = report.plan.cfg
     n = report.families.get("auroc", 0)
-    title = (
-        f"rare classes: paired difference in test AUROC vs {report.reference} (test split, {len(report.seeds)} "
-        f"seeds); verdicts {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over one family of m = {n} (AUROC and F1), "
+    why = no_verdicts_reason(report)
+    verdicts = (
+        f"no verdicts ({why})"
+        if why
+        else f"verdicts {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over one family of m = {n} (AUROC and F1), "
         f"smallest attainable adjusted p {smallest_attainable_p(cfg.bootstrap_draws, n):g} (normal p: no floor); "
         f"detectable Δ at the level {1 - cfg.confidence:.2g}/m"
+    )
+    title = (
+        f"rare classes: paired difference in test AUROC vs {report.reference} (test split, {len(report.seeds)} "
+        f"seeds); {verdicts}"
     )
     columns = [
         Column("class\n(test images)", "left", number=False),
@@ -155,7 +163,7 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
                 "-" if d.p_adjusted is None else f"{d.p_adjusted:.3f}",
                 "-" if d.mde is None or d.mde != d.mde else f"{d.mde:.3f}",
                 d.noise_text(),
-                styled(v["verdict"], style.get(v["verdict"], "")),
+                "no verdict" if why else styled(v["verdict"], style.get(v["verdict"], "")),  # why: said once, above
             ]
         )
     caption = "unadjusted p and verdicts: verdicts.csv. " + _no_interval_note(report)
@@ -247,7 +255,9 @@ def print_report(report: BenchmarkReport, out: Path, console: Console) -> None:
         console.print(vt)
     for note in report.notes:
         console.print(rich_line(("note:", "yellow"), f" {note}"))
-    console.print(f"{report.trained} runs trained, {report.reused} reused; report: {out / 'summary.md'}")
+    console.print(
+        f"{report.trained} runs trained, {report.reused} reused; report: {out / 'summary.md'}, {out / 'summary.html'}"
+    )
 
 
 @user_errors

@@ -60,7 +60,9 @@ def print_dataset(console: Console, meta: dict, title: str) -> None:
 
 def prepare(
     out: Annotated[Path, typer.Option(help="Output folder of the prepared dataset.")],
-    source: Annotated[str, typer.Option(help="nih | medmnist | folder | phantom")] = "nih",
+    source: Annotated[
+        str, typer.Option(help="nih | medmnist | folder | phantom | sample (built-in real X-rays)")
+    ] = "nih",
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the download (nih, folder).")] = None,
     size: Annotated[int, typer.Option(help="Output image size in pixels (32 to 1024).")] = 64,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes to keep (default all).")] = None,

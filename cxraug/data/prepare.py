@@ -41,7 +41,7 @@ from cxraug.progress import NullReporter, Reporter
 from cxraug.resources import RECORD_BYTES, require
 
 FORMAT_VERSION = 2  # 2: dataset.json records the content hashes (cxraug.data.identity)
-SOURCES = ("nih", "medmnist", "folder", "phantom")
+SOURCES = ("nih", "medmnist", "folder", "phantom", "sample")
 MIN_SIZE, MAX_SIZE = 32, 1024
 MANIFEST_COLUMNS = (
     "image_id", "patient_id", "class", "label", "split", "index", "source_file",
@@ -100,6 +100,7 @@ def _scan(cfg: PrepareConfig) -> SourceScan:
     from cxraug.data.sources.medmnist import scan_medmnist
     from cxraug.data.sources.nih import scan_nih
     from cxraug.data.sources.phantom import scan_phantom
+    from cxraug.data.sources.sample import scan_sample
 
     def classes_or_all(known: tuple[str, ...] | list[str]) -> list[str]:
         try:
@@ -115,6 +116,8 @@ def _scan(cfg: PrepareConfig) -> SourceScan:
         return scan_phantom(cfg.n, cfg.size, classes, cfg.seed, cfg.test_fraction)
     if cfg.source == "medmnist":
         scan = scan_medmnist(Path(cfg.npz), cfg.flag, None)
+    elif cfg.source == "sample":
+        scan = scan_sample()
     else:
         scan = scan_folder(Path(cfg.data_dir), cfg.labels, None, cfg.test_fraction, cfg.seed)
     if cfg.classes:

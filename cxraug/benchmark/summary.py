@@ -1,0 +1,303 @@
+"""The benchmark's page, summary.md and summary.html from the same blocks: the answer first,
+then how it was measured, the tables, the figures and the notes. Every number says what it
+was computed on; a number without an interval says why once, not in every cell."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from cxraug.benchmark.aggregate import MDE_POWER, images
+from cxraug.benchmark.answer import class_lines, class_reason, lead, no_verdicts_reason, shared_reason, value
+from cxraug.benchmark.metrics import RUN_METRICS
+from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, MIN_SEEDS, Stat
+from cxraug.data.prepared import fingerprint
+from cxraug.page import Block, Box, Bullets, Heading, Image, Para, Table
+from cxraug.significance import per_test_level, smallest_attainable_p
+
+if TYPE_CHECKING:
+    from cxraug.benchmark.aggregate import BenchmarkReport
+
+RUN_LABELS = {
+    "macro_auroc": "macro AUROC",
+    "macro_f1": "macro F1",
+    "balanced_accuracy": "balanced acc.",
+    "rare_auroc": "rare AUROC",
+    "rare_f1": "rare F1",
+    "rare_recall": "rare recall",
+}
+PLOTS = {
+    "class_auroc.png": "per-class test AUROC per arm (mean, bootstrap interval)",
+    "roc_curves.png": "ROC curves",
+    "confusion_matrices.png": "confusion matrices",
+}
+
+
+def page_title(report: BenchmarkReport) -> str:
+    return f"cxraug benchmark: {report.plan.data.name}"
+
+
+def dataset_line(report: BenchmarkReport) -> str:
+    data = report.plan.data
+    meta = data.meta
+    n = {s: sum(data.counts(s).values()) for s in ("train", "val", "test")}
+    p = meta.get("patients", {})
+    real = "" if meta.get("real_data", True) else f" — **{meta.get('note') or 'NOT REAL DATA'}**"
+    return (
+        f"`{data.root}` ({meta.get('source')}, {data.size}px, {len(data.classes)} classes){real}; "
+        f"train {n['train']} images ({p.get('train', '?')} patients), val {n['val']} ({p.get('val', '?')}), "
+        f"test {n['test']} ({p.get('test', '?')}); fingerprint {fingerprint(data)[:12]}"
+    )
+
+
+def interval_line(report: BenchmarkReport) -> str:
+    """What the brackets are, in one line."""
+    cfg = report.plan.cfg
+    conf = f"{cfg.confidence:.0%}"
+    if len(report.seeds) < MIN_SEEDS:
+        return (
+            f"Numbers are means over {len(report.seeds)} seed(s) on the whole test split, without intervals: "
+            f"{MIN_SEEDS} or more seeds are needed for one."
+        )
+    return (
+        f"Numbers are the mean over {len(report.seeds)} seeds on the whole test split, and in brackets its {conf} "
+        f"bootstrap interval over test patients ({report.n_test_patients} patients, {report.n_test_images} images) "
+        f"and seeds, paired across arms ({cfg.bootstrap_draws} draws, bootstrap seed {cfg.bootstrap_seed}); "
+        f"'training noise only' is ± the half-width of the {conf} t interval over seeds."
+    )
+
+
+def adjustment_line(report: BenchmarkReport) -> str:
+    cfg = report.plan.cfg
+    why = no_verdicts_reason(report)
+    if why:
+        return f"No verdicts ({why}), so nothing to adjust."
+    n = report.families.get("auroc", 0)
+    arms = sum(a.name != report.reference for a in report.arms)
+    alpha = 1 - cfg.confidence
+    return (
+        f"Verdicts are {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over one family of m = {n} comparisons "
+        f"({arms} arms x the rare classes with an interval x AUROC and F1); the smallest attainable adjusted p is "
+        f"{smallest_attainable_p(cfg.bootstrap_draws, n):g} (the p is normal, from the bootstrap sd: no floor, so "
+        f"every verdict is reachable), and the strictest step needs a p below {per_test_level(alpha, n):.2g}. "
+        "The unadjusted p-values and verdicts are in verdicts.csv and results.json."
+    )
+
+
+def answer_blocks(report: BenchmarkReport) -> list[Block]:
+    cfg = report.plan.cfg
+    inner: list[Block] = [Para(lead(report))]
+    for header, lines in class_lines(report):
+        inner += [Para(header), Bullets(lines)] if lines else [Bullets([header])]
+    inner.append(
+        Para(
+            f"'helped': the adjusted bootstrap p of the paired difference is below {1 - cfg.confidence:.2g} and the "
+            "difference is positive; 'hurt': the same, negative; otherwise there is no evidence it helps (which is "
+            "not evidence that it does not). " + adjustment_line(report) + " "
+            f"A class with fewer than {cfg.min_test_images} positive test images gets numbers but no interval and "
+            f"no verdict. The detectable difference is the one the test split would find with {MDE_POWER:.0%} power "
+            f"at the family's strictest level {1 - cfg.confidence:.2g}/m: (z + z_power) x the bootstrap sd of the "
+            "difference.",
+            css="note",
+        )
+    )
+    return [Heading(2, "The answer: did synthetic data help the rare classes?"), Box(inner)]
+
+
+def setup_blocks(report: BenchmarkReport) -> list[Block]:
+    cfg, plan = report.plan.cfg, report.plan
+    n_test = report.n_test_images
+    weights = f"weights from {cfg.weights}" if cfg.weights else "trained from scratch"
+    device = report.runs["device"].iloc[0] if len(report.runs) else "?"
+    items = [
+        f"Data: {dataset_line(report)}",
+        f"Classifier: {cfg.model}, 1 channel, {weights}; {cfg.epochs} epochs, batch {cfg.batch_size}, "
+        f"AdamW lr {cfg.lr:g}, weight decay {cfg.weight_decay:g}, mixed precision {cfg.mixed_precision}; "
+        f"device {device}",
+        "Selection: the epoch with the best validation macro AUROC; per-class thresholds maximise "
+        f"validation F1; the test split ({n_test} images) is predicted once per trained model.",
+        f"Seeds: {', '.join(map(str, report.seeds))} (n={len(report.seeds)}), the same for every arm (paired). "
+        + interval_line(report),
+        f"Rare classes: {', '.join(report.classes[c] for c in report.rare) or 'none'} ({report.rare_rule}).",
+    ]
+    if plan.controlled:
+        kept = ", ".join(f"{plan.classes[c]}={n}" for c, n in plan.controlled.items())
+        items.append(
+            f"Controlled imbalance: kept {kept} training images, chosen by patient (seed {cfg.imbalance_seed})."
+        )
+    return [Heading(2, "How it was measured"), Bullets(items)]
+
+
+def _no_interval_caption(report: BenchmarkReport) -> str:
+    shared = shared_reason(report)
+    return f"No intervals: {shared}." if shared else ""
+
+
+def arm_blocks(report: BenchmarkReport) -> list[Block]:
+    conf, k = f"{report.plan.cfg.confidence:.0%}", len(report.seeds)
+    rows = []
+    for arm in report.arms:
+        sub = report.per_class[report.per_class["arm"] == arm.name]
+        seed0 = sub[sub["seed"] == sub["seed"].min()] if len(sub) else sub
+        synth = int(seed0["n_train_synthetic"].sum()) if len(seed0) else 0
+        real = int(seed0["n_train_real"].sum()) if len(seed0) else 0
+        per = ", ".join(
+            f"{r['class']} +{int(r['n_train_synthetic'])}" for _, r in seed0.iterrows() if r["n_train_synthetic"]
+        )
+        secs = report.arm_summary[arm.name]["seconds"]
+        rows.append(
+            [arm.name, arm.describe(), str(real), f"{synth}" + (f" ({per})" if per else ""), f"{secs.mean:.1f}s"]
+        )
+    out: list[Block] = [
+        Heading(2, "Arms and their training sets"),
+        Table(["arm", "what", "real images", "synthetic images", "time per run"], rows),
+        Heading(
+            2, f"Test results (test n={report.n_test_images} images; mean [{conf} bootstrap interval], n={k} seeds)"
+        ),
+    ]
+    rows = [
+        [arm.name]
+        + [value(report.arm_summary[arm.name][m]) for m in RUN_METRICS]
+        + [report.arm_summary[arm.name]["macro_auroc"].noise_text()]
+        for arm in report.arms
+    ]
+    header = ["arm", *(RUN_LABELS[m] for m in RUN_METRICS), "macro AUROC: training noise only"]
+    out.append(Table(header, rows, _no_interval_caption(report)))
+    if report.reference:
+        rows = [
+            [arm.name]
+            + [value(report.arm_diff[arm.name][m], signed=True) for m in RUN_METRICS]
+            + [report.arm_diff[arm.name]["rare_auroc"].noise_text()]
+            for arm in report.arms
+            if arm.name != report.reference
+        ]
+        header = ["arm", *(f"Δ {RUN_LABELS[m]}" for m in RUN_METRICS), "Δ rare AUROC: training noise only"]
+        out += [
+            Heading(2, f"Paired differences from {report.reference} (same test patients and seeds)"),
+            Table(header, rows),
+        ]
+    return out
+
+
+def _mde_text(d: Stat) -> str:
+    return "-" if d.mde is None or math.isnan(d.mde) else f"{d.mde:.3f}"
+
+
+def _p_text(d: Stat) -> str:
+    if d.p is None:
+        return "-"
+    adj = "-" if d.p_adjusted is None else f"{d.p_adjusted:.3f}"
+    return f"{d.p:.3f} / {adj}"
+
+
+def _verdict_cell(report: BenchmarkReport, d: Stat) -> str:
+    v = report.verdict(d)
+    if d.reason:  # the reason is said once, above the table or in the caption
+        return "no verdict"
+    return {HELPED: "**helped**", HURT: "**hurt**"}.get(v, v)
+
+
+def rare_blocks(report: BenchmarkReport) -> list[Block]:
+    out: list[Block] = [Heading(2, "Rare classes in detail")]
+    header = ["arm", "AUROC", "recall", "precision", "F1", "Δ AUROC", "Δ AUROC: training noise only",
+              "detectable Δ AUROC", "p (unadj. / adj.)", "verdict", "Δ F1", "verdict"]  # fmt: skip
+    for c in report.rare:
+        name = report.classes[c]
+        train = images(int(report.train_counts[c]), "real training")
+        out.append(Heading(3, f"{name} ({train}, {images(report.n_test(name), 'test')})"))
+        if reason := class_reason(report, name):
+            out.append(Para(f"No intervals and no verdicts for {name}: {reason}.", css="note"))
+        rows = []
+        for arm in report.arms:
+            s = report.class_summary[(arm.name, name)]
+            row = [arm.name, *(value(s[m]) for m in ("auroc", "recall", "precision", "f1"))]
+            if report.reference and arm.name != report.reference:
+                d = report.class_diff[(arm.name, name)]
+                row += [value(d["auroc"], signed=True), d["auroc"].noise_text(), _mde_text(d["auroc"]),
+                        _p_text(d["auroc"]), _verdict_cell(report, d["auroc"]),
+                        value(d["f1"], signed=True), _verdict_cell(report, d["f1"])]  # fmt: skip
+            else:
+                row += ["", "", "", "", "", "", ""]
+            rows.append(row)
+        out.append(Table(header, rows))
+    return out
+
+
+def class_auroc_blocks(report: BenchmarkReport) -> list[Block]:
+    conf, k = f"{report.plan.cfg.confidence:.0%}", len(report.seeds)
+    rows, why = [], []
+    for name in report.classes:
+        rows.append(
+            [name, str(report.n_test(name))]
+            + [value(report.class_summary[(a.name, name)]["auroc"]) for a in report.arms]
+        )
+        if class_reason(report, name):
+            why.append(f"{name} ({report.n_test(name)})")
+    caption = _no_interval_caption(report)
+    if why:
+        min_n = report.plan.cfg.min_test_images
+        caption += (" " if caption else "") + (
+            f"No interval, fewer than {min_n} positive test images: {', '.join(why)}."
+        )
+    return [
+        Heading(2, f"Per-class test AUROC (mean [{conf} bootstrap interval], n={k} seeds)"),
+        Table(["class", "test n", *(a.name for a in report.arms)], rows, caption),
+    ]
+
+
+def caveats(report: BenchmarkReport) -> list[str]:
+    notes = list(report.notes)
+    meta = report.plan.data.meta
+    if not meta.get("real_data", True):
+        notes.append("this dataset is NOT real data: the numbers test the pipeline, not a medical question")
+    if len(report.seeds) < MIN_SEEDS:
+        notes.append(f"only {len(report.seeds)} seed(s): no intervals and no verdicts; run {MIN_SEEDS} or more")
+    elif len(report.seeds) < 5:
+        notes.append(f"only {len(report.seeds)} seeds: the seed part of the intervals is rough; 5 or more are advised")
+    compared = [v["diff"] for v in report.verdicts("auroc") if v["diff"].has_interval]
+    noisy = [d for d in compared if d.t_high - d.t_low > d.high - d.low]
+    if noisy:  # a resample of a few seeds understates their spread; the t interval does not
+        notes.append(
+            f"in {len(noisy)} of {len(compared)} rare-class AUROC comparisons the seeds disagree more than the "
+            f"bootstrap interval allows for (training noise ± wider than half the interval): with "
+            f"{len(report.seeds)} seeds the bootstrap understates training noise; run more seeds before relying "
+            "on those verdicts"
+        )
+    for c in report.rare:
+        name = report.classes[c]
+        n_pos = report.n_test(name)
+        if n_pos < 20:
+            notes.append(f"{name} has {images(n_pos, 'test')}: its AUROC, recall and F1 move in large steps")
+    notes.append(
+        "recall, precision and F1 are one-vs-rest at validation-chosen thresholds; balanced accuracy and the "
+        "confusion matrices use the top-1 prediction"
+    )
+    notes.append(f"{report.trained} runs trained now, {report.reused} reused from earlier runs in this folder")
+    return notes
+
+
+def summary_blocks(report: BenchmarkReport, grids: list[str]) -> list[Block]:
+    """The whole page; ``grids`` are the synthetic sample grids written beside it."""
+    blocks: list[Block] = []
+    meta = report.plan.data.meta
+    if not meta.get("real_data", True):
+        blocks.append(Para(f"**{meta.get('note') or 'NOT REAL DATA'}**"))
+    blocks += answer_blocks(report)
+    blocks += setup_blocks(report)
+    blocks += arm_blocks(report)
+    blocks += rare_blocks(report)
+    blocks += class_auroc_blocks(report)
+    if report.plan.cfg.plots and len(report.runs):
+        blocks.append(Heading(2, "Figures"))
+        blocks += [Image(f, what) for f, what in PLOTS.items()]
+        blocks += [Image(g, "synthetic images used") for g in grids]
+    blocks += [Heading(2, "Notes"), Bullets(caveats(report))]
+    blocks.append(
+        Para(
+            "Files: results.csv (arm x seed x class), runs.csv (arm x seed), verdicts.csv (arm x rare class x "
+            "metric, adjusted and unadjusted), results.json, runs/ (per-run records with their test predictions), "
+            "summary.html (this page with its figures inside). `cxraug benchmark --report-only DIR` rebuilds it "
+            "from them."
+        )
+    )
+    return blocks

@@ -1,0 +1,35 @@
+"""``cxraug report``: the study's front page from a benchmark folder (and a compare folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cxraug.commands.common import out_console, user_errors
+
+
+def report(
+    benchmark: Annotated[Path, typer.Option(help="A `cxraug benchmark` folder.")],
+    out: Annotated[Path, typer.Option(help="The HTML file to write, e.g. study/index.html.")],
+    compare: Annotated[
+        Optional[Path], typer.Option(help="A `cxraug compare` folder of the generator runs behind the synthetic sets.")
+    ] = None,
+    note: Annotated[str, typer.Option(help="A line under the title, e.g. the budget the study ran on.")] = "",
+    columns: Annotated[int, typer.Option(help="Images per row of the sample grids.", min=1, max=32)] = 10,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing page at --out.")] = False,
+) -> None:
+    """One page that leads with the answer: did synthetic data help the rare classes (with its
+    interval), each generator's samples beside real images, links to the benchmark and compare pages."""
+    _report(benchmark, out, compare, note, columns, overwrite)
+
+
+@user_errors
+def _report(benchmark: Path, out: Path, compare: Path | None, note: str, columns: int, overwrite: bool) -> None:
+    from cxraug.studypage import StudyPageConfig, write_study_page
+
+    cfg = StudyPageConfig(
+        benchmark=benchmark, out=out, compare=compare, note=note, columns=columns, overwrite=overwrite
+    )
+    out_console().print(f"wrote {write_study_page(cfg)}")
