@@ -87,7 +87,7 @@ def test_detectable_difference_is_at_the_family_level(clear) -> None:
 
 
 def test_the_report_says_m_and_the_smallest_attainable_p(clear) -> None:
-    from cxraug.benchmark.report import adjustment_line
+    from cxraug.benchmark.summary import adjustment_line
 
     line = adjustment_line(clear)
     assert "m = 112" in line and "smallest attainable adjusted p is 0" in line
