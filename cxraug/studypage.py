@@ -145,9 +145,15 @@ def build(cfg: StudyPageConfig) -> tuple[str, list[Block], dict[str, bytes]]:
     blocks.append(Link(_rel(cfg.benchmark / "summary.html", here), "The benchmark page: every arm, class and metric"))
     pngs: dict[str, bytes] = {}
     synthetic = {k: Path(v) for k, v in cfg_b.get("synthetic", {}).items()}
+    # A set given by a relative path is read from the current folder, as the benchmark read it.
+    gone = {k: p for k, p in synthetic.items() if not p.is_dir()}
+    synthetic = {k: p for k, p in synthetic.items() if k not in gone}
     classes = [c for c in res.get("rare_classes", []) if synthetic]
-    if classes:
+    if classes or gone:
         blocks.append(Heading(2, "What the generators drew"))
+    if gone:
+        where = ", ".join(f"{k} ({p})" for k, p in gone.items())
+        blocks.append(Para(f"Not shown, the synthetic set is not there (from {Path.cwd()}): {where}.", css="note"))
     for name in classes:
         grid = sample_grid(synthetic, name, cfg.columns)
         if grid is not None:
