@@ -201,6 +201,10 @@ def _ignore_sigint() -> None:
     # Ctrl-C reaches the whole process group: only the parent handles it (it terminates the
     # pool and removes the staging folder), instead of every worker printing a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Pool.terminate() ends workers with SIGTERM: the kernel's default action, not a Python
+    # handler inherited from the parent (the CLI's), which a worker blocked on the task queue
+    # was seen not to run, leaving terminate() waiting on it for ever.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
