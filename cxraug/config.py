@@ -28,6 +28,11 @@ class TrainConfig(BaseModel):
     time_limit: float | None = Field(
         None, gt=0, description="minutes of training steps (cumulative over resumes); the run then ends as at --steps"
     )
+    clock: Literal["wall", "cpu"] = Field(
+        "wall",
+        description="what time_limit counts: wall seconds of the training steps, or this process's CPU seconds "
+        "(all its threads), which other jobs on a shared CPU machine cannot shorten; a GPU's time is not CPU time",
+    )
     batch_size: int = Field(64, ge=1, description="images per step and process")
     seed: int = 0
     balanced: bool = Field(False, description="class-balanced sampling of training images")

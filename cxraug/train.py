@@ -278,17 +278,18 @@ def train(
     spec: RunSpec,
     reporter: Reporter | None = None,
     resume: bool = False,
-    timer: Callable[[], float] = time.perf_counter,
+    timer: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """Train ``spec`` in ``run`` (already created, config saved); returns a summary.
 
     The run ends at ``steps`` or when its training-step seconds reach ``time_limit``
     minutes, whichever comes first; either way the last step gets a grid, a checkpoint and
     an export, and a ``stop`` record in metrics.jsonl says why it ended. ``timer``: the clock
-    the seconds are read from (tests inject one, so a time budget does not depend on load).
+    the seconds are read from (tests inject one); by default the config's ``clock``.
     """
     reporter = reporter or NullReporter()
     train_cfg = spec.train
+    timer = timer or (time.process_time if train_cfg.clock == "cpu" else time.perf_counter)
     data = open_prepared(spec.data_path)
     accelerator = make_accelerator(train_cfg, run)
     main = accelerator.is_main_process

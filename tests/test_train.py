@@ -348,6 +348,20 @@ def test_time_limit_ends_the_run_as_steps_would(tmp_path: Path, phantom32: Path)
     assert json.loads((run / "config.json").read_text())["train"]["time_limit"] == 0.006
 
 
+def test_cpu_clock_counts_process_cpu_seconds(tmp_path: Path, phantom32: Path, monkeypatch) -> None:
+    """clock=cpu budgets this process's CPU seconds, which other jobs on the machine cannot shorten."""
+    import time
+
+    from cxraug.train import start_run
+
+    monkeypatch.setattr(time, "process_time", StepTimer())  # the loop reads time.process_time at call time
+    spec = tiny_spec("cgan", phantom32, steps=100_000, time_limit=0.003, checkpoint_every=0, clock="cpu")
+    summary = train(start_run(spec, tmp_path), spec)
+    assert summary["reason"] == "time_limit" and summary["step"] in (36, 37), summary
+    with pytest.raises(ValueError):
+        tiny_spec("cgan", phantom32, clock="gpu")
+
+
 def test_time_limit_alone_lifts_the_step_cap() -> None:
     from cxraug.config import DEFAULT_STEPS, UNTIL_TIME_LIMIT, TrainConfig
 
