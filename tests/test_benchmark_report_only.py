@@ -214,11 +214,11 @@ class _Processes:
 
 
 def test_gathered_predictions_must_be_the_split_in_order():
-    from cxraug.benchmark.config import BenchmarkConfig
-    from cxraug.benchmark.training import _eval_loader, predict
+    from cxraug.classify.config import ClassifierConfig
+    from cxraug.classify.fit import eval_loader, predict
 
     images, labels = np.zeros((10, 8, 8), np.uint8), np.arange(10) % 3
-    loader: DataLoader = _eval_loader(images, labels, BenchmarkConfig(eval_batch_size=4))
+    loader: DataLoader = eval_loader(images, labels, ClassifierConfig(eval_batch_size=4))
 
     class Model(torch.nn.Module):
         def forward(self, x):
