@@ -147,13 +147,15 @@ class FullLoop:
 
     def round(self) -> float:
         """Train one more chunk; img/s as the loop itself logged it for the chunk's steps."""
-        from cxraug.train import read_metrics, spec_from_run, train
+        from cxraug import runs
+        from cxraug.fsutil import read_jsonl
+        from cxraug.train import spec_from_run, train
 
         self.rounds_done += 1
         steps = self.rounds_done * self.train_cfg.steps
         spec = spec_from_run(self.run, {"steps": steps}) if self.rounds_done > 1 else self.spec
         train(self.run, spec, resume=self.rounds_done > 1)
-        rec = [r for r in read_metrics(self.run) if r.get("kind") == "train" and r["step"] == steps]
+        rec = [r for r in read_jsonl(self.run / runs.METRICS) if r.get("kind") == "train" and r["step"] == steps]
         return float(rec[-1]["img_per_s"])
 
 

@@ -1,9 +1,9 @@
 """Checkpoint files that prove themselves: written atomically, a sha256 beside each, loaded
 as tensors only.
 
-``step-0000500.pt`` is written whole (temporary name + rename), then ``step-0000500.pt.sha256``
-beside it. On resume the newest
-checkpoint that passes is used; a truncated, bit-flipped or code-carrying one is skipped with a
+``step-0000500.pt.sha256`` is written first, then ``step-0000500.pt`` whole (temporary name +
+rename), so every checkpoint file has its checksum. On resume the newest checkpoint that passes
+is used (one without a checksum is not); a truncated, bit-flipped or code-carrying one is skipped with a
 message saying which and why, and the previous one is tried. The payload is opaque here (the
 training loop decides its keys); it must hold tensors, numbers, strings, lists and dicts only.
 """
@@ -37,15 +37,15 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` and then its checksum; a crash between the two leaves a
-    checkpoint that resume loads only if it reads whole, and the previous one intact."""
+    """Write the checksum of ``payload`` and then ``payload`` to ``path``; a crash between the
+    two leaves only a checksum without its file (never listed) and the previous checkpoint intact."""
     import torch
 
     buf = io.BytesIO()
     torch.save(payload, buf)
     data = buf.getvalue()
-    atomic_write_bytes(path, data)
     atomic_write_text(checksum_path(path), f"{sha256_bytes(data)}  {path.name}\n")
+    atomic_write_bytes(path, data)
 
 
 def prune(run: Path, keep: int) -> None:
@@ -58,12 +58,11 @@ def prune(run: Path, keep: int) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _expected_sha(path: Path) -> str | None:
-    """The recorded checksum; None for a checkpoint without one (an older cxraug, or a crash
-    just before the checksum was written: the file itself was still written whole)."""
+def _expected_sha(path: Path) -> str:
+    """The recorded checksum (the writer puts it down before the checkpoint itself)."""
     side = checksum_path(path)
     if not side.is_file():
-        return None
+        raise BadCheckpoint(f"it has no checksum file {side.name}, so it cannot be verified")
     text = side.read_text(errors="replace").split()
     if not text or len(text[0]) != 64:
         raise BadCheckpoint(f"its checksum file {side.name} is damaged")
@@ -78,7 +77,7 @@ def read(path: Path) -> dict[str, Any]:
 
     data = Path(path).read_bytes()
     expected = _expected_sha(path)
-    if expected is not None and sha256_bytes(data) != expected:
+    if sha256_bytes(data) != expected:
         raise BadCheckpoint(f"checksum mismatch ({len(data)} bytes: truncated or altered)")
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)

@@ -53,7 +53,7 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _known_metrics(self) -> TrainConfig:
-        from cxraug.metrics.registry import resolve_metrics
+        from cxraug.metric_names import resolve_metrics
 
         try:
             self.fid_metrics = resolve_metrics(self.fid_metrics)

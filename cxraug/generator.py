@@ -24,6 +24,9 @@ from typing import Any, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from cxraug.errors import UserError
+from cxraug.rng import derive_seed
+
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
 
@@ -42,22 +45,32 @@ class SampleOptions(BaseModel):
 
 @dataclass(frozen=True)
 class DataSpec:
-    """What a generator knows of the data: class names (label i = classes[i]), size, channels."""
+    """What a generator knows of the data: class names (label i = classes[i]) and size. Images
+    are grey: ``channels`` is always 1 (prepare writes one channel; nothing reads more)."""
 
     classes: tuple[str, ...]
     size: int
-    channels: int = 1
+
+    @property
+    def channels(self) -> int:
+        return 1
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "classes": list(self.classes)}
+        return {**asdict(self), "classes": list(self.classes), "channels": self.channels}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataSpec:
-        return cls(classes=tuple(d["classes"]), size=int(d["size"]), channels=int(d.get("channels", 1)))
+        channels = d.get("channels", 1)
+        if channels != 1:
+            raise UserError(
+                f"this model was made for images of {channels} channels; cxraug handles grey images "
+                "(1 channel) only: export it from a model trained on cxraug's prepared data"
+            )
+        return cls(classes=tuple(d["classes"]), size=int(d["size"]))
 
 
 SEED_SPACE = 2**62  # per-step seeds; + process index stays within int64
@@ -86,7 +99,7 @@ class Generator(ABC):
         """This training step's generator: one draw from ``self.rng`` (whose state alone then
         fixes the rest of the run), offset by the process index so processes draw different
         noise. On ``device`` when given (CUDA: no host-to-device copy of the noise)."""
-        seed = int(torch.randint(0, SEED_SPACE, (1,), generator=self.rng)) + process_index
+        seed = derive_seed(int(torch.randint(0, SEED_SPACE, (1,), generator=self.rng)), process_index, scheme="affine")
         where = device if device is not None and device.type in ("cpu", "cuda") else torch.device("cpu")
         return torch.Generator(device=where).manual_seed(seed)
 
@@ -169,14 +182,18 @@ class Generator(ABC):
         from safetensors.torch import load
 
         from cxraug.config import validated
-        from cxraug.errors import UserError
         from cxraug.fsutil import read_json
 
         directory = Path(directory)
         meta = read_json(directory / CONFIG_FILE)
         data = (directory / WEIGHTS_FILE).read_bytes()
         expected = meta.get("weights_sha256") if isinstance(meta, dict) else None
-        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        if expected is None:
+            raise UserError(
+                f"{directory / CONFIG_FILE} records no weights_sha256, so {WEIGHTS_FILE} cannot be verified; "
+                "export it again (resume the run with more --steps)"
+            )
+        if hashlib.sha256(data).hexdigest() != expected:
             raise UserError(
                 f"{directory / WEIGHTS_FILE} is damaged (its sha256 differs from the one in {CONFIG_FILE}); "
                 "it is not used: restore it, or resume the run with more --steps to write a new one"

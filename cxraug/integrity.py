@@ -25,11 +25,13 @@ def write_sums(folder: Path, names: list[str]) -> None:
 
 
 def verify_sums(folder: Path, what: str) -> None:
-    """Raise a one-line UserError if a listed file is missing or differs. A folder without
-    ``SHA256SUMS`` (written before cxraug kept one) is not checked."""
+    """Raise a one-line UserError if ``SHA256SUMS`` or a listed file is missing or differs:
+    a folder that cannot prove itself is not used."""
     sums = folder / SUMS
     if not sums.is_file():
-        return
+        raise UserError(
+            f"the {what} {folder} has no {SUMS}, so it cannot be verified; delete that folder to rebuild it"
+        )
     for line in sums.read_text(errors="replace").splitlines():
         digest, _, name = line.partition("  ")
         path = folder / name

@@ -27,7 +27,6 @@ from cxraug.classes import means_all, resolve_classes
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_write_bytes, check_output_place, inside, read_json, write_json
 from cxraug.lock import output_lock
-from cxraug.metrics.features import resolve_device
 from cxraug.progress import NullReporter, Reporter
 from cxraug.resources import PNG_OVERHEAD, SYNTH_ROW_BYTES, require
 from cxraug.synthset import MANIFEST, MANIFEST_COLUMNS, PROVENANCE
@@ -109,7 +108,7 @@ def _done_rows(out: Path) -> dict[str, dict]:
 
 
 def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
-    from cxraug.train import process_state
+    from cxraug.accel import process_state, resolve_device
 
     reporter = reporter or NullReporter()
     if cfg.n < 1:
@@ -221,8 +220,9 @@ def _drop_unseen(chosen: list[str], meta: dict, cfg: SynthConfig) -> tuple[list[
 
 
 def hash_seed(seed: int, class_index: int, batch: int) -> int:
-    h = hashlib.sha256(f"{seed}:{class_index}:{batch}".encode()).digest()
-    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+    from cxraug.rng import derive_seed
+
+    return derive_seed(seed, class_index, batch)
 
 
 def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -> None:

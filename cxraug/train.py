@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from cxraug import __version__, registry, runs
+from cxraug.accel import make_accelerator, process_state
 from cxraug.checkpoint import load_latest as load_latest_checkpoint
 from cxraug.config import UNTIL_TIME_LIMIT, TrainConfig
 from cxraug.data.dataset import to_model_range, to_uint8
@@ -31,7 +32,7 @@ from cxraug.fsutil import append_jsonl, atomic_write_text, read_jsonl, write_jso
 from cxraug.generator import DataSpec, Generator
 from cxraug.grid import class_grid, save_png
 from cxraug.progress import NullReporter, Reporter
-from cxraug.rng import step_rng
+from cxraug.rng import derive_seed, epoch_order, step_rng
 
 TRAIN_SPLITS = ["train"]  # the generator sees the classifier's training patients only
 
@@ -56,13 +57,8 @@ class IndexStream:
 
     def _epoch(self, e: int) -> np.ndarray:
         if e not in self._cache:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + e)
-            if self.balanced:
-                counts = np.bincount(self.labels)
-                w = torch.as_tensor(1.0 / counts[self.labels], dtype=torch.double)
-                idx = torch.multinomial(w, self.n, replacement=True, generator=g)
-            else:
-                idx = torch.randperm(self.n, generator=g)
+            g = torch.Generator().manual_seed(derive_seed(self.seed, e, scheme="affine", stride=1_000_003))
+            idx = epoch_order(self.labels, self.balanced, g)
             self._cache = {k: v for k, v in self._cache.items() if k >= e - 1}
             self._cache[e] = idx.numpy()
         return self._cache[e]
@@ -109,26 +105,10 @@ def data_provenance(data: PreparedData) -> dict[str, Any]:
     }
 
 
-def use_cpu() -> bool:
-    """Without CUDA, tell Accelerate so: only then does it run DDP over gloo on the CPU
-    when started by torchrun or ``accelerate launch --multi_gpu``."""
-    return not torch.cuda.is_available()
-
-
-def process_state():
-    from accelerate import PartialState
-
-    return PartialState(cpu=use_cpu())
-
-
 def check_runtime(train: TrainConfig) -> None:
     """Fail before any output exists when the machine cannot run this config."""
     if train.mixed_precision != "no" and not torch.cuda.is_available():
         raise UserError(f"--mixed-precision {train.mixed_precision} needs a GPU; on the CPU use `no`")
-    if train.fid_every:
-        from cxraug.metrics.inception import locate_inception_weights
-
-        locate_inception_weights()  # a clear "how to get them" line if the FID weights are absent
     if train.tensorboard:
         try:
             import tensorboard  # noqa: F401
@@ -136,36 +116,9 @@ def check_runtime(train: TrainConfig) -> None:
             raise UserError("tensorboard logging needs `pip install tensorboard`") from None
 
 
-def training_reference(train: TrainConfig, data: PreparedData, accelerator) -> Any:
-    """The reference classifier for training-time fidelity / fd_cxr (None when not asked): from
-    the cache shared with `cxraug score`, or trained now, before the first step, on one process."""
-    from cxraug.metrics.reference import ReferenceConfig, load_reference
-    from cxraug.metrics.registry import metrics_in
-
-    if not metrics_in(train.fid_metrics, "reference"):
-        return None
-    if accelerator.num_processes > 1:  # said before the first step, not after an hour of training
-        raise UserError(
-            "training-time fidelity / fd_cxr run on one process: drop them from fid_metrics under several "
-            "processes, and score the run afterwards with `cxraug score --metrics fidelity,fd_cxr`"
-        )
-    from cxraug.metrics.cache import default_cache_dir
-
-    return load_reference(data, ReferenceConfig(), default_cache_dir(data.root), accelerator.device)
-
-
-def make_accelerator(train: TrainConfig, run: Path):
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
-
+def make_run_accelerator(train: TrainConfig, run: Path):
     check_runtime(train)
-    log_with = "tensorboard" if train.tensorboard else None
-    return Accelerator(
-        cpu=use_cpu(),
-        mixed_precision=train.mixed_precision,
-        log_with=log_with,
-        project_config=ProjectConfiguration(project_dir=str(run), logging_dir=str(run / "tb")),
-    )
+    return make_accelerator(mixed_precision=train.mixed_precision, project_dir=run, tensorboard=train.tensorboard)
 
 
 def check_supported_size(plugin: str, data: PreparedData) -> None:
@@ -183,14 +136,20 @@ def build_generator(spec: RunSpec, data: PreparedData) -> Generator:
     cls = registry.get(spec.plugin)
     size = data.size
     torch.manual_seed(spec.train.seed)  # identical initial weights (and rng) on every process
-    return cls(spec.model, DataSpec(classes=tuple(data.classes), size=size), seed=spec.train.seed * 7919)
+    return cls(
+        spec.model,
+        DataSpec(classes=tuple(data.classes), size=size),
+        seed=derive_seed(spec.train.seed, 0, scheme="affine", stride=7919),
+    )
 
 
 def save_grid(gen: Generator, data: PreparedData, train: TrainConfig, path: Path, step: int) -> None:
     k = train.grid_per_class
     labels = torch.arange(len(data.classes)).repeat_interleave(k)
     with torch.no_grad():
-        imgs = to_uint8(gen.sample(labels, generator=torch.Generator().manual_seed(train.seed + 12345)))
+        imgs = to_uint8(
+            gen.sample(labels, generator=torch.Generator().manual_seed(derive_seed(train.seed, 12345, scheme="affine")))
+        )
     rows = [imgs[i * k : (i + 1) * k] for i in range(len(data.classes))]
     note = "" if data.meta.get("real_data", True) else " (trained on PHANTOM data, not real)"
     scale = max(1, 64 // data.size)
@@ -273,12 +232,101 @@ def _step_flags(accelerator: Any, clock: Clock, limit_s: float | None, bad: str)
     return bad, bool(flags[n] > 0)
 
 
+@dataclass(frozen=True)
+class PeriodicEvaluation:
+    """What the command asks the loop to run every ``every`` steps and at the last one, on the
+    main process (e.g. training-time FID: ``cxraug.metrics.training.training_evaluation``);
+    the record it returns goes to metrics.jsonl as kind ``kind``."""
+
+    every: int
+    run: Callable[[Generator], dict[str, Any]]
+    kind: str = "fid"
+
+
+@dataclass
+class _Loop:
+    """One training session's state; :func:`train` calls its parts in order each step."""
+
+    run: Path
+    cfg: TrainConfig
+    gen: Generator
+    data: PreparedData
+    accelerator: Any
+    clock: Clock
+    timer: Callable[[], float]
+    evaluation: PeriodicEvaluation | None
+    provenance: dict[str, Any]
+    images: np.ndarray
+    labels: np.ndarray
+    stream: IndexStream
+    limit_s: float | None
+    log_s: float = 0.0
+    log_n: int = 0
+
+    def step(self, step: int, last_good: int) -> tuple[dict[str, float], bool]:
+        """One optimisation step (batch + step, timed); returns its losses and whether the
+        time budget is now spent (agreed by every process)."""
+        acc, cfg = self.accelerator, self.cfg
+        t_step = self.timer()
+        idx = self.stream.indices(step - 1)
+        x = to_model_range(self.images[idx]).to(acc.device)
+        y = torch.as_tensor(self.labels[idx], device=acc.device)
+        with step_rng(cfg.seed, step, acc.process_index, acc.device):
+            losses = self.gen.train_step(x, y, acc)  # its .item() calls sync a GPU: the clock is right
+        self.clock.train_s += self.timer() - t_step
+        bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
+        bad, over = _step_flags(acc, self.clock, self.limit_s, bad)
+        if bad:
+            raise TrainingDiverged(
+                f"training diverged at step {step} ({bad}); the last good checkpoint is step {last_good} "
+                f"in {self.run}: lower the learning rate (e.g. --set lr_g=...) and --resume, or start anew"
+            )
+        self.clock.images += len(idx) * acc.num_processes
+        return losses, over
+
+    def log(self, step: int, losses: dict[str, float], final: bool) -> None:
+        acc, clock = self.accelerator, self.clock
+        if not (acc.is_main_process and (step % self.cfg.log_every == 0 or final)):
+            return
+        rec = {"step": step, "kind": "train", **{k: round(v, 6) for k, v in losses.items()}}
+        rate = (clock.images - self.log_n) / max(clock.train_s - self.log_s, 1e-9)  # training steps only
+        rec.update(img_per_s=round(rate, 2), num_processes=acc.num_processes)
+        rec.update(train_s=round(clock.train_s, 2), elapsed_s=round(clock.train_s + clock.other_s, 2))
+        append_jsonl(self.run / runs.METRICS, rec)
+        if self.cfg.tensorboard:
+            acc.log(losses, step=step)
+        self.log_s, self.log_n = clock.train_s, clock.images
+
+    def periodic(self, step: int, final: bool) -> None:
+        """The sample grid and the command's evaluation, when due (main process)."""
+        if not self.accelerator.is_main_process:
+            return
+        if final or _every(self.cfg.sample_every, step):
+            save_grid(self.gen, self.data, self.cfg, self.run / runs.SAMPLES_DIR / f"step-{step:07d}.png", step)
+        ev = self.evaluation
+        if ev is not None and (final or _every(ev.every, step)):
+            append_jsonl(self.run / runs.METRICS, {"step": step, "kind": ev.kind, **ev.run(self.gen)})
+
+    def save(self, step: int) -> None:
+        t_other = self.timer()
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:  # export first: a crash between the two redoes the steps and rewrites both
+            _export(self.gen, self.run, step, self.provenance)
+            _save_checkpoint(self.gen, self.run, step, self.cfg.keep_checkpoints, self.clock)
+        self.clock.other_s += self.timer() - t_other
+
+
+def _every(k: int, step: int) -> bool:
+    return bool(k) and step % k == 0
+
+
 def train(
     run: Path,
     spec: RunSpec,
     reporter: Reporter | None = None,
     resume: bool = False,
     timer: Callable[[], float] | None = None,
+    evaluation: PeriodicEvaluation | None = None,
 ) -> dict[str, Any]:
     """Train ``spec`` in ``run`` (already created, config saved); returns a summary.
 
@@ -286,16 +334,16 @@ def train(
     minutes, whichever comes first; either way the last step gets a grid, a checkpoint and
     an export, and a ``stop`` record in metrics.jsonl says why it ended. ``timer``: the clock
     the seconds are read from (tests inject one); by default the config's ``clock``.
+    ``evaluation``: what to score at intervals, built by the command (None: nothing).
     """
     reporter = reporter or NullReporter()
     train_cfg = spec.train
     timer = timer or (time.process_time if train_cfg.clock == "cpu" else time.perf_counter)
     data = open_prepared(spec.data_path)
-    accelerator = make_accelerator(train_cfg, run)
+    accelerator = make_run_accelerator(train_cfg, run)
     main = accelerator.is_main_process
     gen = build_generator(spec, data)
     gen.setup(accelerator)
-    provenance = data_provenance(data)
 
     start, clock = 0, Clock()
     if resume and (found := load_latest_checkpoint(run)):
@@ -314,17 +362,13 @@ def train(
         labels, train_cfg.batch_size, train_cfg.seed, train_cfg.balanced, accelerator.process_index,
         accelerator.num_processes,
     )  # fmt: skip
-    extractor = reference = None
-    if train_cfg.fid_every:  # load once, and fail before the first step if absent
-        from cxraug.metrics import fid_during_training, load_feature_extractor
-
-        reference = training_reference(train_cfg, data, accelerator)  # every process: the refusal is shared
-        extractor = load_feature_extractor(None, accelerator.device) if main else None
-
     steps = train_cfg.steps
     assert steps is not None  # filled by TrainConfig's validator
     limit_s = train_cfg.time_limit * 60 if train_cfg.time_limit else None
-    log_s, log_n = clock.train_s, clock.images
+    loop = _Loop(
+        run, train_cfg, gen, data, accelerator, clock, timer, evaluation, data_provenance(data), images, labels,
+        stream, limit_s, log_s=clock.train_s, log_n=clock.images,
+    )  # fmt: skip
     t0 = timer()
     last_good = done = start
     reason = "steps" if start >= steps else "time_limit" if _out_of_time(clock, limit_s, accelerator) else ""
@@ -338,56 +382,18 @@ def train(
         for step in range(start + 1, steps + 1):
             if reason:
                 break
-            t_step = timer()
-            idx = stream.indices(step - 1)
-            x = to_model_range(images[idx]).to(accelerator.device)
-            y = torch.as_tensor(labels[idx], device=accelerator.device)
-            with step_rng(train_cfg.seed, step, accelerator.process_index, accelerator.device):
-                losses = gen.train_step(x, y, accelerator)  # its .item() calls sync a GPU: the clock is right
-            clock.train_s += timer() - t_step
-            bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
-            bad, over = _step_flags(accelerator, clock, limit_s, bad)
-            if bad:
-                raise TrainingDiverged(
-                    f"training diverged at step {step} ({bad}); the last good checkpoint is step {last_good} "
-                    f"in {run}: lower the learning rate (e.g. --set lr_g=...) and --resume, or start anew"
-                )
-            clock.images += len(idx) * accelerator.num_processes
+            losses, over = loop.step(step, last_good)
             done = step
             adv(1)
             t_other = timer()
-            if step == steps:
-                reason = "steps"
-            elif over:
-                reason = "time_limit"
+            reason = "steps" if step == steps else "time_limit" if over else ""
             final = bool(reason)
-            if main and (step % train_cfg.log_every == 0 or final):
-                rec = {"step": step, "kind": "train", **{k: round(v, 6) for k, v in losses.items()}}
-                rate = (clock.images - log_n) / max(clock.train_s - log_s, 1e-9)  # training steps only
-                rec.update(img_per_s=round(rate, 2), num_processes=accelerator.num_processes)
-                rec.update(train_s=round(clock.train_s, 2), elapsed_s=round(clock.train_s + clock.other_s, 2))
-                append_jsonl(run / runs.METRICS, rec)
-                if train_cfg.tensorboard:
-                    accelerator.log(losses, step=step)
-                log_s, log_n = clock.train_s, clock.images
-            if main and (final or (train_cfg.sample_every and step % train_cfg.sample_every == 0)):
-                save_grid(gen, data, train_cfg, run / runs.SAMPLES_DIR / f"step-{step:07d}.png", step)
-            save_now = final or (train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0)
-            if extractor is not None and (final or step % train_cfg.fid_every == 0):
-                result = fid_during_training(
-                    gen, data, split="val", n=train_cfg.fid_n, seed=train_cfg.seed, extractor=extractor,
-                    metrics=train_cfg.fid_metrics, reference=reference,
-                )  # fmt: skip
-                append_jsonl(run / runs.METRICS, {"step": step, "kind": "fid", **result})
+            loop.log(step, losses, final)
+            loop.periodic(step, final)
             clock.other_s += timer() - t_other
-            if save_now:
-                t_other = timer()
-                accelerator.wait_for_everyone()
-                if main:  # export first: a crash between the two redoes the steps and rewrites both
-                    _export(gen, run, step, provenance)
-                    _save_checkpoint(gen, run, step, train_cfg.keep_checkpoints, clock)
+            if final or _every(train_cfg.checkpoint_every, step):
+                loop.save(step)
                 last_good = step
-                clock.other_s += timer() - t_other
     if main and done > start:
         stop = {"step": done, "kind": "stop", "reason": reason, "time_limit_min": train_cfg.time_limit}
         stop.update(train_s=round(clock.train_s, 2), other_s=round(clock.other_s, 2), images_seen=clock.images)
@@ -442,7 +448,3 @@ def spec_from_run(run: Path, changes: dict[str, Any] | None = None) -> RunSpec:
         cfg["train"].update(changes)
         write_json(run / runs.CONFIG, cfg)
     return spec
-
-
-def read_metrics(run: Path) -> list[dict[str, Any]]:
-    return read_jsonl(run / runs.METRICS)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from cxraug import registry
+from cxraug.accel import process_state
 from cxraug.config import TrainConfig
+from cxraug.data.prepared import open_prepared
+from cxraug.metrics.training import training_evaluation
 from cxraug.train import RunSpec, start_run, train
 
 
@@ -19,7 +22,8 @@ def tiny_spec(plugin: str, data: Path, model: dict | None = None, **train_kw) ->
 def tiny_run(plugin: str, data: Path, runs_root: Path, model: dict | None = None, **train_kw) -> Path:
     spec = tiny_spec(plugin, data, model, **train_kw)
     run = start_run(spec, runs_root)
-    train(run, spec)
+    evaluation = training_evaluation(spec.train, open_prepared(spec.data_path), process_state())  # as train-gen
+    train(run, spec, evaluation=evaluation)
     return run
 
 

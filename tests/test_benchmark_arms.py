@@ -15,12 +15,12 @@ from cxraug.benchmark.arms import (
     build_train_set,
     controlled_real_index,
     expand_arms,
-    inverse_frequency_weights,
     parse_ratio,
 )
-from cxraug.benchmark.augment import augment_batch
-from cxraug.benchmark.config import AugmentConfig
-from cxraug.benchmark.training import EpochSampler
+from cxraug.classify.augment import augment_batch
+from cxraug.classify.config import AugmentConfig
+from cxraug.classify.fit import EpochSampler
+from cxraug.classify.trainset import inverse_frequency_weights
 from cxraug.data.prepared import open_prepared
 from cxraug.errors import UserError
 

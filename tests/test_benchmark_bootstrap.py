@@ -11,7 +11,8 @@ import pytest
 from scipy.stats import norm
 
 from cxraug.benchmark.bootstrap import StoredRun, arm_draws, make_draws, run_metric_draws, weighted_auroc
-from cxraug.benchmark.metrics import CLASS_METRICS, one_vs_rest_auroc, overall, per_class
+from cxraug.benchmark.metrics import CLASS_METRICS, overall, per_class
+from cxraug.classify.scores import one_vs_rest_auroc
 from cxraug.significance import benjamini_hochberg, holm, normal_p_value, percentile_interval
 
 

@@ -8,7 +8,7 @@ import torch
 import torchvision
 from safetensors.torch import save_file
 
-from cxraug.benchmark.classifier import build_classifier, load_weights
+from cxraug.classify.models import build_classifier, load_weights
 from cxraug.errors import UserError
 
 

@@ -11,8 +11,9 @@ from scipy import stats
 from sklearn.metrics import balanced_accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from cxraug.benchmark.config import build_config, parse_set
-from cxraug.benchmark.metrics import choose_thresholds, macro_auroc, overall, per_class
+from cxraug.benchmark.metrics import overall, per_class
 from cxraug.benchmark.statistics import HELPED, HURT, NO_EVIDENCE, Stat, mean_ci, paired_difference, verdict
+from cxraug.classify.scores import choose_thresholds, macro_auroc
 from cxraug.errors import UserError
 
 

@@ -147,12 +147,14 @@ def test_report_only_of_a_folder_that_is_not_a_benchmark(tmp_path, capsys):
 
 
 def _rewrite(path: Path, change) -> None:
-    """Rewrite stored predictions as another writer would have (an older cxraug, or a bug):
-    without the checksum file, which a damaged file would fail first."""
+    """Rewrite stored predictions as another writer would have (an older cxraug, or a bug),
+    with checksums that match: what is checked here is the content, not damage."""
+    from cxraug.integrity import write_sums
+
     with np.load(path) as z:
         preds = {k: z[k] for k in z.files}
     np.savez_compressed(path, **change(preds))
-    (path.parent / "SHA256SUMS").unlink(missing_ok=True)
+    write_sums(path.parent, ["result.json", path.name])
 
 
 def test_stored_predictions_are_checked_against_the_dataset_order(trained, tmp_path, capsys):
@@ -214,11 +216,11 @@ class _Processes:
 
 
 def test_gathered_predictions_must_be_the_split_in_order():
-    from cxraug.benchmark.config import BenchmarkConfig
-    from cxraug.benchmark.training import _eval_loader, predict
+    from cxraug.classify.config import ClassifierConfig
+    from cxraug.classify.fit import eval_loader, predict
 
     images, labels = np.zeros((10, 8, 8), np.uint8), np.arange(10) % 3
-    loader: DataLoader = _eval_loader(images, labels, BenchmarkConfig(eval_batch_size=4))
+    loader: DataLoader = eval_loader(images, labels, ClassifierConfig(eval_batch_size=4))
 
     class Model(torch.nn.Module):
         def forward(self, x):

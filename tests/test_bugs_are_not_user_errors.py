@@ -98,7 +98,7 @@ def test_a_bug_while_reading_the_feature_cache_is_not_a_cache_miss(tmp_path: Pat
 def test_a_bug_while_loading_classifier_weights_is_not_a_bad_file(tmp_path: Path, monkeypatch) -> None:
     import torch
 
-    from cxraug.benchmark import classifier
+    from cxraug.classify import models as classifier
 
     path = tmp_path / "w.pt"
     torch.save(classifier.TinyCNN(3).state_dict(), path)

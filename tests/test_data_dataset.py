@@ -1,4 +1,4 @@
-"""The prepared format read back: PreparedDataset, the class-balanced sampler, patient carving."""
+"""The prepared format read back: the model range, the class-balanced sampler, patient carving."""
 
 from __future__ import annotations
 
@@ -9,33 +9,26 @@ import numpy as np
 import pytest
 import torch
 
-from cxraug.data.dataset import PreparedDataset, class_balanced_sampler, to_model_range, to_uint8
+from cxraug.data.dataset import to_model_range, to_uint8
 from cxraug.data.prepared import open_prepared
 from cxraug.data.records import Record
 from cxraug.data.splits import carve_patients, patient_leaks
 from cxraug.errors import UserError
+from cxraug.rng import epoch_order
 
 
-def test_prepared_dataset_items(phantom32: Path) -> None:
-    ds = PreparedDataset(phantom32, "train")
+def test_prepared_images_in_model_range(phantom32: Path) -> None:
     data = open_prepared(phantom32)
-    assert len(ds) == sum(data.counts("train").values()) and ds.classes == data.classes
-    for i in (0, len(ds) // 2, len(ds) - 1):
-        x, y = ds[i]
-        assert x.dtype == torch.float32 and x.shape == (1, 32, 32)
+    images, labels = data.images("train"), data.labels("train")
+    assert len(labels) == sum(data.counts("train").values())
+    for i in (0, len(labels) // 2, len(labels) - 1):
+        x = to_model_range(np.array(images[i]))
+        assert x.dtype == torch.float32 and x.shape == (1, 1, 32, 32)
         assert float(x.min()) >= -1.0 and float(x.max()) <= 1.0
-        assert isinstance(y, int) and y == int(data.labels("train")[i])
-        np.testing.assert_array_equal(to_uint8(x[None])[0], data.images("train")[i])
+        np.testing.assert_array_equal(to_uint8(x)[0], images[i])
     # Full range: 0 -> -1, 255 -> +1.
     assert to_model_range(np.array([[0, 255]], np.uint8)).tolist() == [[[[-1.0, 1.0]]]]
-    assert ds.class_counts().tolist() == [data.counts("train")[c] for c in data.classes]
-    in_mem = PreparedDataset(phantom32, "val", in_memory=True)
-    assert torch.equal(in_mem[3][0], PreparedDataset(phantom32, "val")[3][0])
-
-
-def test_prepared_dataset_unknown_split(phantom32: Path) -> None:
-    with pytest.raises(UserError, match="split 'dev'"):
-        PreparedDataset(phantom32, "dev")
+    assert np.bincount(labels, minlength=len(data.classes)).tolist() == [data.counts("train")[c] for c in data.classes]
 
 
 def test_open_prepared_refuses_other_folders(tmp_path: Path) -> None:
@@ -49,8 +42,8 @@ def test_class_balanced_sampler_draws_classes_about_equally(phantom32: Path) -> 
     labels = open_prepared(phantom32).labels("train")
     counts = np.bincount(labels, minlength=15)
     assert counts.max() / counts.min() > 8  # the phantom set is imbalanced like NIH
-    sampler = class_balanced_sampler(labels, 15, num_samples=30_000, generator=torch.Generator().manual_seed(0))
-    drawn = np.bincount(labels[list(sampler)], minlength=15)
+    order = epoch_order(labels, balanced=True, generator=torch.Generator().manual_seed(0), n=30_000)
+    drawn = np.bincount(labels[order.numpy()], minlength=15)
     assert drawn.sum() == 30_000
     assert np.abs(drawn / 30_000 - 1 / 15).max() < 0.2 / 15  # each class within 20% of its fair share
 

@@ -97,6 +97,51 @@ def test_a_checkpoint_carrying_code_is_refused_and_never_runs(trained, tmp_path,
     assert not marker.exists()
 
 
+def test_a_checkpoint_without_its_checksum_is_not_used(trained, tmp_path, capsys) -> None:
+    """The writer puts the checksum down first, so a checkpoint without one was not written
+    by it whole: it is skipped like a damaged one, never loaded unverified."""
+    run = _copy_run(trained, tmp_path)
+    checkpoint.checksum_path(runs.checkpoint_path(run, 4)).unlink()
+    with pytest.raises(checkpoint.BadCheckpoint, match=r"no checksum file step-0000004\.pt\.sha256"):
+        checkpoint.read(runs.checkpoint_path(run, 4))
+    step, _ = checkpoint.load_latest(run)
+    assert step == 2 and "falling back to step 2" in capsys.readouterr().err
+
+
+def test_an_export_without_its_weights_checksum_is_refused(trained, tmp_path) -> None:
+    import json
+
+    from cxraug import registry
+
+    run = _copy_run(trained, tmp_path)
+    meta = json.loads((run / "export" / "config.json").read_text())
+    registry.get(meta["plugin"]).from_export(run / "export")  # whole: loads
+    del meta["weights_sha256"]
+    (run / "export" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=r"records no weights_sha256, so weights\.safetensors cannot be verified"):
+        registry.get(meta["plugin"]).from_export(run / "export")
+
+
+def test_a_folder_without_its_checksums_is_refused(tmp_path) -> None:
+    from cxraug.integrity import verify_sums, write_sums
+
+    (tmp_path / "result.json").write_text("{}")
+    with pytest.raises(UserError, match="has no SHA256SUMS, so it cannot be verified; delete that folder"):
+        verify_sums(tmp_path, "stored benchmark run")
+    write_sums(tmp_path, ["result.json"])
+    verify_sums(tmp_path, "stored benchmark run")
+
+
+def test_data_spec_is_grey_only() -> None:
+    from cxraug.generator import DataSpec
+
+    spec = DataSpec(classes=("a", "b"), size=32)
+    assert spec.channels == 1 and spec.to_dict() == {"classes": ["a", "b"], "size": 32, "channels": 1}
+    assert DataSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(UserError, match="images of 3 channels; cxraug handles grey images"):
+        DataSpec.from_dict({**spec.to_dict(), "channels": 3})
+
+
 def test_synth_killed_before_its_provenance_was_written_reruns(trained, tmp_path) -> None:
     """Found by the long kill run: the set's folder existed with only a temporary file."""
     out = tmp_path / "syn"
@@ -123,7 +168,7 @@ def test_a_damaged_or_code_carrying_export_is_refused(trained, tmp_path) -> None
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
 def test_classifier_weights_carrying_code_are_refused(suffix, tmp_path) -> None:
-    from cxraug.benchmark.classifier import build_classifier
+    from cxraug.classify.models import build_classifier
 
     marker, path = tmp_path / "MARKER", tmp_path / f"w{suffix}"
     torch.save({"conv.weight": WritesMarker(marker)}, path)

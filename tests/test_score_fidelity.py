@@ -110,7 +110,7 @@ def test_test_split_never_reaches_the_reference(guarded: NoTestData, reference) 
         ref_mod._split(guarded, "test")
     import inspect
 
-    from cxraug.benchmark.training import fit_select
+    from cxraug.classify.fit import fit_select
 
     assert "test" not in inspect.signature(fit_select).parameters  # the training loop it uses takes no test images
 
@@ -323,7 +323,7 @@ def test_train_gen_options_for_reference_metrics(phantom3: Path) -> None:
 
     from cxraug.config import TrainConfig
     from cxraug.errors import UserError
-    from cxraug.train import training_reference
+    from cxraug.metrics.training import training_reference
 
     assert TrainConfig().fid_metrics == ["fid", "kid"]
     assert TrainConfig(fid_metrics=["fd_cxr", "FID"]).fid_metrics == ["fid", "fd_cxr"]

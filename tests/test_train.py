@@ -398,15 +398,14 @@ def test_resume_with_the_original_command(tmp_path: Path, phantom32: Path) -> No
 def test_resume_after_a_torn_metrics_line(tmp_path: Path, phantom32: Path) -> None:
     """A kill or a full disk mid-line leaves metrics.jsonl without its last newline: resume
     drops that line and goes on; a line appended after it (score) starts on its own line."""
-    from cxraug.fsutil import append_jsonl
-    from cxraug.train import read_metrics
+    from cxraug.fsutil import append_jsonl, read_jsonl
 
     run = tiny_run("cgan", phantom32, tmp_path / "a", steps=2, checkpoint_every=2)
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"step": 3, "kind": "tra')  # the interrupted run's last, torn write
-    assert [r["step"] for r in read_metrics(run)][-1] == 2
+    assert [r["step"] for r in read_jsonl(run / "metrics.jsonl")][-1] == 2
     append_jsonl(run / "metrics.jsonl", {"step": 2, "kind": "score"})
-    assert read_metrics(run)[-1] == {"step": 2, "kind": "score"}
+    assert read_jsonl(run / "metrics.jsonl")[-1] == {"step": 2, "kind": "score"}
     train(run, spec_from_run(run, {"steps": 4}), resume=True)
     logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]  # every line whole now
     assert [r["step"] for r in logs if r["kind"] == "train"] == [1, 2, 3, 4]

@@ -16,11 +16,12 @@ No torch here: a training set is index arrays and uint8 images.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from cxraug.benchmark.config import BASELINE_ARMS
+from cxraug.classify.trainset import REAL_ARMS, TrainSet, real_train_set
 from cxraug.errors import UserError
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -170,44 +171,6 @@ def controlled_real_index(
     return np.flatnonzero(~drop)
 
 
-@dataclass
-class TrainSet:
-    """What one arm trains on: real training rows + synthetic images, sampling and loss weights."""
-
-    arm: Arm
-    real_index: np.ndarray  # rows of the prepared training split
-    real_labels: np.ndarray
-    synth_images: np.ndarray  # uint8 M x S x S
-    synth_labels: np.ndarray
-    num_classes: int
-    sampling: str = "shuffle"  # "shuffle" | "balanced"
-    class_weights: np.ndarray | None = None
-    augment: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.concatenate([self.real_labels, self.synth_labels]).astype(np.int64)
-
-    def __len__(self) -> int:
-        return len(self.real_labels) + len(self.synth_labels)
-
-    def real_counts(self) -> np.ndarray:
-        return np.bincount(self.real_labels, minlength=self.num_classes)
-
-    def synth_counts(self) -> np.ndarray:
-        return np.bincount(self.synth_labels, minlength=self.num_classes)
-
-
-def inverse_frequency_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """w_c = N / (K * n_c) over the K classes present: the sample-weighted mean stays 1."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    present = counts > 0
-    w = np.zeros(num_classes)
-    w[present] = len(labels) / (present.sum() * counts[present])
-    return w
-
-
 def synthetic_quota(
     arm: Arm, real_counts: np.ndarray, set_counts: np.ndarray, allowed: set[int] | None, classes: list[str]
 ) -> dict[int, int]:
@@ -269,20 +232,15 @@ def build_train_set(
 ) -> TrainSet:
     """The training set an arm claims, for one seed. ``synthetic[name]`` = (uint8 images, labels)."""
     k = len(classes)
-    real_labels = train_labels[real_index].astype(np.int64)
     size = 0
     if synthetic:
         first = next(iter(synthetic.values()))[0]
         size = first.shape[-1] if first.ndim == 3 else 0
-    empty = (np.zeros((0, size, size), np.uint8), np.zeros(0, np.int64))
-    ts = TrainSet(arm, real_index, real_labels, *empty, num_classes=k)
-    if arm.kind == "reweight":
-        ts.class_weights = inverse_frequency_weights(real_labels, k)
-    elif arm.kind == "oversample":
-        ts.sampling = "balanced"
-    elif arm.kind == "classic":
-        ts.augment = True
-    elif arm.kind in ("synthetic", "synthetic-only"):
+    ts = real_train_set(arm.name, arm.kind, train_labels, real_index, k, size)
+    real_labels = ts.real_labels
+    if arm.kind in REAL_ARMS:
+        return ts
+    if arm.kind in ("synthetic", "synthetic-only"):
         if not synthetic or arm.synthetic not in synthetic:
             raise UserError(
                 f"arm {arm.name} needs synthetic set {arm.synthetic!r}; pass --synthetic {arm.synthetic}=DIR"
@@ -297,6 +255,6 @@ def build_train_set(
             ts.real_index = real_index[:0]
             ts.real_labels = real_labels[:0]
             ts.synth_images, ts.synth_labels = images, labels.astype(np.int64)
-    elif arm.kind != "real":
+    else:
         raise ValueError(f"unknown arm kind {arm.kind}")
     return ts

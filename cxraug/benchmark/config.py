@@ -8,10 +8,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cxraug.classify.config import AugmentConfig, ClassifierConfig
+from cxraug.classify.trainset import REAL_ARMS
 from cxraug.config import load_config_file, parse_sets, validated
 from cxraug.errors import UserError
 
-BASELINE_ARMS = ("real", "reweight", "oversample", "classic")
+BASELINE_ARMS = REAL_ARMS
 # Options that change only the report: `--report-only` accepts these and no others.
 REPORT_KEYS = (
     "rare_classes", "rare_threshold", "reference", "confidence", "min_test_images",
@@ -21,17 +23,6 @@ REPORT_KEYS = (
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class AugmentConfig(_Strict):
-    """Classical augmentation for chest X-rays (arm ``classic``): small geometric and
-    intensity changes; never a left-right flip (the heart is on the left)."""
-
-    degrees: float = Field(7.0, ge=0, le=45)
-    translate: float = Field(0.06, ge=0, le=0.5)  # fraction of the image size
-    scale: float = Field(0.10, ge=0, le=0.5)  # zoom in [1 - scale, 1 + scale]
-    brightness: float = Field(0.10, ge=0, le=1)  # added, in units of the [-1, 1] range / 2
-    contrast: float = Field(0.10, ge=0, le=1)  # multiplied around the image mean, 1 +- contrast
 
 
 class BenchmarkConfig(_Strict):
@@ -90,6 +81,11 @@ class BenchmarkConfig(_Strict):
             if n < 1:
                 raise ValueError(f"controlled imbalance {k}={n}: keep at least 1 image")
         return v
+
+    def classifier(self) -> ClassifierConfig:
+        """The part the classifier core trains with."""
+        keys = ("model", "weights", "epochs", "batch_size", "eval_batch_size", "lr", "weight_decay", "num_workers")
+        return ClassifierConfig(**{k: getattr(self, k) for k in keys}, augment=self.augment)
 
     def training_dict(self) -> dict[str, Any]:
         """The options a trained model depends on (its resume key); reporting options excluded."""

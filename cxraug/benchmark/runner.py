@@ -44,6 +44,7 @@ from cxraug.benchmark.config import REPORT_KEYS, BenchmarkConfig
 from cxraug.benchmark.provenance import check_synthetic, controlled_caveats, synthetic_fingerprint
 from cxraug.benchmark.spread import OneProcess, Spread, resolve_spread, share
 from cxraug.classes import resolve_class
+from cxraug.classify.trainset import split_patients
 from cxraug.data.identity import describe_difference
 from cxraug.data.prepared import PreparedData, dataset_files, fingerprint, open_prepared
 from cxraug.errors import UserError
@@ -98,7 +99,7 @@ def make_plan(data_path: Path, cfg: BenchmarkConfig, trained: dict | None = None
 
     ``trained`` (the stored benchmark.json, for a report of runs already trained): a synthetic
     set that is gone costs only its sample grid, and the sets' sizes are not checked again."""
-    from cxraug.benchmark.classifier import MODELS
+    from cxraug.classify.models import MODELS
 
     data = open_prepared(data_path)
     for split in ("train", "val", "test"):
@@ -230,16 +231,6 @@ def load_run(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     return result, preds
 
 
-def split_patients(data: PreparedData, split: str) -> np.ndarray:
-    """Patient id of each row of a split's arrays (manifest rows ordered by index)."""
-    df = data.manifest()
-    df = df[df["split"] == split].sort_values("index")
-    patients = df["patient_id"].astype(str).to_numpy()
-    if len(patients) != len(data.labels(split)):
-        raise UserError(f"{data.root}: manifest.csv and labels_{split}.npy disagree; prepare the dataset again")
-    return patients
-
-
 def _train_rows(data: PreparedData) -> np.ndarray:
     return split_patients(data, "train")
 
@@ -273,23 +264,13 @@ def check_predictions(where: Path, preds: dict[str, np.ndarray], split: str, lab
 
 
 def _make_accelerator(cfg: BenchmarkConfig):
-    from datetime import timedelta
+    from cxraug.accel import make_accelerator, use_cpu
 
-    import torch
-    from accelerate import Accelerator
-    from accelerate.utils import InitProcessGroupKwargs
-
-    if cfg.mixed_precision == "fp16" and (cfg.cpu or not torch.cuda.is_available()):
+    if cfg.mixed_precision == "fp16" and use_cpu(cfg.cpu):
         raise UserError("mixed_precision=fp16 needs a GPU; use bf16 or no on a CPU")
-    # Without CUDA Accelerate must be told it is on the CPU: only then do the processes of
-    # torchrun / `accelerate launch` join over gloo (else each would think itself alone, and main).
     # The long timeout is for the last barrier of --spread runs: a process whose share is done
     # waits there for the others' last runs, which may take hours at 256 px.
-    return Accelerator(
-        mixed_precision=cfg.mixed_precision,
-        cpu=cfg.cpu or not torch.cuda.is_available(),
-        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=BARRIER_HOURS))],
-    )
+    return make_accelerator(mixed_precision=cfg.mixed_precision, force_cpu=cfg.cpu, barrier_hours=BARRIER_HOURS)
 
 
 def _world_hint(stored: object, now: int) -> str:

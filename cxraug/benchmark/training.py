@@ -1,70 +1,17 @@
-"""Train one classifier for one arm and seed through Accelerate; select it on validation.
-
-Every epoch ends with an evaluation on the validation patients; the epoch with the best
-validation macro AUROC is kept (the earliest on ties), per-class thresholds are chosen on its
-validation probabilities, and only then is the test split predicted, once.
-
-Runs identically on a CPU, one GPU or several (``accelerate launch``): the sampler draws the
-same indices in every process from (seed, epoch) and Accelerate shards the batches; evaluation
-gathers all processes' predictions without the padding duplicates.
-"""
+"""Train one classifier for one arm and seed (the classifier core's fit and select), choose
+per-class thresholds on its validation probabilities, and only then predict the test split, once."""
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
-from cxraug.benchmark.arms import TrainSet
-from cxraug.benchmark.augment import augment_batch
-from cxraug.benchmark.classifier import build_classifier
 from cxraug.benchmark.config import BenchmarkConfig
-from cxraug.benchmark.metrics import choose_thresholds, macro_auroc
-
-
-class TrainImages(Dataset):
-    """Real training rows (read from the prepared, memory-mapped array) then synthetic images,
-    as uint8 1 x S x S tensors: conversion to float happens on the device, per batch."""
-
-    def __init__(self, real_images: np.ndarray, ts: TrainSet) -> None:
-        self.real, self.index, self.synth = real_images, ts.real_index, ts.synth_images
-        self.labels = ts.labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        n_real = len(self.index)
-        img = self.real[self.index[i]] if i < n_real else self.synth[i - n_real]
-        return torch.from_numpy(np.array(img, dtype=np.uint8))[None], int(self.labels[i])
-
-
-class EpochSampler(Sampler[int]):
-    """A fresh order per epoch from (seed, epoch): a shuffle, or class-balanced draws with
-    replacement (each class equally likely) of the same length."""
-
-    def __init__(self, labels: np.ndarray, num_classes: int, mode: str, seed: int) -> None:
-        self.labels, self.k, self.mode, self.seed, self.epoch = labels, num_classes, mode, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        n = len(self.labels)
-        if self.mode == "balanced":
-            counts = np.bincount(self.labels, minlength=self.k).astype(np.float64)
-            w = torch.as_tensor(1.0 / counts[self.labels], dtype=torch.double)
-            return iter(torch.multinomial(w, n, replacement=True, generator=g).tolist())
-        return iter(torch.randperm(n, generator=g).tolist())
+from cxraug.classify.fit import eval_loader, fit_select, predict
+from cxraug.classify.scores import choose_thresholds
+from cxraug.classify.trainset import TrainSet
 
 
 @dataclass
@@ -81,169 +28,6 @@ class RunOutput:
     extra: dict = field(default_factory=dict)
 
 
-def to_model_input(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> the classifier's input range [-1, 1]."""
-    return x.float().div_(127.5).sub_(1.0)
-
-
-def _eval_loader(images: np.ndarray, labels: np.ndarray, cfg: BenchmarkConfig) -> DataLoader:
-    # Each row carries its index, so the gathered predictions can be checked against the split's order.
-    ds = TensorDataset(
-        torch.from_numpy(np.array(images, dtype=np.uint8))[:, None],
-        torch.from_numpy(labels),
-        torch.arange(len(labels)),
-    )
-    return DataLoader(ds, batch_size=cfg.eval_batch_size, shuffle=False)
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, loader: DataLoader, accelerator) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities and labels of every row of the loader's split, in the split's order.
-
-    Under several processes each predicts a shard and ``gather_for_metrics`` joins them; the
-    gathered row indices prove the join is the split's order, once, without duplicates."""
-    model.eval()
-    probs, labels, rows = [], [], []
-    for x, y, i in loader:
-        with accelerator.autocast():
-            logits = model(to_model_input(x))
-        p, y, i = accelerator.gather_for_metrics((logits.float().softmax(dim=1), y, i))
-        probs.append(p.cpu().double().numpy())
-        labels.append(y.cpu().numpy())
-        rows.append(i.cpu().numpy())
-    index = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    n = len(loader.dataset)
-    if len(index) != n or not np.array_equal(index, np.arange(n)):
-        raise RuntimeError(
-            f"gathered predictions are not the split's {n} rows in order (got {len(index)} rows); "
-            "this is a bug in the evaluation loop, not in your data"
-        )
-    return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
-
-
-@dataclass
-class Fitted:
-    """A classifier trained and selected on validation; the test split has not been seen."""
-
-    model: torch.nn.Module  # the unwrapped model, holding the selected epoch's weights
-    best_epoch: int
-    history: list[dict]
-    val_probs: np.ndarray
-    val_labels: np.ndarray
-
-
-def fit_select(
-    ts: TrainSet,
-    real_train: np.ndarray,
-    val: tuple[np.ndarray, np.ndarray],
-    cfg: BenchmarkConfig,
-    seed: int,
-    accelerator,
-) -> Fitted:
-    """Train for ``cfg.epochs`` and keep the epoch with the best validation macro AUROC.
-
-    Takes no test images at all: callers that must never touch test (the reference classifier
-    of ``cxraug score``) use this; :func:`train_run` adds the one look at test."""
-    from accelerate.utils import set_seed
-
-    set_seed(seed)  # model initialisation (and any other global draw) depends on the seed only
-    k = ts.num_classes
-    model = build_classifier(cfg.model, k, cfg.weights)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sampler = EpochSampler(ts.labels, k, ts.sampling, seed)
-    train_loader = DataLoader(
-        TrainImages(real_train, ts), batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers
-    )
-    model, optimizer, train_loader, val_loader = accelerator.prepare(
-        model, optimizer, train_loader, _eval_loader(*val, cfg)
-    )
-    # Stepped by hand (not prepared): the schedule then spans exactly the steps this process takes.
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.epochs * len(train_loader)))
-    weight = None if ts.class_weights is None else torch.as_tensor(ts.class_weights, dtype=torch.float32)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weight.to(accelerator.device) if weight is not None else None)
-    aug_gen = torch.Generator().manual_seed(seed + 7_919)
-
-    history: list[dict] = []
-    best: tuple[float, int, dict, np.ndarray, np.ndarray] | None = None
-    for epoch in range(cfg.epochs):
-        model.train()
-        sampler.set_epoch(epoch)
-        total, batches = 0.0, 0
-        for x, y in train_loader:
-            xf = to_model_input(x)
-            if ts.augment:
-                xf = augment_batch(xf, cfg.augment, aug_gen)
-            loss = loss_fn(model(xf), y)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            total, batches = total + float(loss.detach()), batches + 1
-        val_probs, val_labels = predict(model, val_loader, accelerator)
-        score, _ = macro_auroc(val_labels, val_probs)
-        history.append({"epoch": epoch + 1, "train_loss": total / max(batches, 1), "val_macro_auroc": score})
-        if best is None or (not math.isnan(score) and (math.isnan(best[0]) or score > best[0])):
-            state = {n: t.detach().cpu().clone() for n, t in accelerator.unwrap_model(model).state_dict().items()}
-            best = (score, epoch + 1, state, val_probs, val_labels)
-    assert best is not None
-    _, best_epoch, state, val_probs, val_labels = best
-    unwrapped = accelerator.unwrap_model(model)
-    unwrapped.load_state_dict(state)
-    return Fitted(unwrapped, best_epoch, history, val_probs, val_labels)
-
-
-class OneDevice:
-    """What :func:`fit_select` needs of an Accelerator, on one device in full float32.
-
-    For helper trainings run inside another command (the reference classifier inside
-    ``train-gen``): Accelerate's state is one per process, so a new ``Accelerator()`` there
-    would inherit the run's mixed precision, and the helper's weights would depend on who
-    trained it first."""
-
-    num_processes, process_index, is_main_process = 1, 0, True
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-
-    def prepare(self, *objs):
-        out = tuple(_OnDevice(o, self.device) if isinstance(o, DataLoader) else self._move(o) for o in objs)
-        return out if len(out) > 1 else out[0]
-
-    def _move(self, obj):
-        return obj.to(self.device) if isinstance(obj, torch.nn.Module) else obj
-
-    def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def autocast(self):
-        import contextlib
-
-        return contextlib.nullcontext()
-
-    def gather_for_metrics(self, tensors):
-        return tensors
-
-    def unwrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        return model
-
-    def free_memory(self) -> None:
-        pass
-
-
-class _OnDevice:
-    """A DataLoader whose batches arrive on a device (as Accelerate's prepared loaders do)."""
-
-    def __init__(self, loader: DataLoader, device: torch.device) -> None:
-        self.loader, self.device, self.dataset = loader, device, loader.dataset
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        for batch in self.loader:
-            yield tuple(t.to(self.device, non_blocking=True) for t in batch)
-
-
 def train_run(
     ts: TrainSet,
     real_train: np.ndarray,
@@ -254,9 +38,9 @@ def train_run(
     accelerator,
 ) -> RunOutput:
     t0 = time.perf_counter()
-    fitted = fit_select(ts, real_train, val, cfg, seed, accelerator)
+    fitted = fit_select(ts, real_train, val, cfg.classifier(), seed, accelerator)
     thresholds = choose_thresholds(fitted.val_labels, fitted.val_probs)
-    test_loader = accelerator.prepare(_eval_loader(*test, cfg))
+    test_loader = accelerator.prepare(eval_loader(*test, cfg.classifier()))
     test_probs, test_labels = predict(fitted.model, test_loader, accelerator)  # the one look at test
     accelerator.free_memory()
     return RunOutput(

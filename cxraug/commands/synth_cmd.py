@@ -34,12 +34,12 @@ def synth(
 
 @user_errors
 def _synth(**kw) -> None:
+    from cxraug.accel import process_state
     from cxraug.config import parse_sets
     from cxraug.progress import RichReporter
     from cxraug.synth import SynthConfig
     from cxraug.synth import synth as run_synth
     from cxraug.synthset import open_synthetic
-    from cxraug.train import process_state
 
     configure_threads()
     console = out_console()

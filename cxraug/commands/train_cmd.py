@@ -48,11 +48,13 @@ def _train_gen(**kw) -> None:
 
 def _train_gen_locked(locks: contextlib.ExitStack, **kw) -> None:
     from cxraug import registry, runs
+    from cxraug.accel import process_state
     from cxraug.config import load_config_file, parse_sets, resolve
     from cxraug.data.prepared import open_prepared
     from cxraug.errors import UserError
+    from cxraug.metrics.training import check_training_metrics, training_evaluation
     from cxraug.progress import RichReporter
-    from cxraug.train import RunSpec, check_runtime, process_state, spec_from_run, start_run, train
+    from cxraug.train import RunSpec, check_runtime, spec_from_run, start_run, train
 
     configure_threads()
     console = out_console()
@@ -81,17 +83,21 @@ def _train_gen_locked(locks: contextlib.ExitStack, **kw) -> None:
             )
             return
         check_runtime(train_cfg)
+        check_training_metrics(train_cfg)
         cls(model_cfg, _spec_of(data))  # build once to fail early on a bad model/size combination
         run = start_run(spec, kw["out"])
         if process_state().is_main_process:
             locks.enter_context(output_lock(run, "run directory"))
         resume = False
 
-    main = process_state().is_main_process
+    state = process_state()
+    main = state.is_main_process
     if main:
         console.print(f"run directory: {run}")
     try:
-        summary = train(run, spec, RichReporter(console, disable=not main), resume=resume)
+        check_runtime(spec.train)  # a resumed run's too, before a reference classifier may train
+        evaluation = training_evaluation(spec.train, open_prepared(spec.data_path), state)
+        summary = train(run, spec, RichReporter(console, disable=not main), resume=resume, evaluation=evaluation)
     except OSError as e:  # a full disk: the run continues with --resume (the same command would start a new one)
         if environment_message(e) is None:
             raise

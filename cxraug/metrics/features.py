@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from cxraug.errors import UserError
+from cxraug.accel import resolve_device
 from cxraug.progress import NullReporter, Reporter
 
 
@@ -33,26 +33,6 @@ class FeatureExtractor(Protocol):
     ) -> np.ndarray:
         """uint8 N x S x S -> float32 N x num_features."""
         ...
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto``/None, ``cpu``, ``cuda`` or ``cuda:N`` -> a device this machine has; else one line
-    (checked before any work: every command with --device resolves it here)."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise UserError(f"--device {device!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cpu":
-        return dev
-    if dev.type != "cuda":
-        raise UserError(f"--device {device!r}: cxraug runs on auto, cpu, cuda or cuda:N")
-    if not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
-    if dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
-    return dev
 
 
 @dataclass

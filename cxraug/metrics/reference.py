@@ -1,7 +1,7 @@
 """The reference classifier: a chest-X-ray judge trained on the dataset's own training patients.
 
 ``cxraug score --metrics fidelity,fd_cxr`` needs a network that knows these classes: the
-benchmark's classifier, trained on the **train** split and selected on **val** (best macro
+classifier core's (cxraug.classify, the benchmark's too), trained on the **train** split and selected on **val** (best macro
 AUROC), never given a test image. It is cached as safetensors under
 ``CACHE/reference/`` per (dataset fingerprint, train/val image and label hashes, classes, size,
 settings, precision, device type), so scoring many runs trains it once; an entry whose key or weights checksum does not
@@ -33,7 +33,6 @@ from cxraug.progress import NullReporter, Reporter
 
 REFERENCE_DIRNAME = "reference"
 TRAINING_SPLITS = ("train", "val")  # the only splits the reference classifier ever reads
-ARMS = ("real", "reweight", "oversample", "classic")  # the benchmark's arms on real images
 _FORMAT = "2"  # 2: float32 only, the ceiling on val patients not used for selection
 PRECISION = "fp32"  # no mixed precision, no TF32: part of the cache key
 CEILING_SEED = 7  # which val patients measure the ceiling (the others select the epoch)
@@ -46,7 +45,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: ScoreConfig holds a Ref
 class ReferenceConfig:
     """What the reference classifier depends on (all of it is part of its cache key)."""
 
-    model: str = "resnet18"  # a benchmark model name (cxraug.benchmark.classifier.MODELS)
+    model: str = "resnet18"  # a classifier model name (cxraug.classify.models.MODELS)
     epochs: int = 8
     arm: str = "reweight"  # loss weights 1/n_c: top-1 decisions do not simply favour the big classes
     batch_size: int = 64
@@ -55,14 +54,15 @@ class ReferenceConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        from cxraug.benchmark.classifier import MODELS
+        from cxraug.classify.models import MODELS
+        from cxraug.classify.trainset import REAL_ARMS
 
         if self.model not in MODELS:
             raise UserError(f"unknown reference model {self.model!r}; known: {', '.join(MODELS)}")
         if self.epochs < 1:
             raise UserError(f"reference epochs must be at least 1 (got {self.epochs})")
-        if self.arm not in ARMS:
-            raise UserError(f"unknown reference arm {self.arm!r}; known: {', '.join(ARMS)}")
+        if self.arm not in REAL_ARMS:
+            raise UserError(f"unknown reference arm {self.arm!r}; known: {', '.join(REAL_ARMS)}")
         if self.batch_size < 1 or self.lr <= 0 or self.weight_decay < 0:
             raise UserError("reference batch size and learning rate must be positive, weight decay >= 0")
 
@@ -101,7 +101,7 @@ def reference_key(data: PreparedData, cfg: ReferenceConfig, device_type: str, fp
 def ceiling_rows(data: PreparedData) -> np.ndarray:
     """Val rows (bool) that measure the ceiling: about half the val patients of each class,
     never used for selection. A class with one val patient keeps it here (a ceiling of its own)."""
-    from cxraug.benchmark.runner import split_patients
+    from cxraug.classify.trainset import split_patients
     from cxraug.data.records import Record
     from cxraug.data.splits import carve_patients
 
@@ -173,7 +173,7 @@ def _save(path: Path, key: dict[str, Any], state: dict[str, torch.Tensor], recor
 
 
 def _val_metrics(classes: list[str], labels: np.ndarray, probs: np.ndarray) -> list[dict[str, Any]]:
-    from cxraug.benchmark.metrics import one_vs_rest_auroc
+    from cxraug.classify.scores import one_vs_rest_auroc
 
     top1 = probs.argmax(axis=1)
     out = []
@@ -192,10 +192,11 @@ def train_reference(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Train on the train split, select on half the val patients (the benchmark's loop), measure
     the per-class recall on the other half; float32 on ``device`` alone; never reads test."""
-    from cxraug.benchmark.arms import Arm, build_train_set
-    from cxraug.benchmark.config import BenchmarkConfig
-    from cxraug.benchmark.metrics import macro_auroc
-    from cxraug.benchmark.training import OneDevice, _eval_loader, fit_select, predict
+    from cxraug.accel import make_accelerator
+    from cxraug.classify.config import ClassifierConfig
+    from cxraug.classify.fit import eval_loader, fit_select, predict
+    from cxraug.classify.scores import macro_auroc
+    from cxraug.classify.trainset import real_train_set
     from cxraug.metrics.features import no_tf32
     from cxraug.rng import preserved_rng
 
@@ -208,21 +209,19 @@ def train_reference(
             f"{data.root}: the reference classifier needs training images of at least 2 classes and "
             "validation patients to select on and others to measure it on (2 or more val patients of one class); fidelity and fd_cxr cannot be computed"
         )
-    arm = Arm(cfg.arm, cfg.arm)
-    ts = build_train_set(arm, train_labels, np.arange(len(train_labels)), data.classes, cfg.seed)
-    bench = BenchmarkConfig(
-        model=cfg.model, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-        cpu=device.type == "cpu",
-    )  # fmt: skip
-    accelerator = OneDevice(device)  # not an Accelerator: it would inherit a calling run's mixed precision
+    ts = real_train_set(cfg.arm, cfg.arm, train_labels, np.arange(len(train_labels)), len(data.classes))
+    clf = ClassifierConfig(
+        model=cfg.model, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
+    accelerator = make_accelerator(one_device=device)  # float32 here, whatever a calling run uses
     what = f"reference classifier: {cfg.model}, {cfg.epochs} epochs on {len(train_labels)} train images"
     select = (val_images[~ceiling], val_labels[~ceiling])
     # fit_select seeds the global RNGs: inside train-gen they are the run's, so they are restored after.
-    with reporter_or_null(reporter).task(what, None), preserved_rng(), no_tf32():
-        fitted = fit_select(ts, train_images, select, bench, cfg.seed, accelerator)
+    with (reporter or NullReporter()).task(what, None), preserved_rng(), no_tf32():
+        fitted = fit_select(ts, train_images, select, clf, cfg.seed, accelerator)
         held_probs, held_labels = predict(
             fitted.model,
-            accelerator.prepare(_eval_loader(val_images[ceiling], val_labels[ceiling], bench)),
+            accelerator.prepare(eval_loader(val_images[ceiling], val_labels[ceiling], clf)),
             accelerator,
         )
     state = {k: v.detach().cpu().clone() for k, v in fitted.model.state_dict().items()}
@@ -246,10 +245,6 @@ def train_reference(
         "device": str(device),
     }  # fmt: skip
     return state, record
-
-
-def reporter_or_null(reporter: Reporter | None) -> Reporter:
-    return reporter or NullReporter()
 
 
 def _last_linear(model: torch.nn.Module) -> torch.nn.Linear:
@@ -318,14 +313,14 @@ class ReferenceClassifier:
         """uint8 N x S x S -> float32 N x num_features (the head's input)."""
         import torch
 
-        from cxraug.benchmark.training import to_model_input
+        from cxraug.classify.fit import to_model_input
         from cxraug.metrics.features import no_tf32
 
         out = np.empty((len(images), self.num_features), dtype=np.float32)
         seen: list[torch.Tensor] = []
         hook = self.head.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
         try:
-            task = reporter_or_null(reporter).task(f"reference features: {what}", total=len(images))
+            task = (reporter or NullReporter()).task(f"reference features: {what}", total=len(images))
             with task as advance, torch.no_grad(), no_tf32():
                 for i in range(0, len(images), batch_size):
                     batch = torch.from_numpy(np.array(images[i : i + batch_size], dtype=np.uint8))[:, None]
@@ -356,8 +351,8 @@ def _build(
 ) -> ReferenceClassifier:
     import torch
 
-    from cxraug.benchmark.classifier import build_classifier
-    from cxraug.benchmark.training import to_model_input
+    from cxraug.classify.fit import to_model_input
+    from cxraug.classify.models import build_classifier
 
     model = build_classifier(cfg.model, len(data.classes))
     model.load_state_dict(state)
@@ -381,8 +376,8 @@ def load_reference(
 ) -> ReferenceClassifier:
     """The reference for ``data`` and ``cfg``: from the cache when its key matches, else trained
     (and stored, unless ``cache_dir`` is None). Concurrent callers wait for one training."""
+    from cxraug.accel import resolve_device
     from cxraug.lock import output_lock
-    from cxraug.metrics.features import resolve_device
 
     cfg.validate()
     dev = resolve_device(device)

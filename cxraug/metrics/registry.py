@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from cxraug.errors import UserError
+from cxraug.metric_names import DEFAULT_METRICS, METRIC_NAMES, resolve_metrics  # noqa: F401 (one resolver)
 
 # Below this many images on either side a class gets no number, only the reason. FID and KID
 # are defined from 2 images, but with a few dozen their spread is larger than the differences
@@ -121,19 +121,9 @@ METRICS: MappingProxyType[str, Metric] = MappingProxyType(
 )
 
 
-def resolve_metrics(names: Iterable[str] | None) -> list[str]:
-    """Validate metric names (None -> the default set, 'all' -> every metric), in registry order."""
-    if names is None:
-        return [n for n, m in METRICS.items() if m.default]
-    wanted = [n.strip().lower() for n in names if n.strip()]
-    if not wanted:
-        return [n for n, m in METRICS.items() if m.default]
-    if "all" in wanted:
-        return list(METRICS)
-    unknown = [n for n in wanted if n not in METRICS]
-    if unknown:
-        raise UserError(f"unknown metric {unknown[0]!r}; known: {', '.join(METRICS)}")
-    return [n for n in METRICS if n in wanted]
+# Configs validate names against cxraug.metric_names (below metrics in the layering): the same list.
+if tuple(METRICS) != METRIC_NAMES or tuple(n for n, m in METRICS.items() if m.default) != DEFAULT_METRICS:
+    raise RuntimeError("cxraug.metric_names is out of step with the metrics registry")
 
 
 def metrics_in(names: Iterable[str], space: str) -> list[str]:

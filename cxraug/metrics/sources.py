@@ -30,7 +30,9 @@ class FakeSource:
 
 def class_seed(seed: int, label: int) -> int:
     """Per-class noise seed: a class's images do not depend on which other classes are scored."""
-    return int(np.random.SeedSequence([seed, label]).generate_state(1)[0])
+    from cxraug.rng import derive_seed
+
+    return derive_seed(seed, label, scheme="numpy")
 
 
 def sample_class(

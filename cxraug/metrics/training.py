@@ -1,5 +1,7 @@
 """FID/KID during training: a small, fixed-size sample, overall only, on the val split (and,
-where asked, label fidelity and FD_cxr with the reference classifier, on the same images)."""
+where asked, label fidelity and FD_cxr with the reference classifier, on the same images).
+``train-gen`` builds it as the loop's periodic evaluation (:func:`training_evaluation`): which
+metrics may run under several processes, and the reference classifier, are decided here."""
 
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from cxraug.config import TrainConfig
 from cxraug.data.prepared import PreparedData, fingerprint
+from cxraug.errors import UserError
 from cxraug.metrics.cache import FeatureCache, default_cache_dir
 from cxraug.metrics.registry import DEFAULT_MIN_IMAGES, MetricOptions, compute_metrics, metrics_in
 from cxraug.metrics.score import proportional_counts, real_features
 from cxraug.metrics.sources import sample_class
+from cxraug.train import PeriodicEvaluation
 
 
 def fid_during_training(
@@ -121,3 +126,50 @@ def _with_reference(
         fid = label_fidelity(reference.probs(fake), fake_labels, reference.probs(real), real_labels)
         out.update({k: v for k, v in fid.items() if not k.endswith("_ci")})
     return out
+
+
+def check_training_metrics(train: TrainConfig) -> None:
+    """Fail before any output exists when training-time scoring cannot run."""
+    if train.fid_every:
+        from cxraug.metrics.inception import locate_inception_weights
+
+        locate_inception_weights()  # a clear "how to get them" line if the FID weights are absent
+
+
+def training_reference(train: TrainConfig, data: PreparedData, state: Any) -> Any:
+    """The reference classifier for training-time fidelity / fd_cxr (None when not asked): from
+    the cache shared with `cxraug score`, or trained now, before the first step, on one process.
+    ``state``: the process state (or Accelerator) of the run."""
+    from cxraug.metrics.reference import ReferenceConfig, load_reference
+
+    if not metrics_in(train.fid_metrics, "reference"):
+        return None
+    if state.num_processes > 1:  # said before the first step, not after an hour of training
+        raise UserError(
+            "training-time fidelity / fd_cxr run on one process: drop them from fid_metrics under several "
+            "processes, and score the run afterwards with `cxraug score --metrics fidelity,fd_cxr`"
+        )
+    return load_reference(data, ReferenceConfig(), default_cache_dir(data.root), state.device)
+
+
+def training_evaluation(train: TrainConfig, data: PreparedData, state: Any) -> PeriodicEvaluation | None:
+    """What ``train-gen`` scores every ``fid_every`` steps (None when 0): ``fid_metrics`` on
+    ``fid_n`` val images a side. Built on every process, before the first step (a refusal is
+    then shared, and the FID network's absence is said at once); it runs on the main one."""
+    if not train.fid_every:
+        return None
+    check_training_metrics(train)
+    reference = training_reference(train, data, state)
+    if not state.is_main_process:
+        return PeriodicEvaluation(train.fid_every, lambda _gen: {})  # the loop runs it on the main process only
+    from cxraug.metrics.features import load_feature_extractor
+
+    extractor = load_feature_extractor(None, state.device)
+
+    def evaluate(gen: Any) -> dict[str, Any]:
+        return fid_during_training(
+            gen, data, split="val", n=train.fid_n, seed=train.seed, extractor=extractor,
+            metrics=train.fid_metrics, reference=reference,
+        )  # fmt: skip
+
+    return PeriodicEvaluation(train.fid_every, evaluate)

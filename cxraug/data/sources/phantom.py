@@ -16,6 +16,7 @@ from cxraug.classes import NIH_CLASSES, NIH_SINGLE_LABEL_COUNTS
 from cxraug.data.records import Record, SourceScan
 from cxraug.data.splits import carve_patients
 from cxraug.errors import UserError
+from cxraug.rng import derive_seed
 
 PHANTOM_NOTE = "synthetic phantom images, procedurally generated: NOT REAL DATA"
 FLOOR = 12  # images per class at least: a few patients, so each split gets one
@@ -100,7 +101,7 @@ class PhantomLoader:
         self.size, self.seed = size, seed
 
     def __call__(self, record: Record) -> np.ndarray:
-        return render(record.label, self.size, self.seed * 1_000_003 + record.index)
+        return render(record.label, self.size, derive_seed(self.seed, record.index, scheme="affine", stride=1_000_003))
 
 
 def scan_phantom(

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from cxraug.benchmark.config import AugmentConfig
+from cxraug.classify.config import AugmentConfig
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:

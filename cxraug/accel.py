@@ -1,0 +1,147 @@
+"""The one place that builds Accelerate's objects, for every command.
+
+Each caller states its rules as arguments instead of building its own ``Accelerator``:
+``train-gen`` (mixed precision, tensorboard under the run), ``benchmark`` (a long barrier
+timeout for ``--spread`` runs), ``synth`` (the process state alone), the reference classifier
+(float32 on one device: :class:`OneDevice`, never an Accelerator, whose state is one per
+process and would inherit a calling run's mixed precision).
+
+Without CUDA Accelerate must be told it is on the CPU: only then do the processes of
+``torchrun`` / ``accelerate launch`` join over gloo (else each would think itself alone, and
+main).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import torch
+    from torch.utils.data import DataLoader
+
+
+def use_cpu(force_cpu: bool = False) -> bool:
+    import torch
+
+    return force_cpu or not torch.cuda.is_available()
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto``/None, ``cpu``, ``cuda`` or ``cuda:N`` -> a device this machine has; else one line
+    (checked before any work: every command with --device resolves it here)."""
+    import torch
+
+    from cxraug.errors import UserError
+
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"--device {device!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise UserError(f"--device {device!r}: cxraug runs on auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
+    return dev
+
+
+def process_state() -> Any:
+    """Accelerate's per-process state (rank, world, device) without an Accelerator."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=use_cpu())
+
+
+def make_accelerator(
+    *,
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no",
+    force_cpu: bool = False,
+    project_dir: Path | None = None,
+    tensorboard: bool = False,
+    barrier_hours: float | None = None,
+    one_device: torch.device | None = None,
+) -> Any:
+    """An Accelerator with the caller's rules, or (``one_device``) a :class:`OneDevice`.
+
+    ``project_dir``: where tensorboard logs go (its ``tb`` folder); ``barrier_hours``: how long
+    a process may wait for the others at a barrier (default: Accelerate's)."""
+    if one_device is not None:
+        if mixed_precision != "no":
+            raise ValueError("one_device trains in float32 only")
+        return OneDevice(one_device)
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration
+
+    kwargs: dict[str, Any] = {}
+    if project_dir is not None:
+        kwargs["project_config"] = ProjectConfiguration(
+            project_dir=str(project_dir), logging_dir=str(project_dir / "tb")
+        )
+    if tensorboard:
+        kwargs["log_with"] = "tensorboard"
+    if barrier_hours is not None:
+        from datetime import timedelta
+
+        kwargs["kwargs_handlers"] = [InitProcessGroupKwargs(timeout=timedelta(hours=barrier_hours))]
+    return Accelerator(cpu=use_cpu(force_cpu), mixed_precision=mixed_precision, **kwargs)
+
+
+class OneDevice:
+    """What the classifier's fit needs of an Accelerator, on one device in full float32.
+
+    For helper trainings run inside another command (the reference classifier inside
+    ``train-gen``): Accelerate's state is one per process, so a new ``Accelerator()`` there
+    would inherit the run's mixed precision, and the helper's weights would depend on who
+    trained it first."""
+
+    num_processes, process_index, is_main_process = 1, 0, True
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def prepare(self, *objs):
+        from torch.utils.data import DataLoader
+
+        out = tuple(_OnDevice(o, self.device) if isinstance(o, DataLoader) else self._move(o) for o in objs)
+        return out if len(out) > 1 else out[0]
+
+    def _move(self, obj):
+        import torch
+
+        return obj.to(self.device) if isinstance(obj, torch.nn.Module) else obj
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def autocast(self):
+        return contextlib.nullcontext()
+
+    def gather_for_metrics(self, tensors):
+        return tensors
+
+    def unwrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model
+
+    def free_memory(self) -> None:
+        pass
+
+
+class _OnDevice:
+    """A DataLoader whose batches arrive on a device (as Accelerate's prepared loaders do)."""
+
+    def __init__(self, loader: DataLoader, device: torch.device) -> None:
+        self.loader, self.device, self.dataset = loader, device, loader.dataset
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            yield tuple(t.to(self.device, non_blocking=True) for t in batch)

@@ -1,0 +1,27 @@
+"""The names of the sample-quality metrics, for configs that validate them without importing
+the metrics themselves (``TrainConfig`` lives on the core floor). ``cxraug.metrics.registry``
+holds the metrics and checks at import that its names and defaults are these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cxraug.errors import UserError
+
+METRIC_NAMES = ("fid", "kid", "pr", "dc", "fidelity", "fd_cxr")  # registry order
+DEFAULT_METRICS = ("fid", "kid", "pr", "dc")  # the set used when no metric is named
+
+
+def resolve_metrics(names: Iterable[str] | None) -> list[str]:
+    """Validate metric names (None -> the default set, 'all' -> every metric), in registry order."""
+    if names is None:
+        return list(DEFAULT_METRICS)
+    wanted = [n.strip().lower() for n in names if n.strip()]
+    if not wanted:
+        return list(DEFAULT_METRICS)
+    if "all" in wanted:
+        return list(METRIC_NAMES)
+    unknown = [n for n in wanted if n not in METRIC_NAMES]
+    if unknown:
+        raise UserError(f"unknown metric {unknown[0]!r}; known: {', '.join(METRIC_NAMES)}")
+    return [n for n in METRIC_NAMES if n in wanted]

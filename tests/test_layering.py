@@ -1,0 +1,126 @@
+"""The package's floors (docs/architecture.md): a module imports from its own floor or below.
+
+Parsed with ast, nothing executed; imports inside functions count too (a lazy import is still
+a dependency). A module no floor claims fails the test, so a new module gets a floor on purpose.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "cxraug"
+
+# Lowest first. A module belongs to the floor of the longest prefix that names it.
+FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "core",
+        (
+            "cxraug", "cxraug.errors", "cxraug.fsutil", "cxraug.integrity", "cxraug.lock",
+            "cxraug.progress", "cxraug.resources", "cxraug.rng", "cxraug.accel", "cxraug.config",
+            "cxraug.metric_names", "cxraug.classes", "cxraug.grid", "cxraug.ema", "cxraug.malloc", "cxraug.page",
+            "cxraug.significance",
+        ),
+    ),
+    ("data", ("cxraug.data",)),
+    (
+        "generation",
+        ("cxraug.generator", "cxraug.registry", "cxraug.runs", "cxraug.checkpoint", "cxraug.train",
+         "cxraug.synth", "cxraug.synthset"),
+    ),
+    ("classify", ("cxraug.classify",)),
+    ("metrics", ("cxraug.metrics",)),
+    ("analysis", ("cxraug.benchmark", "cxraug.compare", "cxraug.studypage")),
+    ("interface", ("cxraug.commands", "cxraug.cli")),
+)  # fmt: skip
+# The entry point runs the CLI: it sits on top whatever its name says.
+TOP = {"cxraug.__main__": "interface"}
+
+
+def floor_of(module: str, floors=FLOORS) -> int | None:
+    """Index of the floor of ``module`` (the longest matching prefix), None if no floor claims it."""
+    if module in TOP:
+        return [n for n, _ in floors].index(TOP[module])
+    best: tuple[int, int] | None = None
+    for i, (_, prefixes) in enumerate(floors):
+        for p in prefixes:
+            # the package itself claims only itself, not every module under it
+            covers = module == p or ("." in p and module.startswith(p + "."))
+            if covers and (best is None or len(p) > best[0]):
+                best = (len(p), i)
+    return None if best is None else best[1]
+
+
+def module_name(path: Path, root: Path = PACKAGE) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts).removesuffix(".__init__")
+
+
+def imports_of(source: str, package: str = "cxraug") -> set[str]:
+    """Modules of ``package`` that ``source`` imports (absolute imports; ``from cxraug import x``
+    counts as ``cxraug.x``)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.split(".")[0] == package)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] != package:
+                continue
+            out.add(node.module)
+            if node.module == package:
+                out.update(f"{package}.{a.name}" for a in node.names)
+    return out
+
+
+def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
+    return {module_name(p, root): imports_of(p.read_text()) for p in sorted(root.rglob("*.py"))}
+
+
+def violations(graph: dict[str, set[str]], floors=FLOORS) -> list[str]:
+    """Every edge that goes up a floor, and every module no floor claims."""
+    names = [n for n, _ in floors]
+    out = []
+    for module, deps in sorted(graph.items()):
+        here = floor_of(module, floors)
+        if here is None:
+            out.append(f"{module}: no floor claims it (add it to FLOORS and docs/architecture.md)")
+            continue
+        for dep in sorted(deps):
+            there = floor_of(dep, floors)
+            if there is None:
+                # `from cxraug import __version__` and the like: a name of the package itself
+                there = floor_of(dep.rpartition(".")[0], floors)
+            if there is not None and there > here:
+                out.append(f"{module} ({names[here]}) imports {dep} ({names[there]})")
+    return out
+
+
+def test_the_package_imports_only_down_the_floors() -> None:
+    graph = import_graph()
+    assert "cxraug.train" in graph and "cxraug.classify.fit" in graph, "the checker sees the package"
+    assert violations(graph) == []
+
+
+def test_scoring_and_generation_do_not_depend_on_the_benchmark() -> None:
+    graph = import_graph()
+    users = [m for m in graph if m.startswith("cxraug.metrics") or m in ("cxraug.train", "cxraug.synth")]
+    assert users and not [(m, d) for m in users for d in graph[m] if d.startswith("cxraug.benchmark")]
+
+
+def test_the_checker_catches_an_edge_up_a_floor() -> None:
+    """Self-check on a synthetic graph: the rule is not vacuous."""
+    graph = {
+        "cxraug.metrics.score": {"cxraug.benchmark.runner", "cxraug.classify.fit"},  # up, down
+        "cxraug.train": {"cxraug.metrics.training"},  # up
+        "cxraug.classify.fit": {"cxraug.rng", "cxraug.classify.models"},  # down, same floor
+        "cxraug.newthing": set(),  # unclaimed
+        "cxraug.commands.x": {"cxraug.benchmark.runner"},  # down
+    }
+    found = violations(graph)
+    assert found == [
+        "cxraug.metrics.score (metrics) imports cxraug.benchmark.runner (analysis)",
+        "cxraug.newthing: no floor claims it (add it to FLOORS and docs/architecture.md)",
+        "cxraug.train (generation) imports cxraug.metrics.training (metrics)",
+    ]
+    src = "def f():\n    from cxraug.benchmark import runner\n    import cxraug.compare.core\n"
+    assert imports_of(src) == {"cxraug.benchmark", "cxraug.compare.core"}  # lazy imports count
