@@ -79,6 +79,14 @@ def test_broken_plugin_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
         registry.get("broken")
 
 
+def test_docs_show_the_example_pyproject_whole() -> None:
+    """docs/plugins.md quotes the example's pyproject.toml in full (its comments aside)."""
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    block = doc.split("Its `pyproject.toml`, whole:")[1].split("```toml\n")[1].split("```")[0]
+    lines = (EXAMPLE / "pyproject.toml").read_text().splitlines(keepends=True)
+    assert block == "".join(line for line in lines if not line.startswith("#")).lstrip("\n")
+
+
 def test_unknown_plugin_suggests_the_closest_name(phantom32: Path) -> None:
     r = CliRunner().invoke(app, ["train-gen", "--plugin", "cgna", "--data", str(phantom32), "--out", "unused"])
     assert r.exit_code == 2

@@ -56,7 +56,8 @@ class ClassMean(Generator):
         if self.config.dequantize:
             # Every random draw of a step comes from step_generator (seeded from self.rng).
             g = self.step_generator(accelerator.process_index, images.device)
-            images = images + (torch.rand(images.shape, generator=g, device=g.device) - 0.5) * (2 / 255)
+            u = torch.rand(images.shape, generator=g, device=g.device).to(images.device)
+            images = images + (u - 0.5) * (2 / 255)
         mean, log_std = p["mean"][labels], p["log_std"][labels]
         nll = (((images - mean) / log_std.exp()) ** 2 / 2 + log_std).mean()
         self.opt.zero_grad()
