@@ -1,4 +1,4 @@
-"""The Generator contract: the only thing a generator plugin implements.
+"""The Generator contract: the only thing a generator plugin implements (docs/plugins.md).
 
 A plugin is a class with a pydantic ``Config`` (unknown keys rejected), built from that config
 and a :class:`DataSpec` without doing any I/O. The core training loop (cxraug.train) calls
@@ -7,10 +7,12 @@ for exact resume. ``sample`` turns class labels into images in [-1, 1]; ``export
 safetensors weights + JSON config that ``from_export`` rebuilds without the training code.
 
 Plugins never create an Accelerator, never download anything and never print: the core
-does those. All randomness of a step comes from ``self.rng`` (a CPU torch.Generator whose
-state is part of ``state()``), so a resumed run repeats a straight one exactly. Modules that
-can only draw from torch's global RNG (dropout) get it seeded per step by the loop
-(cxraug.rng.step_rng), so they stay exact too.
+does those. A setting the plugin cannot honour is a :class:`cxraug.errors.UserError` (one
+line, exit code 2). All randomness of a step comes from ``self.rng`` (a CPU torch.Generator),
+and the plugin puts its state in ``state()`` (the core saves only what ``state()`` returns),
+so a resumed run repeats a straight one exactly. Modules that can only draw from torch's
+global RNG (dropout) get it seeded per step by the loop (cxraug.rng.step_rng), so they stay
+exact too. ``cxraug.testing`` checks all of this on a plugin.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cxraug.errors import UserError
 from cxraug.rng import derive_seed
@@ -38,7 +40,8 @@ class PluginConfig(BaseModel):
 
 
 class SampleOptions(BaseModel):
-    """Base of a plugin's sampling options (``cxraug synth --set key=value``)."""
+    """Base of a plugin's sampling options (``cxraug synth --set key=value``); a plugin's own
+    options subclass it (the registry refuses a plugin whose options do not)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -93,7 +96,15 @@ class Generator(ABC):
         # The same on every process; per-process draws go through step_generator, so the
         # main process's checkpoint restores every process exactly.
         self.rng = torch.Generator().manual_seed(seed)
-        self.build()
+        try:
+            self.build()
+        except ValidationError as e:
+            # A plugin validating settings of its own in build() (a nested or derived pydantic
+            # model) gets the one line that --set values get, not a traceback.
+            from cxraug.config import validation_message
+            from cxraug.errors import UserError
+
+            raise UserError(validation_message(e, type(config), f"{self.name} model key")) from None
 
     def step_generator(self, process_index: int, device: torch.device | None = None) -> torch.Generator:
         """This training step's generator: one draw from ``self.rng`` (whose state alone then
@@ -106,7 +117,10 @@ class Generator(ABC):
     # --- building and training -------------------------------------------------------------
     @abstractmethod
     def build(self) -> None:
-        """Create the modules (on CPU). Called by __init__; no I/O."""
+        """Create the modules (on CPU) from ``self.config`` and ``self.spec``. Called by
+        __init__ (also to check a config before a run starts); no I/O. A setting that cannot
+        be built (a size the architecture does not take, a bad combination) raises
+        :class:`cxraug.errors.UserError` naming the key and what to do."""
 
     @abstractmethod
     def setup(self, accelerator: Any) -> None:
@@ -118,12 +132,14 @@ class Generator(ABC):
 
     @abstractmethod
     def state(self) -> dict[str, Any]:
-        """Everything needed to resume exactly: weights, EMA, optimizers, rng, aug state.
-        Tensors, numbers, strings, lists and dicts only (loaded with weights_only=True)."""
+        """Everything needed to resume exactly: weights, EMA, optimizers, augmentation state and
+        ``self.rng.get_state()`` (the core saves only this dict: without the rng a resumed run
+        draws other noise). Tensors, numbers, strings, lists and dicts only (loaded with
+        weights_only=True)."""
 
     @abstractmethod
     def load_state(self, state: dict[str, Any]) -> None:
-        """Restore ``state()``; called after ``setup``."""
+        """Restore ``state()``, ``self.rng.set_state(...)`` included; called after ``setup``."""
 
     # --- sampling and export -----------------------------------------------------------------
     @abstractmethod
@@ -133,8 +149,13 @@ class Generator(ABC):
         generator: torch.Generator | None = None,
         options: SampleOptions | None = None,
     ) -> torch.Tensor:
-        """Images for ``labels`` (long, N), in [-1, 1], N x C x S x S. Noise is drawn on the
-        CPU from ``generator`` so that a seed gives the same images on any device."""
+        """Images for ``labels`` (long, N; the core passes them on the CPU, so move them to
+        ``self.device``), in [-1, 1], float32, N x C x S x S, on ``self.device``. Noise is
+        drawn on the CPU from ``generator`` so that a seed gives the same images on any device;
+        ``generator`` None means a fixed default seed, never ``self.rng`` (sampling must not
+        move training's random stream). ``options`` None means ``SampleOptions()``. The core
+        also calls it during training, for sample grids and training-time FID, so it leaves
+        the training state as it found it (and is best decorated ``@torch.no_grad()``)."""
 
     @abstractmethod
     def export_tensors(self) -> dict[str, torch.Tensor]:

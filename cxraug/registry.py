@@ -7,6 +7,7 @@ reads the installed entry points, so a newly installed plugin is seen at once.
 
 from __future__ import annotations
 
+import difflib
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
@@ -28,12 +29,14 @@ def available() -> list[str]:
 
 def get(name: str) -> type[Generator]:
     """Load the plugin class registered as ``name``; a helpful error if it is unknown."""
-    from cxraug.generator import Generator
+    from cxraug.generator import Generator, PluginConfig, SampleOptions
 
     eps = _entry_points()
     if name not in eps:
         known = ", ".join(sorted(eps)) or "none (is cxraug installed with `pip install -e .`?)"
-        raise UserError(f"unknown generator plugin {name!r}; known: {known}")
+        close = difflib.get_close_matches(name, sorted(eps), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UserError(f"unknown generator plugin {name!r}; known: {known}{hint}")
     try:
         cls = eps[name].load()
     except ModuleNotFoundError as e:
@@ -47,6 +50,13 @@ def get(name: str) -> type[Generator]:
         ) from None
     if not (isinstance(cls, type) and issubclass(cls, Generator)):
         raise UserError(f"plugin {name!r} ({eps[name].value}) is not a cxraug.generator.Generator")
+    # The core validates --set values and config files through these bases (unknown keys rejected).
+    for attr, base in (("Config", PluginConfig), ("SampleOptions", SampleOptions)):
+        member = getattr(cls, attr, None)
+        if not (isinstance(member, type) and issubclass(member, base)):
+            raise UserError(
+                f"plugin {name!r} ({eps[name].value}): its {attr} must subclass cxraug.generator.{base.__name__}"
+            )
     return cls
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -12,19 +15,26 @@ from typer.testing import CliRunner
 from cxraug import registry
 from cxraug.cli import app
 from cxraug.errors import UserError
+from cxraug.testing import GeneratorContract, run_contract
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "docs" / "examples" / "cxraug_classmean.py"
+EXAMPLE = ROOT / "docs" / "examples" / "cxraug_classmean"
 
 
 def install_example(site: Path) -> None:
-    """What `pip install` of a plugin package leaves behind: the module and a dist-info
-    with an entry_points.txt naming the cxraug.generators group."""
-    (site / "cxraug_classmean.py").write_text(EXAMPLE.read_text())
-    info = site / "cxraug_classmean-0.1.dist-info"
+    """What `pip install` of the example package leaves behind, without pip: its module and a
+    dist-info whose entry_points.txt is read from the package's own pyproject.toml."""
+    project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())
+    for module in project["tool"]["setuptools"]["py-modules"]:
+        (site / f"{module}.py").write_text((EXAMPLE / f"{module}.py").read_text())
+    name, version = project["project"]["name"], project["project"]["version"]
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cxraug-classmean\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[cxraug.generators]\nclassmean = cxraug_classmean:ClassMean\n")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    groups = project["project"]["entry-points"]
+    (info / "entry_points.txt").write_text(
+        "".join(f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) for g, eps in groups.items())
+    )
 
 
 @pytest.fixture
@@ -67,3 +77,105 @@ def test_broken_plugin_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.syspath_prepend(str(site))
     with pytest.raises(UserError, match=r"plugin 'broken' .* failed to import"):
         registry.get("broken")
+
+
+def test_docs_show_the_example_pyproject_whole() -> None:
+    """docs/plugins.md quotes the example's pyproject.toml in full (its comments aside)."""
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    block = doc.split("Its `pyproject.toml`, whole:")[1].split("```toml\n")[1].split("```")[0]
+    lines = (EXAMPLE / "pyproject.toml").read_text().splitlines(keepends=True)
+    assert block == "".join(line for line in lines if not line.startswith("#")).lstrip("\n")
+
+
+def test_unknown_plugin_suggests_the_closest_name(phantom32: Path) -> None:
+    r = CliRunner().invoke(app, ["train-gen", "--plugin", "cgna", "--data", str(phantom32), "--out", "unused"])
+    assert r.exit_code == 2
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "did you mean 'cgan'?" in lines[0], r.output
+    with pytest.raises(UserError) as e:
+        registry.get("zzzz")
+    assert "did you mean" not in str(e.value)
+
+
+class TestExampleMeetsContract(GeneratorContract):
+    """The documented example, installed from its package folder, through the public suite."""
+
+    plugin = "classmean"
+
+    @pytest.fixture(autouse=True)
+    def _installed(self, third_party: Path) -> None:
+        pass
+
+
+def test_contract_catches_a_plugin_that_drops_its_rng(third_party: Path) -> None:
+    """The example draws dequantization noise from self.rng: without its rng in state() a
+    resumed run would draw other noise, and the suite's exact-resume check says so."""
+    example = registry.get("classmean")
+
+    class Forgetful(example):
+        def state(self) -> dict[str, Any]:
+            return {k: v for k, v in super().state().items() if k != "rng"}
+
+        def load_state(self, state: dict[str, Any]) -> None:
+            super().load_state({**state, "rng": self.rng.get_state()})
+
+    run_contract(example)
+    with pytest.raises(AssertionError):
+        run_contract(Forgetful)
+
+
+PLUGIN_WITH_CHECKS = """
+from pydantic import BaseModel, Field
+from cxraug.errors import UserError
+from cxraug_classmean import ClassMean, ClassMeanConfig
+
+class Widths(BaseModel):
+    width: int = Field(gt=0)
+
+class StrictConfig(ClassMeanConfig):
+    width: int = 8
+
+class Strict(ClassMean):
+    name = "strict"
+    Config = StrictConfig
+
+    def build(self):
+        if self.spec.size % self.config.width:
+            raise UserError(f"model key 'width' ({self.config.width}) must divide the image size ({self.spec.size})")
+        Widths(width=self.config.width - 100)  # a plugin's own pydantic check of a derived setting
+        super().build()
+
+class Loose(ClassMean):
+    name = "loose"
+    Config = dict
+"""
+
+
+@pytest.mark.parametrize(
+    ("plugin", "sets", "message"),
+    [
+        ("strict", ["width=5"], "model key 'width' (5) must divide the image size (32)"),
+        ("strict", ["width=8"], "strict model key 'width': Input should be greater than 0"),
+        ("loose", [], "its Config must subclass cxraug.generator.PluginConfig"),
+    ],
+)
+def test_a_bad_setting_in_build_is_one_line(
+    third_party: Path, tmp_path: Path, phantom32: Path, plugin: str, sets: list[str], message: str
+) -> None:
+    """UserError, a pydantic ValidationError raised in build(), and a Config that is not a
+    PluginConfig: one line on stderr and exit code 2, before any run directory is made."""
+    (third_party / "strict_plugin.py").write_text(PLUGIN_WITH_CHECKS)
+    info = third_party / "strict_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: strict-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[cxraug.generators]\nstrict = strict_plugin:Strict\nloose = strict_plugin:Loose\n"
+    )
+    cmd = [sys.executable, "-m", "cxraug", "train-gen", "--plugin", plugin, "--data", str(phantom32),
+           "--out", str(tmp_path / "runs"), *(a for s in sets for a in ("--set", s))]  # fmt: skip
+    path = os.pathsep.join(str(p) for p in (third_party, ROOT, ROOT / "plugins"))  # this checkout's cxraug
+    env = {"PYTHONPATH": path, "PATH": "/usr/bin:/bin", "CXRAUG_THREADS": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

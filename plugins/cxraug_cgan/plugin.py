@@ -50,10 +50,6 @@ class Anchors:
         self.real, self.fake = s["real"], s["fake"]
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    return getattr(module, "module", module)
-
-
 def cosine_burnin(images_seen: int, burnin_img: float) -> float:
     """1 at the start of the burn-in, 0 from its end on, a half cosine between (R3GAN's schedules)."""
     if burnin_img <= 0:
@@ -114,6 +110,9 @@ class CGAN(Generator):
             s.size, s.num_classes, c.d_ch, c.max_ch, c.convs_per_block, c.d_ch4, c.d_sn, c.mbstd_group,
             act=c.d_act, resample=c.resample, zero_init=c.d_zero_init, recon=c.recon_weight > 0,
         )  # fmt: skip
+        # The modules themselves, for state, schedules and D's forward without DDP's sync;
+        # setup() re-points them through accelerator.unwrap_model once G and D are prepared.
+        self.G_plain, self.D_plain = self.G, self.D
         self.ema = EMA(self.G, c)
         self.G_ema = self.ema.model
         self.ada = AdaptiveP(c.aug_p, c.ada_target, c.ada_speed_img, c.ada_interval)
@@ -135,6 +134,7 @@ class CGAN(Generator):
         opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
         opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2))
         self.G, self.D, self.opt_g, self.opt_d = accelerator.prepare(self.G, self.D, opt_g, opt_d)
+        self.G_plain, self.D_plain = accelerator.unwrap_model(self.G), accelerator.unwrap_model(self.D)
         self.G_ema.to(accelerator.device)
 
     def _noise(self, n: int, g: torch.Generator, truncation: float | None = None) -> torch.Tensor:
@@ -151,7 +151,7 @@ class CGAN(Generator):
         of the state, so resume is exact."""
         c, seen = self.config, self.ema.images_seen
         w = class_weight(seen, _kimg(c.cond_start_kimg), _kimg(c.cond_end_kimg))
-        for net in (_unwrap(self.G), _unwrap(self.D)):
+        for net in (self.G_plain, self.D_plain):
             net.cond_weight.fill_(w)
         b = cosine_burnin(seen, c.burnin_kimg * 1000)
         if c.beta2_start is not None:
@@ -233,13 +233,13 @@ class CGAN(Generator):
         real_pre = reals.detach().requires_grad_(True)
         fake_pre = fakes.detach().requires_grad_(True)
         both = torch.cat([augment(real_pre, self.ops, self.ada.p, rng), augment(fake_pre, self.ops, self.ada.p, rng)])
-        out = _unwrap(self.D)(both, torch.cat([labels, labels]), parts=2).float()
+        out = self.D_plain(both, torch.cat([labels, labels]), parts=2).float()
         k = reals.shape[0]
         return zero_centred_penalty(out[:k], real_pre), zero_centred_penalty(out[k:], fake_pre)
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: Any) -> dict[str, float]:
         c, n, dev = self.config, images.shape[0], images.device
-        d_plain = _unwrap(self.D)
+        d_plain = self.D_plain
         rng = self.step_generator(accelerator.process_index, dev)  # noise and augmentation draws
         gamma = self._schedules()
 
@@ -266,7 +266,7 @@ class CGAN(Generator):
         self.opt_g.step()
         d_plain.requires_grad_(True)
 
-        self.ema.update(_unwrap(self.G), n * accelerator.num_processes)
+        self.ema.update(self.G_plain, n * accelerator.num_processes)
         self.steps_done += 1
         self._stats_for = (False, None)
         return {
@@ -320,8 +320,8 @@ class CGAN(Generator):
 
     def state(self) -> dict[str, Any]:
         return {
-            "G": _unwrap(self.G).state_dict(),
-            "D": _unwrap(self.D).state_dict(),
+            "G": self.G_plain.state_dict(),
+            "D": self.D_plain.state_dict(),
             "ema": self.ema.state_dict(),
             "opt_g": self.opt_g.state_dict() if self.opt_g else {},
             "opt_d": self.opt_d.state_dict() if self.opt_d else {},
@@ -332,8 +332,8 @@ class CGAN(Generator):
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        _unwrap(self.G).load_state_dict(state["G"])
-        _unwrap(self.D).load_state_dict(state["D"])
+        self.G_plain.load_state_dict(state["G"])
+        self.D_plain.load_state_dict(state["D"])
         self.ema.load_state_dict(state["ema"])
         if self.opt_g is not None:
             self.opt_g.load_state_dict(state["opt_g"])
