@@ -26,7 +26,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "generation",
         ("cxraug.generator", "cxraug.registry", "cxraug.runs", "cxraug.checkpoint", "cxraug.train",
-         "cxraug.synth", "cxraug.synthset"),
+         "cxraug.synth", "cxraug.synthset", "cxraug.testing"),
     ),
     ("classify", ("cxraug.classify",)),
     ("metrics", ("cxraug.metrics",)),
