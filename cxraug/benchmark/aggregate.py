@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cxraug.benchmark.arms import Arm
-    from cxraug.benchmark.runner import Plan, RunRecord
+    from cxraug.benchmark.plan import Plan, RunRecord
 
 VERDICT_METRICS = ("auroc", "f1")  # one family: every rare class x arm x these metrics
 MDE_POWER = 0.8
@@ -104,7 +104,7 @@ def images(n: int, kind: str) -> str:
 def rare_classes(plan: Plan, train_counts: np.ndarray) -> tuple[list[int], str]:
     cfg = plan.cfg
     if cfg.rare_classes:
-        from cxraug.benchmark.runner import class_index
+        from cxraug.benchmark.plan import class_index
 
         idx = sorted({class_index(c, plan.classes, "rare_classes") for c in cfg.rare_classes})
         return idx, "chosen with option rare_classes"

@@ -97,7 +97,7 @@ def _compare(**kw: Any) -> None:
     from cxraug.compare.bootstrap import BootstrapConfig
     from cxraug.compare.core import CompareConfig
     from cxraug.compare.core import compare as run_compare
-    from cxraug.compare.report import write_outputs
+    from cxraug.compare.output import write_outputs
     from cxraug.config import parse_sets
     from cxraug.data.prepared import dataset_files
     from cxraug.metrics.features import load_feature_extractor, resolve_device

@@ -11,8 +11,9 @@ import numpy as np
 
 from cxraug.data.prepared import PreparedData, fingerprint
 from cxraug.metrics.cache import FeatureCache, default_cache_dir
+from cxraug.metrics.real import real_features
 from cxraug.metrics.registry import DEFAULT_MIN_IMAGES, MetricOptions, compute_metrics, metrics_in
-from cxraug.metrics.score import proportional_counts, real_features
+from cxraug.metrics.score import proportional_counts
 from cxraug.metrics.sources import sample_class
 
 
