@@ -121,6 +121,38 @@ METRICS: MappingProxyType[str, Metric] = MappingProxyType(
 )
 
 
+@dataclass(frozen=True)
+class Shown:
+    """How one output of a metric is shown in every report's tables."""
+
+    label: str
+    digits: int = 2
+    scale: float = 1.0  # shown x scale (KID x 1e3)
+    drop: int = 2  # terminal column priority: 0 always shown, the highest goes first when narrow
+
+    def text(self, v: float | None) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return "-"
+        return f"{v * self.scale:.{self.digits}f}"
+
+
+# The outputs reports show as numbers, how; an output not named here is shown as itself, 2 digits.
+SHOWN: MappingProxyType[str, Shown] = MappingProxyType(
+    {
+        "fid": Shown("FID", 2, drop=0),
+        "kid": Shown("KID x1e3", 2, 1e3, drop=1),
+        "precision": Shown("precision", 3, drop=3),
+        "recall": Shown("recall", 3, drop=3),
+        "density": Shown("density", 3, drop=4),
+        "coverage": Shown("coverage", 3, drop=4),
+    }
+)
+
+
+def shown(output: str) -> Shown:
+    return SHOWN.get(output) or Shown(output)
+
+
 def resolve_metrics(names: Iterable[str] | None) -> list[str]:
     """Validate metric names (None -> the default set, 'all' -> every metric), in registry order."""
     if names is None:
