@@ -44,6 +44,7 @@ from cxraug.commands.options import (
 from cxraug.errors import UserError
 from cxraug.lock import output_lock
 from cxraug.metrics.reference import ReferenceConfig
+from cxraug.metrics.registry import METRICS, SHOWN, shown
 
 
 def score(
@@ -200,9 +201,9 @@ def score_table(result: Any, console: Console) -> Table:
         caption = rich_line(("dataset is NOT real data", "bold yellow"), "\n", caption)
     title = f"cxraug score: {ctx['data']['name']} ({ctx['split']})"
     columns = [Column("class", "left", number=False), Column("n real"), Column("n fake")]
-    heads = {"fid": [("FID", 0)], "kid": [("KID x1e3", 1)], "pr": [("precision", 3), ("recall", 3)],
-             "dc": [("density", 4), ("coverage", 4)], "fidelity": [("fidelity\nsyn / real", 1)],
-             "fd_cxr": [("FD cxr", 1)]}  # fmt: skip
+    # The Inception metrics' columns as the registry shows them; the reference ones are shown paired here.
+    heads = {m: [(shown(o).label, shown(o).drop) for o in METRICS[m].outputs if o in SHOWN] for m in cols}
+    heads |= {"fidelity": [("fidelity\nsyn / real", 1)], "fd_cxr": [("FD cxr", 1)]}
     inception = [m for m in cols if m in ("fid", "kid", "pr", "dc")]
     for m in cols:
         columns += [Column(h, drop=d) for h, d in heads[m]]
