@@ -13,7 +13,7 @@ import pytest
 from cxraug.benchmark.aggregate import build_report
 from cxraug.benchmark.arms import Arm
 from cxraug.benchmark.config import BenchmarkConfig
-from cxraug.benchmark.runner import Plan, RunRecord
+from cxraug.benchmark.plan import Plan, RunRecord
 from cxraug.benchmark.statistics import HELPED, NO_EVIDENCE
 from cxraug.data.prepared import PreparedData
 from cxraug.significance import detectable_difference

@@ -16,7 +16,7 @@ from test_score_support import PixelProjection, copying_generator, noise_generat
 
 from cxraug.compare.bootstrap import BootstrapConfig
 from cxraug.compare.core import CompareConfig, compare
-from cxraug.compare.report import write_outputs
+from cxraug.compare.output import write_outputs
 from cxraug.data.prepared import fingerprint, open_prepared
 from cxraug.fsutil import write_json
 from cxraug.metrics.score import ScoreConfig

@@ -15,7 +15,8 @@ from cxraug.data.prepared import open_prepared
 from cxraug.errors import UserError
 from cxraug.metrics import inception
 from cxraug.metrics.cache import CacheKey, FeatureCache, default_cache_dir
-from cxraug.metrics.score import ScoreConfig, real_features, score
+from cxraug.metrics.real import real_features
+from cxraug.metrics.score import ScoreConfig, score
 from cxraug.metrics.sources import generator_source
 
 

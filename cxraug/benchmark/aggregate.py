@@ -19,7 +19,7 @@ import numpy as np
 
 from cxraug.benchmark.bootstrap import StoredRun, arm_draws, make_draws
 from cxraug.benchmark.metrics import CLASS_METRICS, RUN_METRICS, overall, per_class
-from cxraug.benchmark.statistics import ADJUSTMENTS, MIN_SEEDS, Stat, mean_ci, verdict
+from cxraug.benchmark.statistics import ADJUSTMENTS, MIN_SEEDS, Estimate, Stat, mean_ci, paired_difference, verdict
 from cxraug.progress import NullReporter, Reporter
 from cxraug.significance import detectable_difference, normal_p_value, percentile_interval
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cxraug.benchmark.arms import Arm
-    from cxraug.benchmark.runner import Plan, RunRecord
+    from cxraug.benchmark.plan import Plan, RunRecord
 
 VERDICT_METRICS = ("auroc", "f1")  # one family: every rare class x arm x these metrics
 MDE_POWER = 0.8
@@ -104,7 +104,7 @@ def images(n: int, kind: str) -> str:
 def rare_classes(plan: Plan, train_counts: np.ndarray) -> tuple[list[int], str]:
     cfg = plan.cfg
     if cfg.rare_classes:
-        from cxraug.benchmark.runner import class_index
+        from cxraug.benchmark.plan import class_index
 
         idx = sorted({class_index(c, plan.classes, "rare_classes") for c in cfg.rare_classes})
         return idx, "chosen with option rare_classes"
@@ -216,8 +216,7 @@ def _statistics(
                 ]
                 draws[a] = arm_draws(runs, labels, plan_draws, rare, advance)
 
-    def stat(values: list[float], boot: np.ndarray | None, reason: str, diff: bool) -> Stat:
-        t = mean_ci(values, conf)
+    def stat(t: Estimate, boot: np.ndarray | None, reason: str, diff: bool) -> Stat:
         base = Stat(t.mean, math.nan, math.nan, t.n, t_low=t.low, t_high=t.high, reason=reason or seed_reason)
         if boot is None:
             return base
@@ -235,16 +234,17 @@ def _statistics(
     def by_seed(df: pd.DataFrame, metric: str) -> dict[int, float]:
         return {int(s): float(v) for s, v in zip(df["seed"], df[metric], strict=True)}
 
-    def paired(df: pd.DataFrame, ref_df: pd.DataFrame, metric: str) -> list[float]:
-        a, r = by_seed(df, metric), by_seed(ref_df, metric)
-        return [a[s] - r[s] for s in sorted(set(a) & set(r)) if not (math.isnan(a[s]) or math.isnan(r[s]))]
+    def paired(df: pd.DataFrame, ref_df: pd.DataFrame, metric: str) -> Estimate:
+        return paired_difference(by_seed(df, metric), by_seed(ref_df, metric), conf)
 
     arm_summary: dict[str, dict[str, Stat]] = {}
     arm_diff: dict[str, dict[str, Stat]] = {}
     ref_runs = runs_df[runs_df["arm"] == ref]
     for a in arm_names:
         sub = runs_df[runs_df["arm"] == a]
-        arm_summary[a] = {m: stat(sub[m].tolist(), draws.get(a, {}).get(m), "", False) for m in RUN_METRICS}
+        arm_summary[a] = {
+            m: stat(mean_ci(sub[m].tolist(), conf), draws.get(a, {}).get(m), "", False) for m in RUN_METRICS
+        }
         secs = mean_ci(sub["seconds"].tolist(), conf)
         arm_summary[a]["seconds"] = Stat(secs.mean, math.nan, math.nan, secs.n, reason="time, not a test metric")
         if have_ref:
@@ -259,7 +259,8 @@ def _statistics(
             rows = per_class_df[(per_class_df["arm"] == a) & (per_class_df["class"] == name)]
             boots = draws.get(a, {})
             class_summary[(a, name)] = {
-                m: stat(rows[m].tolist(), boots[m][:, c] if m in boots else None, reason, False) for m in CLASS_METRICS
+                m: stat(mean_ci(rows[m].tolist(), conf), boots[m][:, c] if m in boots else None, reason, False)
+                for m in CLASS_METRICS
             }
             if have_ref:
                 ref_rows = per_class_df[(per_class_df["arm"] == ref) & (per_class_df["class"] == name)]

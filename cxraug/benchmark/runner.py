@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +40,9 @@ from cxraug.benchmark.arms import (
     synthetic_quota,
 )
 from cxraug.benchmark.config import REPORT_KEYS, BenchmarkConfig
+from cxraug.benchmark.plan import Plan, RunRecord, class_index
 from cxraug.benchmark.provenance import check_synthetic, controlled_caveats, synthetic_fingerprint
 from cxraug.benchmark.spread import OneProcess, Spread, resolve_spread, share
-from cxraug.classes import resolve_class
 from cxraug.classify.trainset import split_patients
 from cxraug.data.identity import describe_difference
 from cxraug.data.prepared import PreparedData, dataset_files, fingerprint, open_prepared
@@ -58,40 +57,6 @@ RESULT, PREDICTIONS = "result.json", "predictions.npz"
 PREDICTIONS_SCHEMA = 2  # 2: + val/test row index and patient id; 1: probabilities and labels only
 REPORT_FILES = ("results.csv", "runs.csv", "results.json", "summary.md")
 BARRIER_HOURS = 24  # how long a process may wait for the others at a barrier
-
-
-@dataclass
-class Plan:
-    data: PreparedData
-    cfg: BenchmarkConfig
-    arms: list[Arm]
-    seeds: list[int]
-    synthetic: dict[str, SyntheticSet]
-    controlled: dict[int, int]  # class index -> images kept
-    synthetic_classes: set[int] | None
-    train_labels: np.ndarray  # labels of the whole prepared training split
-    real_index: np.ndarray  # its rows every arm starts from (all, or a controlled imbalance)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def classes(self) -> list[str]:
-        return self.data.classes
-
-
-@dataclass
-class RunRecord:
-    arm: str
-    seed: int
-    result: dict
-    predictions: dict[str, np.ndarray]
-    reused: bool
-
-
-def class_index(name: str, classes: list[str], option: str) -> int:
-    try:
-        return classes.index(resolve_class(name, classes))
-    except ValueError as e:
-        raise UserError(f"{option}: {e}") from None
 
 
 def make_plan(data_path: Path, cfg: BenchmarkConfig, trained: dict | None = None) -> Plan:

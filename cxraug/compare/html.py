@@ -1,5 +1,6 @@
 """compare.html: one self-contained page (images as data: URIs, no script, no network) with
-the tables and images of compare.md, built with the page helpers the benchmark's page uses."""
+the tables and images of compare.md (the same table models), built with the page helpers
+the benchmark's page uses."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from html import escape
 from typing import Any
 
 from cxraug.compare.report import context_lines, tables, verdict_lines
-from cxraug.page import CSP, STYLE, html_figure, html_table
+from cxraug.page import CSP, STYLE, html_figure
+from cxraug.tables import to_html
 
 
 def page(result: Any, pngs: dict[str, tuple[bytes, str]]) -> str:
@@ -22,7 +24,7 @@ def page(result: Any, pngs: dict[str, tuple[bytes, str]]) -> str:
         "<h2>Verdicts (FID)</h2><ul>",
         *(f"<li>{escape(v)}</li>" for v in verdict_lines(result)),
         "</ul>",
-        *(f"<h2>{escape(title)}</h2>\n{html_table(header, rows)}" for title, header, rows in tables(result)),
+        *(f"<h2>{escape(t.title)}</h2>\n{to_html(t)}" for t in tables(result)),
         "<h2>Images</h2>",
     ]
     parts += [html_figure(data, alt, name) for name, (data, alt) in pngs.items()]

@@ -1,26 +1,18 @@
-"""The compare folder: compare.json, compare.csv, compare.md, one side-by-side PNG per class,
-quality_vs_cost.png and compare.html, written together atomically.
+"""What compare.md says: its tables, context and verdict lines, and the Markdown page.
 
-The Markdown and HTML pages are built from the same tables (``tables``), so they say the same.
+The Markdown and HTML pages are built from the same tables (``tables``), so they say the same;
+:mod:`cxraug.compare.output` writes the whole folder.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import re
-from pathlib import Path
 from typing import Any
 
 from cxraug.compare.core import CompareResult
-from cxraug.fsutil import atomic_dir, write_json
+from cxraug.metrics.registry import shown
+from cxraug.tables import Cell, ReportTable, TableColumn, cells, to_markdown
 
-Table = tuple[str, list[str], list[list[str]]]  # title, header, rows
-
-SCALE = {"kid": 1e3}  # shown x 1e3, as `cxraug score` does
-DIGITS = {"fid": 2, "kid": 2, "precision": 3, "recall": 3, "density": 3, "coverage": 3}
-NAMES = {"fid": "FID", "kid": "KID x1e3"}
 CSV_COLUMNS = (
     "run", "class", "split", "size", "n_real", "n_fake", "status",
     "fid", "fid_low", "fid_high", "kid", "kid_low", "kid_high", "kid_std", "kid_subset_size",
@@ -37,62 +29,67 @@ def slug(name: str) -> str:
 
 
 def fmt(v: Any, metric: str) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v * SCALE.get(metric, 1):.{DIGITS.get(metric, 2)}f}"
+    """A metric's value as every compare table shows it (the registry's scale and digits)."""
+    return shown(metric).text(v)
 
 
-def _num(v: Any, digits: int = 1) -> str:
+def number(v: Any, digits: int = 1) -> str:
     if v is None:
         return "-"
     return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
 
 
-def _outputs(result: CompareResult) -> list[str]:
+def quality_outputs(result: CompareResult) -> list[str]:
     from cxraug.compare.bootstrap import shown_outputs
 
     return [o for o in shown_outputs(result.context["metrics"]) if o not in ("kid_std", "kid_subset_size")]
 
 
-def cost_table(result: CompareResult) -> Table:
-    header = ["run", "plugin", "step", "images seen", "train min", "train img/s", "params",
-              "sampling", "sample img/s", "sample peak MB"]  # fmt: skip
+def cost_table(result: CompareResult) -> ReportTable:
+    columns = [TableColumn("run", align="left", number=False), TableColumn("plugin", align="left", number=False, drop=3),
+               TableColumn("step", drop=4), TableColumn("images seen", terminal=False),
+               TableColumn("train min", "train\nmin"), TableColumn("train img/s", "train\nimg/s", drop=2),
+               TableColumn("params", drop=1), TableColumn("sampling", align="left", number=False, terminal=False),
+               TableColumn("sample img/s", "sample\nimg/s"), TableColumn("sample peak MB", "peak\nMB", drop=2)]  # fmt: skip
     rows = []
     for r in result.runs:
         t, s = r["training"], r["sampling"]
         opts = ", ".join(f"{k}={v}" for k, v in (r.get("sampling_options") or {}).items() if v is not None) or "-"
-        rows.append([r["label"], str(r["plugin"]), _num(r["step"]), _num(t["images_seen"]), _num(t["train_min"], 2),
-                     _num(t["train_img_per_s"]), _num(r["export_parameters"]), opts, _num(s["img_per_s"]),
-                     _num(s["peak_mb"])])  # fmt: skip
+        rows.append(cells(r["label"], str(r["plugin"]), number(r["step"]), number(t["images_seen"]),
+                          number(t["train_min"], 2), number(t["train_img_per_s"]), number(r["export_parameters"]),
+                          opts, number(s["img_per_s"]), number(s["peak_mb"])))  # fmt: skip
     measure = result.runs[0]["sampling"]["memory_measure"] if result.runs else ""
     title = (
         f"Cost: training from each run's metrics.jsonl (training-step time, cumulative over resumes); "
         f"sampling measured now on {result.runs[0]['sampling']['device'] if result.runs else '?'} "
         f"after a warm-up batch; peak memory = {measure}"
     )
-    return title, header, rows
+    return ReportTable(title, columns, rows)
 
 
-def quality_table(result: CompareResult) -> Table:
-    outs = _outputs(result)
+def quality_table(result: CompareResult) -> ReportTable:
+    outs = quality_outputs(result)
     conf = result.context["bootstrap"]["confidence"]
-    header = ["class", "run", "n real", "n fake", *(NAMES.get(o, o) for o in outs), "copy-like px/feat"]
+    columns = [TableColumn("class", align="left", number=False), TableColumn("run", align="left", number=False),
+               TableColumn("n real", terminal=False), TableColumn("n fake", terminal=False),
+               *(TableColumn(shown(o).label, drop=shown(o).drop) for o in outs),
+               TableColumn("copy-like px/feat", terminal=False)]  # fmt: skip
     rows = []
     for r in result.rows:
-        cells = [r["class"], r["run"], str(r["n_real"]), str(r["n_fake"])]
+        row = cells(r["class"], r["run"], str(r["n_real"]), str(r["n_fake"]))
         for o in outs:
             if r["status"] != "ok":
-                cells.append("too few")
+                row.append(Cell("too few"))
                 continue
-            iv = f" [{fmt(r[f'{o}_low'], o)}, {fmt(r[f'{o}_high'], o)}]" if f"{o}_low" in r else ""
-            cells.append(fmt(r.get(o), o) + iv)
+            iv = f"[{fmt(r[f'{o}_low'], o)}, {fmt(r[f'{o}_high'], o)}]" if f"{o}_low" in r else ""
+            row.append(Cell(fmt(r.get(o), o), iv))
         sp, sf = r.get("mem_share_pixels"), r.get("mem_share_features")
-        cells.append("-" if sp is None or sf is None else f"{sp:.0%} / {sf:.0%}")
-        rows.append(cells)
-    return f"Quality per class (value [{conf:.0%} bootstrap interval])", header, rows
+        row.append(Cell("-" if sp is None or sf is None else f"{sp:.0%} / {sf:.0%}"))
+        rows.append(row)
+    return ReportTable(f"Quality per class (value [{conf:.0%} bootstrap interval])", columns, rows)
 
 
-def difference_table(result: CompareResult) -> Table:
+def difference_table(result: CompareResult) -> ReportTable:
     conf = result.context["bootstrap"]["confidence"]
     header = ["class", "metric", "A - B", "diff", "interval", "excludes 0", "better"]
     rows = []
@@ -101,11 +98,14 @@ def difference_table(result: CompareResult) -> Table:
         iv = "-" if d["low"] is None else f"[{fmt(d['low'], o)}, {fmt(d['high'], o)}]"
         ex = {True: "yes", False: "no", None: "-"}[d["excludes_zero"]]
         better = d["better"] or (d["reason"] or "-")
-        rows.append([d["class"], NAMES.get(o, o), f"{d['run_a']} - {d['run_b']}", fmt(d["diff"], o), iv, ex, better])
-    return f"Paired differences per class ({conf:.0%} interval over the same resamples)", header, rows
+        rows.append(
+            cells(d["class"], shown(o).label, f"{d['run_a']} - {d['run_b']}", fmt(d["diff"], o), iv, ex, better)
+        )
+    title = f"Paired differences per class ({conf:.0%} interval over the same resamples)"
+    return ReportTable(title, [TableColumn(h) for h in header], rows)
 
 
-def downstream_table(result: CompareResult) -> Table | None:
+def downstream_table(result: CompareResult) -> ReportTable | None:
     if not result.downstream:
         return None
     header = ["run", "arm", "class", "metric", "diff vs " + str(result.downstream[0]["reference"]), "interval", "note"]
@@ -113,11 +113,12 @@ def downstream_table(result: CompareResult) -> Table | None:
     for d in result.downstream:
         iv = "-" if d["low"] is None else f"[{d['low']:+.3f}, {d['high']:+.3f}]"
         diff = "-" if d["diff"] is None else f"{d['diff']:+.3f}"
-        rows.append([d["run"], d["arm"], str(d["class"]), d["metric"], diff, iv, d["reason"]])
-    return "Downstream: benchmark arms from these runs (test split of the benchmark)", header, rows
+        rows.append(cells(d["run"], d["arm"], str(d["class"]), d["metric"], diff, iv, d["reason"]))
+    title = "Downstream: benchmark arms from these runs (test split of the benchmark)"
+    return ReportTable(title, [TableColumn(h) for h in header], rows)
 
 
-def tables(result: CompareResult) -> list[Table]:
+def tables(result: CompareResult) -> list[ReportTable]:
     out = [cost_table(result), quality_table(result), difference_table(result)]
     down = downstream_table(result)
     return [*out, down] if down else out
@@ -165,63 +166,12 @@ def verdict_lines(result: CompareResult) -> list[str]:
     return out
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    esc = [[c.replace("|", "\\|") for c in r] for r in [header, *rows]]
-    return [
-        "| " + " | ".join(esc[0]) + " |",
-        "|" + "---|" * len(header),
-        *("| " + " | ".join(r) + " |" for r in esc[1:]),
-    ]
-
-
 def markdown(result: CompareResult, images: dict[str, str]) -> str:
     labels = ", ".join(r["label"] for r in result.runs)
     lines = [f"# cxraug compare: {labels}", "", *context_lines(result), ""]
     lines += ["## Verdicts (FID)", "", *(f"- {v}" for v in verdict_lines(result)), ""]
-    for title, header, rows in tables(result):
-        lines += [f"## {title}", "", *_md_table(header, rows), ""]
+    for t in tables(result):
+        lines += [f"## {t.title}", "", *to_markdown(t), ""]
     lines += ["## Images", ""]
     lines += [f"![{alt}]({name})" for name, alt in images.items()]
     return "\n".join(lines) + "\n"
-
-
-def to_csv(result: CompareResult) -> str:
-    cost = {r["label"]: r for r in result.runs}
-    extra = [k for r in result.rows for k, v in r.items() if k not in CSV_COLUMNS and not isinstance(v, dict)]
-    buf = io.StringIO()  # metrics registered later (extra) after ours
-    w = csv.DictWriter(buf, fieldnames=[*CSV_COLUMNS, *dict.fromkeys(extra)], extrasaction="ignore")
-    w.writeheader()
-    for row in result.rows:
-        r = cost[row["run"]]
-        t, s = r["training"], r["sampling"]
-        w.writerow({**row, "plugin": r["plugin"], "step": r["step"], "train_steps_images": t["images_seen"],
-                    "train_min": t["train_min"], "train_img_per_s": t["train_img_per_s"],
-                    "export_parameters": r["export_parameters"], "sample_img_per_s": s["img_per_s"],
-                    "sample_peak_mb": s["peak_mb"]})  # fmt: skip
-    return buf.getvalue()
-
-
-def images(result: CompareResult) -> dict[str, tuple[bytes, str]]:
-    """File name -> (PNG bytes, alt text)."""
-    from cxraug.compare.plots import quality_vs_cost, side_by_side
-
-    out = {}
-    for c, per_run in result.samples.items():
-        if any(len(v) for v in per_run.values()):
-            out[f"samples_{slug(c)}.png"] = (side_by_side(c, per_run, result.context["seed"]), f"{c}: samples")
-    out["quality_vs_cost.png"] = (quality_vs_cost(result), "FID vs training minutes and vs sampling img/s")
-    return out
-
-
-def write_outputs(result: CompareResult, out: Path, overwrite: bool = False) -> Path:
-    from cxraug.compare.html import page
-
-    pngs = images(result)
-    with atomic_dir(out, overwrite=overwrite) as stage:
-        write_json(stage / "compare.json", {**result.to_json(), "outputs": str(out)})
-        (stage / "compare.csv").write_text(to_csv(result))
-        for name, (data, _) in pngs.items():
-            (stage / name).write_bytes(data)
-        (stage / "compare.md").write_text(markdown(result, {n: alt for n, (_, alt) in pngs.items()}))
-        (stage / "compare.html").write_text(page(result, pngs))
-    return out

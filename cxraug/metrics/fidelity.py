@@ -19,6 +19,7 @@ import numpy as np
 
 from cxraug.data.prepared import PreparedData
 from cxraug.metrics.cache import FeatureCache
+from cxraug.metrics.real import real_features
 from cxraug.metrics.reference import ReferenceClassifier
 from cxraug.metrics.registry import MetricOptions, compute_metrics
 from cxraug.progress import Reporter
@@ -85,8 +86,6 @@ def reference_metrics(
     fd_cxr follows the FID rule (``min_images`` on both sides). Returns the JSON section
     (confusion tables) and the extra files (confusion.csv, confusion.png).
     """
-    from cxraug.metrics.score import real_features
-
     k = len(data.classes)
     by_class = {r["class"]: r for r in rows}
     real_f, val_f, fake_f = {}, {}, {}

@@ -126,6 +126,38 @@ if tuple(METRICS) != METRIC_NAMES or tuple(n for n, m in METRICS.items() if m.de
     raise RuntimeError("cxraug.metric_names is out of step with the metrics registry")
 
 
+@dataclass(frozen=True)
+class Shown:
+    """How one output of a metric is shown in every report's tables."""
+
+    label: str
+    digits: int = 2
+    scale: float = 1.0  # shown x scale (KID x 1e3)
+    drop: int = 2  # terminal column priority: 0 always shown, the highest goes first when narrow
+
+    def text(self, v: float | None) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return "-"
+        return f"{v * self.scale:.{self.digits}f}"
+
+
+# The outputs reports show as numbers, how; an output not named here is shown as itself, 2 digits.
+SHOWN: MappingProxyType[str, Shown] = MappingProxyType(
+    {
+        "fid": Shown("FID", 2, drop=0),
+        "kid": Shown("KID x1e3", 2, 1e3, drop=1),
+        "precision": Shown("precision", 3, drop=3),
+        "recall": Shown("recall", 3, drop=3),
+        "density": Shown("density", 3, drop=4),
+        "coverage": Shown("coverage", 3, drop=4),
+    }
+)
+
+
+def shown(output: str) -> Shown:
+    return SHOWN.get(output) or Shown(output)
+
+
 def metrics_in(names: Iterable[str], space: str) -> list[str]:
     """The named metrics of one feature space."""
     return [n for n in names if METRICS[n].space == space]

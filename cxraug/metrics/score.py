@@ -19,8 +19,9 @@ import numpy as np
 from cxraug.classes import resolve_classes
 from cxraug.data.prepared import PreparedData, fingerprint
 from cxraug.errors import UserError
-from cxraug.metrics.cache import CacheKey, FeatureCache, default_cache_dir
+from cxraug.metrics.cache import FeatureCache, default_cache_dir
 from cxraug.metrics.memorization import MemorizationConfig, MemorizationResult
+from cxraug.metrics.real import real_features
 from cxraug.metrics.reference import ReferenceConfig
 from cxraug.metrics.registry import DEFAULT_MIN_IMAGES, MetricOptions, compute_metrics, metrics_in, resolve_metrics
 from cxraug.metrics.sources import FakeSource
@@ -77,26 +78,6 @@ class ScoreResult:
     def to_json(self) -> dict[str, Any]:
         mem = self.memorization.summary() if self.memorization else None
         return {**self.context, "memorization": mem, "rows": self.rows, **self.extra}
-
-
-def real_features(
-    data: PreparedData,
-    split: str,
-    class_name: str,
-    extractor: Any,
-    cache: FeatureCache,
-    batch_size: int,
-    reporter: Reporter | None = None,
-    fp: str | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images and features of one class in one split (features from the cache when valid)."""
-    labels = data.labels(split)
-    idx = np.flatnonzero(labels == data.classes.index(class_name))
-    images = np.asarray(data.images(split)[idx]) if len(idx) else np.empty((0, data.size, data.size), np.uint8)
-    if len(images) == 0:
-        return images, np.empty((0, extractor.num_features), np.float32)
-    key = CacheKey(fp or fingerprint(data), split, class_name, data.size, extractor.identity)
-    return images, cache.features(key, images, extractor, batch_size, reporter)
 
 
 def proportional_counts(

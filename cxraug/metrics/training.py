@@ -15,8 +15,9 @@ from cxraug.config import TrainConfig
 from cxraug.data.prepared import PreparedData, fingerprint
 from cxraug.errors import UserError
 from cxraug.metrics.cache import FeatureCache, default_cache_dir
+from cxraug.metrics.real import real_features
 from cxraug.metrics.registry import DEFAULT_MIN_IMAGES, MetricOptions, compute_metrics, metrics_in
-from cxraug.metrics.score import proportional_counts, real_features
+from cxraug.metrics.score import proportional_counts
 from cxraug.metrics.sources import sample_class
 from cxraug.train import PeriodicEvaluation
 
