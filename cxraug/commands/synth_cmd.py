@@ -29,11 +29,18 @@ def synth(
     ] = False,
 ) -> None:
     """Write synthetic images of the chosen classes as 8-bit PNGs with a manifest and provenance."""
-    _synth(**locals())
+    _synth(
+        run=run, classes=class_, n=n, out=out, seed=seed, batch_size=batch_size, overwrite=overwrite,
+        sets=set_ or [], device=device, allow_unseen=allow_unseen,
+    )  # fmt: skip
 
 
 @user_errors
-def _synth(**kw) -> None:
+def _synth(
+    *, run: Path, classes: list[str], n: int, out: Path | None, seed: int, batch_size: int, overwrite: bool,
+    sets: list[str], device: str | None, allow_unseen: bool,
+) -> None:  # fmt: skip
+    """The options, validated into a SynthConfig here (inside user_errors: a bad value is one line)."""
     from cxraug.accel import process_state
     from cxraug.config import parse_sets
     from cxraug.progress import RichReporter
@@ -45,9 +52,8 @@ def _synth(**kw) -> None:
     console = out_console()
     main = process_state().is_main_process
     cfg = SynthConfig(
-        run=kw["run"], classes=kw["class_"], n=kw["n"], out=kw["out"], seed=kw["seed"],
-        batch_size=kw["batch_size"], overwrite=kw["overwrite"], options=parse_sets(kw["set_"] or []),
-        device=kw["device"], allow_unseen=kw["allow_unseen"],
+        run=run, classes=classes, n=n, out=out, seed=seed, batch_size=batch_size, overwrite=overwrite,
+        options=parse_sets(sets), device=device, allow_unseen=allow_unseen,
     )  # fmt: skip
     out = run_synth(cfg, RichReporter(console, disable=not main))
     if main:

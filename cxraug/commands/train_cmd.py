@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -37,16 +38,43 @@ def train_gen(
     dry_run: Annotated[bool, typer.Option(help="Print the resolved config and exit.")] = False,
 ) -> None:
     """Train a class-conditional generator on the training patients (Accelerate loop)."""
-    _train_gen(**locals())
+    _train_gen(
+        TrainGenArgs(
+            plugin, data, out, config, steps, time_limit, batch_size, seed, mixed_precision, set_ or [], resume, dry_run
+        )
+    )
+
+
+@dataclass(frozen=True)
+class TrainGenArgs:
+    """`cxraug train-gen`'s options, as typed."""
+
+    plugin: str | None
+    data: Path | None
+    out: Path
+    config: Path | None
+    steps: int | None
+    time_limit: float | None
+    batch_size: int | None
+    seed: int | None
+    mixed_precision: str | None
+    sets: list[str]
+    resume: Path | None
+    dry_run: bool
+
+    def flags(self) -> dict[str, Any]:
+        """The flags that are training keys (None: not given)."""
+        return {"steps": self.steps, "time_limit": self.time_limit, "batch_size": self.batch_size,
+                "seed": self.seed, "mixed_precision": self.mixed_precision}  # fmt: skip
 
 
 @user_errors
-def _train_gen(**kw) -> None:
+def _train_gen(args: TrainGenArgs) -> None:
     with contextlib.ExitStack() as locks:  # one writer per run directory (cxraug/lock.py)
-        _train_gen_locked(locks, **kw)
+        _train_gen_locked(locks, args)
 
 
-def _train_gen_locked(locks: contextlib.ExitStack, **kw) -> None:
+def _train_gen_locked(locks: contextlib.ExitStack, args: TrainGenArgs) -> None:
     from cxraug import registry, runs
     from cxraug.accel import process_state
     from cxraug.config import load_config_file, parse_sets, resolve
@@ -58,24 +86,24 @@ def _train_gen_locked(locks: contextlib.ExitStack, **kw) -> None:
 
     configure_threads()
     console = out_console()
-    flags = {k: kw[k] for k in ("steps", "time_limit", "batch_size", "seed", "mixed_precision")}
-    file_values, sets = load_config_file(kw["config"]), parse_sets(kw["set_"] or [])
-    if kw["resume"] is not None:
-        run = Path(kw["resume"])
+    flags = args.flags()
+    file_values, sets = load_config_file(args.config), parse_sets(args.sets)
+    if args.resume is not None:
+        run = Path(args.resume)
         runs.read_run_config(run)  # a clear line for a wrong folder, before any lock file appears
-        changes = _resume_changes(run, kw, file_values, flags, sets)
+        changes = _resume_changes(run, args, file_values, flags, sets)
         if process_state().is_main_process:  # before its config.json may change
             locks.enter_context(output_lock(run, "run directory"))
         spec = spec_from_run(run, changes)
         resume = True
     else:
-        if kw["plugin"] is None or kw["data"] is None:
+        if args.plugin is None or args.data is None:
             raise UserError("train-gen needs --plugin and --data (or --resume RUN_DIR)")
-        cls = registry.get(kw["plugin"])
-        data = open_prepared(kw["data"])
+        cls = registry.get(args.plugin)
+        data = open_prepared(args.data)
         train_cfg, model_cfg = resolve(cls.Config, file_values, flags, sets)
-        spec = RunSpec(kw["plugin"], train_cfg, model_cfg, data.root)
-        if kw["dry_run"]:
+        spec = RunSpec(args.plugin, train_cfg, model_cfg, data.root)
+        if args.dry_run:
             print(
                 json.dumps(
                     {"plugin": spec.plugin, "train": train_cfg.model_dump(), "model": model_cfg.model_dump()}, indent=2
@@ -85,7 +113,7 @@ def _train_gen_locked(locks: contextlib.ExitStack, **kw) -> None:
         check_runtime(train_cfg)
         check_training_metrics(train_cfg)
         cls(model_cfg, _spec_of(data))  # build once to fail early on a bad model/size combination
-        run = start_run(spec, kw["out"])
+        run = start_run(spec, args.out)
         if process_state().is_main_process:
             locks.enter_context(output_lock(run, "run directory"))
         resume = False
@@ -113,7 +141,7 @@ def _train_gen_locked(locks: contextlib.ExitStack, **kw) -> None:
         console.print(f"run directory: {run}")
 
 
-def _resume_changes(run: Path, kw: dict, file_values: dict, flags: dict, sets: dict) -> dict:
+def _resume_changes(run: Path, args: TrainGenArgs, file_values: dict, flags: dict, sets: dict) -> dict:
     """What a ``--resume`` command changes (steps, time limit); every other flag it repeats
     must agree with the run's saved config, so the original command with --resume works."""
     from cxraug import registry
@@ -122,17 +150,17 @@ def _resume_changes(run: Path, kw: dict, file_values: dict, flags: dict, sets: d
     from cxraug.runs import read_run_config
 
     saved = read_run_config(run)
-    if kw["plugin"] is not None and kw["plugin"] != saved["plugin"]:
+    if args.plugin is not None and args.plugin != saved["plugin"]:
         raise UserError(
-            f"--resume {run.name}: the run's plugin is {saved['plugin']!r}, the command gives {kw['plugin']!r}; "
+            f"--resume {run.name}: the run's plugin is {saved['plugin']!r}, the command gives {args.plugin!r}; "
             "drop --plugin to continue the run, or start a new run"
         )
-    if kw["data"] is not None and Path(kw["data"]).resolve() != Path(saved["data"]["path"]).resolve():
+    if args.data is not None and Path(args.data).resolve() != Path(saved["data"]["path"]).resolve():
         raise UserError(
             f"--resume {run.name}: the run trains on {saved['data']['path']}, the command gives --data "
-            f"{Path(kw['data']).resolve()}; drop --data to continue the run, or start a new run"
+            f"{Path(args.data).resolve()}; drop --data to continue the run, or start a new run"
         )
-    if kw["dry_run"]:
+    if args.dry_run:
         raise UserError("--dry-run starts no run; it does not combine with --resume")
     cls = registry.get(saved["plugin"])
     given_train, given_model = explicit_values(cls.Config, file_values, flags, sets)
