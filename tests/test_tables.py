@@ -49,3 +49,28 @@ def test_metric_display_comes_from_the_registry() -> None:
 
     assert shown("kid").text(0.01234) == "12.34" == fmt(0.01234, "kid") and fmt(None, "fid") == "-"
     assert fmt(0.5, "precision") == f"{0.5:.{SHOWN['precision'].digits}f}" and shown("new_metric").label == "new_metric"
+
+
+def test_table_columns_and_direction_come_from_the_registry() -> None:
+    """Adding a metric means defining it in the registry (its name in cxraug.metric_names): the
+    score and compare CSV columns and which way is better follow from there."""
+    import pytest
+
+    from cxraug.compare import core as compare_core
+    from cxraug.compare.bootstrap import OUTPUTS
+    from cxraug.compare.report import CSV_COLUMNS
+    from cxraug.metric_names import METRIC_NAMES
+    from cxraug.metrics import registry
+    from cxraug.metrics.report import ROW_COLUMNS
+
+    assert tuple(registry.METRICS) == METRIC_NAMES
+    every = [c for m in registry.METRICS.values() for c in m.csv_columns]
+    assert [c for c in ROW_COLUMNS if c in every] == every  # all of them, in registry order
+    for o in (o for outs in OUTPUTS.values() for o in outs):
+        i = CSV_COLUMNS.index(o)
+        assert CSV_COLUMNS[i + 1 : i + 3] == (f"{o}_low", f"{o}_high")
+    assert compare_core.LOWER_IS_BETTER == ("fid", "kid") == registry.LOWER_IS_BETTER
+    # the definitions follow the names' order, and a name without a definition fails at import
+    assert tuple(registry._in_name_order(reversed(registry._DEFINED))) == METRIC_NAMES
+    with pytest.raises(RuntimeError, match="fd_cxr"):
+        registry._in_name_order(registry._DEFINED[:-1])

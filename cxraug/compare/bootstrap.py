@@ -30,7 +30,6 @@ import torch
 from cxraug.significance import draw_items, group_index, recentred_interval
 
 OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "pr": ("precision", "recall"), "dc": ("density", "coverage")}
-LOWER_IS_BETTER = ("fid", "kid")
 
 
 @dataclass(frozen=True)

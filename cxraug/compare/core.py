@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from cxraug.compare.bootstrap import LOWER_IS_BETTER, OUTPUTS, RANGES, BootstrapConfig, interval, resample
+from cxraug.compare.bootstrap import OUTPUTS, RANGES, BootstrapConfig, interval, resample
 from cxraug.compare.cost import SamplingCost, export_parameters, measure_sampling, training_cost
 from cxraug.errors import UserError
+from cxraug.metrics.registry import LOWER_IS_BETTER
 from cxraug.metrics.score import (
     OVERALL,
     Pair,

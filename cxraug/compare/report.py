@@ -9,15 +9,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from cxraug.compare.bootstrap import OUTPUTS
 from cxraug.compare.core import CompareResult
-from cxraug.metrics.registry import shown
+from cxraug.metrics.registry import METRICS, shown
 from cxraug.tables import Cell, ReportTable, TableColumn, cells, to_markdown
 
+
+def _metric_columns() -> tuple[str, ...]:
+    """compare's metric columns in registry order: each output with a bootstrap interval brings
+    its bounds (fid, fid_low, fid_high), the others (kid_std, kid_subset_size) stand alone."""
+    with_interval = {o for outs in OUTPUTS.values() for o in outs}
+    outputs = [o for m in OUTPUTS for o in METRICS[m].csv_columns]
+    return tuple(c for o in outputs for c in ((o, f"{o}_low", f"{o}_high") if o in with_interval else (o,)))
+
+
 CSV_COLUMNS = (
-    "run", "class", "split", "size", "n_real", "n_fake", "status",
-    "fid", "fid_low", "fid_high", "kid", "kid_low", "kid_high", "kid_std", "kid_subset_size",
-    "precision", "precision_low", "precision_high", "recall", "recall_low", "recall_high",
-    "density", "density_low", "density_high", "coverage", "coverage_low", "coverage_high",
+    "run", "class", "split", "size", "n_real", "n_fake", "status", *_metric_columns(),
     "mem_share_pixels", "mem_share_features", "mem_near_copies",
     "plugin", "step", "train_steps_images", "train_min", "train_img_per_s", "export_parameters",
     "sample_img_per_s", "sample_peak_mb", "extractor", "weights_sha256",

@@ -43,13 +43,23 @@ class MetricOptions:
 
 @dataclass(frozen=True)
 class Metric:
-    name: str
+    name: str  # one of cxraug.metric_names.METRIC_NAMES: the names live there, the definitions here
     description: str
     outputs: tuple[str, ...]
     # None: needs more than two feature sets (the reference's probabilities); fidelity.py computes it
     fn: Callable[[np.ndarray, np.ndarray, MetricOptions], dict[str, float]] | None
     space: str = "inception"  # "inception" (the FID network) or "reference" (the dataset's own classifier)
-    default: bool = True  # in the set used when no metric is named
+    # scores.csv's columns of this metric, where they are not its outputs (counts, the reference's own scores)
+    columns: tuple[str, ...] | None = None
+
+    @property
+    def default(self) -> bool:
+        """In the set used when no metric is named."""
+        return self.name in DEFAULT_METRICS
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        return self.outputs if self.columns is None else self.columns
 
 
 def _fid(real: np.ndarray, fake: np.ndarray, o: MetricOptions) -> dict[str, float]:
@@ -90,40 +100,51 @@ def _fd_cxr(real: np.ndarray, fake: np.ndarray, o: MetricOptions) -> dict[str, f
     return {_CXR_NAMES[k]: v for k, v in out.items()}
 
 
-METRICS: MappingProxyType[str, Metric] = MappingProxyType(
-    {
-        m.name: m
-        for m in (
-            Metric("fid", "Fréchet Inception Distance (lower is better)", ("fid",), _fid),
-            Metric(
-                "kid", "Kernel Inception Distance, mean ± std over subsets", ("kid", "kid_std", "kid_subset_size"), _kid
-            ),
-            Metric("pr", "precision / recall, k-NN manifolds (Kynkäänniemi 2019)", ("precision", "recall"), _pr),
-            Metric("dc", "density / coverage (Naeem 2020)", ("density", "coverage"), _dc),
-            Metric(
-                "fidelity",
-                "label fidelity: share of synthetic images of c the reference classifier calls c, beside real val",
-                ("fidelity", "fidelity_p", "real_fidelity", "real_fidelity_p", "fidelity_ratio"),
-                None,
-                space="reference",
-                default=False,
-            ),
-            Metric(
-                "fd_cxr",
-                "FD / KID / precision / recall in the reference classifier's features (chest-X-ray space)",
-                tuple(_CXR_NAMES.values()),
-                _fd_cxr,
-                space="reference",
-                default=False,
-            ),
-        )
-    }
+_DEFINED = (
+    Metric("fid", "Fréchet Inception Distance (lower is better)", ("fid",), _fid),
+    Metric("kid", "Kernel Inception Distance, mean ± std over subsets", ("kid", "kid_std", "kid_subset_size"), _kid),
+    Metric("pr", "precision / recall, k-NN manifolds (Kynkäänniemi 2019)", ("precision", "recall"), _pr),
+    Metric("dc", "density / coverage (Naeem 2020)", ("density", "coverage"), _dc),
+    Metric(
+        "fidelity",
+        "label fidelity: share of synthetic images of c the reference classifier calls c, beside real val",
+        ("fidelity", "fidelity_p", "real_fidelity", "real_fidelity_p", "fidelity_ratio"),
+        None,
+        space="reference",
+        columns=(
+            "fidelity",
+            "fidelity_p",
+            "fidelity_n",
+            "real_fidelity",
+            "real_fidelity_p",
+            "real_fidelity_n",
+            "fidelity_ratio",
+        ),
+    ),
+    Metric(
+        "fd_cxr",
+        "FD / KID / precision / recall in the reference classifier's features (chest-X-ray space)",
+        tuple(_CXR_NAMES.values()),
+        _fd_cxr,
+        space="reference",
+        # the reference's own validation scores ride along: comparable only under the same reference
+        columns=("fd_cxr", "kid_cxr", "kid_cxr_std", "precision_cxr", "recall_cxr", "ref_val_recall", "ref_val_auroc"),
+    ),
 )
 
 
-# Configs validate names against cxraug.metric_names (below metrics in the layering): the same list.
-if tuple(METRICS) != METRIC_NAMES or tuple(n for n, m in METRICS.items() if m.default) != DEFAULT_METRICS:
-    raise RuntimeError("cxraug.metric_names is out of step with the metrics registry")
+def _in_name_order(defined: Iterable[Metric]) -> MappingProxyType[str, Metric]:
+    """The metrics in the order of cxraug.metric_names (configs validate against it, below metrics
+    in the layering): a name there without a definition here, or the reverse, fails at import."""
+    by_name = {m.name: m for m in defined}
+    if set(by_name) != set(METRIC_NAMES):
+        raise RuntimeError(
+            f"cxraug.metric_names and the metrics registry differ: {sorted(set(by_name) ^ set(METRIC_NAMES))}"
+        )
+    return MappingProxyType({n: by_name[n] for n in METRIC_NAMES})
+
+
+METRICS: MappingProxyType[str, Metric] = _in_name_order(_DEFINED)
 
 
 @dataclass(frozen=True)
@@ -134,6 +155,7 @@ class Shown:
     digits: int = 2
     scale: float = 1.0  # shown x scale (KID x 1e3)
     drop: int = 2  # terminal column priority: 0 always shown, the highest goes first when narrow
+    lower_is_better: bool = False  # which run a significant difference calls better
 
     def text(self, v: float | None) -> str:
         if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -144,8 +166,8 @@ class Shown:
 # The outputs reports show as numbers, how; an output not named here is shown as itself, 2 digits.
 SHOWN: MappingProxyType[str, Shown] = MappingProxyType(
     {
-        "fid": Shown("FID", 2, drop=0),
-        "kid": Shown("KID x1e3", 2, 1e3, drop=1),
+        "fid": Shown("FID", 2, drop=0, lower_is_better=True),
+        "kid": Shown("KID x1e3", 2, 1e3, drop=1, lower_is_better=True),
         "precision": Shown("precision", 3, drop=3),
         "recall": Shown("recall", 3, drop=3),
         "density": Shown("density", 3, drop=4),
@@ -156,6 +178,14 @@ SHOWN: MappingProxyType[str, Shown] = MappingProxyType(
 
 def shown(output: str) -> Shown:
     return SHOWN.get(output) or Shown(output)
+
+
+LOWER_IS_BETTER = tuple(o for o, s in SHOWN.items() if s.lower_is_better)
+
+
+def csv_columns(space: str) -> tuple[str, ...]:
+    """The table columns of every metric of one feature space, in registry order."""
+    return tuple(c for m in METRICS.values() if m.space == space for c in m.csv_columns)
 
 
 def metrics_in(names: Iterable[str], space: str) -> list[str]:

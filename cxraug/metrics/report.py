@@ -9,15 +9,14 @@ import time
 from pathlib import Path
 
 from cxraug.fsutil import append_jsonl, atomic_dir, write_json
+from cxraug.metrics.registry import csv_columns
 from cxraug.metrics.score import ScoreResult
 
+# The metrics' columns come from the registry; the others are the row's own (what, on what, how).
 ROW_COLUMNS = (
-    "class", "split", "size", "n_real", "n_fake", "status", "fid", "kid", "kid_std", "kid_subset_size",
-    "precision", "recall", "density", "coverage", "mem_share_pixels", "mem_share_features", "mem_near_copies",
-    "extractor", "weights_sha256",
-    # with the reference classifier (fidelity, fd_cxr): comparable only under the same reference
-    "fidelity", "fidelity_p", "fidelity_n", "real_fidelity", "real_fidelity_p", "real_fidelity_n", "fidelity_ratio",
-    "fd_cxr", "kid_cxr", "kid_cxr_std", "precision_cxr", "recall_cxr", "ref_val_recall", "ref_val_auroc",
+    "class", "split", "size", "n_real", "n_fake", "status", *csv_columns("inception"),
+    "mem_share_pixels", "mem_share_features", "mem_near_copies", "extractor", "weights_sha256",
+    *csv_columns("reference"),  # with the reference classifier: comparable only under the same reference
 )  # fmt: skip
 
 
