@@ -88,6 +88,12 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A table's Markdown lines (a ``|`` in a cell escaped, a line break made a space)."""
+    out = ["| " + " | ".join(map(_md_cell, header)) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(map(_md_cell, r)) + " |" for r in rows]
+
+
 def markdown(title: str, blocks: list[Block]) -> str:
     lines = [f"# {title}", ""]
     for b in blocks:
@@ -103,9 +109,7 @@ def _md_block(b: Block) -> list[str]:
     if isinstance(b, Bullets):
         return [*(f"- {i}" for i in b.items), ""]
     if isinstance(b, Table):
-        out = ["| " + " | ".join(map(_md_cell, b.header)) + " |", "|" + "---|" * len(b.header)]
-        out += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in b.rows]
-        return [*out, *(["", b.caption] if b.caption else []), ""]
+        return [*md_table(b.header, b.rows), *(["", b.caption] if b.caption else []), ""]
     if isinstance(b, Image):
         return [f"![{b.alt}]({b.file})", *([b.caption] if b.caption else []), ""]
     if isinstance(b, Link):

@@ -6,6 +6,8 @@ A cell with an interval keeps it apart (``Cell``): pages show it beside the valu
 terminal under it. A column may be left out of the terminal (``terminal=False``) or given a
 shorter, line-broken terminal header; narrow terminals drop columns by ``drop`` (the
 terminal's renderer is :func:`cxraug.commands.common.rich_table`), and the caption names the file with them all.
+compare's pages use ``to_markdown`` / ``to_html``; a page of blocks (the benchmark's summary)
+takes ``page_block``; both go through :mod:`cxraug.page`'s table renderers.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cxraug.page import html_table
+from cxraug.page import Table, html_table, md_table
 
 
 @dataclass(frozen=True)
 class Cell:
     value: str
     interval: str = ""  # "[low, high]", or empty
+    style: str = ""  # the terminal's Rich style (e.g. "bold" for a total row); pages ignore it
 
     def page(self) -> str:
         return f"{self.value} {self.interval}" if self.interval else self.value
@@ -58,13 +61,13 @@ def cells(*values: str) -> list[Cell]:
 
 def to_markdown(t: ReportTable) -> list[str]:
     """The table's Markdown lines (a ``|`` in a cell escaped)."""
-    esc = [[c.replace("|", "\\|") for c in r] for r in [t.header, *t.page_rows()]]
-    return [
-        "| " + " | ".join(esc[0]) + " |",
-        "|" + "---|" * len(t.columns),
-        *("| " + " | ".join(r) + " |" for r in esc[1:]),
-    ]
+    return md_table(t.header, t.page_rows())
 
 
 def to_html(t: ReportTable) -> str:
     return html_table(t.header, t.page_rows())
+
+
+def page_block(t: ReportTable, caption: str = "") -> Table:
+    """The table as a block of a :mod:`cxraug.page` page (Markdown and HTML from one list)."""
+    return Table(t.header, t.page_rows(), caption)

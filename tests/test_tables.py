@@ -74,3 +74,35 @@ def test_table_columns_and_direction_come_from_the_registry() -> None:
     assert tuple(registry._in_name_order(reversed(registry._DEFINED))) == METRIC_NAMES
     with pytest.raises(RuntimeError, match="fd_cxr"):
         registry._in_name_order(registry._DEFINED[:-1])
+
+
+def test_a_page_block_says_what_the_compare_pages_say() -> None:
+    """The benchmark's summary (page blocks) and compare's pages render a table the same way."""
+    from cxraug.page import html, markdown
+    from cxraug.tables import page_block
+
+    t = _table()
+    md = markdown("x", [page_block(t, "why")]).splitlines()
+    assert md[2 : 2 + len(t.rows) + 2] == to_markdown(t) and md[-1] == "why"
+    assert to_html(t) in html("x", [page_block(t)], {})
+
+
+def test_styles_reach_the_terminal_only() -> None:
+    t = ReportTable("T", [TableColumn("arm", align="left", number=False), TableColumn("Δ")])
+    t.rows = [[Cell("cgan", style="green"), Cell("+0.010", "[-0.020, +0.040]")]]
+    assert to_markdown(t)[-1] == "| cgan | +0.010 [-0.020, +0.040] |"
+    console = Console(width=80, record=True, force_terminal=True, color_system="standard")
+    console.print(rich_table(t, console, interval_style="dim", sections=[]))
+    out = console.export_text(styles=True)
+    assert "\x1b[32mcgan" in out and "\x1b[2m[-0.020, +0.040]" in out  # green; dim under the value
+
+
+def test_a_benchmark_number_is_one_cell_on_the_page_and_in_the_terminal() -> None:
+    from cxraug.benchmark.answer import stat_cell, value
+    from cxraug.benchmark.statistics import Stat
+
+    s = Stat(mean=0.5, low=0.4, high=0.6, n=3)
+    assert stat_cell(s, signed=True) == Cell("+0.500", "[+0.400, +0.600]")
+    assert value(s, signed=True) == "+0.500 [+0.400, +0.600]" == stat_cell(s, signed=True).page()
+    nan = float("nan")
+    assert stat_cell(Stat(nan, nan, nan, 0)).value == "n/a" and stat_cell(Stat(0.5, nan, nan, 1)) == Cell("0.500")

@@ -12,20 +12,26 @@ from typing import TYPE_CHECKING
 
 from cxraug.benchmark.aggregate import images
 from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, Stat
+from cxraug.tables import Cell
 
 if TYPE_CHECKING:
     from cxraug.benchmark.aggregate import BenchmarkReport
 
 
-def value(s: Stat, signed: bool = False, digits: int = 3) -> str:
-    """``mean [low, high]``, or the bare mean where there is no interval (the reason is said
-    elsewhere, once)."""
+def stat_cell(s: Stat, signed: bool = False, digits: int = 3) -> Cell:
+    """The mean with its interval apart (a page shows ``mean [low, high]``, the terminal the
+    interval under it), or the bare mean where there is none (the reason is said elsewhere, once)."""
     fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
-    if math.isnan(s.mean):
-        return "n/a"
+    if math.isnan(s.mean):  # undefined: no seed, or no test image
+        return Cell("n/a")
     if not s.has_interval:
-        return fmt.format(s.mean)
-    return f"{fmt.format(s.mean)} [{fmt.format(s.low)}, {fmt.format(s.high)}]"
+        return Cell(fmt.format(s.mean))
+    return Cell(fmt.format(s.mean), f"[{fmt.format(s.low)}, {fmt.format(s.high)}]")
+
+
+def value(s: Stat, signed: bool = False, digits: int = 3) -> str:
+    """``mean [low, high]``, or the bare mean where there is no interval, in a line of text."""
+    return stat_cell(s, signed, digits).page()
 
 
 def shared_reason(report: BenchmarkReport) -> str:

@@ -8,12 +8,13 @@ import math
 from typing import TYPE_CHECKING
 
 from cxraug.benchmark.aggregate import MDE_POWER, images
-from cxraug.benchmark.answer import class_lines, class_reason, lead, no_verdicts_reason, shared_reason, value
+from cxraug.benchmark.answer import class_lines, class_reason, lead, no_verdicts_reason, shared_reason, stat_cell
 from cxraug.benchmark.metrics import RUN_METRICS
 from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, MIN_SEEDS, Stat
 from cxraug.data.prepared import fingerprint
-from cxraug.page import Block, Box, Bullets, Heading, Image, Para, Table
+from cxraug.page import Block, Box, Bullets, Heading, Image, Para
 from cxraug.significance import per_test_level, smallest_attainable_p
+from cxraug.tables import Cell, ReportTable, TableColumn, cells, page_block
 
 if TYPE_CHECKING:
     from cxraug.benchmark.aggregate import BenchmarkReport
@@ -133,6 +134,16 @@ def _no_interval_caption(report: BenchmarkReport) -> str:
     return f"No intervals: {shared}." if shared else ""
 
 
+def _table(title: str, header: list[str], rows: list[list[Cell]]) -> ReportTable:
+    """A page-only table: its columns are named by ``header``."""
+    return ReportTable(title, [TableColumn(h) for h in header], rows)
+
+
+def _blocks(t: ReportTable, caption: str = "") -> list[Block]:
+    """The table under its title as a level-2 heading."""
+    return [Heading(2, t.title), page_block(t, caption)]
+
+
 def arm_blocks(report: BenchmarkReport) -> list[Block]:
     conf, k = f"{report.plan.cfg.confidence:.0%}", len(report.seeds)
     rows = []
@@ -146,36 +157,29 @@ def arm_blocks(report: BenchmarkReport) -> list[Block]:
         )
         secs = report.arm_summary[arm.name]["seconds"]
         rows.append(
-            [arm.name, arm.describe(), str(real), f"{synth}" + (f" ({per})" if per else ""), f"{secs.mean:.1f}s"]
+            cells(arm.name, arm.describe(), str(real), f"{synth}" + (f" ({per})" if per else ""), f"{secs.mean:.1f}s")
         )
-    out: list[Block] = [
-        Heading(2, "Arms and their training sets"),
-        Table(["arm", "what", "real images", "synthetic images", "time per run"], rows),
-        Heading(
-            2, f"Test results (test n={report.n_test_images} images; mean [{conf} bootstrap interval], n={k} seeds)"
-        ),
-    ]
-    rows = [
-        [arm.name]
-        + [value(report.arm_summary[arm.name][m]) for m in RUN_METRICS]
-        + [report.arm_summary[arm.name]["macro_auroc"].noise_text()]
-        for arm in report.arms
-    ]
+    arms = _table("Arms and their training sets", ["arm", "what", "real images", "synthetic images", "time per run"],
+                  rows)  # fmt: skip
     header = ["arm", *(RUN_LABELS[m] for m in RUN_METRICS), "macro AUROC: training noise only"]
-    out.append(Table(header, rows, _no_interval_caption(report)))
+    rows = [
+        [Cell(arm.name), *(stat_cell(report.arm_summary[arm.name][m]) for m in RUN_METRICS),
+         Cell(report.arm_summary[arm.name]["macro_auroc"].noise_text())]
+        for arm in report.arms
+    ]  # fmt: skip
+    title = f"Test results (test n={report.n_test_images} images; mean [{conf} bootstrap interval], n={k} seeds)"
+    results = _table(title, header, rows)
+    out: list[Block] = [*_blocks(arms), *_blocks(results, _no_interval_caption(report))]
     if report.reference:
         rows = [
-            [arm.name]
-            + [value(report.arm_diff[arm.name][m], signed=True) for m in RUN_METRICS]
-            + [report.arm_diff[arm.name]["rare_auroc"].noise_text()]
+            [Cell(arm.name), *(stat_cell(report.arm_diff[arm.name][m], signed=True) for m in RUN_METRICS),
+             Cell(report.arm_diff[arm.name]["rare_auroc"].noise_text())]
             for arm in report.arms
             if arm.name != report.reference
-        ]
+        ]  # fmt: skip
         header = ["arm", *(f"Δ {RUN_LABELS[m]}" for m in RUN_METRICS), "Δ rare AUROC: training noise only"]
-        out += [
-            Heading(2, f"Paired differences from {report.reference} (same test patients and seeds)"),
-            Table(header, rows),
-        ]
+        title = f"Paired differences from {report.reference} (same test patients and seeds)"
+        out += _blocks(_table(title, header, rows))
     return out
 
 
@@ -210,16 +214,17 @@ def rare_blocks(report: BenchmarkReport) -> list[Block]:
         rows = []
         for arm in report.arms:
             s = report.class_summary[(arm.name, name)]
-            row = [arm.name, *(value(s[m]) for m in ("auroc", "recall", "precision", "f1"))]
+            row = [Cell(arm.name), *(stat_cell(s[m]) for m in ("auroc", "recall", "precision", "f1"))]
             if report.reference and arm.name != report.reference:
                 d = report.class_diff[(arm.name, name)]
-                row += [value(d["auroc"], signed=True), d["auroc"].noise_text(), _mde_text(d["auroc"]),
-                        _p_text(d["auroc"]), _verdict_cell(report, d["auroc"]),
-                        value(d["f1"], signed=True), _verdict_cell(report, d["f1"])]  # fmt: skip
+                row += [stat_cell(d["auroc"], signed=True),
+                        *cells(d["auroc"].noise_text(), _mde_text(d["auroc"]), _p_text(d["auroc"]),
+                               _verdict_cell(report, d["auroc"])),
+                        stat_cell(d["f1"], signed=True), Cell(_verdict_cell(report, d["f1"]))]  # fmt: skip
             else:
-                row += ["", "", "", "", "", "", ""]
+                row += cells("", "", "", "", "", "", "")
             rows.append(row)
-        out.append(Table(header, rows))
+        out.append(page_block(_table(name, header, rows)))
     return out
 
 
@@ -228,8 +233,10 @@ def class_auroc_blocks(report: BenchmarkReport) -> list[Block]:
     rows, why = [], []
     for name in report.classes:
         rows.append(
-            [name, str(report.n_test(name))]
-            + [value(report.class_summary[(a.name, name)]["auroc"]) for a in report.arms]
+            [
+                *cells(name, str(report.n_test(name))),
+                *(stat_cell(report.class_summary[(a.name, name)]["auroc"]) for a in report.arms),
+            ]
         )
         if class_reason(report, name):
             why.append(f"{name} ({report.n_test(name)})")
@@ -239,10 +246,8 @@ def class_auroc_blocks(report: BenchmarkReport) -> list[Block]:
         caption += (" " if caption else "") + (
             f"No interval, fewer than {min_n} positive test images: {', '.join(why)}."
         )
-    return [
-        Heading(2, f"Per-class test AUROC (mean [{conf} bootstrap interval], n={k} seeds)"),
-        Table(["class", "test n", *(a.name for a in report.arms)], rows, caption),
-    ]
+    title = f"Per-class test AUROC (mean [{conf} bootstrap interval], n={k} seeds)"
+    return _blocks(_table(title, ["class", "test n", *(a.name for a in report.arms)], rows), caption)
 
 
 def caveats(report: BenchmarkReport) -> list[str]:

@@ -10,23 +10,21 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
-from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS, Stat
+from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS
 from cxraug.commands.common import (
-    Column,
     configure_threads,
     err_console,
-    fitted_table,
     out_console,
     parse_list,
     rich_line,
-    styled,
+    rich_table,
     user_errors,
 )
 from cxraug.errors import UserError
 from cxraug.lock import output_lock
 from cxraug.significance import smallest_attainable_p
+from cxraug.tables import Cell, ReportTable, TableColumn, cells
 
 if TYPE_CHECKING:
     from cxraug.benchmark.aggregate import BenchmarkReport
@@ -79,21 +77,14 @@ def cli_options(
     }
 
 
-def _cell(e: Stat, signed: bool = False) -> str | Text:
-    fmt = f"{{:{'+' if signed else ''}.3f}}"
-    if e.mean != e.mean:  # NaN: undefined (no seed, or no test image)
-        return "n/a"
-    if not e.has_interval:
-        return fmt.format(e.mean)
-    return rich_line(f"{fmt.format(e.mean)}\n", (f"[{fmt.format(e.low)}, {fmt.format(e.high)}]", "dim"))
-
-
 def _no_interval_note(report: BenchmarkReport) -> str:
     k = len(report.seeds)
     return f"No intervals: {k} seed(s), {MIN_SEEDS} needed." if k < MIN_SEEDS else ""
 
 
 def results_table(report: BenchmarkReport, console: Console) -> Table:
+    from cxraug.benchmark.answer import stat_cell
+
     conf = f"{report.plan.cfg.confidence:.0%}"
     k = len(report.seeds)
     title = (
@@ -106,27 +97,27 @@ def results_table(report: BenchmarkReport, console: Console) -> Table:
     )
     metrics = {"macro_auroc": ("macro AUROC", 0), "rare_auroc": ("rare AUROC", 1), "macro_f1": ("macro F1", 4),
                "balanced_accuracy": ("bal. acc.", 5)}  # fmt: skip
-    columns = [Column("arm", "left", number=False), Column("seeds")]
-    columns += [Column(label, drop=drop) for label, drop in metrics.values()]
-    columns.append(Column("macro AUROC\ntraining noise\nonly (t)", drop=3))
+    t = ReportTable(title, [TableColumn("arm", align="left", number=False), TableColumn("seeds")])
+    t.columns += [TableColumn(label, drop=drop) for label, drop in metrics.values()]
+    t.columns.append(TableColumn("macro AUROC\ntraining noise\nonly (t)", drop=3))
     if report.reference:
-        columns.append(Column(f"Δ rare AUROC\nvs {report.reference}", drop=2))
-    rows = []
+        t.columns.append(TableColumn(f"Δ rare AUROC\nvs {report.reference}", drop=2))
     for arm in report.arms:
         s = report.arm_summary[arm.name]
-        row = [arm.name, str(s["macro_auroc"].n), *(_cell(s[m]) for m in metrics), s["macro_auroc"].noise_text()]
+        row = [*cells(arm.name, str(s["macro_auroc"].n)), *(stat_cell(s[m]) for m in metrics)]
+        row += cells(s["macro_auroc"].noise_text())
         if report.reference:
             d = report.arm_diff[arm.name]["rare_auroc"]
-            row.append("" if arm.name == report.reference else _cell(d, signed=True))
-        rows.append(row)
-    return fitted_table(console, title, columns, rows, caption=caption.strip(), full_in="summary.md")
+            row.append(Cell("") if arm.name == report.reference else stat_cell(d, signed=True))
+        t.rows.append(row)
+    return rich_table(t, console, caption=caption.strip(), full_in="summary.md", sections=[], interval_style="dim")
 
 
 def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
     rows = report.verdicts("auroc")
     if not rows:
         return None
-    from cxraug.benchmark.answer import no_verdicts_reason
+    from cxraug.benchmark.answer import no_verdicts_reason, stat_cell
 
     cfg = report.plan.cfg
     n = report.families.get("auroc", 0)
@@ -142,32 +133,28 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
         f"rare classes: paired difference in test AUROC vs {report.reference} (test split, {len(report.seeds)} "
         f"seeds); {verdicts}"
     )
-    columns = [
-        Column("class\n(test images)", "left", number=False),
-        Column("arm", "left", number=False),
-        Column("Δ AUROC"),
-        Column("adjusted\np", drop=1),
-        Column("detectable\nΔ AUROC", drop=2),
-        Column("training\nnoise only", drop=3),
-        Column("verdict", "left", number=False),
-    ]
+    t = ReportTable(title, [
+        TableColumn("class\n(test images)", align="left", number=False), TableColumn("arm", align="left", number=False),
+        TableColumn("Δ AUROC"), TableColumn("adjusted\np", drop=1), TableColumn("detectable\nΔ AUROC", drop=2),
+        TableColumn("training\nnoise only", drop=3), TableColumn("verdict", align="left", number=False)])  # fmt: skip
     style = {"helped": "green", "hurt": "red"}
-    cells = []
     for v in sorted(rows, key=lambda v: (v["class"], not v["synthetic"])):
         d = v["diff"]
-        cells.append(
+        t.rows.append(
             [
-                f"{v['class']} ({report.n_test(v['class'])})",
-                v["arm"],
-                _cell(d, signed=True),
-                "-" if d.p_adjusted is None else f"{d.p_adjusted:.3f}",
-                "-" if d.mde is None or d.mde != d.mde else f"{d.mde:.3f}",
-                d.noise_text(),
-                "no verdict" if why else styled(v["verdict"], style.get(v["verdict"], "")),  # why: said once, above
+                *cells(f"{v['class']} ({report.n_test(v['class'])})", v["arm"]),
+                stat_cell(d, signed=True),
+                *cells(
+                    "-" if d.p_adjusted is None else f"{d.p_adjusted:.3f}",
+                    "-" if d.mde is None or d.mde != d.mde else f"{d.mde:.3f}",
+                    d.noise_text(),
+                ),
+                # why: said once, above
+                Cell("no verdict") if why else Cell(v["verdict"], style=style.get(v["verdict"], "")),
             ]
         )
     caption = "unadjusted p and verdicts: verdicts.csv. " + _no_interval_note(report)
-    return fitted_table(console, title, columns, cells, caption=caption.strip(), full_in="summary.md")
+    return rich_table(t, console, caption=caption.strip(), full_in="summary.md", sections=[], interval_style="dim")
 
 
 def benchmark(

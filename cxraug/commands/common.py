@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cxraug.errors import UserError
-from cxraug.tables import ReportTable
+from cxraug.tables import Cell, ReportTable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -200,6 +200,12 @@ def _share(room: int, widths: list[tuple[int, int]]) -> list[int]:
     return out
 
 
+def _terminal_cell(c: Cell, interval_style: str) -> str | Text:
+    if interval_style and c.interval:
+        return Text.assemble((f"{c.value}\n", c.style), (c.interval, interval_style))
+    return Text(c.terminal(), style=c.style) if c.style else c.terminal()
+
+
 def rich_table(
     t: ReportTable,
     console: Console,
@@ -207,15 +213,17 @@ def rich_table(
     caption: str | Text = "",
     full_in: str = "",
     sections: list[int] | None = None,
+    interval_style: str = "",
 ) -> Table:
     """The terminal's table: its columns only, as wide as ``console`` allows. ``sections``:
-    row indices that start a new section (default: where the first column's value changes)."""
+    row indices that start a new section (default: where the first column's value changes);
+    ``interval_style``: the Rich style of the interval line under a value (e.g. "dim")."""
     keep = [i for i, c in enumerate(t.columns) if c.terminal]
     columns = [
         Column(t.columns[i].short or t.columns[i].name, t.columns[i].align, t.columns[i].number, t.columns[i].drop)
         for i in keep
     ]
-    rows = [[r[i].terminal() for i in keep] for r in t.rows]
+    rows = [[_terminal_cell(r[i], interval_style) for i in keep] for r in t.rows]
     if sections is None:
         sections = [k for k in range(1, len(t.rows)) if t.rows[k][0] != t.rows[k - 1][0]]
     return fitted_table(console, title or t.title, columns, rows, caption=caption, full_in=full_in, sections=sections)

@@ -15,12 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from cxraug.commands.common import (
-    Column,
     configure_threads,
     err_console,
-    fitted_table,
     out_console,
     rich_line,
+    rich_table,
     styled,
     user_errors,
 )
@@ -45,6 +44,7 @@ from cxraug.errors import UserError
 from cxraug.lock import output_lock
 from cxraug.metrics.reference import ReferenceConfig
 from cxraug.metrics.registry import METRICS, SHOWN, shown
+from cxraug.tables import Cell, ReportTable, TableColumn, cells
 
 
 def score(
@@ -199,46 +199,45 @@ def score_table(result: Any, console: Console) -> Table:
         )
     if not ctx["data"]["real_data"]:
         caption = rich_line(("dataset is NOT real data", "bold yellow"), "\n", caption)
-    title = f"cxraug score: {ctx['data']['name']} ({ctx['split']})"
-    columns = [Column("class", "left", number=False), Column("n real"), Column("n fake")]
+    table = ReportTable(f"cxraug score: {ctx['data']['name']} ({ctx['split']})", [
+        TableColumn("class", align="left", number=False), TableColumn("n real"), TableColumn("n fake")])  # fmt: skip
     # The Inception metrics' columns as the registry shows them; the reference ones are shown paired here.
     heads = {m: [(shown(o).label, shown(o).drop) for o in METRICS[m].outputs if o in SHOWN] for m in cols}
     heads |= {"fidelity": [("fidelity\nsyn / real", 1)], "fd_cxr": [("FD cxr", 1)]}
     inception = [m for m in cols if m in ("fid", "kid", "pr", "dc")]
     for m in cols:
-        columns += [Column(h, drop=d) for h, d in heads[m]]
+        table.columns += [TableColumn(h, drop=d) for h, d in heads[m]]
     mem = result.memorization is not None
     if mem:
-        columns.append(Column("copy-like\npx/feat", drop=2))
-    rows, sections = [], []
+        table.columns.append(TableColumn("copy-like\npx/feat", drop=2))
+    sections = []
     for row in result.rows:
         if row["class"] == "all":
-            sections.append(len(rows))
-        cells = [
-            styled(row["class"], "bold" if row["class"] == "all" else ""),
-            str(row["n_real"]),
-            str(row["n_fake"]),
+            sections.append(len(table.rows))
+        out = [
+            Cell(row["class"], style="bold" if row["class"] == "all" else ""),
+            *cells(str(row["n_real"]), str(row["n_fake"])),
         ]
         for m in cols:
             if m in inception and row["status"] != "ok":  # fidelity still has its numbers: it needs no real side
-                cells += ["too few" if m == inception[0] and i == 0 else "" for i in range(len(heads[m]))]
+                out += cells(*("too few" if m == inception[0] and i == 0 else "" for i in range(len(heads[m]))))
             elif m == "fid":
-                cells.append(_fmt(row["fid"]))
+                out += cells(_fmt(row["fid"]))
             elif m == "kid":
-                cells.append(f"{row['kid'] * 1e3:.2f}\n± {row['kid_std'] * 1e3:.2f}")
+                out.append(Cell(f"{row['kid'] * 1e3:.2f}", f"± {row['kid_std'] * 1e3:.2f}"))
             elif m == "pr":
-                cells += [_fmt(row["precision"]), _fmt(row["recall"])]
+                out += cells(_fmt(row["precision"]), _fmt(row["recall"]))
             elif m == "dc":
-                cells += [_fmt(row["density"]), _fmt(row["coverage"])]
+                out += cells(_fmt(row["density"]), _fmt(row["coverage"]))
             elif m == "fidelity":
-                cells.append(f"{_fmt(row.get('fidelity'))} / {_fmt(row.get('real_fidelity'))}")
+                out += cells(f"{_fmt(row.get('fidelity'))} / {_fmt(row.get('real_fidelity'))}")
             elif m == "fd_cxr":
-                cells.append(_fmt(row["fd_cxr"]) if "fd_cxr" in row else "too few")
+                out += cells(_fmt(row["fd_cxr"]) if "fd_cxr" in row else "too few")
         if mem:
             sp, sf = row.get("mem_share_pixels"), row.get("mem_share_features")
-            cells.append("-" if sp is None else f"{sp:.0%} / {sf:.0%}")
-        rows.append(cells)
-    return fitted_table(console, title, columns, rows, caption=caption, full_in="scores.csv", sections=sections)
+            out += cells("-" if sp is None else f"{sp:.0%} / {sf:.0%}")
+        table.rows.append(out)
+    return rich_table(table, console, caption=caption, full_in="scores.csv", sections=sections)
 
 
 def notes(result: Any, out: Path) -> list[str | Text]:
