@@ -140,6 +140,7 @@ def test_cli_dry_run_and_bad_inputs(tmp_path: Path, phantom32: Path) -> None:
         (["--resume", str(phantom32), "--seed", "3"], "is not a cxraug run"),
         (["--plugin", "cgan", "--data", str(phantom32), "--time-limit", "0"], "time_limit"),
         (["--data", str(phantom32)], "needs --plugin"),
+        (["--plugin", "cgan", "--data", str(phantom32), "--set", "clock=gpu"], "training key 'clock'"),
     ]
     for args, message in cases:
         if "bf16" in args and torch.cuda.is_available():

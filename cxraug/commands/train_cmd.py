@@ -136,7 +136,8 @@ def _train_gen_locked(locks: contextlib.ExitStack, args: TrainGenArgs) -> None:
         console.print(
             f"done: step {summary['step']} ({why.get(summary['reason'], 'stopped')}; "
             f"{summary['step'] - summary['start']} steps this session, {summary['seconds']:.0f}s); "
-            f"training steps so far {summary['train_s'] / 60:.1f} min; last losses: {losses or 'none'}"
+            f"training steps so far {summary['train_s'] / 60:.1f} {'CPU-' if spec.train.clock == 'cpu' else ''}min; "
+            f"last losses: {losses or 'none'}"
         )
         console.print(f"run directory: {run}")
 
