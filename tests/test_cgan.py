@@ -33,12 +33,13 @@ LIVELY = {
     "ada_speed_img": 64, "ada_interval": 2, "r1_gamma": 1.0, "r1_every": 2, "lecam": 0.3, "mbstd_group": 4,
 }  # fmt: skip
 # The same for the R3GAN-style pieces: relativistic loss, R1/R2 on part of the batch with a
-# burn-in of gamma and beta2, the class fading in, the reconstruction head, bilinear resampling.
+# burn-in of gamma and beta2, the class fading in, the reconstruction head, bilinear resampling, reflect padding.
 LIVELY_R3 = {
     **CGAN.tiny_config(), "ema_kimg": 0.032, "ema_rampup": None, "aug_p": 0.5, "mbstd_group": 4,
     "loss": "rpgan", "d_sn": False, "d_act": "lrelu", "d_zero_init": True, "gamma": 1.0,
     "gamma_fraction": 0.5, "burnin_kimg": 0.064, "beta2": 0.99, "beta2_start": 0.9,
     "cond_start_kimg": 0.008, "cond_end_kimg": 0.064, "recon_weight": 1.0, "resample": "bilinear",
+    "g_pad": "reflect",
 }  # fmt: skip
 
 
@@ -429,6 +430,26 @@ def test_bilinear_resampling_lowers_the_generators_high_band() -> None:
                 vals.append(high_band_share(g(torch.randn(32, 16), torch.arange(32) % 2).numpy()))
         shares[mode] = sum(vals) / len(vals)
     assert shares["bilinear"] < 0.6 * shares["nearest"], shares
+
+
+def test_reflect_padding_gives_the_generator_no_border() -> None:
+    """A spatially constant 4x4 start stays constant through every layer with g_pad=reflect (no
+    conv sees a border), while zero padding marks the border at every scale: the frame of
+    lines that bilinear upsampling carried into the NIH 64 px samples."""
+
+    def border_contrast(pad: str, resample: str) -> float:
+        torch.manual_seed(0)
+        g = Generator(64, 2, 16, 8, 64, 8, resample=resample, pad=pad)
+        with torch.no_grad():  # every position of a channel gets the same fc row
+            w = g.fc.weight.view(g.c0, 16, -1)
+            w.copy_(w[:, :1].expand_as(w))
+            g.fc.bias.view(g.c0, 16).copy_(g.fc.bias.view(g.c0, 16)[:, :1].expand(g.c0, 16))
+            x = g(torch.randn(8, 16), torch.arange(8) % 2)
+        return float((x - x.mean(dim=(2, 3), keepdim=True)).abs().max())
+
+    for resample in ("nearest", "bilinear"):
+        assert border_contrast("reflect", resample) < 1e-5
+        assert border_contrast("zeros", resample) > 1e-2
 
 
 def test_sync_bn_is_for_several_gpu_processes() -> None:

@@ -77,6 +77,11 @@ class CGANConfig(EMASettings, PluginConfig):
     resample: Literal["nearest", "bilinear"] = Field(
         "nearest", description="G's upsampling and D's downsampling (bilinear: low-pass filtered, no grid texture)"
     )
+    # Zero padding gives every 3x3 conv a border its interior lacks; at 4 and 8 px that border
+    # is a quarter of the map, and bilinear upsampling carries it up as nested frames of lines.
+    g_pad: Literal["zeros", "reflect"] = Field(
+        "zeros", description="padding of G's 3x3 convs (reflect: no border response, no frame of lines)"
+    )
     cond_start_kimg: float | None = Field(
         None, ge=0, description="transitional conditioning: images (thousands) before the class starts to fade in"
     )

@@ -72,10 +72,14 @@ def downsample(x: torch.Tensor, mode: str) -> torch.Tensor:
 class GBlock(nn.Module):
     """Residual up-block: CBN-ReLU-up-conv (x ``convs``), plus a 1x1 skip."""
 
-    def __init__(self, cin: int, cout: int, embed_dim: int, convs: int, resample: str = "nearest") -> None:
+    def __init__(
+        self, cin: int, cout: int, embed_dim: int, convs: int, resample: str = "nearest", pad: str = "zeros"
+    ) -> None:
         super().__init__()
         self.bns = nn.ModuleList(CondBatchNorm(c, embed_dim) for c in [cin] + [cout] * (convs - 1))
-        self.convs = nn.ModuleList(nn.Conv2d(c, cout, 3, padding=1) for c in [cin] + [cout] * (convs - 1))
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c, cout, 3, padding=1, padding_mode=pad) for c in [cin] + [cout] * (convs - 1)
+        )
         self.skip = nn.Conv2d(cin, cout, 1)
         self.resample = resample
 
@@ -99,15 +103,16 @@ class Generator(nn.Module):
         convs: int = 1,
         ch4: int | None = None,
         resample: str = "nearest",
+        pad: str = "zeros",
     ) -> None:
         super().__init__()
         w = widths(size, ch, max_ch, ch4)
         self.z_dim, self.c0, self.resample = z_dim, w[0], resample
         self.embed = nn.Embedding(num_classes, embed_dim)
         self.fc = nn.Linear(z_dim, 16 * w[0])
-        self.blocks = nn.ModuleList(GBlock(a, b, embed_dim, convs, resample) for a, b in itertools.pairwise(w))
+        self.blocks = nn.ModuleList(GBlock(a, b, embed_dim, convs, resample, pad) for a, b in itertools.pairwise(w))
         self.out_bn = CondBatchNorm(w[-1], embed_dim)
-        self.out = nn.Conv2d(w[-1], 1, 3, padding=1)  # the only layer at full resolution
+        self.out = nn.Conv2d(w[-1], 1, 3, padding=1, padding_mode=pad)  # the only layer at full resolution
         # The weight of the class in every conditional BatchNorm (transitional conditioning).
         # A buffer, so the EMA copy and the export carry the value the weights were trained at.
         self.register_buffer("cond_weight", torch.tensor(1.0))

@@ -104,7 +104,16 @@ class CGAN(Generator):
         except ValueError as e:
             raise UserError(f"model key 'augment': {e}") from None
         self.G: nn.Module = GNet(
-            s.size, s.num_classes, c.z_dim, c.g_ch, c.max_ch, c.embed_dim, c.convs_per_block, c.g_ch4, c.resample
+            s.size,
+            s.num_classes,
+            c.z_dim,
+            c.g_ch,
+            c.max_ch,
+            c.embed_dim,
+            c.convs_per_block,
+            c.g_ch4,
+            c.resample,
+            c.g_pad,
         )
         self.D: nn.Module = Discriminator(
             s.size, s.num_classes, c.d_ch, c.max_ch, c.convs_per_block, c.d_ch4, c.d_sn, c.mbstd_group,
