@@ -12,7 +12,7 @@ import pytest
 from test_benchmark_support import make_synthetic_set
 
 from cxraug.benchmark.config import build_config
-from cxraug.benchmark.runner import run_benchmark
+from cxraug.benchmark.runner import OWN_FILES, run_benchmark
 from cxraug.benchmark.statistics import HELPED, HURT, NO_EVIDENCE
 from cxraug.cli import main
 from cxraug.errors import UserError
@@ -115,8 +115,13 @@ def test_end_to_end_resume_and_determinism(phantom32, synthetic, tmp_path, capsy
     # Determinism: retraining from scratch gives the same predictions per seed.
     with np.load(out / "runs/cgan/seed-1/predictions.npz") as z:
         before = z["test_probs"]
+    assert {f.name for f in out.iterdir() if f.is_file()} <= OWN_FILES, "a file --overwrite would leave behind"
+    (out / "my-notes.txt").write_text("mine")
+    (out / ".results.csv.k2x_9a.tmp").write_text("torn")  # a killed write of the benchmark's own
     fresh = run_benchmark(phantom32, _cfg(synthetic, arms=["cgan"], seeds=[1]), out, overwrite=True)
     assert (fresh.trained, fresh.reused) == (1, 0)
     assert not (out / "runs" / "real").exists()  # --overwrite started again
+    assert (out / "my-notes.txt").read_text() == "mine", "--overwrite deleted a file the benchmark did not write"
+    assert not (out / ".results.csv.k2x_9a.tmp").exists()
     with np.load(out / "runs/cgan/seed-1/predictions.npz") as z:
         assert np.allclose(z["test_probs"], before, atol=1e-6)

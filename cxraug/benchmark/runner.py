@@ -53,6 +53,12 @@ from cxraug.progress import NullReporter, Reporter
 from cxraug.synthset import SyntheticSet, open_synthetic, set_files
 
 MARKER = "benchmark.json"
+# Every file a benchmark writes at the top of its folder: --overwrite deletes these (and runs/,
+# and its own temporaries), never a file a user put beside them.
+OWN_FILES = frozenset({
+    MARKER, "results.csv", "runs.csv", "verdicts.csv", "results.json", "summary.md", "summary.html",
+    "class_auroc.png", "roc_curves.png", "confusion_matrices.png",
+})  # fmt: skip
 RESULT, PREDICTIONS = "result.json", "predictions.npz"
 PREDICTIONS_SCHEMA = 2  # 2: + val/test row index and patient id; 1: probabilities and labels only
 REPORT_FILES = ("results.csv", "runs.csv", "results.json", "summary.md")
@@ -139,11 +145,21 @@ def _prepare_out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
     if overwrite and (out / MARKER).is_file():
         shutil.rmtree(out / "runs", ignore_errors=True)
         for f in out.iterdir():
-            if f.is_file():
+            if f.name in OWN_FILES and f.is_file() and not f.is_symlink():
                 f.unlink()
-            elif f.suffix == ".partial" or f.name.startswith("."):
-                shutil.rmtree(f, ignore_errors=True)
+            elif _own_temporary(f):
+                shutil.rmtree(f, ignore_errors=True) if f.is_dir() else f.unlink()
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _own_temporary(f: Path) -> bool:
+    """A staging folder (.NAME.partial) or a temporary file (.NAME.XXXX.tmp) left by a killed
+    write of one of the benchmark's own outputs."""
+    if f.is_symlink() or not f.name.startswith("."):
+        return False
+    if f.is_dir():
+        return f.suffix == ".partial"
+    return f.suffix == ".tmp" and f.name[1:].split(".tmp")[0].rsplit(".", 1)[0] in OWN_FILES
 
 
 def run_key(plan: Plan, arm: Arm, seed: int, world_size: int) -> dict:
