@@ -212,6 +212,23 @@ def test_benchmark_deltas_matched_through_provenance(runs: dict[str, Path], tmp_
     assert any("lost" in n and "not found" in n for n in notes)
 
 
+def test_cost_says_when_training_minutes_are_cpu_minutes(tmp_path: Path) -> None:
+    """A clock=cpu run's minutes are CPU-minutes (up to the thread count apart from wall ones):
+    the cost table marks them, the CSV has the clock; older runs counted wall seconds."""
+    from cxraug.compare.cost import training_clock
+    from cxraug.compare.report import train_minutes
+
+    for clock, want in (("cpu", "cpu"), ("wall", "wall"), (None, "wall")):
+        run = tmp_path / str(clock)
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"train": {"clock": clock} if clock else {}}))
+        assert training_clock(run) == want
+    assert training_clock(tmp_path / "gone") == "wall"
+    assert train_minutes({"train_min": 30.0, "clock": "cpu"}) == "30.00 cpu"
+    assert train_minutes({"train_min": 30.0, "clock": "wall"}) == "30.00"
+    assert train_minutes({"train_min": None, "clock": "cpu"}) == "-"
+
+
 def test_resumed_run_cost_is_cumulative(phantom32: Path, tmp_path: Path, monkeypatch) -> None:
     """The clock behind the cost columns: a run resumed to 4 steps reports 4 steps' time."""
     import time

@@ -60,9 +60,22 @@ def training_cost(run: Path, step: int | None) -> dict[str, Any]:
     procs = [r.get("num_processes") for r in trains if r.get("num_processes")]
     out["num_processes"] = procs[-1] if procs else None
     ts, seen = out.get("train_s"), out.get("images_seen")
+    out["clock"] = training_clock(run)
     out["train_min"] = round(ts / 60, 2) if ts is not None else None
     out["train_img_per_s"] = round(seen / ts, 2) if ts and seen is not None else None
     return out
+
+
+def training_clock(run: Path) -> str:
+    """What the run's training seconds count: "wall" seconds, or the process's "cpu" seconds
+    (``--set clock=cpu``); runs made before the setting existed counted wall seconds."""
+    import json
+
+    try:
+        train = json.loads((Path(run) / runs.CONFIG).read_text()).get("train") or {}
+    except (OSError, ValueError):
+        return "wall"
+    return "cpu" if train.get("clock") == "cpu" else "wall"
 
 
 def export_parameters(run: Path) -> int:

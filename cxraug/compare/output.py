@@ -23,7 +23,7 @@ def to_csv(result: CompareResult) -> str:
         r = cost[row["run"]]
         t, s = r["training"], r["sampling"]
         w.writerow({**row, "plugin": r["plugin"], "step": r["step"], "train_steps_images": t["images_seen"],
-                    "train_min": t["train_min"], "train_img_per_s": t["train_img_per_s"],
+                    "train_min": t["train_min"], "train_clock": t.get("clock", "wall"), "train_img_per_s": t["train_img_per_s"],
                     "export_parameters": r["export_parameters"], "sample_img_per_s": s["img_per_s"],
                     "sample_peak_mb": s["peak_mb"]})  # fmt: skip
     return buf.getvalue()

@@ -36,7 +36,10 @@ def quality_vs_cost(result: Any) -> bytes:
             if x is not None:
                 ax.scatter([x], [y], s=30)
                 ax.annotate(r["label"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    axes[0].set_xlabel("training minutes (training steps only)")
+    clocks = {r["training"].get("clock", "wall") for r in result.runs}
+    clock_unit = {"cpu": "CPU-minutes", "wall": "minutes"}
+    unit = clock_unit[clocks.pop()] if len(clocks) == 1 else "minutes (CPU-minutes for clock=cpu runs)"
+    axes[0].set_xlabel(f"training {unit} (training steps only)")
     axes[0].ticklabel_format(axis="x", style="plain", useOffset=False)  # equal budgets: no "+3e1" offset
     lo, hi = axes[0].get_xlim()
     if hi - lo < 1:  # runs at the same budget: show a minute either side, not a hundredth

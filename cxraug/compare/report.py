@@ -26,7 +26,7 @@ def _metric_columns() -> tuple[str, ...]:
 CSV_COLUMNS = (
     "run", "class", "split", "size", "n_real", "n_fake", "status", *_metric_columns(),
     "mem_share_pixels", "mem_share_features", "mem_near_copies",
-    "plugin", "step", "train_steps_images", "train_min", "train_img_per_s", "export_parameters",
+    "plugin", "step", "train_steps_images", "train_min", "train_clock", "train_img_per_s", "export_parameters",
     "sample_img_per_s", "sample_peak_mb", "extractor", "weights_sha256",
 )  # fmt: skip
 
@@ -63,15 +63,23 @@ def cost_table(result: CompareResult) -> ReportTable:
         t, s = r["training"], r["sampling"]
         opts = ", ".join(f"{k}={v}" for k, v in (r.get("sampling_options") or {}).items() if v is not None) or "-"
         rows.append(cells(r["label"], str(r["plugin"]), number(r["step"]), number(t["images_seen"]),
-                          number(t["train_min"], 2), number(t["train_img_per_s"]), number(r["export_parameters"]),
+                          train_minutes(t), number(t["train_img_per_s"]), number(r["export_parameters"]),
                           opts, number(s["img_per_s"]), number(s["peak_mb"])))  # fmt: skip
     measure = result.runs[0]["sampling"]["memory_measure"] if result.runs else ""
     title = (
-        f"Cost: training from each run's metrics.jsonl (training-step time, cumulative over resumes); "
+        f"Cost: training from each run's metrics.jsonl (training-step time, cumulative over resumes; "
+        f"'cpu': CPU-minutes of the process, for runs trained with clock=cpu, else wall minutes); "
         f"sampling measured now on {result.runs[0]['sampling']['device'] if result.runs else '?'} "
         f"after a warm-up batch; peak memory = {measure}"
     )
     return ReportTable(title, columns, rows)
+
+
+def train_minutes(t: dict[str, Any]) -> str:
+    """Training minutes, marked when they are CPU-minutes (a clock=cpu run): the two differ by
+    up to the thread count, so a table mixing them must say which is which."""
+    cell = number(t["train_min"], 2)
+    return f"{cell} cpu" if t.get("clock") == "cpu" and t["train_min"] is not None else cell
 
 
 def quality_table(result: CompareResult) -> ReportTable:
