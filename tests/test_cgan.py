@@ -10,7 +10,7 @@ import pytest
 import torch
 from cxraug_cgan import CGAN
 from cxraug_cgan.augment import OPS, augment
-from cxraug_cgan.nets import Discriminator, Generator, widths
+from cxraug_cgan.nets import Discriminator, Generator, upsample, widths
 from cxraug_cgan.plugin import (
     Anchors,
     class_weight,
@@ -33,13 +33,14 @@ LIVELY = {
     "ada_speed_img": 64, "ada_interval": 2, "r1_gamma": 1.0, "r1_every": 2, "lecam": 0.3, "mbstd_group": 4,
 }  # fmt: skip
 # The same for the R3GAN-style pieces: relativistic loss, R1/R2 on part of the batch with a
-# burn-in of gamma and beta2, the class fading in, the reconstruction head, bilinear resampling, reflect padding.
+# burn-in of gamma and beta2, the class fading in, the reconstruction head, bilinear resampling,
+# reflect padding, a normalisation-free G.
 LIVELY_R3 = {
     **CGAN.tiny_config(), "ema_kimg": 0.032, "ema_rampup": None, "aug_p": 0.5, "mbstd_group": 4,
     "loss": "rpgan", "d_sn": False, "d_act": "lrelu", "d_zero_init": True, "gamma": 1.0,
     "gamma_fraction": 0.5, "burnin_kimg": 0.064, "beta2": 0.99, "beta2_start": 0.9,
     "cond_start_kimg": 0.008, "cond_end_kimg": 0.064, "recon_weight": 1.0, "resample": "bilinear",
-    "g_pad": "reflect",
+    "g_pad": "reflect", "g_norm": "none",
 }  # fmt: skip
 
 
@@ -450,6 +451,29 @@ def test_reflect_padding_gives_the_generator_no_border() -> None:
     for resample in ("nearest", "bilinear"):
         assert border_contrast("reflect", resample) < 1e-5
         assert border_contrast("zeros", resample) > 1e-2
+
+
+def test_normalisation_free_generator() -> None:
+    """g_norm=none: no BatchNorm anywhere, every block starts as its skip (fix-up init), the class
+    enters beside z, and at class weight 0 (transitional conditioning) it has no effect."""
+    from cxraug_cgan.nets import GBlock
+
+    torch.manual_seed(0)
+    g = Generator(32, 3, 16, 8, 64, 8, norm="none")
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.SyncBatchNorm)) for m in g.modules())
+    h, e = torch.randn(4, g.c0, 4, 4), torch.randn(4, 8)
+    block = g.blocks[0]
+    assert isinstance(block, GBlock)
+    with torch.no_grad():
+        assert torch.equal(block(h, e), block.skip(upsample(h, "nearest")))
+        z, y = torch.randn(6, 16), torch.tensor([0, 1, 2, 0, 1, 2])
+        x = g(z, y)
+        assert x.shape == (6, 1, 32, 32)
+        assert (x - g(z, (y + 1) % 3)).abs().max() > 1e-4, "the class must reach the image"
+        g.cond_weight.fill_(0.0)
+        assert torch.equal(g(z, y), g(z, (y + 1) % 3)), "class weight 0 is an unconditional G"
+    with pytest.raises(Exception, match="g_norm"):
+        CGAN.Config(**{**CGAN.tiny_config(), "g_norm": "layer"})
 
 
 def test_sync_bn_is_for_several_gpu_processes() -> None:

@@ -82,6 +82,11 @@ class CGANConfig(EMASettings, PluginConfig):
     g_pad: Literal["zeros", "reflect"] = Field(
         "zeros", description="padding of G's 3x3 convs (reflect: no border response, no frame of lines)"
     )
+    g_norm: Literal["cbn", "none"] = Field(
+        "cbn",
+        description="G's normalisation: conditional BatchNorm (BigGAN), or none (R3GAN: class beside z, leaky ReLU, "
+        "fix-up init)",
+    )
     cond_start_kimg: float | None = Field(
         None, ge=0, description="transitional conditioning: images (thousands) before the class starts to fade in"
     )

@@ -1,4 +1,4 @@
-"""Generator (residual, conditional BatchNorm) and projection discriminator (spectral norm).
+"""Generator (residual, conditional BatchNorm or normalisation-free) and projection discriminator.
 
 Widths follow the resolution: ``ch`` at half the image size, doubling per halving, capped at
 ``max_ch``; depth follows the image size, so the same config trains at 32 to 256 px. As in
@@ -69,24 +69,48 @@ def downsample(x: torch.Tensor, mode: str) -> torch.Tensor:
     return F.avg_pool2d(x, 2)
 
 
+class NoNorm(nn.Module):
+    """The place of a conditional BatchNorm in a normalisation-free G (the class enters at the input)."""
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor, w: torch.Tensor | float = 1.0) -> torch.Tensor:
+        return x
+
+
+G_NORMS = ("cbn", "none")
+
+
 class GBlock(nn.Module):
-    """Residual up-block: CBN-ReLU-up-conv (x ``convs``), plus a 1x1 skip."""
+    """Residual up-block: norm-act-up-conv (x ``convs``), plus a 1x1 skip.
+
+    ``norm="cbn"``: conditional BatchNorm and ReLU (BigGAN). ``norm="none"``: no normalisation,
+    leaky ReLU, and the branch's last conv starts at zero so the block starts as its skip
+    (R3GAN's fix-up initialisation, which BatchNorm would otherwise provide).
+    """
 
     def __init__(
-        self, cin: int, cout: int, embed_dim: int, convs: int, resample: str = "nearest", pad: str = "zeros"
+        self,
+        cin: int,
+        cout: int,
+        embed_dim: int,
+        convs: int,
+        resample: str = "nearest",
+        pad: str = "zeros",
+        norm: str = "cbn",
     ) -> None:
         super().__init__()
-        self.bns = nn.ModuleList(CondBatchNorm(c, embed_dim) for c in [cin] + [cout] * (convs - 1))
-        self.convs = nn.ModuleList(
-            nn.Conv2d(c, cout, 3, padding=1, padding_mode=pad) for c in [cin] + [cout] * (convs - 1)
-        )
+        ins = [cin] + [cout] * (convs - 1)
+        self.bns = nn.ModuleList(CondBatchNorm(c, embed_dim) if norm == "cbn" else NoNorm() for c in ins)
+        self.convs = nn.ModuleList(nn.Conv2d(c, cout, 3, padding=1, padding_mode=pad) for c in ins)
+        if norm == "none":
+            nn.init.zeros_(self.convs[-1].weight)
+            nn.init.zeros_(self.convs[-1].bias)
         self.skip = nn.Conv2d(cin, cout, 1)
-        self.resample = resample
+        self.resample, self.act = resample, "relu" if norm == "cbn" else "lrelu"
 
     def forward(self, x: torch.Tensor, e: torch.Tensor, w: torch.Tensor | float = 1.0) -> torch.Tensor:
         h = x
         for i, (bn, conv) in enumerate(zip(self.bns, self.convs, strict=True)):
-            h = F.relu(bn(h, e, w))
+            h = activation(self.act, bn(h, e, w))
             h = conv(upsample(h, self.resample) if i == 0 else h)
         return h + self.skip(upsample(x, self.resample))
 
@@ -104,14 +128,18 @@ class Generator(nn.Module):
         ch4: int | None = None,
         resample: str = "nearest",
         pad: str = "zeros",
+        norm: str = "cbn",
     ) -> None:
         super().__init__()
         w = widths(size, ch, max_ch, ch4)
-        self.z_dim, self.c0, self.resample = z_dim, w[0], resample
+        self.z_dim, self.c0, self.resample, self.norm = z_dim, w[0], resample, norm
         self.embed = nn.Embedding(num_classes, embed_dim)
-        self.fc = nn.Linear(z_dim, 16 * w[0])
-        self.blocks = nn.ModuleList(GBlock(a, b, embed_dim, convs, resample, pad) for a, b in itertools.pairwise(w))
-        self.out_bn = CondBatchNorm(w[-1], embed_dim)
+        # Without conditional BatchNorm the class enters once, beside z (R3GAN's conditional G).
+        self.fc = nn.Linear(z_dim + (embed_dim if norm == "none" else 0), 16 * w[0])
+        self.blocks = nn.ModuleList(
+            GBlock(a, b, embed_dim, convs, resample, pad, norm) for a, b in itertools.pairwise(w)
+        )
+        self.out_bn = CondBatchNorm(w[-1], embed_dim) if norm == "cbn" else NoNorm()
         self.out = nn.Conv2d(w[-1], 1, 3, padding=1, padding_mode=pad)  # the only layer at full resolution
         # The weight of the class in every conditional BatchNorm (transitional conditioning).
         # A buffer, so the EMA copy and the export carry the value the weights were trained at.
@@ -119,10 +147,10 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         e, w = self.embed(y), self.cond_weight
-        h = self.fc(z).view(z.shape[0], self.c0, 4, 4)
+        h = self.fc(torch.cat([z, w * e], 1) if self.norm == "none" else z).view(z.shape[0], self.c0, 4, 4)
         for block in self.blocks:
             h = block(h, e, w)
-        h = upsample(F.relu(self.out_bn(h, e, w)), self.resample)
+        h = upsample(activation("relu" if self.norm == "cbn" else "lrelu", self.out_bn(h, e, w)), self.resample)
         return torch.tanh(self.out(h))
 
 

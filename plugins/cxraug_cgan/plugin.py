@@ -295,6 +295,9 @@ class CGAN(Generator):
         as sampling draws them (truncated alike: truncation narrows the activations)."""
         g = torch.Generator().manual_seed(STANDING_STATS_SEED)
         bns = [m for m in self.G_ema.modules() if isinstance(m, nn.BatchNorm2d)]
+        if not bns:  # a normalisation-free G has no statistics to recompute
+            self._stats_for = (True, truncation)
+            return
         for m in bns:
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the batches below
