@@ -27,6 +27,8 @@ VARIANTS = {
     "recon": "recon_weight=1",
     "bilinear": "resample=bilinear",
     "transitional": "cond_start_kimg=0,cond_end_kimg=100",
+    "bilinear-reflect": "resample=bilinear,g_pad=reflect",
+    "nf-g": "g_norm=none",
 }
 
 

@@ -19,6 +19,8 @@ VARIANTS=(
   "transitional|414.9|cond_start_kimg=25 cond_end_kimg=100"
   "recon|388|recon_weight=1"
   "bilinear|367|resample=bilinear"
+  "nf-g|423|g_norm=none"
+  "r3-nf-g005|292|$R3 gamma=0.05 g_norm=none"
 )
 [ -n "${ONLY:-}" ] && mapfile -t VARIANTS < <(printf '%s\n' "${VARIANTS[@]}" | grep -E "^(${ONLY})\|")
 [ -n "${EXTRA_VARIANT:-}" ] && VARIANTS+=("$EXTRA_VARIANT")
