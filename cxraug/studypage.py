@@ -134,8 +134,8 @@ def build(cfg: StudyPageConfig) -> tuple[str, list[Block], dict[str, bytes]]:
     cfg_b = res.get("config", {})
     inner.append(
         Para(
-            f"Benchmark: one classifier ({cfg_b.get('model', '?')}, {cfg_b.get('epochs', '?')} epochs) per arm and "
-            f"seed, {len(res.get('seeds', []))} seeds, on the held-out test split ({stats.get('test_images', '?')} "
+            f"Benchmark: one classifier ({cfg_b.get('model', '?')}, {_count(cfg_b.get('epochs'), 'epoch')}) per arm and "
+            f"seed, {_count(len(res.get('seeds', [])), 'seed')}, on the held-out test split ({stats.get('test_images', '?')} "
             f"images); Δ is the paired difference from the {res.get('reference')} arm with its "
             f"{res.get('confidence', 0.95):.0%} bootstrap interval over test images and seeds.",
             css="note",
@@ -181,3 +181,8 @@ def write_study_page(cfg: StudyPageConfig) -> Path:
     title, blocks, pngs = build(cfg)
     atomic_write_text(out, html(title, blocks, pngs))
     return out
+
+
+def _count(n: int | None, noun: str) -> str:
+    """'1 epoch', '3 epochs', '? epochs'."""
+    return f"? {noun}s" if n is None else f"{n} {noun}" + ("" if n == 1 else "s")

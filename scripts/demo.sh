@@ -72,7 +72,9 @@ $CXR benchmark --data "$OUT/sample32" --controlled-imbalance "$RARE=$KEEP" \
   --set epochs="$EPOCHS" --out "$OUT/benchmark" --overwrite ${BENCH_ARGS:-}
 took benchmark
 
-BUDGET="A small budget: each generator trained $MINUTES CPU-minutes, the classifier $EPOCHS epochs x $SEEDS seeds, \
+plural() { if [ "$1" = 1 ]; then echo "$1 $2"; else echo "$1 $2s"; fi; }
+BUDGET="A small budget: each generator trained for $(plural "$MINUTES" minute) of training steps (one thread each), \
+the classifier $(plural "$EPOCHS" epoch) x $(plural "$SEEDS" seed), \
 on PneumoniaMNIST at 32 px with '$RARE' cut to $KEEP training images. The numbers are real; a study needs far more."
 stage "6/6 report: the front page"
 $CXR report --benchmark "$OUT/benchmark" --compare "$OUT/compare" --out "$OUT/index.html" --overwrite \

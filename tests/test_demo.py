@@ -62,7 +62,8 @@ def test_demo_chain_writes_every_stage_and_a_verdict_with_an_interval(demo: tupl
     for stage in ("prepare", "train-gen", "synth", "compare", "benchmark", "report"):
         assert re.search(rf"\({stage}: \d+s\)", printed), f"no time printed for {stage}"
     assert printed.strip().splitlines()[-1] == f"open {out.resolve()}/index.html"
-    assert "small budget" in printed
+    assert "small budget" in printed and "the classifier 1 epoch x 3 seeds" in printed
+    assert "1 epochs" not in printed + (out / "index.html").read_text(), "a count with the wrong plural"
     expected = [
         "sample32/dataset.json", "sample32-rare/dataset.json", "train-cgan.log", "train-diffusion.log",
         "synth-cgan/provenance.json", "synth-diffusion/provenance.json", "compare/compare.json",
