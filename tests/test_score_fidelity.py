@@ -8,6 +8,7 @@ reference's training or selection; its cache must be reused and invalidated corr
 
 from __future__ import annotations
 
+import csv
 import json
 import threading
 import time
@@ -293,6 +294,9 @@ def test_cli_fidelity_outputs(phantom3: Path, tmp_path: Path, monkeypatch: pytes
     assert sum(saved["fidelity_confusion"]["synthetic"]["Mass"]) == min(20, int((labels == mass).sum()))
     header = (out / "scores.csv").read_text().splitlines()[0].split(",")
     assert {"fidelity", "real_fidelity", "fidelity_ratio", "fd_cxr", "ref_val_recall", "ref_val_auroc"} <= set(header)
+    assert "kid_cxr_subset_size" in header, "the KID's subset size is what makes two KIDs comparable"
+    row = next(csv.DictReader((out / "scores.csv").read_text().splitlines()))
+    assert row["kid_cxr_subset_size"] == str(saved["rows"][0]["kid_cxr_subset_size"])
     # Scored again: the reference comes from the cache; the default metrics train nothing.
     again = CliRunner().invoke(app, [*base, "--metrics", "fidelity", "--json"])
     assert again.exit_code == 0 and json.loads(again.stdout)["reference"]["cache"]["reused"] is True

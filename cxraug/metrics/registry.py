@@ -128,7 +128,16 @@ _DEFINED = (
         _fd_cxr,
         space="reference",
         # the reference's own validation scores ride along: comparable only under the same reference
-        columns=("fd_cxr", "kid_cxr", "kid_cxr_std", "precision_cxr", "recall_cxr", "ref_val_recall", "ref_val_auroc"),
+        columns=(
+            "fd_cxr",
+            "kid_cxr",
+            "kid_cxr_std",
+            "kid_cxr_subset_size",
+            "precision_cxr",
+            "recall_cxr",
+            "ref_val_recall",
+            "ref_val_auroc",
+        ),
     ),
 )
 
