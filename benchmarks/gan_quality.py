@@ -289,7 +289,12 @@ def report(args: argparse.Namespace) -> str:
     classes = [c for c in (floor or next(iter(res.values())))["rows"] if c != "all"]
     seeds = max((len(r.get("seeds", [0])) for r in res.values()), default=1)
     how = f"mean ± sd over {seeds} sampling seeds" if seeds > 1 else "sampling seed 0"
-    lines = [f"# cgan vs diffusion vs real ({args.dataset}, {args.split} split, {args.n} images per class, {how})", ""]
+    per_class = (
+        f"as many images per class as the split has real ones, at most {args.n}"
+        if args.match_real
+        else (f"{args.n} images per class")
+    )
+    lines = [f"# cgan vs diffusion vs real ({args.dataset}, {args.split} split, {per_class}, {how})", ""]
     lines.append("| source | train min | steps | img seen | sample img/s | class | n real | n fake | FID | KID | "
                  "precision | recall | FD_cxr | spread (real) | high band (real) | FID/floor | FID/diffusion |")  # fmt: skip
     lines.append("|" + "---|" * 17)
