@@ -55,13 +55,13 @@ from cxraug.synthset import SyntheticSet, open_synthetic, set_files
 MARKER = "benchmark.json"
 # Every file a benchmark writes at the top of its folder: --overwrite deletes these (and runs/,
 # and its own temporaries), never a file a user put beside them.
-OWN_FILES = frozenset({
-    MARKER, "results.csv", "runs.csv", "verdicts.csv", "results.json", "summary.md", "summary.html",
-    "class_auroc.png", "roc_curves.png", "confusion_matrices.png",
-})  # fmt: skip
 RESULT, PREDICTIONS = "result.json", "predictions.npz"
 PREDICTIONS_SCHEMA = 2  # 2: + val/test row index and patient id; 1: probabilities and labels only
 REPORT_FILES = ("results.csv", "runs.csv", "results.json", "summary.md")
+OWN_FILES = frozenset({
+    MARKER, *REPORT_FILES, "verdicts.csv", "summary.html", "class_auroc.png", "roc_curves.png",
+    "confusion_matrices.png",
+})  # fmt: skip
 BARRIER_HOURS = 24  # how long a process may wait for the others at a barrier
 
 
@@ -159,7 +159,7 @@ def _own_temporary(f: Path) -> bool:
         return False
     if f.is_dir():
         return f.suffix == ".partial"
-    return f.suffix == ".tmp" and f.name[1:].split(".tmp")[0].rsplit(".", 1)[0] in OWN_FILES
+    return f.suffix == ".tmp" and any(f.name.startswith(f".{name}.") for name in OWN_FILES)
 
 
 def run_key(plan: Plan, arm: Arm, seed: int, world_size: int) -> dict:
