@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The controlled experiment on real data: PneumoniaMNIST (32 px), "No Finding" (normal) made
 # rare by keeping 50 of its 1,214 training images (chosen by patient), then real vs reweight
-# vs oversample vs classic vs real+cgan vs real+diffusion, 5 seeds. The generators are trained
-# on the reduced training set only, so they have seen exactly the normal images the classifier
-# keeps, and for the same budget of training-step minutes (--time-limit). Each step refuses to
-# overwrite; the benchmark resumes (finished arm x seed runs are kept).
-# The cgan as published: the defaults of that time (adaptive p, no minibatch std).
+# vs oversample vs classic vs real+cgan vs real+diffusion, SEEDS seeds (10). The generators are
+# trained on the reduced training set only, so they have seen exactly the normal images the
+# classifier keeps, each with today's defaults and the same budget of CPU-minutes of training
+# steps (--time-limit with clock=cpu, so a busy machine does not shorten it). Each step
+# refuses to overwrite; the benchmark resumes (finished arm x seed runs are kept).
 # PARALLEL=1 trains the two generators at once, one thread each (a 2-core machine).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
@@ -20,12 +20,11 @@ $CXR benchmark --data "$OUT/pmnist32" --controlled-imbalance "No Finding=50" \
   --export-reduced "$OUT/pmnist32-nf50" --overwrite
 train_cgan() {
   $CXR train-gen --plugin cgan --data "$OUT/pmnist32-nf50" --out "$OUT/runs" --time-limit "$MINUTES" \
-    --seed 0 --set balanced=true --set ada_target=0.6 --set aug_p=0 --set mbstd_group=0 \
-    --set sample_every=2000 --set checkpoint_every=1000
+    --seed 0 --set balanced=true --set clock=cpu --set sample_every=2000 --set checkpoint_every=1000
 }
 train_diffusion() {
   $CXR train-gen --plugin diffusion --data "$OUT/pmnist32-nf50" --out "$OUT/runs" --time-limit "$MINUTES" \
-    --batch-size 32 --seed 0 --set balanced=true --set sample_every=400 --set checkpoint_every=200
+    --batch-size 32 --seed 0 --set balanced=true --set clock=cpu --set sample_every=400 --set checkpoint_every=200
 }
 source "$(dirname "$0")/lib.sh"
 train_pair "$OUT"
@@ -37,4 +36,4 @@ $CXR synth --run "$RUN" --class "No Finding" -n 1200 --out "$OUT/synth-diffusion
 $CXR benchmark --data "$OUT/pmnist32" --controlled-imbalance "No Finding=50" \
   --synthetic cgan="$OUT/synth-cgan" --synthetic diffusion="$OUT/synth-diffusion" \
   --arms real,reweight,oversample,classic,cgan,diffusion --ratio fill \
-  --seeds 5 --set epochs="$EPOCHS" --out "$OUT/benchmark"
+  --seeds "${SEEDS:-10}" --set epochs="$EPOCHS" --out "$OUT/benchmark"
