@@ -29,6 +29,7 @@ VARIANTS = {
     "transitional": "cond_start_kimg=0,cond_end_kimg=100",
     "bilinear-reflect": "resample=bilinear,g_pad=reflect",
     "nf-g": "g_norm=none",
+    "augself": "augself_weight=1",
 }
 
 

@@ -78,7 +78,14 @@ def find_run(runs: Path, plugin: str) -> Path | None:
 
 
 def train(
-    data: Path, runs: Path, plugin: str, minutes: float, sets: list[str], threads: int, rate: float | None = None
+    data: Path,
+    runs: Path,
+    plugin: str,
+    minutes: float,
+    sets: list[str],
+    threads: int,
+    rate: float | None = None,
+    seed: int = 0,
 ) -> Path:
     """Train (or resume) the run of ``plugin`` until ``minutes`` of training steps; with
     ``rate`` (this variant's steps per minute measured alone on one thread), until
@@ -86,7 +93,7 @@ def train(
     run = find_run(runs, plugin)
     flags = ["--steps", str(round(minutes * rate))] if rate else ["--time-limit", f"{minutes:g}"]
     if run is None:
-        base = ["train-gen", "--plugin", plugin, "--data", str(data), "--out", str(runs), "--seed", "0"]
+        base = ["train-gen", "--plugin", plugin, "--data", str(data), "--out", str(runs), "--seed", str(seed)]
         cxraug(*base, *flags, *[x for s in sets for x in ("--set", s)], threads=threads)
         run = find_run(runs, plugin)
         assert run is not None
@@ -262,7 +269,7 @@ def run_cgan(data: Path, args: argparse.Namespace) -> None:
     for b in args.budgets:
 
         def make(b: float = b) -> dict[str, Any]:
-            run = train(data, runs, "cgan", b, args.cgan_set, args.threads, args.cgan_steps_per_min)
+            run = train(data, runs, "cgan", b, args.cgan_set, args.threads, args.cgan_steps_per_min, args.train_seed)
             return score_run(data, run, [], args)
 
         stage(args.out / "results" / args.split / f"{args.name}-{b:g}min.json", make)
@@ -404,6 +411,8 @@ def main() -> None:
     ap.add_argument(
         "--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0], help="sampling seeds, e.g. 0,1,2"
     )
+    ap.add_argument("--train-seed", type=int, default=0,
+                    help="the cgan's training seed (give each seed its own --name: the spread over training runs)")  # fmt: skip
     ap.add_argument("--metrics", type=lambda s: s.split(","), default=["fid", "kid", "pr"], help="cxraug score metrics")
     ap.add_argument("--match-real", action="store_true",
                     help="draw per class at most as many images as the split has real ones (a slow sampler)")  # fmt: skip

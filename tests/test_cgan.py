@@ -27,10 +27,11 @@ from cxraug.train import spec_from_run, start_run, train
 
 # A tiny config in which every piece of state moves within a few steps of batch 8: the EMA
 # averages (no ramp-up: a half-life of 32 images), ADA adjusts p every 2 steps, R1 runs every
-# second step, LeCam's anchors move and D sees the minibatch std.
+# second step, LeCam's anchors move, D sees the minibatch std and has AugSelf's head.
 LIVELY = {
     **CGAN.tiny_config(), "ema_kimg": 0.032, "ema_rampup": None, "aug_p": 0.5, "ada_target": 0.0,
     "ada_speed_img": 64, "ada_interval": 2, "r1_gamma": 1.0, "r1_every": 2, "lecam": 0.3, "mbstd_group": 4,
+    "augself_weight": 1.0,
 }  # fmt: skip
 # The same for the R3GAN-style pieces: relativistic loss, R1/R2 on part of the batch with a
 # burn-in of gamma and beta2, the class fading in, the reconstruction head, bilinear resampling,
@@ -185,7 +186,7 @@ def test_cutout_masks_diffaugment_square(size: int) -> None:
     from cxraug_cgan.augment import _cutout_mask
 
     x = torch.ones(4000, 1, size, size)
-    mask = _cutout_mask(x, torch.Generator().manual_seed(0))
+    mask, _ = _cutout_mask(x, torch.Generator().manual_seed(0))
     side = mask.sum(dim=2).amax(dim=(1, 2))  # widest column run = the square's clipped height
     assert side.max() == size // 2, "the square's side is half the image side"
     # The expected share: per axis, the clipped length of a side-s run centred uniformly.
@@ -383,9 +384,11 @@ def test_reconstruction_head_loss_by_hand() -> None:
     assert float(recon_loss(decoded, images)) == 0.0
     for size in (32, 64):
         d = Discriminator(size, 2, 8, 64, recon=True)
-        out, dec = d(torch.rand(4, 1, size, size), torch.tensor([0, 1, 0, 1]), recon=True)
+        out, extras = d(torch.rand(4, 1, size, size), torch.tensor([0, 1, 0, 1]), recon=True)
+        dec = extras["recon"]
         assert out.shape == (4,) and dec.shape == (4, 1, 16, 16), "16 px from the 8x8 features"
-        out, dec = d(torch.rand(4, 1, size, size), torch.tensor([0, 1, 0, 1]), parts=2, recon=True)
+        out, extras = d(torch.rand(4, 1, size, size), torch.tensor([0, 1, 0, 1]), parts=2, recon=True)
+        dec = extras["recon"]
         assert out.shape == (4,) and dec.shape == (2, 1, 16, 16), "only the first part (the reals) is decoded"
 
 
@@ -399,6 +402,108 @@ def test_reconstruction_trains_d_on_reals() -> None:
     for _ in range(30):
         last = gen.train_step(x, y, acc)["recon"]
     assert last < 0.8 * first, "the decoder learns to reconstruct the reals"
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_augment_params_describe_each_draw(op: str) -> None:
+    """AugSelf's targets: each op's parameters, in [0, 1], are the ones the image was given."""
+    from cxraug_cgan.augment import augment_with_params, param_dims
+
+    size, n = 32, 400
+    ramp = torch.arange(size, dtype=torch.float32)
+    x = ((ramp.view(1, 1, 1, size) + 100 * ramp.view(1, 1, size, 1)) / 4000).expand(n, 1, size, size).contiguous()
+    out, params = augment_with_params(x, (op,), 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(out, augment(x, (op,), 1.0, torch.Generator().manual_seed(0))), "the same draws"
+    assert params.shape == (n, param_dims((op,))) and params.min() >= 0 and params.max() <= 1
+    varying = params[:, 1:] if op == "cutout" else params  # cutout's first column: on / off
+    assert varying.std(dim=0).min() > 0.2, "the parameters vary over [0, 1] (uniform: sd 0.29)"
+    if op == "brightness":
+        assert torch.allclose((out - x)[:, 0, 0, 0], params[:, 0] - 0.5, atol=1e-6)
+    if op == "contrast":
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        assert torch.allclose(out - mean, (x - mean) * (params[:, 0] + 0.5).view(n, 1, 1, 1), atol=1e-5)
+    if op == "translation":
+        k = size // 8  # the shift is read back from the ramp's value at the centre
+        centre = out[:, 0, size // 2, size // 2] * 4000
+        dy = size // 2 - torch.div(centre + 0.5, 100, rounding_mode="floor")
+        dx = size // 2 - torch.round(centre % 100)
+        assert torch.equal(params[:, 0] * 2 * k - k, dy) and torch.equal(params[:, 1] * 2 * k - k, dx)
+    if op == "cutout":
+        hole = (out == 0) & (x != 0)
+        assert torch.equal(params[:, 0], torch.ones(n)), "every image has a hole at p = 1"
+        inside = (params[:, 1:] > 0.25) & (params[:, 1:] < 0.75)  # squares that are not clipped
+        rows = torch.arange(size, dtype=torch.float32)
+        for i in torch.nonzero(inside.all(dim=1)).flatten()[:20]:
+            ys, xs = hole[i, 0].any(dim=1), hole[i, 0].any(dim=0)
+            cy = (rows[ys].min() + rows[ys].max() + 1) / 2 / size
+            cx = (rows[xs].min() + rows[xs].max() + 1) / 2 / size
+            assert float(cy) == pytest.approx(float(params[i, 1]), abs=1 / size)
+            assert float(cx) == pytest.approx(float(params[i, 2]), abs=1 / size)
+    _, none = augment_with_params(x, (op,), 0.0, torch.Generator().manual_seed(0))
+    identity = [0.0, 0.5, 0.5] if op == "cutout" else [0.5] * param_dims((op,))
+    assert torch.equal(none, torch.tensor(identity).expand(n, -1)), "p = 0: every image reads as the identity"
+    half, hp = augment_with_params(x, (op,), 0.5, torch.Generator().manual_seed(1))
+    unchanged = (half == x).flatten(1).all(dim=1)
+    assert torch.equal(hp[unchanged], torch.tensor(identity).expand(int(unchanged.sum()), -1)) or op == "translation"
+
+
+def test_augself_losses_by_hand() -> None:
+    from cxraug_cgan.plugin import augself_d_loss, augself_g_loss
+
+    real, fake = torch.tensor([[0.2, 0.8]]), torch.tensor([[0.5, 1.0]])
+    assert float(augself_d_loss(torch.cat([real, -fake]), real, fake)) == 0.0
+    assert float(augself_d_loss(torch.cat([real, fake]), real, fake)) == pytest.approx((1.0**2 + 2.0**2) / 2)
+    # G's loss is (pred - p)^2 - (pred + p)^2 = -4 pred p per entry: lower as the fakes read as reals.
+    assert float(augself_g_loss(fake, fake)) == pytest.approx(-4 * (0.25 + 1.0) / 2)
+    assert float(augself_g_loss(-fake, fake)) == pytest.approx(4 * (0.25 + 1.0) / 2)
+
+
+def test_augself_head_reads_the_augmentation() -> None:
+    """D's head learns to read the brightness shift off the images: below half the loss of the
+    best prediction that ignores the image (each group's mean target)."""
+    from cxraug_cgan.augment import augment_with_params
+    from cxraug_cgan.plugin import augself_d_loss
+
+    torch.manual_seed(0)
+    d = Discriminator(32, 2, 8, 64, augself=1)
+    opt = torch.optim.Adam(d.parameters(), lr=1e-3, betas=(0.0, 0.9))
+    g, y = torch.Generator().manual_seed(0), torch.arange(16) % 2
+    losses, blind = [], []
+    for _ in range(120):
+        real, fake = torch.rand(16, 1, 32, 32) * 2 - 1, torch.rand(16, 1, 32, 32) * 0.2
+        ri, rp = augment_with_params(real, ("brightness",), 1.0, g)
+        fi, fp = augment_with_params(fake, ("brightness",), 1.0, g)
+        _, extras = d(torch.cat([ri, fi]), torch.cat([y, y]), parts=2, augself=True)
+        loss = augself_d_loss(extras["augself"], rp, fp)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        blind.append(float(rp.var(dim=0, unbiased=False).mean() + fp.var(dim=0, unbiased=False).mean()))
+    last, ref = sum(losses[-20:]) / 20, sum(blind) / len(blind)
+    assert last < 0.5 * ref, f"the head reads the shift ({last:.3f} against {ref:.3f} blind)"
+
+
+def test_augself_in_the_training_step() -> None:
+    """Both losses are in the step (D's and G's), G is trained through the head, and a config
+    without augmentation is refused."""
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=True)
+    x, y = torch.rand(8, 1, 32, 32) * 2 - 1, torch.arange(8) % 2
+    cfg = {**CGAN.tiny_config(), "augment": "brightness,cutout", "aug_p": 1.0}
+    after = {}
+    for w in (0.0, 1.0):
+        gen = CGAN(CGAN.Config(**cfg, augself_weight=w), _spec(), seed=0)
+        gen.setup(acc)
+        logs = gen.train_step(x, y, acc)
+        after[w] = [p.detach().clone() for p in gen.G_plain.parameters()]
+    assert gen.D_plain.augself.out_features == 4
+    assert {"augself_d", "augself_g"} <= logs.keys() and all(math.isfinite(logs[k]) for k in ("augself_d", "augself_g"))
+    assert any(not torch.equal(a, b) for a, b in zip(after[0.0], after[1.0], strict=True)), "G's step sees the head"
+    with pytest.raises(ValueError, match="augself_weight needs augmentation"):
+        CGAN.Config(**{**cfg, "augment": "none", "augself_weight": 1.0})
+    assert CGAN(CGAN.Config(**CGAN.tiny_config()), _spec(), seed=0).D.augself is None, "off by default: no head"
 
 
 # --- the grid texture at 64 px -------------------------------------------------------------------------

@@ -29,29 +29,62 @@ def _rand(n: int, g: torch.Generator, device: torch.device) -> torch.Tensor:
     return torch.rand(n, generator=g, device=g.device).to(device)
 
 
+# What each op's parameters are, as AugSelf's discriminator predicts them (Hou et al. 2023):
+# each scaled to [0, 1], an op that was not applied reads as its identity (no shift, factor 1,
+# no translation; cutout: "off" and the centre of the image).
+PARAM_DIMS = {"brightness": 1, "contrast": 1, "translation": 2, "cutout": 3}
+
+
+def param_dims(ops: tuple[str, ...]) -> int:
+    return sum(PARAM_DIMS[o] for o in ops)
+
+
 def augment(x: torch.Tensor, ops: tuple[str, ...], p: float, g: torch.Generator) -> torch.Tensor:
     """Apply each op to each image with probability ``p``."""
-    if not ops or p <= 0:
-        return x
+    return augment_with_params(x, ops, p, g)[0]
+
+
+def augment_with_params(
+    x: torch.Tensor, ops: tuple[str, ...], p: float, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``augment`` and the parameters it drew, ``(n, param_dims(ops))`` in [0, 1] (see
+    PARAM_DIMS). The random draws are the same as without the parameters."""
     n, dev = x.shape[0], x.device
+    if not ops or p <= 0:
+        return x, _identity_params(ops, n, x)
+    params = []
     for op in ops:
         on = (_rand(n, g, dev) < p).view(n, 1, 1, 1).to(x.dtype)
         if op == "brightness":
-            x = x + on * (_rand(n, g, dev) - 0.5).view(n, 1, 1, 1)
+            r = _rand(n, g, dev).view(n, 1, 1, 1)
+            x = x + on * (r - 0.5)
+            params.append(0.5 + on.view(n, 1) * (r.view(n, 1) - 0.5))
         elif op == "contrast":
             mean = x.mean(dim=(1, 2, 3), keepdim=True)
-            factor = (_rand(n, g, dev) + 0.5).view(n, 1, 1, 1)
+            factor = (_rand(n, g, dev) + 0.5).view(n, 1, 1, 1)  # in [0.5, 1.5)
             x = x + on * (x - mean) * (factor - 1)
+            params.append(0.5 + on.view(n, 1) * (factor.view(n, 1) - 1))
         elif op == "translation":
-            x = on * _translate(x, g) + (1 - on) * x
+            moved, shift = _translate(x, g)
+            x = on * moved + (1 - on) * x
+            params.append(0.5 + on.view(n, 1) * (shift - 0.5))
         elif op == "cutout":
-            x = x * (1 - on * _cutout_mask(x, g))
-    return x
+            mask, centre = _cutout_mask(x, g)
+            x = x * (1 - on * mask)
+            params.append(torch.cat([on.view(n, 1), 0.5 + on.view(n, 1) * (centre - 0.5)], dim=1))
+    return x, torch.cat(params, dim=1).to(x.dtype)
 
 
-def _translate(x: torch.Tensor, g: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
+def _identity_params(ops: tuple[str, ...], n: int, x: torch.Tensor) -> torch.Tensor:
+    cols = [torch.tensor([0.0, 0.5, 0.5] if o == "cutout" else [0.5] * PARAM_DIMS[o]) for o in ops]
+    row = torch.cat(cols) if cols else torch.zeros(0)
+    return row.to(x.device, x.dtype).expand(n, -1)
+
+
+def _translate(x: torch.Tensor, g: torch.Generator, ratio: float = 0.125) -> tuple[torch.Tensor, torch.Tensor]:
     """DiffAugment's translation: shift by a whole number of pixels, at most ``ratio`` of the side
-    (4 px at 32), drawn uniformly per image and axis; edge values fill the uncovered border."""
+    (4 px at 32), drawn uniformly per image and axis; edge values fill the uncovered border.
+    Also returns the shift (down, right) scaled from [-max, max] to [0, 1], shape (n, 2)."""
     n, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     dy = torch.randint(-sh, sh + 1, (n, 1, 1), generator=g, device=g.device).to(x.device)
@@ -59,13 +92,14 @@ def _translate(x: torch.Tensor, g: torch.Generator, ratio: float = 0.125) -> tor
     rows = (torch.arange(h, device=x.device).view(1, h, 1) - dy).clamp(0, h - 1)
     cols = (torch.arange(w, device=x.device).view(1, 1, w) - dx).clamp(0, w - 1)
     flat = (rows * w + cols).view(n, 1, h * w).expand(-1, x.shape[1], -1)
-    return x.flatten(2).gather(2, flat).view_as(x)
+    shift = torch.cat([(dy.view(n, 1) + sh) / (2 * sh), (dx.view(n, 1) + sw) / (2 * sw)], dim=1)
+    return x.flatten(2).gather(2, flat).view_as(x), shift.to(x.device, torch.float32)
 
 
-def _cutout_mask(x: torch.Tensor, g: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
+def _cutout_mask(x: torch.Tensor, g: torch.Generator, ratio: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
     """DiffAugment's cutout: a square of ``ratio`` times the side (16 px at 32, a quarter of the
     area), centred uniformly over the image and clipped at its border (about 19% of the
-    pixels on average)."""
+    pixels on average). Also returns the square's centre (row, column) over the side, (n, 2)."""
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     # As DiffAugment: offsets in [0, size + (1 - side % 2)), the square spans [o - side//2, o + side - side//2).
@@ -74,7 +108,8 @@ def _cutout_mask(x: torch.Tensor, g: torch.Generator, ratio: float = 0.5) -> tor
     yy = torch.arange(h, device=g.device).view(1, h, 1)
     xx = torch.arange(w, device=g.device).view(1, 1, w)
     mask = (yy >= cy) & (yy < cy + ch) & (xx >= cx) & (xx < cx + cw)
-    return mask.unsqueeze(1).to(x.device, x.dtype)
+    centre = torch.cat([(cy.view(n, 1) + ch / 2) / h, (cx.view(n, 1) + cw / 2) / w], dim=1)
+    return mask.unsqueeze(1).to(x.device, x.dtype), centre.to(x.device, torch.float32)
 
 
 class AdaptiveP:

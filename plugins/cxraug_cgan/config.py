@@ -98,6 +98,12 @@ class CGANConfig(EMASettings, PluginConfig):
         ge=0,
         description="self-supervised D: weight of reconstructing each real image at 16 px from D's 8x8 features",
     )
+    augself_weight: float = Field(
+        0.0,
+        ge=0,
+        description="AugSelf (Hou et al. 2023): D predicts the augmentation parameters of reals (as given) and of "
+        "fakes (negated), G is trained to make its fakes read as reals there; the weight of both losses",
+    )
     sync_bn: bool = Field(
         False, description="under several GPU processes, G's BatchNorm statistics over the whole batch (SyncBatchNorm)"
     )
@@ -113,6 +119,8 @@ class CGANConfig(EMASettings, PluginConfig):
             raise ValueError("set both cond_start_kimg and cond_end_kimg (or neither)")
         if self.cond_end_kimg is not None and self.cond_end_kimg <= (self.cond_start_kimg or 0):
             raise ValueError("cond_end_kimg must be larger than cond_start_kimg")
+        if self.augself_weight > 0 and (not self.augment.strip() or self.augment.strip().lower() == "none"):
+            raise ValueError("augself_weight needs augmentation to predict: set 'augment' (or augself_weight=0)")
         return self
 
 

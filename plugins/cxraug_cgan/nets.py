@@ -264,7 +264,9 @@ class Discriminator(nn.Module):
     With ``mbstd_group`` > 0 the last block also sees the minibatch std of its input; ``w`` is
     the ``cond_weight`` buffer (transitional conditioning: the unconditional term is always
     trained, the class term fades in). With ``recon`` a decoder reconstructs the input from
-    the 8x8 features (``forward(..., recon=True)`` returns them decoded as well).
+    the 8x8 features; with ``augself`` (the number of augmentation parameters) a linear head on
+    the pooled features predicts the augmentation each input was given (AugSelf). ``forward``
+    returns what it is asked for beside the scores (see there).
     """
 
     def __init__(
@@ -281,6 +283,7 @@ class Discriminator(nn.Module):
         resample: str = "nearest",
         zero_init: bool = False,
         recon: bool = False,
+        augself: int = 0,
     ) -> None:
         super().__init__()
         w = list(reversed(widths(size, ch, max_ch, ch4)))  # size/2 px ... 4 px
@@ -298,24 +301,30 @@ class Discriminator(nn.Module):
         # Block i outputs size/2**(i+2) px: the 8 px features come out of block log2(size) - 5.
         self.recon_at = int(math.log2(size)) - 5
         self.decoder = ReconDecoder(w[self.recon_at + 1]) if recon else None
+        # AugSelf's head, normalised like the rest of D: G is trained through it too.
+        self.augself = _maybe_sn(nn.Linear(w[-1], augself), sn) if augself else None
         self.register_buffer("cond_weight", torch.tensor(1.0))
 
     def forward(
-        self, x: torch.Tensor, y: torch.Tensor, parts: int = 1, recon: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """``parts``: the batch is that many independent equal parts (only the minibatch std cares).
-        ``recon``: also return the decoder's 16 px reconstruction of the first part's inputs
-        (the reals: FastGAN trains the decoder on reals only, and decoding fakes costs a third
-        of a step for nothing)."""
+        self, x: torch.Tensor, y: torch.Tensor, parts: int = 1, recon: bool = False, augself: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The scores, or with ``recon`` / ``augself`` the scores and a dict of what was asked.
+        ``parts``: the batch is that many independent equal parts (only the minibatch std cares).
+        ``recon``: the decoder's 16 px reconstruction of the first part's inputs (the reals:
+        FastGAN trains the decoder on reals only, and decoding fakes costs a third of a step for
+        nothing). ``augself``: the predicted augmentation parameters of every input."""
         h = self.stem(x)
-        decoded = None
+        extras: dict[str, torch.Tensor] = {}
         for i, block in enumerate(self.blocks):
             if self.mbstd is not None and i == len(self.blocks) - 1:
                 h = self.mbstd(h, parts)
             h = block(h)
             if recon and i == self.recon_at:
                 assert self.decoder is not None, "built without a reconstruction decoder"
-                decoded = self.decoder(h[: x.shape[0] // parts])  # the first part: the reals
+                extras["recon"] = self.decoder(h[: x.shape[0] // parts])  # the first part: the reals
         h = activation(self.act, h).sum(dim=(2, 3))
         out = self.linear(h).squeeze(1) + self.cond_weight * (self.embed(y) * h).sum(dim=1)
-        return (out, decoded) if recon else out
+        if augself:
+            assert self.augself is not None, "built without an AugSelf head"
+            extras["augself"] = self.augself(h)
+        return (out, extras) if recon or augself else out

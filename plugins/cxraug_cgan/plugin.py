@@ -1,5 +1,6 @@
 """The ``cgan`` plugin: training step (hinge or relativistic loss, R1/R2, DiffAugment/ADA, LeCam,
-transitional conditioning, a self-supervised D, EMA) and sampling."""
+transitional conditioning, a self-supervised D (FastGAN's reconstruction, AugSelf), EMA) and
+sampling."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from torch import nn
 from cxraug.ema import EMA
 from cxraug.errors import UserError
 from cxraug.generator import Generator
-from cxraug_cgan.augment import AdaptiveP, augment, parse_ops
+from cxraug_cgan.augment import AdaptiveP, augment, augment_with_params, param_dims, parse_ops
 from cxraug_cgan.config import CGANConfig, CGANSampleOptions
 from cxraug_cgan.nets import Discriminator, recon_loss
 from cxraug_cgan.nets import Generator as GNet
@@ -78,6 +79,19 @@ def zero_centred_penalty(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.T
     return grad.float().square().sum(dim=(1, 2, 3)).mean()
 
 
+def augself_d_loss(pred: torch.Tensor, real_params: torch.Tensor, fake_params: torch.Tensor) -> torch.Tensor:
+    """AugSelf's D loss: regress the parameters of the reals (the first half of ``pred``) and
+    their negation for the fakes, so the task also tells real from fake."""
+    n = real_params.shape[0]
+    return F.mse_loss(pred[:n].float(), real_params.float()) + F.mse_loss(pred[n:].float(), -fake_params.float())
+
+
+def augself_g_loss(pred: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """AugSelf's G loss on fakes: nearer the reals' target (+params), away from the fakes' (-params)."""
+    p = params.float()
+    return F.mse_loss(pred.float(), p) - F.mse_loss(pred.float(), -p)
+
+
 def _kimg(v: float | None) -> float | None:
     return None if v is None else v * 1000
 
@@ -88,7 +102,8 @@ class CGAN(Generator):
     SampleOptions = CGANSampleOptions
     description: ClassVar[str] = (
         "conditional GAN: residual G with conditional BatchNorm, projection D, minibatch std, hinge or "
-        "relativistic loss with R1/R2, DiffAugment, transitional conditioning, self-supervised D, EMA generator"
+        "relativistic loss with R1/R2, DiffAugment, transitional conditioning, self-supervised D (reconstruction, "
+        "AugSelf), EMA generator"
     )
     min_size: ClassVar[int] = 32
     max_size: ClassVar[int] = 256
@@ -118,6 +133,7 @@ class CGAN(Generator):
         self.D: nn.Module = Discriminator(
             s.size, s.num_classes, c.d_ch, c.max_ch, c.convs_per_block, c.d_ch4, c.d_sn, c.mbstd_group,
             act=c.d_act, resample=c.resample, zero_init=c.d_zero_init, recon=c.recon_weight > 0,
+            augself=param_dims(self.ops) if c.augself_weight > 0 else 0,
         )  # fmt: skip
         # The modules themselves, for state, schedules and D's forward without DDP's sync;
         # setup() re-points them through accelerator.unwrap_model once G and D are prepared.
@@ -200,10 +216,12 @@ class CGAN(Generator):
             # R1/R2 are taken w.r.t. the images before augmentation (R3GAN), lazy R1 after it.
             real_pre = images.detach().requires_grad_(full_penalty)
             fake_pre = fake.detach().requires_grad_(full_penalty)
-            real_in = augment(real_pre, self.ops, self.ada.p, rng).requires_grad_(r1 or full_penalty)
-            fake_in = augment(fake_pre, self.ops, self.ada.p, rng)
-            res = self.D(torch.cat([real_in, fake_in]), torch.cat([labels, labels]), parts=2, recon=c.recon_weight > 0)
-            out, decoded = res if c.recon_weight > 0 else (res, None)
+            real_in, real_params = augment_with_params(real_pre, self.ops, self.ada.p, rng)
+            real_in = real_in.requires_grad_(r1 or full_penalty)
+            fake_in, fake_params = augment_with_params(fake_pre, self.ops, self.ada.p, rng)
+            heads = {"recon": c.recon_weight > 0, "augself": c.augself_weight > 0}
+            res = self.D(torch.cat([real_in, fake_in]), torch.cat([labels, labels]), parts=2, **heads)
+            out, extras = res if any(heads.values()) else (res, {})
             out = out.float()
             d_real, d_fake = out[:n], out[n:]
             if c.loss == "rpgan":
@@ -214,10 +232,14 @@ class CGAN(Generator):
                 means = accelerator.reduce(torch.stack([d_real.mean(), d_fake.mean()]).detach(), reduction="mean")
                 self.anchors.update(float(means[0]), float(means[1]))
                 loss_d = loss_d + c.lecam * lecam_penalty(d_real, d_fake, self.anchors.real, self.anchors.fake)
-            if decoded is not None:
-                rec = recon_loss(decoded, real_in.detach())
+            if "recon" in extras:
+                rec = recon_loss(extras["recon"], real_in.detach())
                 loss_d = loss_d + c.recon_weight * rec
                 logs["recon"] = rec.item()
+            if "augself" in extras:
+                ss = augself_d_loss(extras["augself"], real_params, fake_params)
+                loss_d = loss_d + c.augself_weight * ss
+                logs["augself_d"] = ss.item()
             if r1:
                 (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
                 loss_d = loss_d + 0.5 * c.r1_gamma * c.r1_every * grad.float().square().sum(dim=(1, 2, 3)).mean()
@@ -262,7 +284,10 @@ class CGAN(Generator):
         d_plain.requires_grad_(False)
         z = self._noise(n, rng)
         with accelerator.autocast():
-            out_g = d_plain(augment(self.G(z, labels), self.ops, self.ada.p, rng), labels).float()
+            fake_in, fake_params = augment_with_params(self.G(z, labels), self.ops, self.ada.p, rng)
+            res = d_plain(fake_in, labels, augself=c.augself_weight > 0)
+            out_g, extras = res if c.augself_weight > 0 else (res, {})
+            out_g = out_g.float()
             if c.loss == "rpgan":
                 # The same reals, freshly augmented: constants to G, so no graph is kept for them.
                 with torch.no_grad():
@@ -270,6 +295,10 @@ class CGAN(Generator):
                 loss_g = rpgan_loss(out_g, ref)
             else:
                 loss_g = -out_g.mean()
+            if "augself" in extras:
+                ss_g = augself_g_loss(extras["augself"], fake_params)
+                loss_g = loss_g + c.augself_weight * ss_g
+                logs["augself_g"] = ss_g.item()
         self.opt_g.zero_grad(set_to_none=True)
         accelerator.backward(loss_g)
         self.opt_g.step()

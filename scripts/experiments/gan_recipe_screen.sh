@@ -4,7 +4,8 @@
 # cores. The budget is in steps: MINUTES x the variant's steps per minute on one thread alone
 # (the defaults' measured rate, 414.9, over the step-cost ratio of benchmarks/cgan_step_cost.py
 # measured in one run), so other jobs on the machine cannot shorten a run. Variants are
-# "name|steps per minute|key=value key=value". Results: OUT/results/val/NAME-Mmin.json and
+# "name|steps per minute|key=value key=value" (train_seed=N among them: the training seed, 0
+# by default, for the spread over training runs). Results: OUT/results/val/NAME-Mmin.json and
 # OUT/report-val.md (benchmarks/gan_quality.py's protocol; an interrupted screen resumes).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
@@ -21,6 +22,9 @@ VARIANTS=(
   "bilinear|367|resample=bilinear"
   "nf-g|423|g_norm=none"
   "r3-nf-g005|292|$R3 gamma=0.05 g_norm=none"
+  "augself|414.9|augself_weight=1"
+  "defaults-t1|414.9|train_seed=1"
+  "defaults-t2|414.9|train_seed=2"
 )
 [ -n "${ONLY:-}" ] && mapfile -t VARIANTS < <(printf '%s\n' "${VARIANTS[@]}" | grep -E "^(${ONLY})\|")
 [ -n "${EXTRA_VARIANT:-}" ] && VARIANTS+=("$EXTRA_VARIANT")
@@ -29,7 +33,9 @@ $PY "${GQ[@]}" --only floor > /dev/null  # the real floor once, before the pairs
 run() {
   local name=${1%%|*} rest=${1#*|}
   local rate=${rest%%|*} sets=${rest#*|} flags=()
-  for s in $sets; do flags+=(--cgan-set "$s"); done
+  for s in $sets; do
+    if [[ $s == train_seed=* ]]; then flags+=(--train-seed "${s#train_seed=}"); else flags+=(--cgan-set "$s"); fi
+  done
   $PY "${GQ[@]}" --only cgan --name "$name" --cgan-steps-per-min "$rate" "${flags[@]}" > "$OUT/log-$name.txt" 2>&1
 }
 for ((i = 0; i < ${#VARIANTS[@]}; i += 2)); do
