@@ -581,6 +581,39 @@ def test_normalisation_free_generator() -> None:
         CGAN.Config(**{**CGAN.tiny_config(), "g_norm": "layer"})
 
 
+# Each key a user can set must reach the networks or the step: a key the plugin accepts and
+# then ignores gives a run labelled with a recipe it did not train (g_norm was one).
+KEY_EFFECTS = [
+    ("g_norm", "none"), ("g_pad", "reflect"), ("resample", "bilinear"), ("recon_weight", 1.0),
+    ("mbstd_group", 0), ("d_sn", False), ("d_act", "lrelu"), ("loss", "rpgan"), ("gamma", 1.0),
+    ("r1_gamma", 1.0), ("lecam", 1.0), ("g_ch4", 32), ("d_ch4", 32), ("convs_per_block", 2),
+    ("augment", "brightness"), ("aug_p", 0.9), ("cond_start_kimg", 1.0), ("d_steps", 2),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "value"), KEY_EFFECTS, ids=[k for k, _ in KEY_EFFECTS])
+def test_every_model_key_reaches_the_training_step(key: str, value: object) -> None:
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=True)
+    x, y = torch.rand(8, 1, 32, 32) * 2 - 1, torch.arange(8) % 2
+
+    def first_step(**extra: object) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+        cfg = {**CGAN.tiny_config(), "r1_every": 1, **extra}
+        if extra.get("cond_start_kimg") is not None:
+            cfg["cond_end_kimg"] = 2.0
+        gen = CGAN(CGAN.Config(**cfg), _spec(), seed=0)
+        gen.setup(acc)
+        logs = gen.train_step(x, y, acc)
+        return logs, gen.G_plain.state_dict()
+
+    base_logs, base_g = first_step()
+    logs, g = first_step(**{key: value})
+    same_g = base_g.keys() == g.keys() and all(torch.equal(base_g[k], g[k]) for k in g)
+    same_losses = all(logs.get(k) == base_logs[k] for k in ("loss_d", "loss_g"))
+    assert not (same_g and same_losses), f"{key}={value} changed neither G nor the step's losses"
+
+
 def test_sync_bn_is_for_several_gpu_processes() -> None:
     from types import SimpleNamespace
 

@@ -129,6 +129,7 @@ class CGAN(Generator):
             c.g_ch4,
             c.resample,
             c.g_pad,
+            c.g_norm,
         )
         self.D: nn.Module = Discriminator(
             s.size, s.num_classes, c.d_ch, c.max_ch, c.convs_per_block, c.d_ch4, c.d_sn, c.mbstd_group,
