@@ -602,12 +602,15 @@ def test_every_model_key_reaches_the_training_step(key: str, value: object) -> N
         cfg = {**CGAN.tiny_config(), "r1_every": 1, **extra}
         if extra.get("cond_start_kimg") is not None:
             cfg["cond_end_kimg"] = 2.0
+        torch.manual_seed(0)  # the networks' initial weights come from the global RNG
         gen = CGAN(CGAN.Config(**cfg), _spec(), seed=0)
         gen.setup(acc)
         logs = gen.train_step(x, y, acc)
         return logs, gen.G_plain.state_dict()
 
     base_logs, base_g = first_step()
+    again_logs, again_g = first_step()
+    assert again_logs == base_logs and all(torch.equal(again_g[k], base_g[k]) for k in base_g), "deterministic"
     logs, g = first_step(**{key: value})
     same_g = base_g.keys() == g.keys() and all(torch.equal(base_g[k], g[k]) for k in g)
     same_losses = all(logs.get(k) == base_logs[k] for k in ("loss_d", "loss_g"))
