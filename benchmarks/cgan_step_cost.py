@@ -30,6 +30,7 @@ VARIANTS = {
     "bilinear-reflect": "resample=bilinear,g_pad=reflect",
     "nf-g": "g_norm=none",
     "augself": "augself_weight=1",
+    "utlo8": "uc_res=8",
 }
 
 

@@ -27,11 +27,12 @@ from cxraug.train import spec_from_run, start_run, train
 
 # A tiny config in which every piece of state moves within a few steps of batch 8: the EMA
 # averages (no ramp-up: a half-life of 32 images), ADA adjusts p every 2 steps, R1 runs every
-# second step, LeCam's anchors move, D sees the minibatch std and has AugSelf's head.
+# second step, LeCam's anchors move, D sees the minibatch std and has AugSelf's head, and UTLO's
+# unconditional low-resolution branch is on.
 LIVELY = {
     **CGAN.tiny_config(), "ema_kimg": 0.032, "ema_rampup": None, "aug_p": 0.5, "ada_target": 0.0,
     "ada_speed_img": 64, "ada_interval": 2, "r1_gamma": 1.0, "r1_every": 2, "lecam": 0.3, "mbstd_group": 4,
-    "augself_weight": 1.0,
+    "augself_weight": 1.0, "uc_res": 8,
 }  # fmt: skip
 # The same for the R3GAN-style pieces: relativistic loss, R1/R2 on part of the batch with a
 # burn-in of gamma and beta2, the class fading in, the reconstruction head, bilinear resampling,
@@ -354,6 +355,7 @@ def test_class_fades_in_by_images_seen() -> None:
     # With weight 0 the class changes nothing, in G and in D.
     g, d = gen.G_ema, _unwrap_d(gen)
     g.eval()
+    d.eval()  # spectral norm: no power iteration between the two calls
     z = torch.randn(4, 16)
     g.cond_weight.fill_(0.0)
     d.cond_weight.fill_(0.0)
@@ -506,6 +508,54 @@ def test_augself_in_the_training_step() -> None:
     assert CGAN(CGAN.Config(**CGAN.tiny_config()), _spec(), seed=0).D.augself is None, "off by default: no head"
 
 
+def test_utlo_low_resolution_layers_are_unconditional() -> None:
+    """UTLO: G's layers up to uc_res draw the same uc_res px image whatever the class (the class
+    still reaches the full image), and D's branch for it has no class term."""
+    torch.manual_seed(0)
+    g = Generator(32, 3, 16, 8, 64, 8, uc_res=8)
+    d = Discriminator(32, 3, 8, 64, uc_res=8)
+    g.eval()
+    d.eval()  # spectral norm: no power iteration between the two calls
+    z, y = torch.randn(6, 16), torch.tensor([0, 1, 2, 0, 1, 2])
+    with torch.no_grad():
+        image, low = g(z, y, low=True)
+        other, other_low = g(z, (y + 1) % 3, low=True)
+        assert image.shape == (6, 1, 32, 32) and low.shape == (6, 1, 8, 8)
+        assert torch.equal(low, other_low), "the class does not reach the low-resolution layers"
+        for block in g.blocks[1:]:  # so the class has a say above 8 px, as after training
+            for bn in block.bns:
+                torch.nn.init.normal_(bn.gain.weight)
+        image, _ = g(z, y, low=True)
+        other, _ = g(z, (y + 1) % 3, low=True)
+        assert (image - other).abs().max() > 1e-4, "the class reaches the full-resolution image"
+        for emb in (d.embed,):
+            torch.nn.init.normal_(emb.weight)
+        out, extras = d(image, y, low=low)
+        out2, extras2 = d(image, (y + 1) % 3, low=low)
+        assert extras["uc"].shape == (6,) and torch.equal(extras["uc"], extras2["uc"]), "the branch is unconditional"
+        assert not torch.equal(out, out2), "the main output is conditional"
+    for bad in ({"uc_res": 12}, {"uc_res": 4}, {"uc_res": 8, "g_norm": "none"}):
+        with pytest.raises(ValueError, match="uc_res"):
+            CGAN.Config(**{**CGAN.tiny_config(), **bad})
+    from cxraug.errors import UserError
+
+    with pytest.raises(UserError, match="at most half the image size"):
+        CGAN(CGAN.Config(**{**CGAN.tiny_config(), "uc_res": 32}), _spec(), seed=0)
+
+
+def test_utlo_training_step() -> None:
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=True)
+    x, y = torch.rand(8, 1, 32, 32) * 2 - 1, torch.arange(8) % 2
+    for loss in ("hinge", "rpgan"):
+        gen = CGAN(CGAN.Config(**{**CGAN.tiny_config(), "uc_res": 16, "loss": loss}), _spec(), seed=0)
+        gen.setup(acc)
+        logs = gen.train_step(x, y, acc)
+        assert math.isfinite(logs["loss_d_uc"]) and math.isfinite(logs["loss_g"])
+        assert gen.sample(torch.tensor([0, 1])).shape == (2, 1, 32, 32), "sampling draws the full image only"
+
+
 # --- the grid texture at 64 px -------------------------------------------------------------------------
 def test_high_band_share_by_hand() -> None:
     import numpy as np
@@ -588,6 +638,7 @@ KEY_EFFECTS = [
     ("mbstd_group", 0), ("d_sn", False), ("d_act", "lrelu"), ("loss", "rpgan"), ("gamma", 1.0),
     ("r1_gamma", 1.0), ("lecam", 1.0), ("g_ch4", 32), ("d_ch4", 32), ("convs_per_block", 2),
     ("augment", "brightness"), ("aug_p", 0.9), ("cond_start_kimg", 1.0), ("d_steps", 2),
+    ("augself_weight", 1.0), ("uc_res", 16),
 ]  # fmt: skip
 
 

@@ -104,6 +104,14 @@ class CGANConfig(EMASettings, PluginConfig):
         description="AugSelf (Hou et al. 2023): D predicts the augmentation parameters of reals (as given) and of "
         "fakes (negated), G is trained to make its fakes read as reals there; the weight of both losses",
     )
+    uc_res: int | None = Field(
+        None,
+        description="UTLO (Khorram et al. 2024): G's blocks up to this resolution (px, 8 .. size/2) are "
+        "unconditional and draw an image there, judged by an unconditional branch of D (None: off)",
+    )
+    uc_weight: float = Field(
+        1.0, gt=0, description="UTLO's alpha: the unconditional branch's share of the adversarial loss, alpha/(1+alpha)"
+    )
     sync_bn: bool = Field(
         False, description="under several GPU processes, G's BatchNorm statistics over the whole batch (SyncBatchNorm)"
     )
@@ -119,6 +127,10 @@ class CGANConfig(EMASettings, PluginConfig):
             raise ValueError("set both cond_start_kimg and cond_end_kimg (or neither)")
         if self.cond_end_kimg is not None and self.cond_end_kimg <= (self.cond_start_kimg or 0):
             raise ValueError("cond_end_kimg must be larger than cond_start_kimg")
+        if self.uc_res is not None and (self.uc_res < 8 or self.uc_res & (self.uc_res - 1)):
+            raise ValueError(f"uc_res must be a power of two from 8 px up (got {self.uc_res})")
+        if self.uc_res is not None and self.g_norm != "cbn":
+            raise ValueError("uc_res needs g_norm=cbn (a normalisation-free G takes the class at its first layer)")
         if self.augself_weight > 0 and (not self.augment.strip() or self.augment.strip().lower() == "none"):
             raise ValueError("augself_weight needs augmentation to predict: set 'augment' (or augself_weight=0)")
         return self

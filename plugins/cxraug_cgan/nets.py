@@ -129,10 +129,15 @@ class Generator(nn.Module):
         resample: str = "nearest",
         pad: str = "zeros",
         norm: str = "cbn",
+        uc_res: int | None = None,
     ) -> None:
         super().__init__()
         w = widths(size, ch, max_ch, ch4)
         self.z_dim, self.c0, self.resample, self.norm = z_dim, w[0], resample, norm
+        # UTLO (Khorram et al. 2024): the blocks up to uc_res px are unconditional, and a head
+        # there draws a uc_res px image that an unconditional D branch judges.
+        self.uc_blocks = int(math.log2(uc_res)) - 2 if uc_res else 0  # blocks 0 .. uc_blocks - 1
+        self.to_low = nn.Conv2d(w[self.uc_blocks], 1, 3, padding=1, padding_mode=pad) if uc_res else None
         self.embed = nn.Embedding(num_classes, embed_dim)
         # Without conditional BatchNorm the class enters once, beside z (R3GAN's conditional G).
         self.fc = nn.Linear(z_dim + (embed_dim if norm == "none" else 0), 16 * w[0])
@@ -145,13 +150,20 @@ class Generator(nn.Module):
         # A buffer, so the EMA copy and the export carry the value the weights were trained at.
         self.register_buffer("cond_weight", torch.tensor(1.0))
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor, low: bool = False) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """The images; with ``low`` (UTLO) also the unconditional layers' uc_res px image."""
         e, w = self.embed(y), self.cond_weight
+        act = "relu" if self.norm == "cbn" else "lrelu"
         h = self.fc(torch.cat([z, w * e], 1) if self.norm == "none" else z).view(z.shape[0], self.c0, 4, 4)
-        for block in self.blocks:
-            h = block(h, e, w)
-        h = upsample(activation("relu" if self.norm == "cbn" else "lrelu", self.out_bn(h, e, w)), self.resample)
-        return torch.tanh(self.out(h))
+        image_low = None
+        for i, block in enumerate(self.blocks):
+            h = block(h, e, w if i >= self.uc_blocks else 0.0)
+            if low and i == self.uc_blocks - 1:
+                assert self.to_low is not None, "built without UTLO's low-resolution head"
+                image_low = torch.tanh(self.to_low(activation(act, h)))
+        h = upsample(activation(act, self.out_bn(h, e, w)), self.resample)
+        image = torch.tanh(self.out(h))
+        return (image, image_low) if low else image
 
 
 def _maybe_sn(module: nn.Module, sn: bool) -> nn.Module:
@@ -284,6 +296,7 @@ class Discriminator(nn.Module):
         zero_init: bool = False,
         recon: bool = False,
         augself: int = 0,
+        uc_res: int | None = None,
     ) -> None:
         super().__init__()
         w = list(reversed(widths(size, ch, max_ch, ch4)))  # size/2 px ... 4 px
@@ -303,28 +316,46 @@ class Discriminator(nn.Module):
         self.decoder = ReconDecoder(w[self.recon_at + 1]) if recon else None
         # AugSelf's head, normalised like the rest of D: G is trained through it too.
         self.augself = _maybe_sn(nn.Linear(w[-1], augself), sn) if augself else None
+        # UTLO's unconditional branch: a uc_res px image enters at the block that takes uc_res px
+        # features and runs through the rest of D to the unconditional term alone.
+        self.uc_at = int(math.log2(size)) - 1 - int(math.log2(uc_res)) if uc_res else 0
+        self.from_low = _maybe_sn(nn.Conv2d(1, w[self.uc_at], 3, padding=1), sn) if uc_res else None
         self.register_buffer("cond_weight", torch.tensor(1.0))
 
+    def _trunk(self, h: torch.Tensor, first: int, parts: int, recon: bool, extras: dict) -> torch.Tensor:
+        """Blocks ``first``.. and the pooling: one number per feature per sample."""
+        for i in range(first, len(self.blocks)):
+            if self.mbstd is not None and i == len(self.blocks) - 1:
+                h = self.mbstd(h, parts)
+            h = self.blocks[i](h)
+            if recon and i == self.recon_at:
+                assert self.decoder is not None, "built without a reconstruction decoder"
+                extras["recon"] = self.decoder(h[: h.shape[0] // parts])  # the first part: the reals
+        return activation(self.act, h).sum(dim=(2, 3))
+
     def forward(
-        self, x: torch.Tensor, y: torch.Tensor, parts: int = 1, recon: bool = False, augself: bool = False
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        parts: int = 1,
+        recon: bool = False,
+        augself: bool = False,
+        low: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The scores, or with ``recon`` / ``augself`` the scores and a dict of what was asked.
         ``parts``: the batch is that many independent equal parts (only the minibatch std cares).
         ``recon``: the decoder's 16 px reconstruction of the first part's inputs (the reals:
         FastGAN trains the decoder on reals only, and decoding fakes costs a third of a step for
-        nothing). ``augself``: the predicted augmentation parameters of every input."""
-        h = self.stem(x)
+        nothing). ``augself``: the predicted augmentation parameters of every input. ``low``:
+        uc_res px images (UTLO), scored by the unconditional branch as ``extras["uc"]`` (in the
+        same forward, so one DDP forward serves one backward)."""
         extras: dict[str, torch.Tensor] = {}
-        for i, block in enumerate(self.blocks):
-            if self.mbstd is not None and i == len(self.blocks) - 1:
-                h = self.mbstd(h, parts)
-            h = block(h)
-            if recon and i == self.recon_at:
-                assert self.decoder is not None, "built without a reconstruction decoder"
-                extras["recon"] = self.decoder(h[: x.shape[0] // parts])  # the first part: the reals
-        h = activation(self.act, h).sum(dim=(2, 3))
+        h = self._trunk(self.stem(x), 0, parts, recon, extras)
         out = self.linear(h).squeeze(1) + self.cond_weight * (self.embed(y) * h).sum(dim=1)
         if augself:
             assert self.augself is not None, "built without an AugSelf head"
             extras["augself"] = self.augself(h)
-        return (out, extras) if recon or augself else out
+        if low is not None:
+            assert self.from_low is not None, "built without UTLO's unconditional branch"
+            extras["uc"] = self.linear(self._trunk(self.from_low(low), self.uc_at, parts, False, {})).squeeze(1)
+        return (out, extras) if recon or augself or low is not None else out

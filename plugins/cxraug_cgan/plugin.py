@@ -72,6 +72,18 @@ def rpgan_loss(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     return F.softplus(second - first).mean()
 
 
+def d_adversarial(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """D's adversarial loss: relativistic pairing, or hinge."""
+    if loss == "rpgan":
+        return rpgan_loss(d_real, d_fake)
+    return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+
+
+def low_res(images: torch.Tensor, res: int) -> torch.Tensor:
+    """Real images at UTLO's low resolution (the average of each block of pixels)."""
+    return F.adaptive_avg_pool2d(images, res)
+
+
 def zero_centred_penalty(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """Mean over samples of the squared gradient norm of D's outputs w.r.t. its inputs (R1 on
     reals, R2 on fakes)."""
@@ -114,6 +126,8 @@ class CGAN(Generator):
         c, s = self.config, self.spec
         if s.size & (s.size - 1):
             raise UserError(f"cgan needs a power-of-two image size (32, 64, 128, 256); the data is {s.size} px")
+        if c.uc_res is not None and c.uc_res > s.size // 2:
+            raise UserError(f"model key 'uc_res': at most half the image size ({s.size // 2} px here), got {c.uc_res}")
         try:
             self.ops = parse_ops(c.augment)
         except ValueError as e:
@@ -130,11 +144,12 @@ class CGAN(Generator):
             c.resample,
             c.g_pad,
             c.g_norm,
+            c.uc_res,
         )
         self.D: nn.Module = Discriminator(
             s.size, s.num_classes, c.d_ch, c.max_ch, c.convs_per_block, c.d_ch4, c.d_sn, c.mbstd_group,
             act=c.d_act, resample=c.resample, zero_init=c.d_zero_init, recon=c.recon_weight > 0,
-            augself=param_dims(self.ops) if c.augself_weight > 0 else 0,
+            augself=param_dims(self.ops) if c.augself_weight > 0 else 0, uc_res=c.uc_res,
         )  # fmt: skip
         # The modules themselves, for state, schedules and D's forward without DDP's sync;
         # setup() re-points them through accelerator.unwrap_model once G and D are prepared.
@@ -213,22 +228,28 @@ class CGAN(Generator):
         logs: dict[str, float] = {}
         with accelerator.autocast():
             with torch.no_grad():
-                fake = self.G(z, labels)
+                fake, fake_low = self.G(z, labels, low=True) if c.uc_res else (self.G(z, labels), None)
             # R1/R2 are taken w.r.t. the images before augmentation (R3GAN), lazy R1 after it.
             real_pre = images.detach().requires_grad_(full_penalty)
             fake_pre = fake.detach().requires_grad_(full_penalty)
             real_in, real_params = augment_with_params(real_pre, self.ops, self.ada.p, rng)
             real_in = real_in.requires_grad_(r1 or full_penalty)
             fake_in, fake_params = augment_with_params(fake_pre, self.ops, self.ada.p, rng)
+            low = None
+            if fake_low is not None and c.uc_res is not None:
+                real_low = augment(low_res(images, c.uc_res), self.ops, self.ada.p, rng)
+                low = torch.cat([real_low, augment(fake_low, self.ops, self.ada.p, rng)])
             heads = {"recon": c.recon_weight > 0, "augself": c.augself_weight > 0}
-            res = self.D(torch.cat([real_in, fake_in]), torch.cat([labels, labels]), parts=2, **heads)
-            out, extras = res if any(heads.values()) else (res, {})
+            res = self.D(torch.cat([real_in, fake_in]), torch.cat([labels, labels]), parts=2, low=low, **heads)
+            out, extras = res if any(heads.values()) or low is not None else (res, {})
             out = out.float()
             d_real, d_fake = out[:n], out[n:]
-            if c.loss == "rpgan":
-                loss_d = rpgan_loss(d_real, d_fake)
-            else:
-                loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+            loss_d = d_adversarial(c.loss, d_real, d_fake)
+            if "uc" in extras:  # UTLO: alpha/(1+alpha) of the adversarial loss from the unconditional branch
+                uc = extras["uc"].float()
+                loss_uc = d_adversarial(c.loss, uc[:n], uc[n:])
+                loss_d = (loss_d + c.uc_weight * loss_uc) / (1 + c.uc_weight)
+                logs["loss_d_uc"] = loss_uc.item()
             if c.lecam > 0:
                 means = accelerator.reduce(torch.stack([d_real.mean(), d_fake.mean()]).detach(), reduction="mean")
                 self.anchors.update(float(means[0]), float(means[1]))
@@ -285,17 +306,28 @@ class CGAN(Generator):
         d_plain.requires_grad_(False)
         z = self._noise(n, rng)
         with accelerator.autocast():
-            fake_in, fake_params = augment_with_params(self.G(z, labels), self.ops, self.ada.p, rng)
-            res = d_plain(fake_in, labels, augself=c.augself_weight > 0)
-            out_g, extras = res if c.augself_weight > 0 else (res, {})
+            fake, fake_low = self.G(z, labels, low=True) if c.uc_res else (self.G(z, labels), None)
+            fake_in, fake_params = augment_with_params(fake, self.ops, self.ada.p, rng)
+            low = None if fake_low is None else augment(fake_low, self.ops, self.ada.p, rng)
+            res = d_plain(fake_in, labels, augself=c.augself_weight > 0, low=low)
+            out_g, extras = res if c.augself_weight > 0 or low is not None else (res, {})
             out_g = out_g.float()
+            ref = ref_uc = None
             if c.loss == "rpgan":
                 # The same reals, freshly augmented: constants to G, so no graph is kept for them.
                 with torch.no_grad():
-                    ref = d_plain(augment(images, self.ops, self.ada.p, rng), labels).float()
-                loss_g = rpgan_loss(out_g, ref)
-            else:
-                loss_g = -out_g.mean()
+                    real_in = augment(images, self.ops, self.ada.p, rng)
+                    if c.uc_res is None:
+                        ref = d_plain(real_in, labels).float()
+                    else:
+                        real_low = augment(low_res(images, c.uc_res), self.ops, self.ada.p, rng)
+                        ref, ref_extras = d_plain(real_in, labels, low=real_low)
+                        ref, ref_uc = ref.float(), ref_extras["uc"].float()
+            loss_g = rpgan_loss(out_g, ref) if ref is not None else -out_g.mean()
+            if "uc" in extras:
+                uc = extras["uc"].float()
+                loss_uc = rpgan_loss(uc, ref_uc) if ref_uc is not None else -uc.mean()
+                loss_g = (loss_g + c.uc_weight * loss_uc) / (1 + c.uc_weight)
             if "augself" in extras:
                 ss_g = augself_g_loss(extras["augself"], fake_params)
                 loss_g = loss_g + c.augself_weight * ss_g

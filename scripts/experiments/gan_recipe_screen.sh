@@ -20,9 +20,10 @@ VARIANTS=(
   "transitional|414.9|cond_start_kimg=25 cond_end_kimg=100"
   "recon|388|recon_weight=1"
   "bilinear|367|resample=bilinear"
-  "nf-g|423|g_norm=none"
-  "r3-nf-g005|292|$R3 gamma=0.05 g_norm=none"
+  "nf-g|432|g_norm=none"
+  "r3-nf-g005|280|$R3 gamma=0.05 g_norm=none"
   "augself|414.9|augself_weight=1"
+  "utlo8|300.7|uc_res=8"
   "defaults-t1|414.9|train_seed=1"
   "defaults-t2|414.9|train_seed=2"
 )
