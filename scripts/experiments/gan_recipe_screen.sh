@@ -26,6 +26,10 @@ VARIANTS=(
   "utlo8|300.7|uc_res=8"
   "defaults-t1|414.9|train_seed=1"
   "defaults-t2|414.9|train_seed=2"
+  "augself-t1|414.9|augself_weight=1 train_seed=1"
+  "augself-t2|414.9|augself_weight=1 train_seed=2"
+  "nf-g-t1|432|g_norm=none train_seed=1"
+  "nf-g-t2|432|g_norm=none train_seed=2"
 )
 [ -n "${ONLY:-}" ] && mapfile -t VARIANTS < <(printf '%s\n' "${VARIANTS[@]}" | grep -E "^(${ONLY})\|")
 [ -n "${EXTRA_VARIANT:-}" ] && VARIANTS+=("$EXTRA_VARIANT")
