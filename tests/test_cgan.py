@@ -543,6 +543,32 @@ def test_utlo_low_resolution_layers_are_unconditional() -> None:
         CGAN(CGAN.Config(**{**CGAN.tiny_config(), "uc_res": 32}), _spec(), seed=0)
 
 
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["uc_res=32"], "model key 'uc_res': at most half the image size (16 px here), got 32"),
+        (["uc_res=12"], "uc_res must be a power of two from 8 px up"),
+        (["uc_res=8", "g_norm=none"], "uc_res needs g_norm=cbn"),
+        (["augself_weight=1", "augment=none"], "augself_weight needs augmentation to predict"),
+    ],
+)
+def test_bad_utlo_and_augself_settings_are_one_line(
+    tmp_path: Path, phantom32: Path, sets: list[str], message: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "cxraug", "train-gen", "--plugin", "cgan", "--data", str(phantom32),
+           "--out", str(tmp_path / "runs"), "--steps", "1", *(a for s in sets for a in ("--set", s))]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "plugins")]), "CXRAUG_THREADS": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 def test_utlo_training_step() -> None:
     from accelerate import Accelerator
 
