@@ -84,6 +84,11 @@ def low_res(images: torch.Tensor, res: int) -> torch.Tensor:
     return F.adaptive_avg_pool2d(images, res)
 
 
+def d_out(res: torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]) -> tuple[torch.Tensor, dict]:
+    """D's scores and the extras it was asked for (none: an empty dict)."""
+    return res if isinstance(res, tuple) else (res, {})
+
+
 def zero_centred_penalty(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """Mean over samples of the squared gradient norm of D's outputs w.r.t. its inputs (R1 on
     reals, R2 on fakes)."""
@@ -178,6 +183,10 @@ class CGAN(Generator):
         self.G_plain, self.D_plain = accelerator.unwrap_model(self.G), accelerator.unwrap_model(self.D)
         self.G_ema.to(accelerator.device)
 
+    def _fakes(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """G's images and, with UTLO, its low-resolution ones (else None)."""
+        return self.G(z, labels, low=True) if self.config.uc_res else (self.G(z, labels), None)
+
     def _noise(self, n: int, g: torch.Generator, truncation: float | None = None) -> torch.Tensor:
         """Latents on the generator's device (no host-to-device copy per step on a GPU)."""
         z = torch.randn(n, self.config.z_dim, generator=g, device=g.device)
@@ -228,7 +237,7 @@ class CGAN(Generator):
         logs: dict[str, float] = {}
         with accelerator.autocast():
             with torch.no_grad():
-                fake, fake_low = self.G(z, labels, low=True) if c.uc_res else (self.G(z, labels), None)
+                fake, fake_low = self._fakes(z, labels)
             # R1/R2 are taken w.r.t. the images before augmentation (R3GAN), lazy R1 after it.
             real_pre = images.detach().requires_grad_(full_penalty)
             fake_pre = fake.detach().requires_grad_(full_penalty)
@@ -236,12 +245,13 @@ class CGAN(Generator):
             real_in = real_in.requires_grad_(r1 or full_penalty)
             fake_in, fake_params = augment_with_params(fake_pre, self.ops, self.ada.p, rng)
             low = None
-            if fake_low is not None and c.uc_res is not None:
-                real_low = augment(low_res(images, c.uc_res), self.ops, self.ada.p, rng)
+            if fake_low is not None:
+                real_low = augment(low_res(images, fake_low.shape[-1]), self.ops, self.ada.p, rng)
                 low = torch.cat([real_low, augment(fake_low, self.ops, self.ada.p, rng)])
             heads = {"recon": c.recon_weight > 0, "augself": c.augself_weight > 0}
-            res = self.D(torch.cat([real_in, fake_in]), torch.cat([labels, labels]), parts=2, low=low, **heads)
-            out, extras = res if any(heads.values()) or low is not None else (res, {})
+            out, extras = d_out(
+                self.D(torch.cat([real_in, fake_in]), torch.cat([labels, labels]), parts=2, low=low, **heads)
+            )
             out = out.float()
             d_real, d_fake = out[:n], out[n:]
             loss_d = d_adversarial(c.loss, d_real, d_fake)
@@ -306,27 +316,24 @@ class CGAN(Generator):
         d_plain.requires_grad_(False)
         z = self._noise(n, rng)
         with accelerator.autocast():
-            fake, fake_low = self.G(z, labels, low=True) if c.uc_res else (self.G(z, labels), None)
+            fake, fake_low = self._fakes(z, labels)
             fake_in, fake_params = augment_with_params(fake, self.ops, self.ada.p, rng)
             low = None if fake_low is None else augment(fake_low, self.ops, self.ada.p, rng)
-            res = d_plain(fake_in, labels, augself=c.augself_weight > 0, low=low)
-            out_g, extras = res if c.augself_weight > 0 or low is not None else (res, {})
+            out_g, extras = d_out(d_plain(fake_in, labels, augself=c.augself_weight > 0, low=low))
             out_g = out_g.float()
-            ref = ref_uc = None
+            ref, ref_extras = None, {}
             if c.loss == "rpgan":
                 # The same reals, freshly augmented: constants to G, so no graph is kept for them.
                 with torch.no_grad():
                     real_in = augment(images, self.ops, self.ada.p, rng)
-                    if c.uc_res is None:
-                        ref = d_plain(real_in, labels).float()
-                    else:
-                        real_low = augment(low_res(images, c.uc_res), self.ops, self.ada.p, rng)
-                        ref, ref_extras = d_plain(real_in, labels, low=real_low)
-                        ref, ref_uc = ref.float(), ref_extras["uc"].float()
-            loss_g = rpgan_loss(out_g, ref) if ref is not None else -out_g.mean()
+                    real_low = None
+                    if fake_low is not None:
+                        real_low = augment(low_res(images, fake_low.shape[-1]), self.ops, self.ada.p, rng)
+                    ref, ref_extras = d_out(d_plain(real_in, labels, low=real_low))
+            loss_g = rpgan_loss(out_g, ref.float()) if ref is not None else -out_g.mean()
             if "uc" in extras:
                 uc = extras["uc"].float()
-                loss_uc = rpgan_loss(uc, ref_uc) if ref_uc is not None else -uc.mean()
+                loss_uc = rpgan_loss(uc, ref_extras["uc"].float()) if ref is not None else -uc.mean()
                 loss_g = (loss_g + c.uc_weight * loss_uc) / (1 + c.uc_weight)
             if "augself" in extras:
                 ss_g = augself_g_loss(extras["augself"], fake_params)
