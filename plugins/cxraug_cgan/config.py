@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from cxraug.ema import EMASettings
 from cxraug.generator import PluginConfig, SampleOptions
+from cxraug_cgan.augment import parse_ops
 
 
 class CGANConfig(EMASettings, PluginConfig):
@@ -131,10 +132,18 @@ class CGANConfig(EMASettings, PluginConfig):
             raise ValueError(f"uc_res must be a power of two from 8 px up (got {self.uc_res})")
         if self.uc_res is not None and self.g_norm != "cbn":
             raise ValueError("uc_res needs g_norm=cbn (a normalisation-free G takes the class at its first layer)")
-        if self.augself_weight > 0 and (not self.augment.strip() or self.augment.strip().lower() == "none"):
+        if self.augself_weight > 0 and _ops_or_unknown(self.augment) == ():
             raise ValueError("augself_weight needs augmentation to predict: set 'augment' (or augself_weight=0)")
         return self
 
 
 class CGANSampleOptions(SampleOptions):
     truncation: float | None = Field(None, gt=0, description="resample latents with |z| above this (None: off)")
+
+
+def _ops_or_unknown(spec: str) -> tuple[str, ...] | None:
+    """The augmentation ops of ``spec``; None when one is unknown (build() reports that)."""
+    try:
+        return parse_ops(spec)
+    except ValueError:
+        return None
