@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -71,6 +72,19 @@ def _on_sigterm(signum: int, frame: object, *, main_pid: int) -> None:
     raise Terminated()
 
 
+def _release_process_group() -> None:
+    """Tear down a multi-process run's process group before the interpreter exits: left to
+    exit-time destructors, gloo's threads can still be joinable and the process aborts
+    ("terminate called without an active exception", SIGABRT) after its clear error line."""
+    if "torch.distributed" not in sys.modules:  # never load torch just to find nothing to do
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        with contextlib.suppress(Exception):  # the peer may already be gone; exiting is all that is left
+            dist.destroy_process_group()
+
+
 STOPPED = "nothing half-written was kept; run the same command again to start over (train-gen: --resume RUN_DIR)"
 
 
@@ -102,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     except Terminated:
         print(f"terminated (SIGTERM); {STOPPED}", file=sys.stderr)
         sys.exit(143)
+    finally:
+        _release_process_group()
     if rv == 130:  # Typer turns Ctrl-C (KeyboardInterrupt) into exit code 130, and no command returns it
         print(f"interrupted (Ctrl-C); {STOPPED}", file=sys.stderr)
     sys.exit(rv if isinstance(rv, int) else 0)

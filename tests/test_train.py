@@ -254,6 +254,23 @@ def test_a_nan_on_one_process_stops_every_process_with_the_same_line(tmp_path: P
         assert p.returncode == 2 and line in out and "Traceback" not in out, out[-3000:]
 
 
+@pytest.mark.ddp
+def test_the_command_line_tears_down_the_process_group_on_every_exit(tmp_path: Path) -> None:
+    # Left to exit-time destructors, gloo's threads made one process of the NaN test above abort
+    # (SIGABRT, "terminate called without an active exception") after printing its clear line.
+    import torch.distributed as dist
+
+    from cxraug.cli import main
+
+    for argv in (["--version"], ["train-gen", "--data", str(tmp_path / "missing"), "--steps", "1"]):
+        store = dist.FileStore(str(tmp_path / f"store-{len(argv)}"), 1)
+        dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == (0 if argv == ["--version"] else 2)
+        assert not dist.is_initialized()
+
+
 @pytest.mark.slow
 @pytest.mark.ddp
 def test_two_processes_with_torchrun_and_exact_resume(tmp_path: Path, phantom32: Path) -> None:
