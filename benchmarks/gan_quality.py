@@ -90,7 +90,14 @@ def train(
     """Train (or resume) the run of ``plugin`` until ``minutes`` of training steps; with
     ``rate`` (this variant's steps per minute measured alone on one thread), until
     ``minutes x rate`` steps instead, so a machine shared with other jobs cannot shorten it."""
+    wanted = {"plugin": plugin, "sets": sets, "seed": seed, "steps_per_min": rate, "data": str(data)}
+    marker = runs / "settings.json"  # what the run below was started with
     run = find_run(runs, plugin)
+    if run is not None:
+        same_settings(runs, json.loads(marker.read_text()) if marker.is_file() else None, wanted)
+    else:
+        runs.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(wanted))
     flags = ["--steps", str(round(minutes * rate))] if rate else ["--time-limit", f"{minutes:g}"]
     if run is None:
         base = ["train-gen", "--plugin", plugin, "--data", str(data), "--out", str(runs), "--seed", str(seed)]
@@ -216,7 +223,7 @@ def real_texture(data_dir: Path, out: Path, dataset: str) -> dict[str, Any]:
                 rows[c] = {"n_train": len(idx), **texture(images[idx])}
         return {"split": "train", "rows": rows}
 
-    return stage(out / "results" / f"real-texture-{dataset}.json", make)
+    return stage(out / "results" / f"real-texture-{dataset}.json", make, {"dataset": dataset, "split": "train"})
 
 
 def score_run(data: Path, run: Path, sets: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -253,10 +260,30 @@ def score_floor(data: Path, args: argparse.Namespace) -> dict[str, Any]:
     return {**res, "sample_img_per_s": None}  # real images are read, not sampled
 
 
-def stage(path: Path, make: Any) -> dict[str, Any]:
+def scoring(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    """What a stored result depends on besides its generator: reused only when these match."""
+    return {"dataset": args.dataset, "split": args.split, "n": args.n, "match_real": args.match_real,
+            "seeds": args.seeds, "metrics": args.metrics, **extra}  # fmt: skip
+
+
+def same_settings(where: Path, stored: Any, wanted: dict[str, Any]) -> None:
+    """Refuse to reuse a result or a run made with other settings: a reused file would silently
+    report the old settings' numbers under the new ones' name."""
+    wanted = json.loads(json.dumps(wanted))  # tuples as lists, as stored
+    if stored == wanted:
+        return
+    stored = stored if isinstance(stored, dict) else {}
+    diff = [f"{k}: {stored.get(k, 'not recorded')!r} there, {wanted.get(k)!r} now"
+            for k in sorted({*stored, *wanted}) if stored.get(k) != wanted.get(k)]  # fmt: skip
+    sys.exit(f"{where} was made with other settings ({'; '.join(diff)}): give another --name or --out, or remove it")
+
+
+def stage(path: Path, make: Any, settings: dict[str, Any]) -> dict[str, Any]:
     if path.is_file():
-        return json.loads(path.read_text())
-    res = make()
+        res = json.loads(path.read_text())
+        same_settings(path, res.get("settings"), settings)
+        return res
+    res = {**make(), "settings": settings}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(res, indent=1))
@@ -272,7 +299,9 @@ def run_cgan(data: Path, args: argparse.Namespace) -> None:
             run = train(data, runs, "cgan", b, args.cgan_set, args.threads, args.cgan_steps_per_min, args.train_seed)
             return score_run(data, run, [], args)
 
-        stage(args.out / "results" / args.split / f"{args.name}-{b:g}min.json", make)
+        what = scoring(args, generator="cgan", sets=args.cgan_set, train_seed=args.train_seed,
+                       steps_per_min=args.cgan_steps_per_min, minutes=b)  # fmt: skip
+        stage(args.out / "results" / args.split / f"{args.name}-{b:g}min.json", make, what)
 
 
 def run_diffusion(data: Path, args: argparse.Namespace) -> None:
@@ -283,7 +312,8 @@ def run_diffusion(data: Path, args: argparse.Namespace) -> None:
         return score_run(data, train(data, runs, "diffusion", m, args.diffusion_set, args.threads),
                          DIFFUSION_SAMPLING, args)  # fmt: skip
 
-    stage(args.out / "results" / args.split / f"diffusion-{m:g}min.json", make)
+    what = scoring(args, generator="diffusion", sets=args.diffusion_set, sampling=DIFFUSION_SAMPLING, minutes=m)
+    stage(args.out / "results" / args.split / f"diffusion-{m:g}min.json", make, what)
 
 
 def report(args: argparse.Namespace) -> str:
@@ -431,7 +461,8 @@ def main() -> None:
         return run_cgan(data, args)
     if args.only == "diffusion":
         return run_diffusion(data, args)
-    floor = stage(args.out / "results" / args.split / "floor.json", lambda: score_floor(data, args))
+    floor_what = {**scoring(args, generator="real"), "seeds": args.seeds[:1]}  # the floor samples once
+    floor = stage(args.out / "results" / args.split / "floor.json", lambda: score_floor(data, args), floor_what)
     if args.only == "floor":
         return print(json.dumps(floor["rows"]))
     if args.jobs == 2 and not args.no_diffusion:

@@ -7,6 +7,8 @@
 # "name|steps per minute|key=value key=value" (train_seed=N among them: the training seed, 0
 # by default, for the spread over training runs). Results: OUT/results/val/NAME-Mmin.json and
 # OUT/report-val.md (benchmarks/gan_quality.py's protocol; an interrupted screen resumes).
+# DATASET=nih32 screens on the NIH images instead (class-balanced batches, as the NIH studies
+# train; per class as many samples as val has real images, three sampling seeds).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 OUT=${1:-results/gan-screen}
@@ -30,14 +32,20 @@ VARIANTS=(
   "augself-t2|414.9|augself_weight=1 train_seed=2"
   "nf-g-t1|432|g_norm=none train_seed=1"
   "nf-g-t2|432|g_norm=none train_seed=2"
+  "augp08|414.9|aug_p=0.8"
 )
 [ -n "${ONLY:-}" ] && mapfile -t VARIANTS < <(printf '%s\n' "${VARIANTS[@]}" | grep -E "^(${ONLY})\|")
 [ -n "${EXTRA_VARIANT:-}" ] && VARIANTS+=("$EXTRA_VARIANT")
 GQ=(benchmarks/gan_quality.py --out "$OUT" --split val --n 135 --budgets "$MIN" --no-diffusion --threads 1)
+BASE_SETS=""
+if [ "${DATASET:-pmnist32}" = nih32 ]; then
+  GQ+=(--dataset nih32 --match-real --seeds 0,1,2)
+  BASE_SETS="balanced=true"
+fi
 $PY "${GQ[@]}" --only floor > /dev/null  # the real floor once, before the pairs start
 run() {
   local name=${1%%|*} rest=${1#*|}
-  local rate=${rest%%|*} sets=${rest#*|} flags=()
+  local rate=${rest%%|*} sets="$BASE_SETS ${rest#*|}" flags=()
   for s in $sets; do
     if [[ $s == train_seed=* ]]; then flags+=(--train-seed "${s#train_seed=}"); else flags+=(--cgan-set "$s"); fi
   done
