@@ -14,7 +14,9 @@ The fixed protocol of issue 10, rerunnable by anyone:
 
 It prints per class FID, KID, precision, recall, the sampling img/s, and the ratios
 cgan/diffusion and cgan/floor, with the targets of issue 10. Stages whose results exist
-under --out are reused, so an interrupted protocol resumes.
+under --out are reused, so an interrupted protocol resumes; a stored result or run made with
+other settings (data, split, n, seeds, metrics, --cgan-set, training seed, budget) is refused
+in one line naming what differs, never reported under the new settings.
 
     python benchmarks/gan_quality.py --out results/gan-quality            # the protocol
     python benchmarks/gan_quality.py --out results/gan-quality --jobs 2   # cgan and diffusion at
