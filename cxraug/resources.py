@@ -46,6 +46,11 @@ def require(what: str, out: Path, disk: int = 0, memory: int = 0) -> None:
             f"{what} needs about {_gib(disk)} on disk at {out}, and {_gib(free)} is free; "
             "ask for fewer images, or choose another --out"
         )
+    require_memory(what, memory)
+
+
+def require_memory(what: str, memory: int) -> None:
+    """Refuse ``what`` when it needs more memory than the kernel can give without swapping."""
     avail = available_memory()
     if avail is not None and memory > avail:
         raise UserError(

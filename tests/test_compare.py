@@ -253,3 +253,20 @@ def test_resumed_run_cost_is_cumulative(phantom32: Path, tmp_path: Path, monkeyp
     assert first["train_s"] >= 0.2 and total["train_s"] >= first["train_s"] + 0.2  # not restarted at 0
     assert total["other_s"] >= first["other_s"]
     assert total["train_img_per_s"] == pytest.approx(32 / total["train_s"], rel=0.01)
+
+
+def test_a_plan_that_cannot_fit_in_memory_is_refused_before_sampling(
+    runs: dict[str, Path], phantom32: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxraug import resources
+    from cxraug.compare import core
+    from cxraug.errors import UserError
+
+    sampled: list[int] = []
+    monkeypatch.setattr(core, "measure_sampling", lambda *a, **k: sampled.append(1))
+    monkeypatch.setattr(resources, "available_memory", lambda: 2**20)
+    cfg = _cfg([runs["cgan"], runs["diffusion"]], tmp_path)
+    cfg.score.n = 50_000
+    with pytest.raises(UserError, match=r"scoring 50,000 synthetic images per class x 2 classes x 2 runs needs"):
+        compare(cfg, RecordingProjection(open_prepared(phantom32).size), device="cpu")
+    assert sampled == []

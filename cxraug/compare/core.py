@@ -25,6 +25,7 @@ from cxraug.metrics.score import (
     Pair,
     ScoreConfig,
     ScoreResult,
+    check_fake_memory,
     check_size,
     choose_classes,
     draw_features,
@@ -188,6 +189,7 @@ def compare(
     entries = load_runs(cfg.runs, device, cfg.sample_values)
     data = choose_data(entries, cfg.data, cfg.allow_different_data)
     classes = _classes(sc, data, entries)
+    check_fake_memory([_source(e, sc) for e in entries], classes, sc.n, extractor.num_features)
 
     run_info = []
     for e in entries:  # cost first: sampling is timed before any feature work fills the allocator

@@ -26,6 +26,7 @@ from cxraug.metrics.reference import ReferenceConfig
 from cxraug.metrics.registry import DEFAULT_MIN_IMAGES, MetricOptions, compute_metrics, metrics_in, resolve_metrics
 from cxraug.metrics.sources import FakeSource
 from cxraug.progress import NullReporter, Reporter
+from cxraug.resources import require_memory
 
 SPLITS = ("train", "val", "test")
 OVERALL = "all"
@@ -202,6 +203,20 @@ def draw_features(
     return imgs, feats
 
 
+def fake_bytes(source: FakeSource, classes: list[str], n: int, num_features: int) -> int:
+    """Memory the synthetic side of one source holds while it is scored: every class's images
+    and features, and the features again for the pooled row."""
+    per_image = source.size * source.size + 2 * 4 * num_features
+    return sum(source.drawn(c, n) for c in classes) * per_image
+
+
+def check_fake_memory(sources: list[FakeSource], classes: list[str], n: int, num_features: int) -> None:
+    """Refuse, before any image is drawn, a -n whose synthetic images cannot fit in memory."""
+    need = sum(fake_bytes(s, classes, n, num_features) for s in sources)
+    many = f" x {len(sources)} runs" if len(sources) > 1 else ""
+    require_memory(f"scoring {n:,} synthetic images per class x {len(classes)} classes{many}", need)
+
+
 def score(
     data: PreparedData,
     source: FakeSource,
@@ -216,6 +231,7 @@ def score(
     reporter = reporter or NullReporter()
     check_size(data, source)
     classes = choose_classes(cfg, data, source)
+    check_fake_memory([source], classes, cfg.n, extractor.num_features)
     real = real_side(data, classes, cfg, extractor, reporter)
     return score_source(real, source, cfg, reporter, t0=t0, reference=reference)
 

@@ -26,6 +26,11 @@ class FakeSource:
     size: int
     draw: Draw
     info: dict[str, Any] = field(default_factory=dict)  # recorded with the results
+    counts: dict[str, int] | None = None  # images per class where the source is finite (a folder)
+
+    def drawn(self, class_name: str, n: int) -> int:
+        """How many images ``draw(class_name, n)`` gives (at most n)."""
+        return n if self.counts is None else min(n, self.counts.get(class_name, 0))
 
 
 def class_seed(seed: int, label: int) -> int:
@@ -85,8 +90,8 @@ def generator_source(
 
 def images_source(synset: Any) -> FakeSource:
     """A synthetic set (cxraug.synthset.SyntheticSet): its first n images of each class."""
-    present = set(synset.manifest()["class"])
-    classes = [c for c in synset.classes if c in present]
+    counts = {str(c): int(k) for c, k in synset.manifest()["class"].value_counts().items()}
+    classes = [c for c in synset.classes if c in counts]
 
     def draw(class_name: str, n: int, reporter: Reporter) -> np.ndarray:
         imgs, _ = synset.load(classes=[class_name], limit_per_class=n)
@@ -96,4 +101,4 @@ def images_source(synset: Any) -> FakeSource:
 
     prov = synset.provenance
     info = {"images": str(synset.root), "run": prov.get("run"), "step": prov.get("step"), "plugin": prov.get("plugin")}
-    return FakeSource(classes=classes, size=synset.size, draw=draw, info=info)
+    return FakeSource(classes=classes, size=synset.size, draw=draw, info=info, counts=counts)
