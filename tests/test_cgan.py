@@ -460,6 +460,31 @@ def test_augself_losses_by_hand() -> None:
     assert float(augself_g_loss(-fake, fake)) == pytest.approx(4 * (0.25 + 1.0) / 2)
 
 
+def test_mode_seeking_loss_by_hand() -> None:
+    from cxraug_cgan.plugin import MS_EPS, mode_seeking_loss, paired_labels
+
+    # halves differ by 0.5 in every pixel (images) and by 2 in every latent: ratio 0.25, loss 1/0.25
+    images = torch.cat([torch.zeros(2, 1, 4, 4), torch.full((2, 1, 4, 4), 0.5), torch.ones(1, 1, 4, 4)])
+    z = torch.cat([torch.zeros(2, 3), torch.full((2, 3), -2.0), torch.zeros(1, 3)])
+    assert float(mode_seeking_loss(images, z)) == pytest.approx(1 / (0.25 + MS_EPS))
+    same = torch.zeros(4, 1, 4, 4)  # a collapsed class: the term is at its largest
+    assert float(mode_seeking_loss(same, torch.randn(4, 3))) == pytest.approx(1 / MS_EPS)
+    assert paired_labels(torch.tensor([3, 1, 4, 1, 5])).tolist() == [3, 1, 3, 1, 5]
+
+
+def test_mode_seeking_in_the_training_step() -> None:
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=True)
+    gen = CGAN(CGAN.Config(**{**CGAN.tiny_config(), "ms_weight": 1.0}), _spec(), seed=0)
+    gen.setup(acc)
+    logs = gen.train_step(torch.rand(8, 1, 32, 32) * 2 - 1, torch.arange(8) % 2, acc)
+    assert math.isfinite(logs["mode_seeking"]) and logs["mode_seeking"] > 0
+    off = CGAN(CGAN.Config(**CGAN.tiny_config()), _spec(), seed=0)
+    off.setup(acc)
+    assert "mode_seeking" not in off.train_step(torch.rand(8, 1, 32, 32) * 2 - 1, torch.arange(8) % 2, acc)
+
+
 def test_augself_head_reads_the_augmentation() -> None:
     """D's head learns to read the brightness shift off the images: below half the loss of the
     best prediction that ignores the image (each group's mean target)."""
@@ -664,7 +689,7 @@ KEY_EFFECTS = [
     ("mbstd_group", 0), ("d_sn", False), ("d_act", "lrelu"), ("loss", "rpgan"), ("gamma", 1.0),
     ("r1_gamma", 1.0), ("lecam", 1.0), ("g_ch4", 32), ("d_ch4", 32), ("convs_per_block", 2),
     ("augment", "brightness"), ("aug_p", 0.9), ("cond_start_kimg", 1.0), ("d_steps", 2),
-    ("augself_weight", 1.0), ("uc_res", 16),
+    ("augself_weight", 1.0), ("uc_res", 16), ("ms_weight", 1.0),
 ]  # fmt: skip
 
 

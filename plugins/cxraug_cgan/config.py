@@ -105,6 +105,12 @@ class CGANConfig(EMASettings, PluginConfig):
         description="AugSelf (Hou et al. 2023): D predicts the augmentation parameters of reals (as given) and of "
         "fakes (negated), G is trained to make its fakes read as reals there; the weight of both losses",
     )
+    ms_weight: float = Field(
+        0.0,
+        ge=0,
+        description="mode seeking (Mao et al. 2019, MSGAN): G's batch is pairs of one class with two latents, and G "
+        "minimises 1/(mean|G(z1)-G(z2)| / mean|z1-z2|), against one image per class; its weight",
+    )
     uc_res: int | None = Field(
         None,
         description="UTLO (Khorram et al. 2024): G's blocks up to this resolution (px, 8 .. size/2) are "

@@ -109,6 +109,25 @@ def augself_g_loss(pred: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(pred.float(), p) - F.mse_loss(pred.float(), -p)
 
 
+MS_EPS = 1e-5  # MSGAN's: keeps 1/ratio finite when a pair is identical
+
+
+def mode_seeking_loss(images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's term on a batch whose halves pair up (image i and i + n/2 share a class): the
+    inverse of the images' mean absolute difference over the latents' (small when G spreads
+    its images with its latent, large when it collapses them to one)."""
+    h = images.shape[0] // 2
+    ratio = (images[:h] - images[h : 2 * h]).float().abs().mean() / (z[:h] - z[h : 2 * h]).float().abs().mean()
+    return 1 / (ratio + MS_EPS)
+
+
+def paired_labels(labels: torch.Tensor) -> torch.Tensor:
+    """The batch's labels with the second half a copy of the first (an odd last one kept), so
+    the G batch holds pairs of one class for the mode seeking term."""
+    h = labels.shape[0] // 2
+    return torch.cat([labels[:h], labels[:h], labels[2 * h :]])
+
+
 def _kimg(v: float | None) -> float | None:
     return None if v is None else v * 1000
 
@@ -315,11 +334,12 @@ class CGAN(Generator):
         # Generator: through the plain D (no DDP sync of D's unused gradients), D frozen.
         d_plain.requires_grad_(False)
         z = self._noise(n, rng)
+        labels_g = paired_labels(labels) if c.ms_weight > 0 else labels
         with accelerator.autocast():
-            fake, fake_low = self._fakes(z, labels)
+            fake, fake_low = self._fakes(z, labels_g)
             fake_in, fake_params = augment_with_params(fake, self.ops, self.ada.p, rng)
             low = None if fake_low is None else augment(fake_low, self.ops, self.ada.p, rng)
-            out_g, extras = d_out(d_plain(fake_in, labels, augself=c.augself_weight > 0, low=low))
+            out_g, extras = d_out(d_plain(fake_in, labels_g, augself=c.augself_weight > 0, low=low))
             out_g = out_g.float()
             ref, ref_extras = None, {}
             if c.loss == "rpgan":
@@ -339,6 +359,10 @@ class CGAN(Generator):
                 ss_g = augself_g_loss(extras["augself"], fake_params)
                 loss_g = loss_g + c.augself_weight * ss_g
                 logs["augself_g"] = ss_g.item()
+            if c.ms_weight > 0:
+                ms = mode_seeking_loss(fake, z)
+                loss_g = loss_g + c.ms_weight * ms
+                logs["mode_seeking"] = ms.item()
         self.opt_g.zero_grad(set_to_none=True)
         accelerator.backward(loss_g)
         self.opt_g.step()
