@@ -460,6 +460,32 @@ def test_augself_losses_by_hand() -> None:
     assert float(augself_g_loss(-fake, fake)) == pytest.approx(4 * (0.25 + 1.0) / 2)
 
 
+def test_the_shared_latent_reaches_every_conditional_batchnorm() -> None:
+    # With G's input cut off (fc at zero), only g_skip_z lets z change the image; the class's
+    # weight (transitional conditioning, UTLO's unconditional blocks) scales the class alone.
+    from cxraug_cgan.nets import CondBatchNorm
+
+    torch.manual_seed(0)
+    z1, z2, y = torch.randn(4, 16), torch.randn(4, 16), torch.tensor([0, 1, 2, 0])
+    for skip_z in (False, True):
+        g = Generator(32, 3, 16, 8, 64, 8, skip_z=skip_z).eval()
+        with torch.no_grad():
+            g.fc.weight.zero_()
+            g.fc.bias.fill_(0.5)
+            for m in g.modules():
+                if isinstance(m, CondBatchNorm):
+                    m.gain.weight.normal_()
+                    m.bias.weight.normal_()
+            differs = (g(z1, y) - g(z2, y)).abs().max() > 1e-4
+            assert bool(differs) == skip_z
+            if skip_z:
+                g.cond_weight.fill_(0.0)
+                assert torch.equal(g(z1, y), g(z1, (y + 1) % 3)), "class weight 0: unconditional, z still in"
+                assert (g(z1, y) - g(z2, y)).abs().max() > 1e-4
+    with pytest.raises(Exception, match="g_skip_z needs g_norm=cbn"):
+        CGAN.Config(**{**CGAN.tiny_config(), "g_skip_z": True, "g_norm": "none"})
+
+
 def test_mode_seeking_loss_by_hand() -> None:
     from cxraug_cgan.plugin import MS_EPS, mode_seeking_loss, paired_labels
 
@@ -690,6 +716,7 @@ KEY_EFFECTS = [
     ("r1_gamma", 1.0), ("lecam", 1.0), ("g_ch4", 32), ("d_ch4", 32), ("convs_per_block", 2),
     ("augment", "brightness"), ("aug_p", 0.9), ("cond_start_kimg", 1.0), ("d_steps", 2),
     ("augself_weight", 1.0), ("uc_res", 16), ("ms_weight", 1.0),
+    ("g_skip_z", True),
 ]  # fmt: skip
 
 

@@ -105,6 +105,11 @@ class CGANConfig(EMASettings, PluginConfig):
         description="AugSelf (Hou et al. 2023): D predicts the augmentation parameters of reals (as given) and of "
         "fakes (negated), G is trained to make its fakes read as reals there; the weight of both losses",
     )
+    g_skip_z: bool = Field(
+        False,
+        description="BigGAN-deep's shared latent: every conditional BatchNorm of G reads [class embedding, z], "
+        "so the latent reaches every scale, not only G's input (needs g_norm=cbn)",
+    )
     ms_weight: float = Field(
         0.0,
         ge=0,
@@ -138,6 +143,8 @@ class CGANConfig(EMASettings, PluginConfig):
             raise ValueError(f"uc_res must be a power of two from 8 px up (got {self.uc_res})")
         if self.uc_res is not None and self.g_norm != "cbn":
             raise ValueError("uc_res needs g_norm=cbn (a normalisation-free G takes the class at its first layer)")
+        if self.g_skip_z and self.g_norm != "cbn":
+            raise ValueError("g_skip_z needs g_norm=cbn (it feeds z to the conditional BatchNorms)")
         if self.augself_weight > 0 and _ops_or_unknown(self.augment) == ():
             raise ValueError("augself_weight needs augmentation to predict: set 'augment' (or augself_weight=0)")
         return self

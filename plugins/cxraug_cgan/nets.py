@@ -130,10 +130,15 @@ class Generator(nn.Module):
         pad: str = "zeros",
         norm: str = "cbn",
         uc_res: int | None = None,
+        skip_z: bool = False,
     ) -> None:
         super().__init__()
         w = widths(size, ch, max_ch, ch4)
         self.z_dim, self.c0, self.resample, self.norm = z_dim, w[0], resample, norm
+        # BigGAN-deep's shared latent: every conditional BatchNorm reads [class embedding, z],
+        # so the latent reaches every scale instead of the input alone.
+        self.skip_z = skip_z
+        cond_dim = embed_dim + (z_dim if skip_z else 0)
         # UTLO (Khorram et al. 2024): the blocks up to uc_res px are unconditional, and a head
         # there draws a uc_res px image that an unconditional D branch judges.
         self.uc_blocks = int(math.log2(uc_res)) - 2 if uc_res else 0  # blocks 0 .. uc_blocks - 1
@@ -142,13 +147,21 @@ class Generator(nn.Module):
         # Without conditional BatchNorm the class enters once, beside z (R3GAN's conditional G).
         self.fc = nn.Linear(z_dim + (embed_dim if norm == "none" else 0), 16 * w[0])
         self.blocks = nn.ModuleList(
-            GBlock(a, b, embed_dim, convs, resample, pad, norm) for a, b in itertools.pairwise(w)
+            GBlock(a, b, cond_dim, convs, resample, pad, norm) for a, b in itertools.pairwise(w)
         )
-        self.out_bn = CondBatchNorm(w[-1], embed_dim) if norm == "cbn" else NoNorm()
+        self.out_bn = CondBatchNorm(w[-1], cond_dim) if norm == "cbn" else NoNorm()
         self.out = nn.Conv2d(w[-1], 1, 3, padding=1, padding_mode=pad)  # the only layer at full resolution
         # The weight of the class in every conditional BatchNorm (transitional conditioning).
         # A buffer, so the EMA copy and the export carry the value the weights were trained at.
         self.register_buffer("cond_weight", torch.tensor(1.0))
+
+    def _cond(
+        self, e: torch.Tensor, z: torch.Tensor, w: torch.Tensor | float
+    ) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """What a conditional BatchNorm reads, and the weight it applies: with the shared latent
+        the class's weight (transitional conditioning, UTLO's unconditional blocks) scales the
+        class's part alone, so z still reaches every block."""
+        return (torch.cat([w * e, z], 1), 1.0) if self.skip_z else (e, w)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor, low: bool = False) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """The images; with ``low`` (UTLO) also the unconditional layers' uc_res px image."""
@@ -157,11 +170,11 @@ class Generator(nn.Module):
         h = self.fc(torch.cat([z, w * e], 1) if self.norm == "none" else z).view(z.shape[0], self.c0, 4, 4)
         image_low = None
         for i, block in enumerate(self.blocks):
-            h = block(h, e, w if i >= self.uc_blocks else 0.0)
+            h = block(h, *self._cond(e, z, w if i >= self.uc_blocks else 0.0))
             if low and i == self.uc_blocks - 1:
                 assert self.to_low is not None, "built without UTLO's low-resolution head"
                 image_low = torch.tanh(self.to_low(activation(act, h)))
-        h = upsample(activation(act, self.out_bn(h, e, w)), self.resample)
+        h = upsample(activation(act, self.out_bn(h, *self._cond(e, z, w))), self.resample)
         image = torch.tanh(self.out(h))
         return (image, image_low) if low else image
 

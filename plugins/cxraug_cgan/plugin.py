@@ -169,6 +169,7 @@ class CGAN(Generator):
             c.g_pad,
             c.g_norm,
             c.uc_res,
+            c.g_skip_z,
         )
         self.D: nn.Module = Discriminator(
             s.size, s.num_classes, c.d_ch, c.max_ch, c.convs_per_block, c.d_ch4, c.d_sn, c.mbstd_group,
