@@ -31,6 +31,8 @@ VARIANTS = {
     "nf-g": "g_norm=none",
     "augself": "augself_weight=1",
     "utlo8": "uc_res=8",
+    "ms1": "ms_weight=1",
+    "skipz": "g_skip_z=true",
 }
 
 
