@@ -33,6 +33,11 @@ VARIANTS=(
   "nf-g-t1|432|g_norm=none train_seed=1"
   "nf-g-t2|432|g_norm=none train_seed=2"
   "augp08|414.9|aug_p=0.8"
+  "natural|414.9|balanced=false"
+  "skipz|414.9|g_skip_z=true"
+  "ms1|414.9|ms_weight=1"
+  "ms1-t1|414.9|ms_weight=1 train_seed=1"
+  "ms01|414.9|ms_weight=0.1"
 )
 [ -n "${ONLY:-}" ] && mapfile -t VARIANTS < <(printf '%s\n' "${VARIANTS[@]}" | grep -E "^(${ONLY})\|")
 [ -n "${EXTRA_VARIANT:-}" ] && VARIANTS+=("$EXTRA_VARIANT")
