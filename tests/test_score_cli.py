@@ -183,3 +183,19 @@ def test_score_library_with_a_copying_generator(phantom32: Path, tmp_path: Path)
     alone = score(data, generator_source(copying_generator(phantom32), seed=3), ScoreConfig(
         n=20, classes=["No Finding"], min_images=10, cache_dir=tmp_path / "c", kid_subsets=10), ex)  # fmt: skip
     assert alone.rows[0]["fid"] == pytest.approx(result.rows[0]["fid"], rel=1e-12)
+
+
+def test_a_number_of_images_that_cannot_fit_is_one_line(
+    phantom32: Path, cheap_extractor, tmp_path: Path, monkeypatch
+) -> None:
+    import cxraug.runs
+    from cxraug import resources
+
+    run = tmp_path / "00001-test"
+    run.mkdir()
+    monkeypatch.setattr(cxraug.runs, "load_generator", lambda path: (noise_generator(phantom32), {"plugin": "test"}))
+    monkeypatch.setattr(resources, "available_memory", lambda: 2**20)
+    out = tmp_path / "scores"
+    args = ["score", "--run", str(run), "--data", str(phantom32), "--n", "1000000", "--out", str(out)]
+    _error(args, "scoring 1,000,000 synthetic images per class x 15 classes needs about")
+    assert cheap_extractor.calls == 0 and not (out / "scores.json").exists()
