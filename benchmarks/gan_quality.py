@@ -15,8 +15,9 @@ The fixed protocol of issue 10, rerunnable by anyone:
 It prints per class FID, KID, precision, recall, the sampling img/s, and the ratios
 cgan/diffusion and cgan/floor, with the targets of issue 10. Stages whose results exist
 under --out are reused, so an interrupted protocol resumes; a stored result or run made with
-other settings (data, split, n, seeds, metrics, --cgan-set, training seed, budget) is refused
-in one line naming what differs, never reported under the new settings.
+other settings (the prepared data's fingerprint, split, n, seeds, metrics, --cgan-set,
+training seed, budget) is refused in one line naming what differs, never reported under the
+new settings.
 
     python benchmarks/gan_quality.py --out results/gan-quality            # the protocol
     python benchmarks/gan_quality.py --out results/gan-quality --jobs 2   # cgan and diffusion at
@@ -92,7 +93,7 @@ def train(
     """Train (or resume) the run of ``plugin`` until ``minutes`` of training steps; with
     ``rate`` (this variant's steps per minute measured alone on one thread), until
     ``minutes x rate`` steps instead, so a machine shared with other jobs cannot shorten it."""
-    wanted = {"plugin": plugin, "sets": sets, "seed": seed, "steps_per_min": rate, "data": str(data)}
+    wanted = {"plugin": plugin, "sets": sets, "seed": seed, "steps_per_min": rate, "data": data_identity(data)}
     marker = runs / "settings.json"  # what the run below was started with
     run = find_run(runs, plugin)
     if run is not None:
@@ -225,7 +226,11 @@ def real_texture(data_dir: Path, out: Path, dataset: str) -> dict[str, Any]:
                 rows[c] = {"n_train": len(idx), **texture(images[idx])}
         return {"split": "train", "rows": rows}
 
-    return stage(out / "results" / f"real-texture-{dataset}.json", make, {"dataset": dataset, "split": "train"})
+    return stage(
+        out / "results" / f"real-texture-{dataset}.json",
+        make,
+        {"dataset": dataset, "data": data_identity(data_dir), "split": "train"},
+    )
 
 
 def score_run(data: Path, run: Path, sets: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -262,10 +267,18 @@ def score_floor(data: Path, args: argparse.Namespace) -> dict[str, Any]:
     return {**res, "sample_img_per_s": None}  # real images are read, not sampled
 
 
-def scoring(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+def data_identity(data: Path) -> str:
+    """The prepared data's fingerprint (size, format and a hash of its pixels, recorded by
+    prepare): a result or run is reused only on the same data."""
+    from cxraug.data.prepared import fingerprint, open_prepared
+
+    return fingerprint(open_prepared(data))
+
+
+def scoring(args: argparse.Namespace, data: Path, **extra: Any) -> dict[str, Any]:
     """What a stored result depends on besides its generator: reused only when these match."""
-    return {"dataset": args.dataset, "split": args.split, "n": args.n, "match_real": args.match_real,
-            "seeds": args.seeds, "metrics": args.metrics, **extra}  # fmt: skip
+    return {"dataset": args.dataset, "data": data_identity(data), "split": args.split, "n": args.n,
+            "match_real": args.match_real, "seeds": args.seeds, "metrics": args.metrics, **extra}  # fmt: skip
 
 
 def same_settings(where: Path, stored: Any, wanted: dict[str, Any]) -> None:
@@ -301,7 +314,7 @@ def run_cgan(data: Path, args: argparse.Namespace) -> None:
             run = train(data, runs, "cgan", b, args.cgan_set, args.threads, args.cgan_steps_per_min, args.train_seed)
             return score_run(data, run, [], args)
 
-        what = scoring(args, generator="cgan", sets=args.cgan_set, train_seed=args.train_seed,
+        what = scoring(args, data, generator="cgan", sets=args.cgan_set, train_seed=args.train_seed,
                        steps_per_min=args.cgan_steps_per_min, minutes=b)  # fmt: skip
         stage(args.out / "results" / args.split / f"{args.name}-{b:g}min.json", make, what)
 
@@ -314,7 +327,7 @@ def run_diffusion(data: Path, args: argparse.Namespace) -> None:
         return score_run(data, train(data, runs, "diffusion", m, args.diffusion_set, args.threads),
                          DIFFUSION_SAMPLING, args)  # fmt: skip
 
-    what = scoring(args, generator="diffusion", sets=args.diffusion_set, sampling=DIFFUSION_SAMPLING, minutes=m)
+    what = scoring(args, data, generator="diffusion", sets=args.diffusion_set, sampling=DIFFUSION_SAMPLING, minutes=m)
     stage(args.out / "results" / args.split / f"diffusion-{m:g}min.json", make, what)
 
 
@@ -463,7 +476,7 @@ def main() -> None:
         return run_cgan(data, args)
     if args.only == "diffusion":
         return run_diffusion(data, args)
-    floor_what = {**scoring(args, generator="real"), "seeds": args.seeds[:1]}  # the floor samples once
+    floor_what = {**scoring(args, data, generator="real"), "seeds": args.seeds[:1]}  # the floor samples once
     floor = stage(args.out / "results" / args.split / "floor.json", lambda: score_floor(data, args), floor_what)
     if args.only == "floor":
         return print(json.dumps(floor["rows"]))

@@ -5,21 +5,21 @@ settings' numbers (the screens reuse names across datasets and recipes)."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from bench_helpers import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def gq():
-    spec = importlib.util.spec_from_file_location("gan_quality", ROOT / "benchmarks" / "gan_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+@pytest.fixture
+def gq(monkeypatch):
+    module = load_benchmark("gan_quality")
+    monkeypatch.setattr(module, "data_identity", lambda data: f"fingerprint of {Path(data).name}")
     return module
+
+
+DATA = Path("data") / "pmnist32"
 
 
 def _args(**kw) -> argparse.Namespace:
@@ -34,18 +34,20 @@ def test_a_result_is_reused_only_under_the_settings_it_was_made_with(gq, tmp_pat
         made.append(1)
         return {"rows": {"all": {"fid": 1.0}}}
 
-    first = gq.stage(path, make, gq.scoring(_args(), sets=["aug_p=0.3"], minutes=10.0))
-    again = gq.stage(path, make, gq.scoring(_args(), sets=["aug_p=0.3"], minutes=10.0))
+    first = gq.stage(path, make, gq.scoring(_args(), DATA, sets=["aug_p=0.3"], minutes=10.0))
+    again = gq.stage(path, make, gq.scoring(_args(), DATA, sets=["aug_p=0.3"], minutes=10.0))
     assert made == [1] and first == again and again["settings"]["sets"] == ["aug_p=0.3"]
     for other in (_args(dataset="nih32"), _args(seeds=[0, 1, 2]), _args(match_real=True)):
         with pytest.raises(SystemExit) as e:
-            gq.stage(path, make, gq.scoring(other, sets=["aug_p=0.3"], minutes=10.0))
+            gq.stage(path, make, gq.scoring(other, DATA, sets=["aug_p=0.3"], minutes=10.0))
         assert "made with other settings" in str(e.value) and "give another --name" in str(e.value)
     with pytest.raises(SystemExit, match=r"sets: \['aug_p=0.3'\] there, \['aug_p=0.5'\] now"):
-        gq.stage(path, make, gq.scoring(_args(), sets=["aug_p=0.5"], minutes=10.0))
+        gq.stage(path, make, gq.scoring(_args(), DATA, sets=["aug_p=0.5"], minutes=10.0))
+    with pytest.raises(SystemExit, match="data: 'fingerprint of pmnist32' there, 'fingerprint of other' now"):
+        gq.stage(path, make, gq.scoring(_args(), Path("other"), sets=["aug_p=0.3"], minutes=10.0))
     path.write_text(json.dumps({"rows": {}}))  # stored before settings were recorded
     with pytest.raises(SystemExit, match="not recorded"):
-        gq.stage(path, make, gq.scoring(_args(), sets=["aug_p=0.3"], minutes=10.0))
+        gq.stage(path, make, gq.scoring(_args(), DATA, sets=["aug_p=0.3"], minutes=10.0))
     assert made == [1]
 
 
@@ -66,4 +68,6 @@ def test_a_stored_run_is_resumed_only_with_the_settings_it_was_started_with(gq, 
         gq.train(data, runs, "cgan", 20, ["g_norm=none"], 1, rate=400.0, seed=1)
     with pytest.raises(SystemExit, match="sets"):
         gq.train(data, runs, "cgan", 20, [], 1, rate=400.0)
+    with pytest.raises(SystemExit, match="data: 'fingerprint of data' there, 'fingerprint of other' now"):
+        gq.train(tmp_path / "other", runs, "cgan", 20, ["g_norm=none"], 1, rate=400.0)
     assert len(calls) == 2
