@@ -189,7 +189,8 @@ def compare(
     entries = load_runs(cfg.runs, device, cfg.sample_values)
     data = choose_data(entries, cfg.data, cfg.allow_different_data)
     classes = _classes(sc, data, entries)
-    check_fake_memory([_source(e, sc) for e in entries], classes, sc.n, extractor.num_features)
+    sources = {e.label: _source(e, sc) for e in entries}
+    check_fake_memory(list(sources.values()), classes, sc.n, extractor.num_features)
 
     run_info = []
     for e in entries:  # cost first: sampling is timed before any feature work fills the allocator
@@ -201,7 +202,7 @@ def compare(
     fakes: dict[str, dict[str, Pair]] = {}
     with reporter.task("runs x classes", total=len(entries) * len(classes)) as advance:
         for e in entries:
-            source = _source(e, sc)
+            source = sources[e.label]
             fakes[e.label] = {}
             for c in classes:
                 fakes[e.label][c] = draw_features(source, c, sc.n, extractor, sc.batch_size, reporter)
