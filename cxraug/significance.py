@@ -78,6 +78,51 @@ def normal_p_value(estimate: float, draws: np.ndarray) -> float:
     return float(min(1.0, 2 * norm.sf(abs(estimate) / sd)))
 
 
+T_REFERENCE_BELOW = 5  # seeds: fewer, and the p of a benchmark difference uses a t reference
+
+
+def seed_df(boot_sd: float, seed_sd: float, n_seeds: int) -> float:
+    """Degrees of freedom of the bootstrap variance of a difference, by Satterthwaite: the
+    variance has a test-patient part (many patients: known well) and a training-seed part
+    (seed_sd^2 / n, estimated from n seeds: n - 1 degrees of freedom). When the seeds' part
+    dominates, df -> n - 1; when the patients' part does, df -> infinity (the normal). Infinity
+    from 5 seeds on, where the normal is close enough."""
+    if n_seeds >= T_REFERENCE_BELOW or n_seeds < 2 or math.isnan(seed_sd) or math.isnan(boot_sd) or boot_sd == 0:
+        return math.inf
+    v_seed = seed_sd**2 / n_seeds
+    if v_seed == 0:
+        return math.inf
+    v_total = max(boot_sd**2, v_seed)
+    return max(float(n_seeds - 1), v_total**2 / (v_seed**2 / (n_seeds - 1)))
+
+
+def seed_aware_p_value(estimate: float, draws: np.ndarray, n_seeds: int, seed_sd: float) -> float:
+    """Two-sided p of "no difference" from z = estimate / bootstrap sd, referred to a t
+    distribution with :func:`seed_df` degrees of freedom below 5 seeds (a bootstrap over 3 or 4
+    seeds understates their spread, and a normal reference would overstate the evidence),
+    else to the normal."""
+    from scipy.stats import t
+
+    d = draws[~np.isnan(draws)]
+    if len(d) < 2 or math.isnan(estimate):
+        return float("nan")
+    sd = float(np.std(d, ddof=1))
+    df = seed_df(sd, seed_sd, n_seeds)
+    if math.isinf(df) or sd == 0.0:
+        return normal_p_value(estimate, draws)
+    return float(min(1.0, 2 * t.sf(abs(estimate) / sd, df)))
+
+
+def format_p(p: float | None) -> str:
+    """A p-value as a page shows it: '< 1e-4' below 1e-4 (smaller values only say how far
+    the normal tail was extrapolated), else 3 decimals, or 4 below 0.001."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "-"
+    if p < 1e-4:
+        return "< 1e-4"
+    return f"{p:.4f}" if p < 1e-3 else f"{p:.3f}"
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (controls the family-wise error rate under any
     dependence between the tests; NaN stays NaN and is not counted as a test)."""
@@ -121,12 +166,15 @@ def per_test_level(alpha: float, m: int) -> float:
     return alpha / max(m, 1)
 
 
-def detectable_difference(sd: float, alpha: float, m: int, power: float = 0.8) -> float:
+def detectable_difference(sd: float, alpha: float, m: int, power: float = 0.8, df: float | None = None) -> float:
     """The smallest difference a two-sided test at the family's strictest level alpha / m
-    detects with ``power``, given the bootstrap sd of the difference: (z_{1-a/2m} + z_power) sd."""
-    from scipy.stats import norm
+    detects with ``power``, given the bootstrap sd of the difference: (z_{1-a/2m} + z_power) sd,
+    or with t quantiles of ``df`` degrees of freedom where the test uses a t reference."""
+    from scipy.stats import norm, t
 
     if math.isnan(sd):
         return math.nan
     level = per_test_level(alpha, m)
+    if df is not None and not math.isinf(df):
+        return float((t.isf(level / 2, df) + t.ppf(power, df)) * sd)
     return float((norm.isf(level / 2) + norm.ppf(power)) * sd)

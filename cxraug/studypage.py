@@ -128,16 +128,17 @@ def build(cfg: StudyPageConfig) -> tuple[str, list[Block], dict[str, bytes]]:
     data_name = Path(res.get("dataset", {}).get("path", "?")).name
     title = f"cxraug study: {data_name}"
     blocks: list[Block] = [Para(cfg.note, css="note")] if cfg.note else []
-    inner: list[Block] = [Heading(2, "Did synthetic data help the rare classes?"), Para(answer["lead"])]
+    inner: list[Block] = [Heading(2, "Did the synthetic images help, beyond their controls and the best baseline?"), Para(answer["lead"])]
     for c in answer["classes"]:
         inner += [Para(c["header"]), Bullets(c["lines"])] if c["lines"] else [Bullets([c["header"]])]
     cfg_b = res.get("config", {})
     inner.append(
         Para(
-            f"Benchmark: one classifier ({cfg_b.get('model', '?')}, {_count(cfg_b.get('epochs'), 'epoch')}) per arm and "
-            f"seed, {_count(len(res.get('seeds', [])), 'seed')}, on the held-out test split ({stats.get('test_images', '?')} "
-            f"images); Δ is the paired difference from the {res.get('reference')} arm with its "
-            f"{res.get('confidence', 0.95):.0%} bootstrap interval over test images and seeds.",
+            f"Benchmark: one classifier ({cfg_b.get('model', '?')}, {_count(res.get('budget', {}).get('steps'), 'step')} "
+            f"for every arm) per arm and seed, {_count(len(res.get('seeds', [])), 'seed')}, on the held-out test split "
+            f"({stats.get('test_images', '?')} images); each synthetic arm is compared with its copy control and the "
+            "best cheap baseline (chosen on validation), Δ with its "
+            f"{res.get('confidence', 0.95):.0%} bootstrap interval over test patients and seeds.",
             css="note",
         )
     )

@@ -4,6 +4,7 @@ reweighting, balanced sampling, synthetic-only, classical augmentation."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,11 +13,14 @@ import torch
 from cxraug.benchmark.arms import (
     Arm,
     Ratio,
+    add_controls,
     build_train_set,
+    check_synthetic_name,
     controlled_real_index,
     expand_arms,
     parse_ratio,
 )
+from cxraug.benchmark.controls import check_training_rows, control_images, phase_randomise
 from cxraug.classify.augment import augment_batch
 from cxraug.classify.config import AugmentConfig
 from cxraug.classify.fit import EpochSampler
@@ -130,7 +134,7 @@ def test_synthetic_only_uses_the_set_and_needs_every_class():
 def test_baseline_arms_sampling_weights_and_augmentation():
     idx = np.arange(len(TRAIN))
     kinds = {a.name: build_train_set(a, TRAIN, idx, CLASSES, 0) for a in expand_arms(None, [], ["fill"])}
-    assert list(kinds) == ["real", "reweight", "oversample", "classic"]
+    assert list(kinds) == ["real", "reweight", "oversample", "classic", "logit-adjust"]
     for ts in kinds.values():
         assert ts.real_counts().tolist() == [20, 5, 2] and ts.synth_counts().sum() == 0
     assert kinds["oversample"].sampling == "balanced" and kinds["real"].sampling == "shuffle"
@@ -139,6 +143,9 @@ def test_baseline_arms_sampling_weights_and_augmentation():
     assert np.allclose(w * np.array([20, 5, 2]), 27 / 3)  # w_c * n_c equal for all classes
     assert np.isclose(w[TRAIN].mean(), 1.0)
     assert kinds["real"].class_weights is None
+    # Logit adjustment (Menon et al. 2021, tau = 1): log of the training prior, in training only.
+    assert np.allclose(kinds["logit-adjust"].logit_bias, np.log(np.array([20, 5, 2]) / 27))
+    assert kinds["real"].logit_bias is None
     assert inverse_frequency_weights(np.array([0, 0, 2]), 3)[1] == 0  # absent class: weight 0
 
 
@@ -159,8 +166,13 @@ def test_oversample_draws_classes_equally_and_changes_per_epoch():
 def test_expand_arms_names_and_errors():
     arms = expand_arms(None, ["cgan", "diffusion"], ["fill", "x2"])
     assert [a.name for a in arms] == [
-        "real", "reweight", "oversample", "classic", "cgan@fill", "cgan@x2", "diffusion@fill", "diffusion@x2",
+        "real", "reweight", "oversample", "classic", "logit-adjust", "cgan@fill", "cgan@x2", "diffusion@fill",
+        "diffusion@x2", "cgan@fill+classic", "cgan@x2+classic", "diffusion@fill+classic", "diffusion@x2+classic",
     ]  # fmt: skip
+    assert all(a.augment == a.name.endswith("+classic") for a in arms)
+    assert [a.name for a in expand_arms(["cgan+classic"], ["cgan"], [])] == ["cgan+classic"]
+    with pytest.raises(UserError, match="controls are added"):
+        expand_arms(["real", "copy"], ["cgan"], [])
     one = expand_arms(["real", "cgan", "cgan"], ["cgan"], ["+100"])
     assert [a.name for a in one] == ["real", "cgan"] and one[1].ratio == Ratio("plus", 100)
     assert expand_arms(["cgan-only"], ["cgan"], [])[0] == Arm("cgan-only", "synthetic-only", "cgan")
@@ -187,3 +199,60 @@ def test_classic_augmentation_is_per_image_repeatable_and_never_flips():
     assert (left > right).all()  # the block stays on the left: no mirror image
     zero = AugmentConfig(degrees=0, translate=0, scale=0, brightness=0, contrast=0)
     assert torch.allclose(augment_batch(x, zero, torch.Generator()), x, atol=1e-5)
+
+
+def test_controls_match_counts_share_groups_and_name_apart():
+    arms = expand_arms(None, ["cgan", "diffusion"], ["fill", "x2"])
+    quotas = {a.name: ({2: 18} if "fill" in a.name else {2: 4}) for a in arms if a.kind == "synthetic"}
+    arms = [replace(a, quota=tuple(sorted(quotas[a.name].items()))) if a.name in quotas else a for a in arms]
+    controls = [a for a in add_controls(arms, quotas) if a.is_control]
+    # Two distinct quotas (fill and x2), each shared by both generators and their +classic arms.
+    assert [c.name for c in controls] == ["copy@fill", "noise@fill", "copy@x2", "noise@x2"]
+    assert controls[0].quota == ((2, 18),) and set(controls[0].controls_for) == {
+        "cgan@fill", "diffusion@fill", "cgan@fill+classic", "diffusion@fill+classic"}  # fmt: skip
+    one = expand_arms(None, ["cgan"], ["all"])
+    one = [replace(a, quota=((2, 7),)) if a.kind == "synthetic" else a for a in one]
+    assert [c.name for c in add_controls(one, {a.name: {2: 7} for a in one if a.kind == "synthetic"}) if c.is_control] == [
+        "copy", "noise"]  # fmt: skip
+
+
+def test_copy_and_noise_controls_have_the_counts_determinism_and_leakage_guard():
+    rng = np.random.default_rng(0)
+    real_train = rng.integers(0, 256, size=(len(TRAIN), 8, 8), dtype=np.uint8)
+    keep = np.flatnonzero(TRAIN != 2)[:-3]  # a controlled imbalance: some rows are not the arm's
+    keep = np.sort(np.concatenate([keep, np.flatnonzero(TRAIN == 2)[:1]]))
+    for kind in ("copy", "noise"):
+        arm = Arm(kind, kind, quota=((2, 9), (1, 3)), controls_for=("cgan",))
+        a = build_train_set(arm, TRAIN, keep, CLASSES, 0, real_train=real_train)
+        b = build_train_set(arm, TRAIN, keep, CLASSES, 0, real_train=real_train)
+        c = build_train_set(arm, TRAIN, keep, CLASSES, 1, real_train=real_train)
+        assert a.synth_counts().tolist() == [0, 3, 9] and a.real_counts().tolist() == np.bincount(TRAIN[keep]).tolist()
+        assert (a.synth_images == b.synth_images).all() and not (a.synth_images == c.synth_images).all()
+        images, _, rows = control_images(kind, {2: 9, 1: 3}, real_train, TRAIN, keep, 0)
+        assert np.isin(rows, keep).all()  # only the arm's own training rows
+        if kind == "copy":  # the one kept image of class 2, repeated: never a dropped one
+            assert (rows[TRAIN[rows] != 1] == np.flatnonzero(TRAIN == 2)[0]).all()
+            assert all((img == real_train[r]).all() for img, r in zip(images, rows, strict=True))
+        else:  # the source's exact histogram, but not its picture
+            assert all(
+                sorted(img.ravel()) == sorted(real_train[r].ravel()) for img, r in zip(images, rows, strict=True)
+            )
+            assert not any((img == real_train[r]).all() for img, r in zip(images, rows, strict=True))
+    with pytest.raises(RuntimeError, match="outside the arm's training rows"):
+        check_training_rows(np.array([0, 26]), np.arange(10))
+
+
+def test_phase_randomised_images_keep_the_spectrum_not_the_structure():
+    x = np.zeros((1, 32, 32), dtype=np.uint8)
+    x[0, 8:24, 8:24] = 200  # a bright square
+    y = phase_randomise(x, np.random.default_rng(0))
+    assert sorted(y.ravel()) == sorted(x.ravel())
+    # The square is gone: the bright pixels are no longer one connected block in the middle.
+    assert y[0, 8:24, 8:24].mean() < 0.8 * x[0, 8:24, 8:24].mean()
+
+
+def test_reserved_names_are_refused_for_synthetic_sets():
+    for bad in ("copy", "noise", "copy-cgan", "logit-adjust", "real", "a+classic"):
+        with pytest.raises(UserError, match="not usable"):
+            check_synthetic_name(bad)
+    check_synthetic_name("cgan")

@@ -20,7 +20,16 @@ from cxraug.cli import main
 
 CHEAP = ["--set", "model=tiny", "--set", "epochs=1", "--set", "bootstrap_draws=200"]  # CPU time only
 RARE = ["--set", "rare_classes=[Hernia]"]
-SAME_NUMBERS = ("summary", "paired_differences", "per_class_summary", "verdicts", "rows", "runs", "statistics")
+SAME_NUMBERS = (
+    "summary",
+    "paired_differences",
+    "per_class_summary",
+    "primary",
+    "exploratory",
+    "rows",
+    "runs",
+    "statistics",
+)
 
 
 def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -53,8 +62,9 @@ def test_seed_workflow_runs_with_defaults_and_fits_80_columns(phantom32, workflo
     out = tmp_path / "bench"
     code, printed, err = _cli([*base, "--out", str(out)], capsys)
     assert code == 0, err
-    assert "15 runs trained, 0 reused" in printed  # default arms (real, reweight, oversample, classic, cgan) x 3
-    assert "benchmark: 5 arms x 3 seeds" in err and "bootstrap: 200 draws" in err  # progress on stderr
+    # Default arms: real, reweight, oversample, classic, logit-adjust, cgan, cgan+classic, copy, noise; x 3 seeds.
+    assert "27 runs trained, 0 reused" in printed
+    assert "benchmark: 9 arms x 3 seeds" in err and "bootstrap: 200 draws" in err  # progress on stderr
     assert "…" not in printed and max(len(line) for line in printed.splitlines()) <= 80
     words = " ".join(printed.split())
     assert "test split, n=68 images" in words and "full table in summary.md" in words
@@ -63,7 +73,8 @@ def test_seed_workflow_runs_with_defaults_and_fits_80_columns(phantom32, workflo
     assert {r["n_train_synthetic"] for r in hernia} == {20} and len(hernia) == 3
     assert [a["ratio"] for a in results["arms"] if a["name"] == "cgan"] == ["all"]
     stats = results["statistics"]
-    assert stats["bootstrap_draws"] == 200 and stats["bootstrap_seed"] == 0 and stats["adjustment"] == "Holm"
+    assert stats["bootstrap_draws"] == 200 and stats["bootstrap_seed"] == 0
+    assert stats["adjustment"] == "Holm over the primary family only"
     assert stats["test_patients"] == 37 and stats["test_images"] == 68
     # Every interval lies inside its metric's range (differences inside [-1, 1]).
     for row in results["per_class_summary"]:
@@ -72,10 +83,11 @@ def test_seed_workflow_runs_with_defaults_and_fits_80_columns(phantom32, workflo
             assert e["low"] is None or 0 <= e["low"] <= e["high"] <= 1
             d = row["diff"].get(m)
             assert d is None or d["low"] is None or -1 <= d["low"] <= d["high"] <= 1
-    # Hernia has 3 test images (< min_test_images): numbers and a detectable difference, no interval.
-    hv = [v for v in results["verdicts"] if v["class"] == "Hernia" and v["metric"] == "auroc"]
-    assert hv and all(v["verdict"] == "no verdict: 3 test images, 10 needed" for v in hv)
+    # Hernia has 3 test images of 1 patient (< min_test_patients): numbers, a detectable difference, no interval.
+    hv = [v for v in results["primary"] if v["class"] == "Hernia"]
+    assert len(hv) == 2 and all(v["verdict"] == "no verdict: 1 test patient with Hernia, 10 needed" for v in hv)
     assert all(v["diff"]["mde"] > 0 and v["diff"]["low"] is None for v in hv)
+    assert {v["other"] for v in hv} == {"copy", results["best_baseline"]["Hernia"]["arm"]}
     assert (out / "verdicts.csv").is_file()
 
 
@@ -84,7 +96,7 @@ def trained(phantom32, workflow, tmp_path_factory):
     """A finished benchmark with three seeds and a rare class that gets verdicts."""
     out = tmp_path_factory.mktemp("trained") / "bench"
     argv = ["benchmark", "--data", str(phantom32), "--synthetic", f"cgan={workflow}", "--arms", "real,oversample,cgan",
-            "--out", str(out), *CHEAP, *RARE, "--set", "min_test_images=3", "--set", "plots=false"]  # fmt: skip
+            "--out", str(out), *CHEAP, *RARE, "--set", "min_test_patients=1", "--set", "plots=false"]  # fmt: skip
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 0
@@ -109,19 +121,21 @@ def test_report_only_gives_the_numbers_of_the_training_run(trained, tmp_path, ca
     code, printed, err = _cli(["benchmark", "--report-only", str(out)], capsys)
     assert code == 0, err
     assert _numbers(out) == before
-    assert (out / "summary.md").read_text().replace("0 runs trained now, 9", "9 runs trained now, 0") == summary
+    assert (out / "summary.md").read_text().replace("0 runs trained now, 15", "15 runs trained now, 0") == summary
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*")} == stamps  # nothing retrained or rewritten
-    assert (
-        "0 runs trained, 9 reused" in printed
-        and "Holm-adjusted over one family of m = 4 (AUROC and F1)" in " ".join(printed.split())
-    )
+    words = " ".join(printed.split())
+    assert "0 runs trained, 15 reused" in printed and "Holm-adjusted over the m = 2 primary comparisons" in words
+    assert "POST HOC" not in printed
     # New statistics options, without training: other draws move the intervals, never the means.
     code, _, err = _cli(["benchmark", "--report-only", str(out), "--set", "bootstrap_seed=7",
                          "--set", "bootstrap_draws=300", "--set", "adjust=bh"], capsys)  # fmt: skip
     assert code == 0, err
     after = json.loads((out / "results.json").read_text())
     assert after["statistics"]["bootstrap_seed"] == 7 and after["statistics"]["bootstrap_draws"] == 300
-    assert after["statistics"]["adjustment"] == "Benjamini-Hochberg"
+    assert after["statistics"]["adjustment"] == "Benjamini-Hochberg over the primary family only"
+    # The adjustment is part of the declared question: changing it after the results is post hoc.
+    assert after["post_hoc"] and "adjust: holm -> bh" in after["post_hoc"][0]
+    assert "Post hoc" in (out / "summary.md").read_text()
     for a, b in zip(after["summary"].values(), before["summary"].values(), strict=True):
         assert a["macro_auroc"]["mean"] == b["macro_auroc"]["mean"]
         assert a["macro_auroc"]["low"] != b["macro_auroc"]["low"]
@@ -144,6 +158,57 @@ def test_report_only_refuses_what_would_need_training(trained, extra, expected, 
 def test_report_only_of_a_folder_that_is_not_a_benchmark(tmp_path, capsys):
     code, _, err = _cli(["benchmark", "--report-only", str(tmp_path)], capsys)
     assert code == 2 and "is not a benchmark output folder" in err
+
+
+def test_report_only_with_other_rare_classes_is_marked_post_hoc(trained, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(trained, out)
+    code, printed, err = _cli(["benchmark", "--report-only", str(out), "--set", "rare_classes=[Hernia,Edema]"], capsys)
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    assert results["post_hoc"] == ["rare classes: ['Hernia'] -> ['Edema', 'Hernia']"]
+    assert "POST HOC" in printed and "**Post hoc: the question changed" in (out / "summary.md").read_text()
+    assert "Post hoc: the question changed" in (out / "summary.html").read_text()
+    # The declared question is never rewritten by a report.
+    assert json.loads((out / "benchmark.json").read_text())["question"]["rare_classes"] == ["Hernia"]
+
+
+def test_report_only_checks_every_run_against_what_benchmark_json_says(trained, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(trained, out)
+    # A hand edit of benchmark.json (say, the learning rate the page will print) is not believed.
+    marker = json.loads((out / "benchmark.json").read_text())
+    marker["config"]["lr"] = 0.5
+    (out / "benchmark.json").write_text(json.dumps(marker))
+    code, _, err = _cli(["benchmark", "--report-only", str(out)], capsys)
+    assert code == 2 and "was trained with other settings than" in err and "lr: 0.001 -> 0.5" in err
+    assert len(err.strip().splitlines()) == 1
+    # A benchmark of the earlier format (arms trained for unequal steps) is refused, not reported.
+    marker["config"]["lr"] = 0.001
+    marker.pop("format")
+    (out / "benchmark.json").write_text(json.dumps(marker))
+    code, _, err = _cli(["benchmark", "--report-only", str(out)], capsys)
+    assert code == 2 and "unequal numbers of steps" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_refused_rerun_leaves_benchmark_json_as_it_was(phantom32, workflow, trained, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(trained, out)
+    before = (out / "benchmark.json").read_bytes()
+    argv = ["benchmark", "--data", str(phantom32), "--synthetic", f"cgan={workflow}", "--arms", "real,oversample,cgan",
+            "--out", str(out), *CHEAP, *RARE, "--set", "lr=0.5", "--set", "plots=false"]  # fmt: skip
+    code, _, err = _cli(argv, capsys)
+    assert code == 2 and "trained with other settings" in err
+    assert (out / "benchmark.json").read_bytes() == before
+    code, _, err = _cli(["benchmark", "--report-only", str(out)], capsys)
+    assert code == 0, err
+    assert "lr 0.001" in (out / "summary.md").read_text()
 
 
 def _rewrite(path: Path, change) -> None:

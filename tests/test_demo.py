@@ -62,7 +62,7 @@ def test_demo_chain_writes_every_stage_and_a_verdict_with_an_interval(demo: tupl
     for stage in ("prepare", "train-gen", "synth", "compare", "benchmark", "report"):
         assert re.search(rf"\({stage}: \d+s\)", printed), f"no time printed for {stage}"
     assert printed.strip().splitlines()[-1] == f"open {out.resolve()}/index.html"
-    assert "small budget" in printed and "the classifier 1 epoch x 3 seeds" in printed
+    assert "small budget" in printed and "the classifier the same steps for every arm (1 pass over the largest)" in printed
     assert "1 epochs" not in printed + (out / "index.html").read_text(), "a count with the wrong plural"
     expected = [
         "sample32/dataset.json", "sample32-rare/dataset.json", "train-cgan.log", "train-diffusion.log",
@@ -76,19 +76,20 @@ def test_demo_chain_writes_every_stage_and_a_verdict_with_an_interval(demo: tupl
     assert meta["source"] == "sample:pneumoniamnist" and meta["real_data"]
 
     results = json.loads((out / "benchmark" / "results.json").read_text())
-    assert [a["name"] for a in results["arms"]] == ["real", "oversample", "classic", "cgan", "diffusion"]
+    assert [a["name"] for a in results["arms"]] == [
+        "real", "oversample", "classic", "logit-adjust", "cgan", "diffusion", "cgan+classic", "diffusion+classic",
+        "copy", "noise"]  # fmt: skip
     assert results["rare_classes"] == ["No Finding"] and results["seeds"] == [0, 1, 2]
     assert results["train_counts_real"]["No Finding"] == 50
-    with_interval = [
-        v for v in results["verdicts"]
-        if v["metric"] == "auroc" and v["class"] == "No Finding" and v["diff"]["low"] is not None
-    ]  # fmt: skip
-    assert {v["arm"] for v in with_interval} == {"oversample", "classic", "cgan", "diffusion"}
-    assert not any(v["verdict"].startswith("no verdict") for v in with_interval)
+    assert len({r["steps"] for r in results["runs"]}) == 1  # equal training
+    primary = results["primary"]
+    assert {(c["arm"], c["against"]) for c in primary} == {
+        (g, a) for g in ("cgan", "diffusion") for a in ("copy control", "best baseline")}  # fmt: skip
+    assert all(c["diff"]["low"] is not None and not c["verdict"].startswith("no verdict") for c in primary)
     assert results["answer"]["no_verdicts_reason"] is None
-    # The page leads with the answer, then the details.
+    # The page leads with the answer to the declared question, then the details.
     summary = (out / "benchmark" / "summary.md").read_text()
-    assert summary.index("## The answer") < summary.index("## How it was measured") < summary.index("## Test results")
+    assert summary.index("## The answer") < summary.index("## The question") < summary.index("## How it was measured")
 
 
 @pytest.mark.slow
@@ -96,8 +97,8 @@ def test_demo_pages_render_in_a_headless_browser(demo: tuple[Path, str], tmp_pat
     browser = _browser()
     out, _ = demo
     pages = {
-        "index.html": (2, ["Did synthetic data help the rare classes?", "No Finding", "small budget"]),
-        "benchmark/summary.html": (5, ["The answer: did synthetic data help", "Paired differences from real"]),
+        "index.html": (2, ["Did the synthetic images help, beyond their controls and the best baseline?", "No Finding", "small budget"]),
+        "benchmark/summary.html": (5, ["The answer: do the synthetic images help", "Primary comparisons"]),
         "compare/compare.html": (2, ["Paired differences per class"]),
     }
     for name, (min_images, texts) in pages.items():
@@ -122,7 +123,7 @@ def test_demo_pages_render_in_a_headless_browser(demo: tuple[Path, str], tmp_pat
     index = (out / "index.html").read_text()
     for link in ("benchmark/summary.html", "compare/compare.html"):  # relative links that resolve
         assert f'href="{link}"' in index and (out / link).is_file()
-    assert index.index("Did synthetic data help") < index.index("What the generators drew")
+    assert index.index("Did the synthetic images help") < index.index("What the generators drew")
 
 
 def _cli(argv: list[str], capsys) -> tuple[int, str]:

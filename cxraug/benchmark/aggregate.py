@@ -1,8 +1,10 @@
 """From stored runs to numbers: per-run and per-class test metrics; for every metric and
 every paired difference from the reference arm, the point estimate (mean over seeds), a
-bootstrap interval over test patients and seeds, and the seed-only t interval (training
-noise only); adjusted p-values and a verdict per arm and rare class; and per rare class the
-smallest difference in AUROC its test images could detect.
+bootstrap interval over test patients (resampled within each class's stratum) and seeds, and
+the seed-only t interval (training noise only); the primary family (primary.py) with adjusted
+p-values and verdicts; and per rare class the smallest difference in AUROC its test patients
+could detect. Differences outside the primary family are exploratory: intervals and raw p,
+no verdict words.
 
 Metrics are recomputed from each run's stored probabilities and validation thresholds, so
 changing reporting options (rare classes, confidence, reference, bootstrap) never retrains
@@ -19,9 +21,12 @@ import numpy as np
 
 from cxraug.benchmark.bootstrap import StoredRun, arm_draws, make_draws
 from cxraug.benchmark.metrics import CLASS_METRICS, RUN_METRICS, overall, per_class
-from cxraug.benchmark.statistics import ADJUSTMENTS, MIN_SEEDS, Estimate, Stat, mean_ci, paired_difference, verdict
+from cxraug.benchmark.plan import rare_classes
+from cxraug.benchmark.primary import Comparison, answer_primary, arm_answers, best_baselines, family_size
+from cxraug.benchmark.question import changes, declare
+from cxraug.benchmark.statistics import MIN_SEEDS, Estimate, Stat, mean_ci, paired_difference
 from cxraug.progress import NullReporter, Reporter
-from cxraug.significance import detectable_difference, normal_p_value, percentile_interval
+from cxraug.significance import detectable_difference, percentile_interval, seed_aware_p_value, seed_df
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,7 +34,8 @@ if TYPE_CHECKING:
     from cxraug.benchmark.arms import Arm
     from cxraug.benchmark.plan import Plan, RunRecord
 
-VERDICT_METRICS = ("auroc", "f1")  # one family: every rare class x arm x these metrics
+EXPLORATORY_METRICS = ("auroc", "f1")  # per rare class x arm, vs the reference: shown, never a verdict
+PRIOR_DEPENDENT = "depends on the class prior"  # said wherever F1, precision, recall or accuracy appear
 MDE_POWER = 0.8
 
 
@@ -47,12 +53,17 @@ class BenchmarkReport:
     arm_summary: dict[str, dict[str, Stat]]  # arm -> metric -> estimate
     arm_diff: dict[str, dict[str, Stat]]  # arm -> metric -> paired difference from reference
     class_summary: dict[tuple[str, str], dict[str, Stat]]  # (arm, class) -> metric -> estimate
-    class_diff: dict[tuple[str, str], dict[str, Stat]]
+    class_diff: dict[tuple[str, str], dict[str, Stat]]  # exploratory: vs the reference, raw p only
     predictions: dict[str, list[tuple[int, np.ndarray, np.ndarray]]]  # arm -> [(seed, probs, labels)]
     trained: int
     reused: int
     n_test_patients: int = 0
-    families: dict[str, int] = field(default_factory=dict)  # metric -> size of the family it is adjusted in
+    class_patients: dict[str, int] = field(default_factory=dict)  # class -> test patients with it
+    question: dict = field(default_factory=dict)  # the primary question this report answers
+    post_hoc: list[str] = field(default_factory=list)  # how it differs from the declared one
+    primary: list[Comparison] = field(default_factory=list)
+    answers: dict[tuple[str, str], str] = field(default_factory=dict)  # (class, arm) -> helped/hurt/...
+    best_baseline: dict[str, tuple[str, float]] = field(default_factory=dict)  # class -> (arm, val AUROC)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -64,36 +75,28 @@ class BenchmarkReport:
     def n_test_images(self) -> int:
         return int(self.runs["n_test"].iloc[0]) if len(self.runs) else 0
 
-    def verdicts(self, metric: str = "auroc") -> list[dict]:
-        """Per rare class and non-reference arm: the paired difference and what it says."""
+    @property
+    def family_size(self) -> int:
+        """Comparisons of the primary family with a p-value (the m of the adjustment)."""
+        return family_size(self.primary)
+
+    def exploratory(self, metric: str = "auroc") -> list[dict]:
+        """Per rare class and non-reference arm: the paired difference from the reference arm,
+        outside the primary family (an interval and a raw p, no verdict)."""
         out = []
         if self.reference is None:
             return out
-        conf = self.plan.cfg.confidence
         for c in self.rare:
             name = self.classes[c]
             for arm in self.arms:
-                if arm.name == self.reference:
-                    continue
-                d = self.class_diff[(arm.name, name)][metric]
-                out.append(
-                    {
-                        "class": name,
-                        "arm": arm.name,
-                        "synthetic": arm.uses_synthetic,
-                        "diff": d,
-                        "verdict": verdict(d, conf, adjusted=True),
-                        "verdict_unadjusted": verdict(d, conf, adjusted=False),
-                    }
-                )
+                if arm.name != self.reference:
+                    d = self.class_diff[(arm.name, name)][metric]
+                    out.append({"class": name, "arm": arm.name, "synthetic": arm.uses_synthetic, "diff": d})
         return out
 
     def n_test(self, name: str) -> int:
         """Positive test images of a class."""
         return int(self.per_class.loc[self.per_class["class"] == name, "n_pos"].iloc[0])
-
-    def verdict(self, diff: Stat) -> str:
-        return verdict(diff, self.plan.cfg.confidence)
 
 
 def images(n: int, kind: str) -> str:
@@ -101,20 +104,9 @@ def images(n: int, kind: str) -> str:
     return f"{n} {kind} image{'' if n == 1 else 's'}"
 
 
-def rare_classes(plan: Plan, train_counts: np.ndarray) -> tuple[list[int], str]:
-    cfg = plan.cfg
-    if cfg.rare_classes:
-        from cxraug.benchmark.plan import class_index
-
-        idx = sorted({class_index(c, plan.classes, "rare_classes") for c in cfg.rare_classes})
-        return idx, "chosen with option rare_classes"
-    total = max(int(train_counts.sum()), 1)
-    below = {c for c in range(len(train_counts)) if train_counts[c] / total < cfg.rare_threshold}
-    idx = sorted(below | set(plan.controlled))
-    rule = f"classes below {cfg.rare_threshold:.0%} of the real training images ({total})"
-    if plan.controlled:
-        rule += ", plus the classes reduced by --controlled-imbalance"
-    return idx, rule
+def patients(n: int, kind: str = "test") -> str:
+    """'1 test patient', '12 test patients'."""
+    return f"{n} {kind} patient{'' if n == 1 else 's'}"
 
 
 def build_report(
@@ -124,12 +116,14 @@ def build_report(
     train_labels: np.ndarray,
     test_patients: np.ndarray,
     reporter: Reporter | None = None,
+    declared: dict | None = None,
 ) -> BenchmarkReport:
+    """``declared``: the question stored before training (a report whose question differs is post hoc)."""
     import pandas as pd
 
     classes = plan.classes
     train_counts = np.bincount(train_labels[real_index], minlength=len(classes))
-    rare, rule = rare_classes(plan, train_counts)
+    rare, rule = rare_classes(plan)
     class_rows, run_rows = [], []
     predictions: dict[str, list] = {}
     for rec in records:
@@ -156,8 +150,9 @@ def build_report(
                 **run,
                 "n_train_real": sum(real_n),
                 "n_train_synthetic": sum(synth_n),
-                "best_epoch": rec.result["best_epoch"],
-                "epochs": rec.result["epochs"],
+                "steps": rec.result["steps"],
+                "best_step": rec.result["best_step"],
+                "evaluations": rec.result["evaluations"],
                 "seconds": rec.result["seconds"],
                 "device": rec.result["device"],
                 "reused": rec.reused,
@@ -165,7 +160,16 @@ def build_report(
         )
         predictions.setdefault(rec.arm, []).append((rec.seed, probs, y))
     per_class_df, runs_df = pd.DataFrame(class_rows), pd.DataFrame(run_rows)
-    stats = _statistics(plan, records, per_class_df, runs_df, rare, test_patients, reporter or NullReporter())
+    test_labels = records[0].predictions["test_labels"] if records else np.zeros(0, dtype=np.int64)
+    with_class = {
+        name: len(set(np.asarray(test_patients, dtype=str)[test_labels == c])) for c, name in enumerate(classes)
+    }
+    stats = _statistics(
+        plan, records, per_class_df, runs_df, rare, test_patients, with_class, reporter or NullReporter()
+    )
+    question = declare(plan, rare)
+    best = best_baselines(records, [a.name for a in plan.arms if a.is_baseline], classes, rare)
+    primary = answer_primary(question, best, stats.pop("diff_of"), plan.cfg.confidence, plan.cfg.adjust)
     return BenchmarkReport(
         plan=plan,
         arms=plan.arms,
@@ -181,6 +185,12 @@ def build_report(
         trained=sum(not r.reused for r in records),
         reused=sum(r.reused for r in records),
         n_test_patients=len(set(map(str, test_patients))),
+        class_patients=with_class,
+        question=question,
+        post_hoc=changes(declared, question) if declared is not None else [],
+        primary=primary,
+        answers=arm_answers(primary),
+        best_baseline=best,
         notes=list(plan.notes),
     )
 
@@ -192,9 +202,11 @@ def _statistics(
     runs_df: pd.DataFrame,
     rare: list[int],
     test_patients: np.ndarray,
+    with_class: dict[str, int],
     reporter: Reporter,
 ) -> dict:
-    """Point estimates, bootstrap and t intervals, adjusted p-values and detectable differences."""
+    """Point estimates, bootstrap and t intervals, raw p-values and detectable differences; and
+    ``diff_of``, the test AUROC difference of any two arms on a class, for the primary family."""
     cfg, classes = plan.cfg, plan.classes
     conf, ref = cfg.confidence, cfg.reference
     arm_names = [a.name for a in plan.arms]
@@ -207,7 +219,7 @@ def _statistics(
     if enough_seeds and len(records):
         by_arm = {(r.arm, r.seed): r for r in records}
         labels = records[0].predictions["test_labels"]
-        plan_draws = make_draws(test_patients, len(seeds), cfg.bootstrap_draws, cfg.bootstrap_seed)
+        plan_draws = make_draws(test_patients, len(seeds), cfg.bootstrap_draws, cfg.bootstrap_seed, labels)
         with reporter.task(f"bootstrap: {cfg.bootstrap_draws} draws", len(arm_names) * len(seeds)) as advance:
             for a in arm_names:
                 runs = [
@@ -222,20 +234,33 @@ def _statistics(
             return base
         low, high, n_ok = percentile_interval(boot, conf)
         sd = float(np.nanstd(boot, ddof=1)) if n_ok > 1 else math.nan
-        # The detectable difference is worth saying exactly where a class is too small for a verdict;
-        # here at the unadjusted level, then at the family's level for the verdicts (_adjust).
-        extra = {"mde": detectable_difference(sd, 1 - conf, 1, MDE_POWER)} if diff else {}
+        # The detectable difference is worth saying exactly where a class is too small for a verdict.
+        df = seed_df(sd, t.sd, t.n)
+        extra = {"mde": detectable_difference(sd, 1 - conf, 1, MDE_POWER, df)} if diff else {}
         if reason:
             return replace(base, n_draws=n_ok, sd=sd, **extra)
         if diff:
-            extra["p"] = normal_p_value(t.mean, boot)
+            extra["p"] = seed_aware_p_value(t.mean, boot, t.n, t.sd)
         return replace(base, low=low, high=high, n_draws=n_ok, sd=sd, **extra)
 
-    def by_seed(df: pd.DataFrame, metric: str) -> dict[int, float]:
-        return {int(s): float(v) for s, v in zip(df["seed"], df[metric], strict=True)}
+    def by_seed(frame: pd.DataFrame, metric: str) -> dict[int, float]:
+        return {int(s): float(v) for s, v in zip(frame["seed"], frame[metric], strict=True)}
 
-    def paired(df: pd.DataFrame, ref_df: pd.DataFrame, metric: str) -> Estimate:
-        return paired_difference(by_seed(df, metric), by_seed(ref_df, metric), conf)
+    def paired(frame: pd.DataFrame, ref_frame: pd.DataFrame, metric: str) -> Estimate:
+        return paired_difference(by_seed(frame, metric), by_seed(ref_frame, metric), conf)
+
+    def class_reason(name: str) -> str:
+        n = with_class.get(name, 0)
+        return f"{patients(n)} with {name}, {cfg.min_test_patients} needed" if n < cfg.min_test_patients else ""
+
+    def rows_of(a: str, name: str) -> pd.DataFrame:
+        return per_class_df[(per_class_df["arm"] == a) & (per_class_df["class"] == name)]
+
+    def diff_of(a: str, other: str, name: str, metric: str = "auroc") -> Stat:
+        c = classes.index(name)
+        d = _diff(draws, a, other, metric)
+        return stat(paired(rows_of(a, name), rows_of(other, name), metric), None if d is None else d[:, c],
+                    class_reason(name), True)  # fmt: skip
 
     arm_summary: dict[str, dict[str, Stat]] = {}
     arm_diff: dict[str, dict[str, Stat]] = {}
@@ -251,32 +276,22 @@ def _statistics(
             arm_diff[a] = {m: stat(paired(sub, ref_runs, m), _diff(draws, a, ref, m), "", True) for m in RUN_METRICS}
     class_summary: dict[tuple[str, str], dict[str, Stat]] = {}
     class_diff: dict[tuple[str, str], dict[str, Stat]] = {}
-    n_pos = {name: int(per_class_df.loc[per_class_df["class"] == name, "n_pos"].iloc[0]) for name in classes}
     for a in arm_names:
         for c, name in enumerate(classes):
-            few = n_pos[name] < cfg.min_test_images
-            reason = f"{images(n_pos[name], 'test')}, {cfg.min_test_images} needed" if few else ""
-            rows = per_class_df[(per_class_df["arm"] == a) & (per_class_df["class"] == name)]
             boots = draws.get(a, {})
             class_summary[(a, name)] = {
-                m: stat(mean_ci(rows[m].tolist(), conf), boots[m][:, c] if m in boots else None, reason, False)
+                m: stat(mean_ci(rows_of(a, name)[m].tolist(), conf), boots[m][:, c] if m in boots else None,
+                        class_reason(name), False)
                 for m in CLASS_METRICS
-            }
+            }  # fmt: skip
             if have_ref:
-                ref_rows = per_class_df[(per_class_df["arm"] == ref) & (per_class_df["class"] == name)]
-                class_diff[(a, name)] = {}
-                for m in CLASS_METRICS:
-                    d = _diff(draws, a, ref, m)
-                    class_diff[(a, name)][m] = stat(
-                        paired(rows, ref_rows, m), None if d is None else d[:, c], reason, True
-                    )
-    families = _adjust(plan, class_diff, rare, cfg.adjust) if have_ref else {}
+                class_diff[(a, name)] = {m: diff_of(a, ref, name, m) for m in CLASS_METRICS}
     return {
         "arm_summary": arm_summary,
         "arm_diff": arm_diff,
         "class_summary": class_summary,
         "class_diff": class_diff,
-        "families": families,
+        "diff_of": diff_of,
     }
 
 
@@ -284,23 +299,3 @@ def _diff(draws: dict[str, dict[str, np.ndarray]], arm: str, ref: str, metric: s
     if arm not in draws or ref not in draws:
         return None
     return draws[arm][metric] - draws[ref][metric]
-
-
-def _adjust(plan: Plan, class_diff: dict[tuple[str, str], dict[str, Stat]], rare: list[int], method: str) -> dict:
-    """Adjust the p-values of arms x rare classes x verdict metrics (AUROC and F1: one family,
-    since a reader takes both verdicts) in place, and give every rare class's difference the
-    detectable difference at the family's level. Return the family's size per metric
-    (comparisons without an interval are not tested, so not counted)."""
-    arms = [a.name for a in plan.arms if a.name != plan.cfg.reference]
-    cells = [(a, plan.classes[c], m) for m in VERDICT_METRICS for c in rare for a in arms]
-    tested = [(a, name, m) for a, name, m in cells if class_diff[(a, name)][m].p is not None]
-    adjusted = ADJUSTMENTS[method]([class_diff[(a, name)][m].p for a, name, m in tested])  # type: ignore[misc]
-    for (a, name, m), p in zip(tested, adjusted, strict=True):
-        class_diff[(a, name)][m] = replace(class_diff[(a, name)][m], p_adjusted=p)
-    size = len(tested)
-    alpha = 1 - plan.cfg.confidence
-    for a, name, m in cells:
-        d = class_diff[(a, name)][m]
-        if d.mde is not None:
-            class_diff[(a, name)][m] = replace(d, mde=detectable_difference(d.sd, alpha, max(size, 1), MDE_POWER))
-    return dict.fromkeys(VERDICT_METRICS, size)

@@ -1,5 +1,6 @@
-"""The benchmark's answer in words: did synthetic data help the rare classes, by how much, with
-its interval. Shared by summary.md / summary.html, the terminal and the study page.
+"""The benchmark's answer in words: did the synthetic images of a rare class beat both their
+copy control and the best cheap baseline (the primary question, declared before training), by
+how much, with intervals. Shared by summary.md / summary.html, the terminal and the study page.
 
 A number without an interval is shown bare; why it has none is said once: for the whole
 report when there are too few seeds, once per class when the class has too few test images.
@@ -10,8 +11,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from cxraug.benchmark.aggregate import images
-from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, Stat
+from cxraug.benchmark.aggregate import images, patients
+from cxraug.benchmark.primary import Comparison
+from cxraug.benchmark.question import BASELINE, COPY
+from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, NO_EVIDENCE, Stat
+from cxraug.significance import format_p
 from cxraug.tables import Cell
 
 if TYPE_CHECKING:
@@ -45,32 +49,35 @@ def shared_reason(report: BenchmarkReport) -> str:
 
 def class_reason(report: BenchmarkReport, name: str) -> str:
     """Why this class's numbers have no interval when the class itself is the cause (too few
-    test images), else ""."""
+    test patients), else ""."""
     arm = report.reference or report.arms[0].name
     reason = report.class_summary[(arm, name)]["auroc"].reason
     return "" if reason == shared_reason(report) else reason
 
 
 def no_verdicts_reason(report: BenchmarkReport) -> str | None:
-    """Why there is not a single verdict, in a few words; None when there are verdicts."""
-    cfg = report.plan.cfg
-    if report.reference is None:
-        return f"no reference arm ({cfg.reference}) was run"
+    """Why the primary family has not a single verdict, in a few words; None when it has."""
     if not report.rare:
         return "no rare class"
-    if not any(a.name != report.reference for a in report.arms):
-        return f"no arm besides {report.reference}"
-    if report.families.get("auroc", 0):
+    if not any(a.kind == "synthetic" for a in report.arms):
+        return "no synthetic arm"
+    if not report.primary:
+        return "no synthetic arm adds images of a rare class, or there is nothing to compare it with"
+    if report.family_size:
         return None
     if shared := shared_reason(report):
         return shared
-    few = ", ".join(f"{report.classes[c]} {report.n_test(report.classes[c])}" for c in report.rare)
-    return f"every rare class has fewer than {cfg.min_test_images} positive test images: {few}"
+    reasons = sorted({c.diff.reason for c in report.primary if c.diff.reason})
+    return "; ".join(reasons) or "no comparison has an interval"
 
 
 def _class_header(report: BenchmarkReport, c: int) -> str:
     name = report.classes[c]
-    return f"**{name}** ({images(int(report.train_counts[c]), 'real training')}, {images(report.n_test(name), 'test')})"
+    n_img, n_pat = report.n_test(name), report.class_patients.get(name, 0)
+    return (
+        f"**{name}** ({images(int(report.train_counts[c]), 'real training')}; "
+        f"{images(n_img, 'test')} of {patients(n_pat)})"
+    )
 
 
 def _mde(diffs: list[Stat]) -> str:
@@ -79,77 +86,100 @@ def _mde(diffs: list[Stat]) -> str:
         return ""
     lo, hi = min(found), max(found)
     about = f"{lo:.3f}" if hi - lo < 0.005 else f"{lo:.3f} to {hi:.3f}"
-    return f"its test images could detect a difference in AUROC of about {about} (80% power)"
+    return f"its test patients could detect a difference in AUROC of about {about} (80% power, unadjusted)"
 
 
-def _verdict_words(v: dict) -> str:
-    d = v["diff"]
-    p = "" if d.p_adjusted is None else f" (adjusted p {d.p_adjusted:.3f})"
-    return {HELPED: "**helped**", HURT: "**hurt**"}.get(v["verdict"], v["verdict"]) + p
+def _against(c: Comparison, report: BenchmarkReport) -> str:
+    if c.against == COPY:
+        return f"its copy control ({c.other})"
+    if c.other is None:
+        return "the best baseline (none)"
+    val = report.best_baseline.get(c.class_name, (None, math.nan))[1]
+    return f"the best baseline ({c.other}, chosen on validation: AUROC {val:.3f})"
+
+
+def _comparison_words(c: Comparison, report: BenchmarkReport) -> str:
+    d = c.diff
+    text = f"vs {_against(c, report)}: Δ AUROC {value(d, signed=True)}"
+    if d.reason:
+        return text + f" (no verdict: {d.reason})"
+    p = "" if d.p_adjusted is None else f", adjusted p {format_p(d.p_adjusted)}"
+    word = {HELPED: "**better**", HURT: "**worse**"}.get(c.verdict, "no evidence of a gain")
+    if c.verdict == NO_EVIDENCE and d.has_interval:
+        word += f" (the interval rules out a gain above {d.high:+.3f})"
+    return f"{text}{p} → {word}"
+
+
+def _answer_word(verdict: str) -> str:
+    return {HELPED: "**helped**", HURT: "**hurt**"}.get(verdict, verdict)
 
 
 def lead(report: BenchmarkReport) -> str:
-    """One or two sentences: the answer, with the size of the effect and its interval."""
+    """One or two sentences: the answer to the declared question, with sizes and intervals."""
+    post_hoc = ""
+    if report.post_hoc:
+        post_hoc = (
+            f"**Post hoc: the question changed after the test results were seen** ({'; '.join(report.post_hoc)}). "
+        )
     why = no_verdicts_reason(report)
-    auroc = report.verdicts("auroc")
-    synthetic = [v for v in auroc if v["synthetic"]]
-    if report.reference is None or not report.rare:
-        return f"Nothing to answer: {why}."
-    if not synthetic:
-        return f"No synthetic arm was run; the other arms against {report.reference} are below."
+    if not report.rare:
+        return post_hoc + f"Nothing to answer: {why}."
+    if not any(a.kind == "synthetic" for a in report.arms):
+        return post_hoc + "No synthetic arm was run; the other arms are compared with the reference below."
     if why:
-        return f"**No verdicts** ({why}); the differences below are point estimates without intervals."
-    tested = [v for v in synthetic if v["diff"].has_interval]
-    n = report.families.get("auroc", 0)
-    adj = f"{ADJUSTMENT_NAMES[report.plan.cfg.adjust]}-adjusted over the {n} comparisons of every arm with {report.reference}"
-    helped = [v for v in tested if v["verdict"] == HELPED]
-    hurt = [v for v in tested if v["verdict"] == HURT]
+        return post_hoc + f"**No verdicts** ({why}); the differences below are estimates without a verdict."
+    m = report.family_size
+    adj = (
+        f"{ADJUSTMENT_NAMES[report.plan.cfg.adjust]}-adjusted over the m = {m} primary comparisons "
+        "declared before training"
+    )
+    helped = [k for k, v in report.answers.items() if v == HELPED]
+    hurt = [k for k, v in report.answers.items() if v == HURT]
+
+    def both(cls: str, arm: str) -> str:
+        parts = [c for c in report.primary if (c.class_name, c.arm) == (cls, arm)]
+        return "; ".join(f"vs {c.other}: Δ AUROC {value(c.diff, signed=True)}" for c in parts)
+
     if helped:
         text = "**Yes**: " + "; ".join(
-            f"{v['arm']} helped {v['class']} (Δ AUROC {value(v['diff'], signed=True)})" for v in helped
+            f"{arm} helped {cls}, beating its copy control and the best baseline ({both(cls, arm)})"
+            for cls, arm in helped
         )
         text += f" ({adj})."
     else:
-        best = max(tested, key=lambda v: v["diff"].mean)
+        tested = [c for c in report.primary if c.diff.has_interval and c.against == BASELINE]
+        tested = tested or [c for c in report.primary if c.diff.has_interval]
+        best = max(tested, key=lambda c: c.diff.mean)
+        ceiling = f"; the interval rules out a gain above {best.diff.high:+.3f}" if best.diff.has_interval else ""
         text = (
-            f"**No evidence that synthetic data helps** ({adj}): the largest gain is {best['arm']} on "
-            f"{best['class']}, Δ AUROC {value(best['diff'], signed=True)}."
+            f"**No evidence that the synthetic images help** beyond what their copy control and the best cheap "
+            f"baseline give ({adj}). Closest: {best.arm} on {best.class_name} vs {best.other}, "
+            f"Δ AUROC {value(best.diff, signed=True)}{ceiling}."
         )
     if hurt:
-        text += " It hurt: " + "; ".join(
-            f"{v['arm']} on {v['class']} (Δ AUROC {value(v['diff'], signed=True)})" for v in hurt
+        text += " Worse than a control or baseline: " + "; ".join(
+            f"{arm} on {cls} ({both(cls, arm)})" for cls, arm in hurt
         )
         text += "."
-    return text
+    return post_hoc + text
 
 
 def class_lines(report: BenchmarkReport) -> list[tuple[str, list[str]]]:
-    """Per rare class: a header (class, images, detectable difference) and one line per arm
-    (synthetic arms first) with its paired differences and verdicts; a class without an
-    interval gets one line with its estimates and the reason once."""
-    ref = report.reference
-    if ref is None:
-        return []
-    f1 = {(v["arm"], v["class"]): v for v in report.verdicts("f1")}
+    """Per rare class: a header (class, images, patients, detectable difference) and one line
+    per synthetic arm of the primary family with its two comparisons and its answer."""
     out = []
     for c in report.rare:
         name = report.classes[c]
-        rows = sorted((v for v in report.verdicts("auroc") if v["class"] == name), key=lambda v: not v["synthetic"])
-        if not rows:
+        comps = [x for x in report.primary if x.class_name == name]
+        if not comps:
             continue
         header = _class_header(report, c)
-        detect = _mde([v["diff"] for v in rows])
-        if not rows[0]["diff"].has_interval:
-            reason = class_reason(report, name)
-            est = ", ".join(f"{v['arm']} {value(v['diff'], signed=True)}" for v in rows)
-            why = f"no verdict ({reason}); " if reason else ""
-            out.append((f"{header}: {why}Δ AUROC vs {ref}: {est}" + (f"; {detect}" if detect else ""), []))
-            continue
-        lines = [
-            f"{v['arm']} vs {ref}: Δ AUROC {value(v['diff'], signed=True)} → {_verdict_words(v)}; "
-            f"Δ F1 {value(f1[(v['arm'], name)]['diff'], signed=True)} → {_verdict_words(f1[(v['arm'], name)])}"
-            for v in rows
-        ]
+        detect = _mde([x.diff for x in comps])
+        lines = []
+        for arm in dict.fromkeys(x.arm for x in comps):
+            mine = [x for x in comps if x.arm == arm]
+            answer = _answer_word(report.answers.get((name, arm), ""))
+            lines.append(f"{arm}: {answer}; " + "; ".join(_comparison_words(x, report) for x in mine))
         out.append((f"{header}" + (f"; {detect}" if detect else "") + ":", lines))
     return out
 
@@ -160,4 +190,5 @@ def answer_json(report: BenchmarkReport) -> dict:
         "lead": lead(report),
         "classes": [{"header": h, "lines": lines} for h, lines in class_lines(report)],
         "no_verdicts_reason": no_verdicts_reason(report),
+        "post_hoc": report.post_hoc,
     }

@@ -1,9 +1,12 @@
 """Arms: which images a classifier trains on, and how it samples or weighs them.
 
 Arm names: ``real``, ``reweight`` (class-weighted loss), ``oversample`` (class-balanced
-sampling), ``classic`` (classical augmentation), ``NAME`` (real + synthetic set NAME at each
-``--ratio``), ``NAME@RATIO`` (one ratio), ``NAME-only`` (synthetic images only: a
-classification accuracy score for the generator).
+sampling), ``classic`` (classical augmentation), ``logit-adjust`` (logit-adjusted loss), ``NAME``
+(real + synthetic set NAME at each ``--ratio``), ``NAME@RATIO`` (one ratio), ``NAME+classic``
+(the synthetic arm with classical augmentation on every image), ``NAME-only`` (synthetic images
+only: a classification accuracy score for the generator). The matched controls ``copy`` and
+``noise`` (controls.py) are added by the plan for every synthetic arm, one pair per distinct
+set of added counts.
 
 Ratios say how many synthetic images of a class c join its n_c real ones: ``all`` (every
 image of class c in the set, the default: the set as given), ``fill`` (up to the majority
@@ -20,11 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cxraug.benchmark.config import BASELINE_ARMS
+from cxraug.benchmark.config import BASELINE_ARMS, CONTROL_KINDS
+from cxraug.benchmark.controls import control_images
 from cxraug.classify.trainset import REAL_ARMS, TrainSet, real_train_set
 from cxraug.errors import UserError
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+CLASSIC = "+classic"
 
 
 @dataclass(frozen=True)
@@ -78,64 +83,139 @@ def parse_ratio(text: str) -> Ratio:
 @dataclass(frozen=True)
 class Arm:
     name: str
-    kind: str  # "real" | "reweight" | "oversample" | "classic" | "synthetic" | "synthetic-only"
+    kind: str  # a baseline kind (REAL_ARMS) | "synthetic" | "synthetic-only" | "copy" | "noise"
     synthetic: str | None = None
     ratio: Ratio | None = None
+    augment: bool = False  # NAME+classic: classical augmentation on every image
+    quota: tuple[tuple[int, int], ...] = ()  # a control's added images per class index
+    controls_for: tuple[str, ...] = ()  # a control's synthetic arms
 
     @property
     def uses_synthetic(self) -> bool:
         return self.synthetic is not None
 
+    @property
+    def is_baseline(self) -> bool:
+        """A cheap non-synthetic arm: a candidate for the best baseline."""
+        return self.kind in BASELINE_ARMS
+
+    @property
+    def is_control(self) -> bool:
+        return self.kind in CONTROL_KINDS
+
     def describe(self) -> str:
+        added = ", ".join(f"+{n} of class {c}" for c, n in self.quota)
+        ratio = self.ratio.describe() if self.ratio else ""
         return {
             "real": "real training images as they are",
             "reweight": "real images, class-weighted loss (weight 1/n_c)",
             "oversample": "real images, class-balanced sampling",
             "classic": "real images, classical augmentation (rotation, scale, shift, brightness, contrast)",
-            "synthetic": f"real + synthetic set {self.synthetic!r}, {self.ratio.describe() if self.ratio else ''}",
+            "logit-adjust": "real images, logit-adjusted loss (logits + tau log prior in training; Menon et al. 2021)",
+            "synthetic": f"real + synthetic set {self.synthetic!r}, {ratio}"
+            + (", classical augmentation on every image" if self.augment else ""),
             "synthetic-only": f"synthetic set {self.synthetic!r} only (classification accuracy score)",
+            "copy": f"matched control for {', '.join(self.controls_for)}: real + the class's own real training "
+            f"images repeated ({added})",
+            "noise": f"matched control for {', '.join(self.controls_for)}: real + phase-randomised real training "
+            f"images of every class, no class information ({added})",
         }[self.kind]
+
+    def spec(self) -> dict:
+        """What benchmark.json stores of the arm, enough to rebuild it for a report."""
+        return {
+            "name": self.name, "kind": self.kind, "synthetic": self.synthetic,
+            "ratio": self.ratio.text if self.ratio else None, "augment": self.augment,
+            "quota": [list(q) for q in self.quota], "controls_for": list(self.controls_for),
+        }  # fmt: skip
+
+    @classmethod
+    def from_spec(cls, d: dict) -> Arm:
+        ratio = parse_ratio(d["ratio"]) if d.get("ratio") else None
+        quota = tuple((int(c), int(n)) for c, n in d.get("quota") or [])
+        return cls(d["name"], d["kind"], d.get("synthetic"), ratio, bool(d.get("augment")), quota,
+                   tuple(d.get("controls_for") or ()))  # fmt: skip
+
+
+RESERVED = (*BASELINE_ARMS, *CONTROL_KINDS)
 
 
 def check_synthetic_name(name: str) -> None:
-    if not _NAME.match(name) or name in BASELINE_ARMS or name.endswith("-only"):
+    reserved = name in RESERVED or name.startswith(tuple(f"{k}-" for k in CONTROL_KINDS))
+    if not _NAME.match(name) or reserved or name.endswith("-only"):
         raise UserError(
             f"synthetic set name {name!r} is not usable; use letters, digits, _ or - "
-            f"(not {', '.join(BASELINE_ARMS)}, not ending in -only), e.g. --synthetic cgan=DIR"
+            f"(not {', '.join(RESERVED)}, not starting with copy- or noise-, not ending in -only), "
+            "e.g. --synthetic cgan=DIR"
         )
 
 
 def expand_arms(spec: list[str] | None, synthetic: list[str], ratios: list[str]) -> list[Arm]:
-    """Arm names (None: the default set) -> arms, in the order given, without repeats."""
+    """Arm names (None: the default set) -> arms, in the order given, without repeats. The
+    controls are not named here: the plan adds them (it knows the counts they must match)."""
     parsed_ratios = [parse_ratio(r) for r in ratios] or [Ratio("all")]
-    names = list(spec) if spec else [*BASELINE_ARMS, *synthetic]
+    names = list(spec) if spec else [*BASELINE_ARMS, *synthetic, *(f"{s}{CLASSIC}" for s in synthetic)]
     arms: list[Arm] = []
     for raw in names:
         name = raw.strip()
         if name in BASELINE_ARMS:
             arms.append(Arm(name, name))
             continue
-        base, _, ratio = name.partition("@")
-        only = base.endswith("-only") and not ratio
+        if name in CONTROL_KINDS or name.startswith(tuple(f"{k}@" for k in CONTROL_KINDS)):
+            raise UserError(
+                f"arm {name!r}: the copy and noise controls are added for every synthetic arm by themselves; "
+                "leave them out of --arms (--no-controls drops them)"
+            )
+        augment = name.endswith(CLASSIC)
+        core = name[: -len(CLASSIC)] if augment else name
+        base, _, ratio = core.partition("@")
+        only = base.endswith("-only") and not ratio and not augment
         syn = base[: -len("-only")] if only else base
         if syn not in synthetic:
-            known = [*BASELINE_ARMS, *synthetic, *(f"{s}-only" for s in synthetic)]
+            known = [
+                *BASELINE_ARMS,
+                *synthetic,
+                *(f"{s}{CLASSIC}" for s in synthetic),
+                *(f"{s}-only" for s in synthetic),
+            ]
             hint = "" if synthetic else "; synthetic arms need --synthetic NAME=DIR"
             raise UserError(f"unknown arm {name!r}; known: {', '.join(known)}{hint}")
+        suffix = CLASSIC if augment else ""
         if only:
             arms.append(Arm(name, "synthetic-only", syn))
         elif ratio:
             r = parse_ratio(ratio)
-            arms.append(Arm(f"{syn}@{r.text}", "synthetic", syn, r))
+            arms.append(Arm(f"{syn}@{r.text}{suffix}", "synthetic", syn, r, augment))
         else:
             for r in parsed_ratios:
                 label = syn if len(parsed_ratios) == 1 else f"{syn}@{r.text}"
-                arms.append(Arm(label, "synthetic", syn, r))
+                arms.append(Arm(label + suffix, "synthetic", syn, r, augment))
     seen: set[str] = set()
     unique = [a for a in arms if not (a.name in seen or seen.add(a.name))]
     if not unique:
         raise UserError("no arm to run; e.g. --arms real,oversample")
     return unique
+
+
+def add_controls(arms: list[Arm], quotas: dict[str, dict[int, int]]) -> list[Arm]:
+    """``arms`` followed by a copy and a noise control per distinct quota of the synthetic arms
+    (``quotas``: arm name -> added images per class); arms adding the same counts share them."""
+    groups: dict[tuple[tuple[int, int], ...], list[Arm]] = {}
+    for a in arms:
+        if a.kind == "synthetic" and a.name in quotas:
+            groups.setdefault(tuple(sorted(quotas[a.name].items())), []).append(a)
+    controls: list[Arm] = []
+    for quota, members in groups.items():
+        if len(groups) == 1:
+            suffix = ""
+        else:  # the ratio when it tells the groups apart, else the first arm's name
+            ratios = {m.ratio.text for m in members if m.ratio}
+            others = {m.ratio.text for q, ms in groups.items() if q != quota for m in ms if m.ratio}
+            only = next(iter(ratios)) if len(ratios) == 1 else None
+            suffix = f"@{only}" if only and only not in others else f"-{members[0].name.replace(CLASSIC, '')}"
+        for kind in CONTROL_KINDS:
+            controls.append(Arm(f"{kind}{suffix}", kind, quota=quota, controls_for=tuple(m.name for m in members)))
+    return [*arms, *controls]
 
 
 def controlled_real_index(
@@ -229,16 +309,25 @@ def build_train_set(
     seed: int,
     synthetic: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     synthetic_classes: set[int] | None = None,
+    real_train: np.ndarray | None = None,
+    logit_tau: float = 1.0,
 ) -> TrainSet:
-    """The training set an arm claims, for one seed. ``synthetic[name]`` = (uint8 images, labels)."""
+    """The training set an arm claims, for one seed. ``synthetic[name]`` = (uint8 images, labels);
+    ``real_train`` (the training split's images) is what the controls are made of."""
     k = len(classes)
     size = 0
     if synthetic:
         first = next(iter(synthetic.values()))[0]
         size = first.shape[-1] if first.ndim == 3 else 0
-    ts = real_train_set(arm.name, arm.kind, train_labels, real_index, k, size)
+    ts = real_train_set(arm.name, arm.kind, train_labels, real_index, k, size, logit_tau)
     real_labels = ts.real_labels
     if arm.kind in REAL_ARMS:
+        return ts
+    if arm.is_control:
+        if real_train is None:
+            raise ValueError("a control needs the training images")
+        images, labels, _ = control_images(arm.kind, dict(arm.quota), real_train, train_labels, real_index, seed)
+        ts.synth_images, ts.synth_labels = images, labels
         return ts
     if arm.kind in ("synthetic", "synthetic-only"):
         if not synthetic or arm.synthetic not in synthetic:
@@ -250,6 +339,7 @@ def build_train_set(
             ts.synth_images, ts.synth_labels = _pick_synthetic(
                 arm, images, labels, ts.real_counts(), synthetic_classes, seed, classes
             )
+            ts.augment = arm.augment
         else:
             synthetic_quota(arm, ts.real_counts(), np.bincount(labels, minlength=k), None, classes)
             ts.real_index = real_index[:0]

@@ -65,13 +65,41 @@ def seed_alpha(n_seeds: int) -> float:
     return (n_seeds - 2) / n_seeds
 
 
-def make_draws(patients: Sequence[str] | np.ndarray, n_seeds: int, n_draws: int, seed: int) -> Draws:
-    """Draw ``n_draws`` resamples of the test patients and weightings of ``n_seeds`` (>= 3) seeds."""
+def patient_strata(groups: np.ndarray, n_patients: int, labels: np.ndarray) -> np.ndarray:
+    """Each patient's stratum: the rarest class (fewest test patients) among their images, so a
+    rare class's patients are resampled among themselves and the class is in every draw."""
+    k = int(labels.max()) + 1 if len(labels) else 0
+    has = np.zeros((n_patients, k), dtype=bool)
+    has[groups, labels] = True
+    per_class = has.sum(axis=0)
+    rank = np.where(has, per_class[None, :], np.iinfo(np.int64).max)
+    return rank.argmin(axis=1) if k else np.zeros(n_patients, dtype=np.int64)
+
+
+def make_draws(
+    patients: Sequence[str] | np.ndarray,
+    n_seeds: int,
+    n_draws: int,
+    seed: int,
+    labels: np.ndarray | None = None,
+) -> Draws:
+    """Draw ``n_draws`` resamples of the test patients and weightings of ``n_seeds`` (>= 3) seeds.
+
+    With the images' ``labels`` the resample is stratified: the patients of each stratum
+    (patient_strata) are drawn among themselves, as many as the stratum has, so every class
+    keeps its patients' count and macro and rare averages keep their class set in every draw."""
     if n_seeds < 3:
         raise ValueError("the seed level needs at least 3 seeds")
     groups, n_patients = group_index(patients)
     rng = np.random.default_rng(seed)
-    patient_counts = group_counts(rng, n_patients, n_draws)
+    if labels is None:
+        patient_counts = group_counts(rng, n_patients, n_draws)
+    else:
+        strata = patient_strata(groups, n_patients, np.asarray(labels, dtype=np.int64))
+        patient_counts = np.zeros((n_draws, n_patients), dtype=np.int32)
+        for s in np.unique(strata):
+            members = np.flatnonzero(strata == s)
+            patient_counts[:, members] = group_counts(rng, len(members), n_draws)
     seed_weights = rng.dirichlet(np.full(n_seeds, seed_alpha(n_seeds)), size=n_draws)
     return Draws(patient_counts, seed_weights, groups)
 

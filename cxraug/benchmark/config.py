@@ -13,10 +13,11 @@ from cxraug.classify.trainset import REAL_ARMS
 from cxraug.config import load_config_file, parse_sets, validated
 from cxraug.errors import UserError
 
-BASELINE_ARMS = REAL_ARMS
+BASELINE_ARMS = REAL_ARMS  # the cheap, non-synthetic arms: the best of them is the bar to beat
+CONTROL_KINDS = ("copy", "noise")  # matched controls, added for every synthetic arm
 # Options that change only the report: `--report-only` accepts these and no others.
 REPORT_KEYS = (
-    "rare_classes", "rare_threshold", "reference", "confidence", "min_test_images",
+    "rare_classes", "rare_threshold", "reference", "confidence", "min_test_patients",
     "bootstrap_draws", "bootstrap_seed", "adjust", "grid_per_class", "plots",
 )  # fmt: skip
 
@@ -29,17 +30,21 @@ class BenchmarkConfig(_Strict):
     # classifier
     model: str = "resnet18"
     weights: Path | None = None  # local file (safetensors or torch state dict); never downloaded
-    epochs: int = Field(8, ge=1)
+    epochs: int = Field(8, ge=1)  # passes over the LARGEST arm's training set: sets the step budget
+    steps: int | None = Field(None, ge=1)  # optimiser steps of every arm (None: from epochs, see plan)
+    evaluations: int | None = Field(None, ge=1)  # validation checks per run, evenly spaced (None: epochs)
     batch_size: int = Field(64, ge=1)
     eval_batch_size: int = Field(256, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    logit_tau: float = Field(1.0, gt=0, le=10)  # arm logit-adjust: logits + tau * log(prior) in training
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     cpu: bool = False  # force the CPU even where a GPU is present
     num_workers: int = Field(0, ge=0)
     # experiment
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
-    arms: list[str] | None = None  # None: real, reweight, oversample, classic + one per synthetic set
+    arms: list[str] | None = None  # None: the baselines + NAME and NAME+classic per synthetic set
+    controls: bool = True  # copy and noise controls beside every synthetic arm
     ratios: list[str] = Field(default_factory=lambda: ["all"])  # every image of each synthetic set
     synthetic: dict[str, Path] = Field(default_factory=dict)
     synthetic_classes: list[str] | None = None  # add synthetic images of these classes only
@@ -51,7 +56,7 @@ class BenchmarkConfig(_Strict):
     rare_threshold: float = Field(0.02, gt=0, lt=1)
     reference: str = "real"
     confidence: float = Field(0.95, gt=0, lt=1)
-    min_test_images: int = Field(10, ge=0)  # no interval or verdict for a class with fewer positive test images
+    min_test_patients: int = Field(10, ge=0)  # no interval or verdict for a class with fewer test patients
     bootstrap_draws: int = Field(2000, ge=100, le=100_000)
     bootstrap_seed: int = Field(0, ge=0)
     adjust: Literal["holm", "bh"] = "holm"  # multiple-comparison adjustment of the verdicts
@@ -70,8 +75,15 @@ class BenchmarkConfig(_Strict):
     @field_validator("seeds")
     @classmethod
     def _unique_seeds(cls, v: list[int]) -> list[int]:
-        if not v or len(set(v)) != len(v) or min(v) < 0:
-            raise ValueError("seeds must be a non-empty list of seeds >= 0 without repeats")
+        if not v or len(set(v)) != len(v) or min(v) < 0 or max(v) >= 2**63:
+            raise ValueError("seeds must be a non-empty list of seeds in [0, 2^63) without repeats")
+        return v
+
+    @field_validator("lr", "weight_decay", "logit_tau", "rare_threshold", "confidence")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if v != v or v in (float("inf"), float("-inf")) or abs(v) > 1e6:
+            raise ValueError("must be a finite number")
         return v
 
     @field_validator("controlled_imbalance")
@@ -82,13 +94,19 @@ class BenchmarkConfig(_Strict):
                 raise ValueError(f"controlled imbalance {k}={n}: keep at least 1 image")
         return v
 
-    def classifier(self) -> ClassifierConfig:
-        """The part the classifier core trains with."""
+    def classifier(self, steps: int, evaluations: int) -> ClassifierConfig:
+        """The part the classifier core trains with: every arm gets the same ``steps``."""
         keys = ("model", "weights", "epochs", "batch_size", "eval_batch_size", "lr", "weight_decay", "num_workers")
-        return ClassifierConfig(**{k: getattr(self, k) for k in keys}, augment=self.augment)
+        return ClassifierConfig(
+            **{k: getattr(self, k) for k in keys},
+            augment=self.augment,
+            steps=steps,
+            eval_every=max(1, -(-steps // evaluations)),
+        )
 
     def training_dict(self) -> dict[str, Any]:
-        """The options a trained model depends on (its resume key); reporting options excluded."""
+        """The options a trained model depends on (its resume key); reporting options excluded.
+        The resolved step budget is added by the plan (it depends on the arms' sizes)."""
         keys = ("model", "epochs", "batch_size", "lr", "weight_decay", "mixed_precision")
         d: dict[str, Any] = {k: getattr(self, k) for k in keys}
         d["weights"] = str(self.weights) if self.weights else None

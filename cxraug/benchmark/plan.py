@@ -28,10 +28,45 @@ class Plan:
     train_labels: np.ndarray  # labels of the whole prepared training split
     real_index: np.ndarray  # its rows every arm starts from (all, or a controlled imbalance)
     notes: list[str] = field(default_factory=list)
+    steps: int = 0  # optimiser steps of every arm and seed
+    evaluations: int = 0  # validation checks per run
+    arm_sizes: dict[str, int] = field(default_factory=dict)  # arm -> training images
 
     @property
     def classes(self) -> list[str]:
         return self.data.classes
+
+    @property
+    def train_counts(self) -> np.ndarray:
+        """Real training images per class every arm starts from."""
+        return np.bincount(self.train_labels[self.real_index], minlength=len(self.classes))
+
+    def added(self, arm: Arm) -> dict[int, int]:
+        """Images per class an arm adds to the real ones (a synthetic arm or a control)."""
+        return dict(arm.quota)
+
+
+def step_budget(cfg: BenchmarkConfig, arm_sizes: dict[str, int]) -> tuple[int, int]:
+    """(steps, evaluations) of every run: ``steps`` if set, else what the largest arm's training
+    set needs for ``epochs`` passes, so no arm trains less than before and none more than another."""
+    largest = max(arm_sizes.values(), default=1)
+    steps = cfg.steps or cfg.epochs * max(1, -(-largest // cfg.batch_size))
+    return steps, min(cfg.evaluations or cfg.epochs, steps)
+
+
+def rare_classes(plan: Plan) -> tuple[list[int], str]:
+    """The rare classes (indices) and the rule that chose them."""
+    cfg, train_counts = plan.cfg, plan.train_counts
+    if cfg.rare_classes:
+        idx = sorted({class_index(c, plan.classes, "rare_classes") for c in cfg.rare_classes})
+        return idx, "chosen with option rare_classes"
+    total = max(int(train_counts.sum()), 1)
+    below = {c for c in range(len(train_counts)) if train_counts[c] / total < cfg.rare_threshold}
+    idx = sorted(below | set(plan.controlled))
+    rule = f"classes below {cfg.rare_threshold:.0%} of the real training images ({total})"
+    if plan.controlled:
+        rule += ", plus the classes reduced by --controlled-imbalance"
+    return idx, rule
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Write the report: results.csv (arm x seed x class), runs.csv (arm x seed), verdicts.csv
-(arm x rare class x metric, adjusted and unadjusted), results.json (everything, with the
+(the primary comparisons with verdicts, then the exploratory ones), results.json (everything, with the
 summaries and the answer), summary.md and summary.html (the answer first, then the tables;
 summary.py) and the plots. Every file is written atomically; every number says what it was
 computed on."""
@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cxraug.benchmark.aggregate import MDE_POWER, VERDICT_METRICS, BenchmarkReport
+from cxraug.benchmark.aggregate import EXPLORATORY_METRICS, MDE_POWER, PRIOR_DEPENDENT, BenchmarkReport
 from cxraug.benchmark.answer import answer_json
 from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS, Estimate, Stat
 from cxraug.benchmark.summary import PLOTS, caveats, page_title, summary_blocks
@@ -34,21 +34,28 @@ def _clean(obj: Any) -> Any:
 
 
 def verdict_frame(report: BenchmarkReport):
-    """One row per rare class x arm x verdict metric: difference, interval, p, adjusted p, verdicts."""
+    """One row per comparison: the primary family (arm vs its copy control and vs the best
+    baseline, test AUROC, adjusted p and verdict), then the exploratory ones (every arm vs the
+    reference, AUROC and F1: raw p, no verdict)."""
     import pandas as pd
 
+    def base(d, name: str) -> dict:
+        return {"n_test_class": report.n_test(name), "n_test_patients_class": report.class_patients.get(name, 0),
+                "n_test": report.n_test_images, "n_test_patients": report.n_test_patients, "n_seeds": d.n,
+                "diff": d.mean, "low": d.low, "high": d.high, "t_low": d.t_low, "t_high": d.t_high,
+                "bootstrap_sd": d.sd, "mde": d.mde, "p": d.p, "reason": d.reason}  # fmt: skip
+
     rows = []
-    for m in VERDICT_METRICS:
-        for v in report.verdicts(m):
-            d = v["diff"]
-            rows.append(
-                {"metric": m, "class": v["class"], "arm": v["arm"], "reference": report.reference,
-                 "n_test_class": report.n_test(v["class"]), "n_test": report.n_test_images,
-                 "n_test_patients": report.n_test_patients, "n_seeds": d.n, "diff": d.mean, "low": d.low,
-                 "high": d.high, "t_low": d.t_low, "t_high": d.t_high, "bootstrap_sd": d.sd, "mde": d.mde,
-                 "p": d.p, "p_adjusted": d.p_adjusted, "adjustment": report.plan.cfg.adjust,
-                 "verdict": v["verdict"], "verdict_unadjusted": v["verdict_unadjusted"], "reason": d.reason}
-            )  # fmt: skip
+    for c in report.primary:
+        rows.append({"family": "primary", "metric": "auroc", "class": c.class_name, "arm": c.arm,
+                     "against": c.against, "other": c.other, **base(c.diff, c.class_name),
+                     "p_adjusted": c.diff.p_adjusted, "adjustment": report.plan.cfg.adjust,
+                     "verdict": c.verdict, "answer": report.answers.get((c.class_name, c.arm))})  # fmt: skip
+    for m in EXPLORATORY_METRICS:
+        for v in report.exploratory(m):
+            rows.append({"family": "exploratory", "metric": m, "class": v["class"], "arm": v["arm"],
+                         "against": "reference", "other": report.reference, **base(v["diff"], v["class"]),
+                         "p_adjusted": None, "adjustment": None, "verdict": None, "answer": None})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -87,16 +94,13 @@ def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
     results = {
         "dataset": {"path": str(report.plan.data.root.resolve()), "fingerprint": fingerprint(report.plan.data)},
         "config": cfg.model_dump(mode="json"),
-        "arms": [
-            {
-                "name": a.name,
-                "kind": a.kind,
-                "synthetic": a.synthetic,
-                "ratio": a.ratio.text if a.ratio else None,
-                "description": a.describe(),
-            }
-            for a in report.arms
-        ],
+        "arms": [{**a.spec(), "description": a.describe()} for a in report.arms],
+        "budget": {"steps": report.plan.steps, "evaluations": report.plan.evaluations, "batch_size": cfg.batch_size},
+        "question": report.question,
+        "post_hoc": report.post_hoc,
+        "best_baseline": {k: {"arm": a, "val_auroc": v} for k, (a, v) in report.best_baseline.items()},
+        "primary": [c.row() for c in report.primary],
+        "answers": [{"class": k[0], "arm": k[1], "answer": v} for k, v in report.answers.items()],
         "seeds": report.seeds,
         "classes": report.classes,
         "rare_classes": [report.classes[c] for c in report.rare],
@@ -105,15 +109,17 @@ def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
         "reference": report.reference,
         "confidence": cfg.confidence,
         "statistics": {
-            "interval": "bootstrap percentile: test patients resampled, seeds Dirichlet-weighted, paired across arms",
+            "interval": "bootstrap percentile: test patients resampled within their class's stratum, seeds "
+            "Dirichlet-weighted, paired across arms",
             "bootstrap_draws": cfg.bootstrap_draws,
             "bootstrap_seed": cfg.bootstrap_seed,
             "min_seeds": MIN_SEEDS,
             "test_patients": report.n_test_patients,
             "test_images": report.n_test_images,
             "secondary_interval": "t interval over seeds (t_low, t_high): training noise only",
-            "adjustment": ADJUSTMENT_NAMES[cfg.adjust],
-            "comparisons": report.families,
+            "adjustment": ADJUSTMENT_NAMES[cfg.adjust] + " over the primary family only",
+            "primary_family_size": report.family_size,
+            "prior_dependent_metrics": f"F1, precision, recall, balanced accuracy: {PRIOR_DEPENDENT}",
             "mde_power": MDE_POWER,
         },
         "summary": report.arm_summary,
@@ -122,7 +128,7 @@ def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
             {"arm": a, "class": c, **est, "diff": report.class_diff.get((a, c), {})}
             for (a, c), est in report.class_summary.items()
         ],
-        "verdicts": [{**v, "metric": m} for m in VERDICT_METRICS for v in report.verdicts(m)],
+        "exploratory": [{**v, "metric": m} for m in EXPLORATORY_METRICS for v in report.exploratory(m)],
         "rows": per_class.to_dict(orient="records"),
         "runs": report.runs.to_dict(orient="records"),
         "notes": caveats(report),

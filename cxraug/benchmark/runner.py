@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from cxraug.benchmark.arms import (
     Arm,
+    add_controls,
     build_train_set,
     check_synthetic_name,
     controlled_real_index,
@@ -40,8 +42,9 @@ from cxraug.benchmark.arms import (
     synthetic_quota,
 )
 from cxraug.benchmark.config import REPORT_KEYS, BenchmarkConfig
-from cxraug.benchmark.plan import Plan, RunRecord, class_index
+from cxraug.benchmark.plan import Plan, RunRecord, class_index, rare_classes, step_budget
 from cxraug.benchmark.provenance import check_synthetic, controlled_caveats, synthetic_fingerprint
+from cxraug.benchmark.question import declare
 from cxraug.benchmark.spread import OneProcess, Spread, resolve_spread, share
 from cxraug.classify.trainset import split_patients
 from cxraug.data.identity import describe_difference
@@ -53,6 +56,9 @@ from cxraug.progress import NullReporter, Reporter
 from cxraug.synthset import SyntheticSet, open_synthetic, set_files
 
 MARKER = "benchmark.json"
+# 2: every arm trains the same number of optimiser steps, with matched controls and a declared
+# question. Runs of format 1 (an epoch per arm's own training set) are not comparable.
+FORMAT = 2
 # Every file a benchmark writes at the top of its folder: --overwrite deletes these (and runs/,
 # and its own temporaries), never a file a user put beside them.
 RESULT, PREDICTIONS = "result.json", "predictions.npz"
@@ -97,27 +103,52 @@ def make_plan(data_path: Path, cfg: BenchmarkConfig, trained: dict | None = None
     )
     for c in cfg.rare_classes or []:
         class_index(c, classes, "rare_classes")
-    arms = expand_arms(cfg.arms, list(synthetic), cfg.ratios)
+    if trained is not None and trained.get("arm_specs"):  # a report: exactly the arms that were trained
+        arms = [Arm.from_spec(d) for d in trained["arm_specs"]]
+    else:
+        arms = expand_arms(cfg.arms, list(synthetic), cfg.ratios)
     if cfg.reference not in [a.name for a in arms]:
         notes.append(f"reference arm {cfg.reference!r} is not run: no paired differences are reported")
     train_labels = data.labels("train")
     real_index = (
-        controlled_real_index(train_labels, _train_rows(data), controlled, cfg.imbalance_seed, classes)
+        controlled_real_index(train_labels, _train_patients(data), controlled, cfg.imbalance_seed, classes)
         if controlled
         else np.arange(len(train_labels))
     )
     real_counts = np.bincount(train_labels[real_index], minlength=len(classes))
+    from_specs = trained is not None and bool(trained.get("arm_specs"))
+    quotas: dict[str, dict[int, int]] = {}
     for arm in arms:  # a synthetic set too small for its ratio is refused before any training
-        if arm.synthetic is not None and trained is None:
-            labels = synthetic[arm.synthetic].manifest()["label"].to_numpy(dtype=np.int64)
-            synthetic_quota(arm, real_counts, np.bincount(labels, minlength=len(classes)), syn_classes, classes)
+        if arm.kind == "synthetic" and not from_specs:
+            labels = synthetic[arm.synthetic].manifest()["label"].to_numpy(dtype=np.int64)  # type: ignore[index]
+            set_counts = np.bincount(labels, minlength=len(classes))
+            quotas[arm.name] = synthetic_quota(arm, real_counts, set_counts, syn_classes, classes)
+        elif arm.kind == "synthetic-only" and trained is None:
+            labels = synthetic[arm.synthetic].manifest()["label"].to_numpy(dtype=np.int64)  # type: ignore[index]
+            quotas[arm.name] = synthetic_quota(
+                arm, real_counts, np.bincount(labels, minlength=len(classes)), None, classes
+            )
+    arms = [replace(a, quota=tuple(sorted(quotas[a.name].items()))) if a.name in quotas else a for a in arms]
+    if not from_specs:
+        if not cfg.controls and not any(a.kind == "synthetic" for a in arms):
+            raise UserError("--no-controls drops the controls of synthetic arms, and no synthetic arm is run; drop it")
+        if cfg.controls:
+            arms = add_controls(arms, {a.name: dict(a.quota) for a in arms if a.kind == "synthetic"})
+    sizes = {a.name: (0 if a.kind == "synthetic-only" else len(real_index)) + sum(n for _, n in a.quota) for a in arms}
     kept = {classes[c]: n for c, n in controlled.items()}
     for name, syn in synthetic.items():
         if any(a.synthetic == name for a in arms):
             notes += controlled_caveats(name, syn, data, kept)
     if trained is not None:  # notes of sets that are gone, as the training run wrote them
         notes += [n for n in trained.get("notes", []) if n not in notes]
-    return Plan(data, cfg, arms, list(cfg.seeds), synthetic, controlled, syn_classes, train_labels, real_index, notes)
+    plan = Plan(data, cfg, arms, list(cfg.seeds), synthetic, controlled, syn_classes, train_labels, real_index, notes)
+    plan.arm_sizes = sizes
+    budget = trained.get("budget") if trained is not None else None
+    if isinstance(budget, dict):  # the budget the runs were trained with
+        plan.steps, plan.evaluations = int(budget["steps"]), int(budget["evaluations"])
+    else:
+        plan.steps, plan.evaluations = step_budget(cfg, sizes)
+    return plan
 
 
 def check_same_data(out: Path, data: PreparedData, stored: dict) -> None:
@@ -168,21 +199,47 @@ def run_key(plan: Plan, arm: Arm, seed: int, world_size: int) -> dict:
         "data_fingerprint": fingerprint(plan.data),
         "classes": plan.classes,
         **plan.cfg.training_dict(),
+        "steps": plan.steps,
+        "evaluations": plan.evaluations,
         "arm": arm.name,
         "kind": arm.kind,
         "seed": seed,
         "world_size": world_size,
     }
-    if arm.kind == "classic":
+    if arm.kind == "classic" or arm.augment:
         key["augment"] = plan.cfg.augment.model_dump()
+    if arm.kind == "logit-adjust":
+        key["logit_tau"] = plan.cfg.logit_tau
+    if arm.quota:
+        key["added"] = [list(q) for q in arm.quota]
     if arm.synthetic is not None:
+        syn = plan.synthetic.get(arm.synthetic)
         key["synthetic"] = {
             "name": arm.synthetic,
-            "fingerprint": synthetic_fingerprint(plan.synthetic[arm.synthetic]),
+            # A report of a set that is gone cannot hash it again: its runs' stored hash stands.
+            "fingerprint": synthetic_fingerprint(syn) if syn is not None else None,
             "ratio": arm.ratio.text if arm.ratio else None,
             "classes": sorted(plan.cfg.synthetic_classes or []) if arm.kind == "synthetic" else None,
         }
     return key
+
+
+def check_format(out: Path, stored: dict) -> None:
+    """Runs of an earlier benchmark format are never mixed with, or reported as, today's."""
+    if stored.get("format") != FORMAT:
+        raise UserError(
+            f"{out} holds a benchmark made by an earlier cxraug, whose arms trained for unequal numbers of steps "
+            "and had no matched controls: its runs are not comparable with today's; use another --out, or "
+            "--overwrite to train again"
+        )
+
+
+def same_key(old: dict, new: dict) -> bool:
+    """Keys match; a synthetic fingerprint of None (the set is gone) matches the stored one."""
+    if isinstance(new.get("synthetic"), dict) and new["synthetic"].get("fingerprint") is None:
+        old_syn = old.get("synthetic") if isinstance(old.get("synthetic"), dict) else {}
+        new = {**new, "synthetic": {**new["synthetic"], "fingerprint": old_syn.get("fingerprint")}}
+    return old == new
 
 
 def _key_difference(old: dict, new: dict) -> str:
@@ -212,7 +269,7 @@ def load_run(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     return result, preds
 
 
-def _train_rows(data: PreparedData) -> np.ndarray:
+def _train_patients(data: PreparedData) -> np.ndarray:
     return split_patients(data, "train")
 
 
@@ -275,7 +332,7 @@ def _stored_runs(
             continue
         result, preds = load_run(path)
         old = result.get("key", {})
-        if old != key:
+        if not same_key(old, key):
             raise UserError(
                 f"{path} was trained with other settings ({_key_difference(old, key)}); "
                 f"{_world_hint(old.get('world_size'), key['world_size'])}"
@@ -306,13 +363,39 @@ def run_benchmark(
     plan = make_plan(Path(data_path), cfg)
     accelerator = _make_accelerator(cfg)
     out = Path(out)
+    previous: dict | None = None
     if not overwrite and (out / MARKER).is_file():  # on every process: all stop alike
-        check_same_data(out, plan.data, read_json(out / MARKER))
+        previous = read_json(out / MARKER)
+        if not isinstance(previous, dict):
+            raise UserError(f"{out / MARKER} is not a benchmark record; use another --out, or --overwrite")
+        check_format(out, previous)
+        check_same_data(out, plan.data, previous)
+    rare, _ = rare_classes(plan)
+    question = declare(plan, rare)
+
+    data, train_labels, real_index = plan.data, plan.train_labels, plan.real_index
+    real_train = data.images("train")
+    val = (np.asarray(data.images("val")), data.labels("val"))
+    test = (np.asarray(data.images("test")), data.labels("test"))
+    patients = {"val": split_patients(data, "val"), "test": split_patients(data, "test")}
+
+    jobs = [(a, s) for a in plan.arms for s in plan.seeds]
+    world, rank = accelerator.num_processes, accelerator.process_index
+    mode = resolve_spread(spread, len(jobs), world)
+    per_model = 1 if mode == "runs" else world  # processes that train one model: its resume key
+    keys = {(a.name, s): run_key(plan, a, s, per_model) for a, s in jobs}
+    # Settings changed? Said before training, and before benchmark.json is touched.
+    stored = {} if overwrite else _stored_runs(out, keys, test[1], patients["test"])
+    pending = [(a, s) for a, s in jobs if (a.name, s) not in stored]
+    if previous is not None and _any_run(out):
+        # Runs exist, so test results may have been seen: the question declared then stands.
+        question = previous.get("question", question)
     if accelerator.is_main_process:
         _prepare_out(out, overwrite, benchmark_inputs(plan))
         write_json(
             out / MARKER,
             {
+                "format": FORMAT,
                 "data": {
                     "path": str(plan.data.root.resolve()),
                     "fingerprint": fingerprint(plan.data),
@@ -320,46 +403,43 @@ def run_benchmark(
                 },
                 "config": cfg.model_dump(mode="json"),
                 "arms": [a.name for a in plan.arms],
+                "arm_specs": [a.spec() for a in plan.arms],
                 "seeds": plan.seeds,
+                "budget": {"steps": plan.steps, "evaluations": plan.evaluations, "batch_size": cfg.batch_size},
+                "question": question,
                 "notes": plan.notes,
                 "predictions_schema": PREDICTIONS_SCHEMA,
                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
         )
-    accelerator.wait_for_everyone()
-
-    data, train_labels, real_index = plan.data, plan.train_labels, plan.real_index
-    real_train = data.images("train")
-    val = (np.asarray(data.images("val")), data.labels("val"))
-    test = (np.asarray(data.images("test")), data.labels("test"))
-    patients = {"val": split_patients(data, "val"), "test": split_patients(data, "test")}
-    loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-    jobs = [(a, s) for a in plan.arms for s in plan.seeds]
-    world, rank = accelerator.num_processes, accelerator.process_index
-    mode = resolve_spread(spread, len(jobs), world)
-    per_model = 1 if mode == "runs" else world  # processes that train one model: its resume key
-    keys = {(a.name, s): run_key(plan, a, s, per_model) for a, s in jobs}
-    stored = _stored_runs(out, keys, test[1], patients["test"])  # settings changed? said before training
-    pending = [(a, s) for a, s in jobs if (a.name, s) not in stored]
     accelerator.wait_for_everyone()  # every process has seen the same pending runs: none is stored yet
+    # Each set is read once, here, and checked against the fingerprint its runs are keyed by:
+    # a set replaced while the benchmark runs is never half-used.
+    loaded = _load_sets(plan, {a.synthetic for a, _ in pending if a.synthetic}, keys)
     mine = share(pending, rank, world) if mode == "runs" else pending
     trainer = OneProcess(accelerator) if mode == "runs" and world > 1 else accelerator
-    desc = f"benchmark: {len(plan.arms)} arms x {len(plan.seeds)} seeds, {len(pending)} to train"
+    desc = (
+        f"benchmark: {len(plan.arms)} arms x {len(plan.seeds)} seeds, {len(pending)} to train, "
+        f"{plan.steps} steps of batch {cfg.batch_size} each"
+    )
     if world > 1:
         desc += f" ({mode} over {world} processes; this one: {len(mine)})"
     with reporter.task(desc, len(mine)) as advance:
         for arm, seed in mine:
             path = run_dir(out, arm.name, seed)
-            if arm.synthetic and arm.synthetic not in loaded:
-                loaded[arm.synthetic] = plan.synthetic[arm.synthetic].load()
-            ts = build_train_set(arm, train_labels, real_index, plan.classes, seed, loaded, plan.synthetic_classes)
-            output = train_run(ts, real_train, val, test, cfg, seed, trainer)
+            ts = build_train_set(
+                arm, train_labels, real_index, plan.classes, seed, loaded, plan.synthetic_classes, real_train,
+                cfg.logit_tau,
+            )  # fmt: skip
+            output = train_run(ts, real_train, val, test, cfg, seed, trainer, plan.steps, plan.evaluations)
             result = {
                 "key": keys[(arm.name, seed)],
                 "arm": arm.name,
                 "seed": seed,
-                "best_epoch": output.best_epoch,
+                "best_check": output.best_epoch,
+                "best_step": output.best_step,
+                "steps": output.steps,
+                "evaluations": plan.evaluations,
                 "epochs": cfg.epochs,
                 "history": output.history,
                 "thresholds": output.thresholds.tolist(),
@@ -401,9 +481,28 @@ def run_benchmark(
         if not reused:
             check_predictions(path, preds, "test", test[1], patients["test"])
         records.append(RunRecord(arm.name, seed, result, preds, reused=reused))
-    report = build_report(plan, records, real_index, train_labels, patients["test"], reporter)
+    report = build_report(plan, records, real_index, train_labels, patients["test"], reporter, declared=question)
     write_whole_report(report, out)
     return report
+
+
+def _any_run(out: Path) -> bool:
+    return any((out / "runs").glob(f"*/seed-*/{RESULT}"))
+
+
+def _load_sets(plan: Plan, names: set[str], keys: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The images of each set that pending runs use, read once and checked against its fingerprint."""
+    loaded = {}
+    for name in sorted(names):
+        syn = plan.synthetic[name]
+        want = next(k["synthetic"]["fingerprint"] for k in keys.values() if k.get("synthetic", {}).get("name") == name)
+        loaded[name] = syn.load()
+        if synthetic_fingerprint(syn) != want:
+            raise UserError(
+                f"synthetic set {name} ({syn.root}) changed while the benchmark was starting; "
+                "run the benchmark again once it is complete"
+            )
+    return loaded
 
 
 def write_whole_report(report: object, out: Path) -> None:
@@ -440,6 +539,9 @@ def report_only(
     if not (out / MARKER).is_file():
         raise UserError(f"--report-only {out} is not a benchmark output folder (no {MARKER})")
     stored = read_json(out / MARKER)
+    if not isinstance(stored, dict):
+        raise UserError(f"{out / MARKER} is not a benchmark record (not a JSON object); run the benchmark again")
+    check_format(out, stored)
     over = {**load_config_file(config_file), **parse_set(sets or [])}
     training = sorted(k for k in over if k not in REPORT_KEYS)
     if training:
@@ -451,7 +553,6 @@ def report_only(
     path = Path(data_path) if data_path else Path(stored.get("data", {}).get("path", ""))
     plan = make_plan(path, cfg, trained=stored)
     check_same_data(out, plan.data, stored)
-    plan.arms = [a for a in plan.arms if a.name in stored.get("arms", [])]
     plan.seeds = [s for s in plan.seeds if s in stored.get("seeds", [])]
     labels, patients = plan.data.labels("test"), split_patients(plan.data, "test")
     records, missing = [], []
@@ -462,6 +563,15 @@ def report_only(
                 missing.append(str(path))
                 continue
             result, preds = load_run(path)
+            # The report says what was run: every run's own key must be what benchmark.json says.
+            old = result.get("key") if isinstance(result.get("key"), dict) else {}
+            expected = run_key(plan, arm, seed, int(old.get("world_size") or 1))
+            if not same_key(old, expected):
+                raise UserError(
+                    f"{path} was trained with other settings than {out / MARKER} records "
+                    f"({_key_difference(old, expected)}); it cannot be reported as part of this benchmark: "
+                    "remove that run folder and run the benchmark again"
+                )
             check_predictions(path, preds, "test", labels, patients)
             records.append(RunRecord(arm.name, seed, result, preds, reused=True))
     if missing:
@@ -469,7 +579,8 @@ def report_only(
             f"{len(missing)} of {len(plan.arms) * len(plan.seeds)} runs are not finished (e.g. {missing[0]}); "
             "run the benchmark command again to finish them"
         )
-    report = build_report(plan, records, plan.real_index, plan.train_labels, patients, reporter)
+    report = build_report(plan, records, plan.real_index, plan.train_labels, patients, reporter,
+                          declared=stored.get("question"))  # fmt: skip
     write_whole_report(report, out)
     return report
 

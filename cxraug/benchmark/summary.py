@@ -7,13 +7,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from cxraug.benchmark.aggregate import MDE_POWER, images
+from cxraug.benchmark.aggregate import MDE_POWER, PRIOR_DEPENDENT, images, patients
 from cxraug.benchmark.answer import class_lines, class_reason, lead, no_verdicts_reason, shared_reason, stat_cell
 from cxraug.benchmark.metrics import RUN_METRICS
+from cxraug.benchmark.question import BASELINE_RULE
 from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, MIN_SEEDS, Stat
 from cxraug.data.prepared import fingerprint
 from cxraug.page import Block, Box, Bullets, Heading, Image, Para
-from cxraug.significance import per_test_level, smallest_attainable_p
+from cxraug.significance import T_REFERENCE_BELOW, format_p, per_test_level
 from cxraug.tables import Cell, ReportTable, TableColumn, cells, page_block
 
 if TYPE_CHECKING:
@@ -21,12 +22,13 @@ if TYPE_CHECKING:
 
 RUN_LABELS = {
     "macro_auroc": "macro AUROC",
-    "macro_f1": "macro F1",
-    "balanced_accuracy": "balanced acc.",
+    "macro_f1": "macro F1 †",
+    "balanced_accuracy": "balanced acc. †",
     "rare_auroc": "rare AUROC",
-    "rare_f1": "rare F1",
-    "rare_recall": "rare recall",
+    "rare_f1": "rare F1 †",
+    "rare_recall": "rare recall †",
 }
+DAGGER = f"† {PRIOR_DEPENDENT} (secondary metrics; AUROC is the primary one)."
 PLOTS = {
     "class_auroc.png": "per-class test AUROC per arm (mean, bootstrap interval)",
     "roc_curves.png": "ROC curves",
@@ -73,36 +75,78 @@ def adjustment_line(report: BenchmarkReport) -> str:
     why = no_verdicts_reason(report)
     if why:
         return f"No verdicts ({why}), so nothing to adjust."
-    n = report.families.get("auroc", 0)
-    arms = sum(a.name != report.reference for a in report.arms)
+    n = report.family_size
     alpha = 1 - cfg.confidence
+    k = len(report.seeds)
+    ref = (
+        f"a t reference ({k} seeds, fewer than {T_REFERENCE_BELOW}: the normal would overstate), its degrees of "
+        f"freedom by Satterthwaite from the seeds' share of the variance ({k - 1} when the seeds dominate)"
+        if k < T_REFERENCE_BELOW
+        else "the normal reference"
+    )
     return (
-        f"Verdicts are {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over one family of m = {n} comparisons "
-        f"({arms} arms x the rare classes with an interval x AUROC and F1); the smallest attainable adjusted p is "
-        f"{smallest_attainable_p(cfg.bootstrap_draws, n):g} (the p is normal, from the bootstrap sd: no floor, so "
-        f"every verdict is reachable), and the strictest step needs a p below {per_test_level(alpha, n):.2g}. "
-        "The unadjusted p-values and verdicts are in verdicts.csv and results.json."
+        f"Verdicts are {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over the primary family only, m = {n} comparisons; "
+        f"each p is from z = Δ / bootstrap sd with {ref}; the strictest step needs a p below "
+        f"{per_test_level(alpha, n):.2g}. Every other difference on this page is exploratory: an interval and a "
+        "raw p, no verdict."
     )
 
 
 def answer_blocks(report: BenchmarkReport) -> list[Block]:
-    cfg = report.plan.cfg
     inner: list[Block] = [Para(lead(report))]
     for header, lines in class_lines(report):
         inner += [Para(header), Bullets(lines)] if lines else [Bullets([header])]
-    inner.append(
-        Para(
-            f"'helped': the adjusted bootstrap p of the paired difference is below {1 - cfg.confidence:.2g} and the "
-            "difference is positive; 'hurt': the same, negative; otherwise there is no evidence it helps (which is "
-            "not evidence that it does not). " + adjustment_line(report) + " "
-            f"A class with fewer than {cfg.min_test_images} positive test images gets numbers but no interval and "
-            f"no verdict. The detectable difference is the one the test split would find with {MDE_POWER:.0%} power "
-            f"at the family's strictest level {1 - cfg.confidence:.2g}/m: (z + z_power) x the bootstrap sd of the "
-            "difference.",
-            css="note",
+    return [Heading(2, "The answer: do the synthetic images help beyond their controls and the best baseline?"),
+            Box(inner)]  # fmt: skip
+
+
+def question_blocks(report: BenchmarkReport) -> list[Block]:
+    """The declared question, what 'helped' means, and the primary comparisons as a table."""
+    cfg = report.plan.cfg
+    q = report.question
+    rare = ", ".join(q.get("rare_classes", [])) or "none"
+    baselines = ", ".join(q.get("baselines", [])) or "none"
+    items = [
+        f"Declared before training (benchmark.json): for each rare class ({rare}), does each synthetic arm that "
+        f"adds images of it beat (a) its copy control and (b) the best baseline ({baselines}); {BASELINE_RULE}. "
+        "Primary metric: test AUROC of the class.",
+        "'helped' means better than both, each at the family's adjusted level; 'hurt', worse than either; otherwise "
+        "there is no evidence it helps (which is not evidence that it does not: the interval says what it rules out).",
+        "Controls: copy = the class's own real training images repeated to the same count; noise = phase-"
+        "randomised real training images of every class (same histogram and about the same spectrum, no "
+        "anatomy), labelled like the synthetic images. Every arm and seed trains the same number of steps.",
+        adjustment_line(report),
+        f"A class with fewer than {cfg.min_test_patients} test patients gets numbers but no interval and no "
+        f"verdict. Detectable differences: {MDE_POWER:.0%} power at the unadjusted level, (z + z_power) x the "
+        "bootstrap sd of the difference.",
+    ]
+    if report.post_hoc:
+        items.insert(
+            0, f"**Post hoc**: the question changed after the test results were seen: {'; '.join(report.post_hoc)}."
         )
-    )
-    return [Heading(2, "The answer: did synthetic data help the rare classes?"), Box(inner)]
+    rows = []
+    for c in report.primary:
+        d = c.diff
+        ceiling = f"{d.high:+.3f}" if d.has_interval else "-"
+        rows.append([*cells(c.class_name, c.arm, c.against, c.other or "-"), stat_cell(d, signed=True),
+                     *cells(_p_text(d), _verdict_cell(c.verdict, d), ceiling)])  # fmt: skip
+    header = [
+        "class",
+        "arm",
+        "against",
+        "other arm",
+        "Δ test AUROC",
+        "p (raw / adj.)",
+        "verdict",
+        "rules out a gain above",
+    ]
+    out: list[Block] = [Heading(2, "The question and its primary comparisons"), Bullets(items)]
+    if rows:
+        out.append(page_block(_table("Primary comparisons", header, rows)))
+    if report.best_baseline:
+        chosen = "; ".join(f"{k}: {a} (val AUROC {v:.3f})" for k, (a, v) in report.best_baseline.items())
+        out.append(Para(f"Best baseline per rare class, chosen on the validation split: {chosen}.", css="note"))
+    return out
 
 
 def setup_blocks(report: BenchmarkReport) -> list[Block]:
@@ -112,11 +156,12 @@ def setup_blocks(report: BenchmarkReport) -> list[Block]:
     device = report.runs["device"].iloc[0] if len(report.runs) else "?"
     items = [
         f"Data: {dataset_line(report)}",
-        f"Classifier: {cfg.model}, 1 channel, {weights}; {cfg.epochs} epochs, batch {cfg.batch_size}, "
-        f"AdamW lr {cfg.lr:g}, weight decay {cfg.weight_decay:g}, mixed precision {cfg.mixed_precision}; "
-        f"device {device}",
-        "Selection: the epoch with the best validation macro AUROC; per-class thresholds maximise "
-        f"validation F1; the test split ({n_test} images) is predicted once per trained model.",
+        f"Classifier: {cfg.model}, 1 channel, {weights}; **{plan.steps} optimiser steps of batch {cfg.batch_size} "
+        f"for every arm and seed** ({_budget_words(report)}), cosine schedule, AdamW lr {cfg.lr:g}, weight decay "
+        f"{cfg.weight_decay:g}, mixed precision {cfg.mixed_precision}; device {device}",
+        f"Selection: of {plan.evaluations} validation checks evenly spaced over the steps, the one with the best "
+        "validation macro AUROC; per-class thresholds maximise validation F1; the test split "
+        f"({n_test} images) is predicted once per trained model.",
         f"Seeds: {', '.join(map(str, report.seeds))} (n={len(report.seeds)}), the same for every arm (paired). "
         + interval_line(report),
         f"Rare classes: {', '.join(report.classes[c] for c in report.rare) or 'none'} ({report.rare_rule}).",
@@ -127,6 +172,14 @@ def setup_blocks(report: BenchmarkReport) -> list[Block]:
             f"Controlled imbalance: kept {kept} training images, chosen by patient (seed {cfg.imbalance_seed})."
         )
     return [Heading(2, "How it was measured"), Bullets(items)]
+
+
+def _budget_words(report: BenchmarkReport) -> str:
+    cfg, plan = report.plan.cfg, report.plan
+    if cfg.steps:
+        return "set with option steps"
+    largest = max(plan.arm_sizes.values(), default=0)
+    return f"{cfg.epochs} passes over the largest arm's {largest} training images"
 
 
 def _no_interval_caption(report: BenchmarkReport) -> str:
@@ -156,11 +209,13 @@ def arm_blocks(report: BenchmarkReport) -> list[Block]:
             f"{r['class']} +{int(r['n_train_synthetic'])}" for _, r in seed0.iterrows() if r["n_train_synthetic"]
         )
         secs = report.arm_summary[arm.name]["seconds"]
+        steps = sorted(set(report.runs.loc[report.runs["arm"] == arm.name, "steps"])) if len(report.runs) else []
         rows.append(
-            cells(arm.name, arm.describe(), str(real), f"{synth}" + (f" ({per})" if per else ""), f"{secs.mean:.1f}s")
-        )
-    arms = _table("Arms and their training sets", ["arm", "what", "real images", "synthetic images", "time per run"],
-                  rows)  # fmt: skip
+            cells(arm.name, arm.describe(), str(real), f"{synth}" + (f" ({per})" if per else ""),
+                  "/".join(map(str, steps)) or "-", f"{secs.mean:.1f}s")
+        )  # fmt: skip
+    arms = _table("Arms and their training sets",
+                  ["arm", "what", "real images", "added images", "steps", "time per run"], rows)  # fmt: skip
     header = ["arm", *(RUN_LABELS[m] for m in RUN_METRICS), "macro AUROC: training noise only"]
     rows = [
         [Cell(arm.name), *(stat_cell(report.arm_summary[arm.name][m]) for m in RUN_METRICS),
@@ -169,7 +224,7 @@ def arm_blocks(report: BenchmarkReport) -> list[Block]:
     ]  # fmt: skip
     title = f"Test results (test n={report.n_test_images} images; mean [{conf} bootstrap interval], n={k} seeds)"
     results = _table(title, header, rows)
-    out: list[Block] = [*_blocks(arms), *_blocks(results, _no_interval_caption(report))]
+    out: list[Block] = [*_blocks(arms), *_blocks(results, (_no_interval_caption(report) + " " + DAGGER).strip())]
     if report.reference:
         rows = [
             [Cell(arm.name), *(stat_cell(report.arm_diff[arm.name][m], signed=True) for m in RUN_METRICS),
@@ -178,8 +233,8 @@ def arm_blocks(report: BenchmarkReport) -> list[Block]:
             if arm.name != report.reference
         ]  # fmt: skip
         header = ["arm", *(f"Δ {RUN_LABELS[m]}" for m in RUN_METRICS), "Δ rare AUROC: training noise only"]
-        title = f"Paired differences from {report.reference} (same test patients and seeds)"
-        out += _blocks(_table(title, header, rows))
+        title = f"Exploratory: paired differences from {report.reference} (same test patients and seeds)"
+        out += _blocks(_table(title, header, rows), DAGGER)
     return out
 
 
@@ -190,41 +245,41 @@ def _mde_text(d: Stat) -> str:
 def _p_text(d: Stat) -> str:
     if d.p is None:
         return "-"
-    adj = "-" if d.p_adjusted is None else f"{d.p_adjusted:.3f}"
-    return f"{d.p:.3f} / {adj}"
+    return f"{format_p(d.p)} / {format_p(d.p_adjusted)}"
 
 
-def _verdict_cell(report: BenchmarkReport, d: Stat) -> str:
-    v = report.verdict(d)
+def _verdict_cell(verdict: str, d: Stat) -> str:
     if d.reason:  # the reason is said once, above the table or in the caption
         return "no verdict"
-    return {HELPED: "**helped**", HURT: "**hurt**"}.get(v, v)
+    return {HELPED: "**better**", HURT: "**worse**"}.get(verdict, verdict)
 
 
 def rare_blocks(report: BenchmarkReport) -> list[Block]:
-    out: list[Block] = [Heading(2, "Rare classes in detail")]
-    header = ["arm", "AUROC", "recall", "precision", "F1", "Δ AUROC", "Δ AUROC: training noise only",
-              "detectable Δ AUROC", "p (unadj. / adj.)", "verdict", "Δ F1", "verdict"]  # fmt: skip
+    out: list[Block] = [Heading(2, "Rare classes in detail (exploratory)")]
+    header = ["arm", "AUROC", "recall †", "precision †", "F1 †", "Δ AUROC", "Δ AUROC: training noise only",
+              "detectable Δ AUROC", "raw p", "Δ F1 †"]  # fmt: skip
+    ref = report.reference
     for c in report.rare:
         name = report.classes[c]
         train = images(int(report.train_counts[c]), "real training")
-        out.append(Heading(3, f"{name} ({train}, {images(report.n_test(name), 'test')})"))
+        test = f"{images(report.n_test(name), 'test')} of {patients(report.class_patients.get(name, 0))}"
+        out.append(Heading(3, f"{name} ({train}, {test})"))
         if reason := class_reason(report, name):
             out.append(Para(f"No intervals and no verdicts for {name}: {reason}.", css="note"))
         rows = []
         for arm in report.arms:
             s = report.class_summary[(arm.name, name)]
             row = [Cell(arm.name), *(stat_cell(s[m]) for m in ("auroc", "recall", "precision", "f1"))]
-            if report.reference and arm.name != report.reference:
+            if ref and arm.name != ref:
                 d = report.class_diff[(arm.name, name)]
                 row += [stat_cell(d["auroc"], signed=True),
-                        *cells(d["auroc"].noise_text(), _mde_text(d["auroc"]), _p_text(d["auroc"]),
-                               _verdict_cell(report, d["auroc"])),
-                        stat_cell(d["f1"], signed=True), Cell(_verdict_cell(report, d["f1"]))]  # fmt: skip
+                        *cells(d["auroc"].noise_text(), _mde_text(d["auroc"]), format_p(d["auroc"].p)),
+                        stat_cell(d["f1"], signed=True)]  # fmt: skip
             else:
-                row += cells("", "", "", "", "", "", "")
+                row += cells("", "", "", "", "")
             rows.append(row)
-        out.append(page_block(_table(name, header, rows)))
+        caption = f"Δ: paired difference from {ref}, exploratory (no verdict). {DAGGER}" if ref else DAGGER
+        out.append(page_block(_table(name, header, rows), caption))
     return out
 
 
@@ -239,13 +294,11 @@ def class_auroc_blocks(report: BenchmarkReport) -> list[Block]:
             ]
         )
         if class_reason(report, name):
-            why.append(f"{name} ({report.n_test(name)})")
+            why.append(f"{name} ({report.class_patients.get(name, 0)})")
     caption = _no_interval_caption(report)
     if why:
-        min_n = report.plan.cfg.min_test_images
-        caption += (" " if caption else "") + (
-            f"No interval, fewer than {min_n} positive test images: {', '.join(why)}."
-        )
+        min_n = report.plan.cfg.min_test_patients
+        caption += (" " if caption else "") + (f"No interval, fewer than {min_n} test patients: {', '.join(why)}.")
     title = f"Per-class test AUROC (mean [{conf} bootstrap interval], n={k} seeds)"
     return _blocks(_table(title, ["class", "test n", *(a.name for a in report.arms)], rows), caption)
 
@@ -259,15 +312,17 @@ def caveats(report: BenchmarkReport) -> list[str]:
         notes.append(f"only {len(report.seeds)} seed(s): no intervals and no verdicts; run {MIN_SEEDS} or more")
     elif len(report.seeds) < 5:
         notes.append(f"only {len(report.seeds)} seeds: the seed part of the intervals is rough; 5 or more are advised")
-    compared = [v["diff"] for v in report.verdicts("auroc") if v["diff"].has_interval]
+    compared = [c.diff for c in report.primary if c.diff.has_interval]
     noisy = [d for d in compared if d.t_high - d.t_low > d.high - d.low]
     if noisy:  # a resample of a few seeds understates their spread; the t interval does not
         notes.append(
-            f"in {len(noisy)} of {len(compared)} rare-class AUROC comparisons the seeds disagree more than the "
+            f"in {len(noisy)} of {len(compared)} primary comparisons the seeds disagree more than the "
             f"bootstrap interval allows for (training noise ± wider than half the interval): with "
             f"{len(report.seeds)} seeds the bootstrap understates training noise; run more seeds before relying "
             "on those verdicts"
         )
+    intervals = "the intervals cover test patients and classifier seeds; the generators' own training randomness "
+    notes.append(intervals + "is not in them (each synthetic set comes from one trained generator)")
     for c in report.rare:
         name = report.classes[c]
         n_pos = report.n_test(name)
@@ -288,6 +343,7 @@ def summary_blocks(report: BenchmarkReport, grids: list[str]) -> list[Block]:
     if not meta.get("real_data", True):
         blocks.append(Para(f"**{meta.get('note') or 'NOT REAL DATA'}**"))
     blocks += answer_blocks(report)
+    blocks += question_blocks(report)
     blocks += setup_blocks(report)
     blocks += arm_blocks(report)
     blocks += rare_blocks(report)
@@ -299,8 +355,8 @@ def summary_blocks(report: BenchmarkReport, grids: list[str]) -> list[Block]:
     blocks += [Heading(2, "Notes"), Bullets(caveats(report))]
     blocks.append(
         Para(
-            "Files: results.csv (arm x seed x class), runs.csv (arm x seed), verdicts.csv (arm x rare class x "
-            "metric, adjusted and unadjusted), results.json, runs/ (per-run records with their test predictions), "
+            "Files: results.csv (arm x seed x class), runs.csv (arm x seed, with its optimiser steps), verdicts.csv "
+            "(the primary comparisons with their verdicts, and the exploratory ones, each row saying its family), results.json, runs/ (per-run records with their test predictions), "
             "summary.html (this page with its figures inside). `cxraug benchmark --report-only DIR` rebuilds it "
             "from them."
         )

@@ -16,7 +16,9 @@ from cxraug.classify.trainset import TrainSet
 
 @dataclass
 class RunOutput:
-    best_epoch: int
+    best_epoch: int  # the selected validation check, from 1
+    best_step: int
+    steps: int
     history: list[dict]
     thresholds: np.ndarray
     val_probs: np.ndarray
@@ -36,15 +38,21 @@ def train_run(
     cfg: BenchmarkConfig,
     seed: int,
     accelerator,
+    steps: int,
+    evaluations: int,
 ) -> RunOutput:
+    """One run of ``steps`` optimiser steps (the same for every arm of a benchmark)."""
     t0 = time.perf_counter()
-    fitted = fit_select(ts, real_train, val, cfg.classifier(), seed, accelerator)
+    ccfg = cfg.classifier(steps, evaluations)
+    fitted = fit_select(ts, real_train, val, ccfg, seed, accelerator)
     thresholds = choose_thresholds(fitted.val_labels, fitted.val_probs)
-    test_loader = accelerator.prepare(eval_loader(*test, cfg.classifier()))
+    test_loader = accelerator.prepare(eval_loader(*test, ccfg))
     test_probs, test_labels = predict(fitted.model, test_loader, accelerator)  # the one look at test
     accelerator.free_memory()
     return RunOutput(
         best_epoch=fitted.best_epoch,
+        best_step=fitted.best_step,
+        steps=fitted.steps,
         history=fitted.history,
         thresholds=thresholds,
         val_probs=fitted.val_probs,

@@ -29,6 +29,10 @@ class ClassifierConfig:
     model: str = "resnet18"
     weights: Path | None = None  # local file (safetensors or torch state dict); never downloaded
     epochs: int = 8
+    # Optimiser steps and validation checks: None = epochs passes over this training set, checked
+    # after each. The benchmark sets both, so every arm trains for the same number of steps.
+    steps: int | None = None
+    eval_every: int | None = None
     batch_size: int = 64
     eval_batch_size: int = 256
     lr: float = 1e-3

@@ -1,7 +1,8 @@
 """Train one classifier through Accelerate and select it on validation; predict a split.
 
-Every epoch ends with an evaluation on the validation patients; the epoch with the best
-validation macro AUROC is kept (the earliest on ties). No test images enter here: the
+The budget is a number of optimiser steps (default: ``epochs`` passes over the training set);
+every ``eval_every`` steps (default: each pass) an evaluation on the validation patients, and
+the check with the best validation macro AUROC is kept (the earliest on ties). No test images enter here: the
 benchmark adds its one look at test after, the reference classifier never does.
 
 Runs identically on a CPU, one GPU or several (``accelerate launch``): the sampler draws the
@@ -106,11 +107,20 @@ def predict(model: torch.nn.Module, loader: DataLoader, accelerator) -> tuple[np
 class Fitted:
     """A classifier trained and selected on validation; the test split has not been seen."""
 
-    model: torch.nn.Module  # the unwrapped model, holding the selected epoch's weights
-    best_epoch: int
+    model: torch.nn.Module  # the unwrapped model, holding the selected check's weights
+    best_epoch: int  # the selected validation check, counted from 1 (an epoch when checked per epoch)
     history: list[dict]
     val_probs: np.ndarray
     val_labels: np.ndarray
+    best_step: int = 0  # the optimiser step of the selected check
+    steps: int = 0  # optimiser steps taken
+
+
+def _budget(cfg: ClassifierConfig, batches_per_pass: int) -> tuple[int, int]:
+    """(steps, eval_every): the config's, or ``epochs`` passes checked after each."""
+    steps = cfg.steps if cfg.steps is not None else max(1, cfg.epochs * batches_per_pass)
+    every = cfg.eval_every if cfg.eval_every is not None else max(1, batches_per_pass)
+    return steps, min(every, steps)
 
 
 def fit_select(
@@ -121,7 +131,12 @@ def fit_select(
     seed: int,
     accelerator,
 ) -> Fitted:
-    """Train for ``cfg.epochs`` and keep the epoch with the best validation macro AUROC.
+    """Train for a number of optimiser steps and keep the validation check (every
+    ``eval_every`` steps, and the last step) with the best validation macro AUROC.
+
+    The budget is in steps, not passes: arms whose training sets differ in size then get the
+    same optimisation, so a bigger set buys no extra training. Passes follow one another with a
+    fresh order each (the sampler's epoch).
 
     Takes no test images at all: callers that must never touch test (the reference classifier
     of ``cxraug score``) use this; the benchmark's ``train_run`` adds the one look at test."""
@@ -138,36 +153,51 @@ def fit_select(
     model, optimizer, train_loader, val_loader = accelerator.prepare(
         model, optimizer, train_loader, eval_loader(*val, cfg)
     )
+    steps, every = _budget(cfg, len(train_loader))
     # Stepped by hand (not prepared): the schedule then spans exactly the steps this process takes.
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.epochs * len(train_loader)))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     weight = None if ts.class_weights is None else torch.as_tensor(ts.class_weights, dtype=torch.float32)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight.to(accelerator.device) if weight is not None else None)
+    bias = None if ts.logit_bias is None else torch.as_tensor(ts.logit_bias, dtype=torch.float32)
+    bias = bias.to(accelerator.device) if bias is not None else None
     aug_gen = torch.Generator().manual_seed(derive_seed(seed, 7_919, scheme="affine"))
 
     history: list[dict] = []
-    best: tuple[float, int, dict, np.ndarray, np.ndarray] | None = None
-    for epoch in range(cfg.epochs):
+    best: tuple[float, int, int, dict, np.ndarray, np.ndarray] | None = None
+    step, epoch, total, batches = 0, 0, 0.0, 0
+    while step < steps:
         model.train()
         sampler.set_epoch(epoch)
-        total, batches = 0.0, 0
         for x, y in train_loader:
             xf = to_model_input(x)
             if ts.augment:
                 xf = augment_batch(xf, cfg.augment, aug_gen)
-            loss = loss_fn(model(xf), y)
+            logits = model(xf)
+            if bias is not None:  # logit adjustment: training only, predictions use the plain logits
+                logits = logits + bias
+            loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
-            total, batches = total + float(loss.detach()), batches + 1
-        val_probs, val_labels = predict(model, val_loader, accelerator)
-        score, _ = macro_auroc(val_labels, val_probs)
-        history.append({"epoch": epoch + 1, "train_loss": total / max(batches, 1), "val_macro_auroc": score})
-        if best is None or (not math.isnan(score) and (math.isnan(best[0]) or score > best[0])):
-            state = {n: t.detach().cpu().clone() for n, t in accelerator.unwrap_model(model).state_dict().items()}
-            best = (score, epoch + 1, state, val_probs, val_labels)
+            step, total, batches = step + 1, total + float(loss.detach()), batches + 1
+            if step % every == 0 or step == steps:
+                val_probs, val_labels = predict(model, val_loader, accelerator)
+                score, _ = macro_auroc(val_labels, val_probs)
+                check = len(history) + 1
+                history.append({"check": check, "step": step, "epoch": round(step / max(len(train_loader), 1), 3),
+                                "train_loss": total / max(batches, 1), "val_macro_auroc": score})  # fmt: skip
+                total, batches = 0.0, 0
+                if best is None or (not math.isnan(score) and (math.isnan(best[0]) or score > best[0])):
+                    unwrapped = accelerator.unwrap_model(model)
+                    state = {n: t.detach().cpu().clone() for n, t in unwrapped.state_dict().items()}
+                    best = (score, check, step, state, val_probs, val_labels)
+                model.train()
+            if step == steps:
+                break
+        epoch += 1
     assert best is not None
-    _, best_epoch, state, val_probs, val_labels = best
+    _, best_check, best_step, state, val_probs, val_labels = best
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.load_state_dict(state)
-    return Fitted(unwrapped, best_epoch, history, val_probs, val_labels)
+    return Fitted(unwrapped, best_check, history, val_probs, val_labels, best_step=best_step, steps=step)

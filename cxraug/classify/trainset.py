@@ -1,6 +1,7 @@
 """Training sets of real images: which rows a classifier trains on, and how it samples or
 weighs them. Real-only kinds: ``real`` (as they are), ``reweight`` (class-weighted loss),
-``oversample`` (class-balanced sampling), ``classic`` (classical augmentation). The benchmark
+``oversample`` (class-balanced sampling), ``classic`` (classical augmentation), ``logit-adjust``
+(Menon et al., ICLR 2021: tau * log(class prior) added to the logits in training). The benchmark
 adds synthetic images to a set; the reference classifier trains on a real-only one.
 
 No torch here: a training set is index arrays and uint8 images.
@@ -15,7 +16,7 @@ import numpy as np
 from cxraug.data.prepared import PreparedData
 from cxraug.errors import UserError
 
-REAL_ARMS = ("real", "reweight", "oversample", "classic")
+REAL_ARMS = ("real", "reweight", "oversample", "classic", "logit-adjust")
 
 
 @dataclass
@@ -31,6 +32,7 @@ class TrainSet:
     sampling: str = "shuffle"  # "shuffle" | "balanced"
     class_weights: np.ndarray | None = None
     augment: bool = False
+    logit_bias: np.ndarray | None = None  # added to the logits in training only (logit adjustment)
 
     @property
     def labels(self) -> np.ndarray:
@@ -55,8 +57,21 @@ def inverse_frequency_weights(labels: np.ndarray, num_classes: int) -> np.ndarra
     return w
 
 
+def logit_adjustment(labels: np.ndarray, num_classes: int, tau: float) -> np.ndarray:
+    """tau * log(prior) per class, the prior being the training labels' frequencies (a class
+    with no image counts as one, so the bias stays finite)."""
+    counts = np.maximum(np.bincount(labels, minlength=num_classes), 1).astype(np.float64)
+    return tau * np.log(counts / counts.sum())
+
+
 def real_train_set(
-    name: str, kind: str, train_labels: np.ndarray, real_index: np.ndarray, num_classes: int, image_size: int = 0
+    name: str,
+    kind: str,
+    train_labels: np.ndarray,
+    real_index: np.ndarray,
+    num_classes: int,
+    image_size: int = 0,
+    logit_tau: float = 1.0,
 ) -> TrainSet:
     """The real rows ``real_index`` of the training split, sampled or weighed as ``kind``
     says (any other kind: as they are, for the caller to add synthetic images to)."""
@@ -69,6 +84,8 @@ def real_train_set(
         ts.sampling = "balanced"
     elif kind == "classic":
         ts.augment = True
+    elif kind == "logit-adjust":
+        ts.logit_bias = logit_adjustment(real_labels, num_classes, logit_tau)
     return ts
 
 

@@ -23,7 +23,7 @@ from cxraug.commands.common import (
 )
 from cxraug.errors import UserError
 from cxraug.lock import output_lock
-from cxraug.significance import smallest_attainable_p
+from cxraug.significance import format_p
 from cxraug.tables import Cell, ReportTable, TableColumn, cells
 
 if TYPE_CHECKING:
@@ -114,46 +114,41 @@ def results_table(report: BenchmarkReport, console: Console) -> Table:
 
 
 def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
-    rows = report.verdicts("auroc")
-    if not rows:
+    """The primary comparisons: each synthetic arm vs its copy control and the best baseline."""
+    if not report.primary:
         return None
     from cxraug.benchmark.answer import no_verdicts_reason, stat_cell
 
     cfg = report.plan.cfg
-    n = report.families.get("auroc", 0)
     why = no_verdicts_reason(report)
     verdicts = (
         f"no verdicts ({why})"
         if why
-        else f"verdicts {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over one family of m = {n} (AUROC and F1), "
-        f"smallest attainable adjusted p {smallest_attainable_p(cfg.bootstrap_draws, n):g} (normal p: no floor); "
-        f"detectable Δ at the level {1 - cfg.confidence:.2g}/m"
+        else f"{ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over the m = {report.family_size} primary comparisons declared "
+        "before training"
     )
-    title = (
-        f"rare classes: paired difference in test AUROC vs {report.reference} (test split, {len(report.seeds)} "
-        f"seeds); {verdicts}"
-    )
+    title = f"the question: test AUROC of each synthetic arm vs its copy control and the best baseline; {verdicts}"
+    if report.post_hoc:
+        title = "POST HOC (the question changed after the test results were seen): " + title
     t = ReportTable(title, [
-        TableColumn("class\n(test images)", align="left", number=False), TableColumn("arm", align="left", number=False),
-        TableColumn("Δ AUROC"), TableColumn("adjusted\np", drop=1), TableColumn("detectable\nΔ AUROC", drop=2),
-        TableColumn("training\nnoise only", drop=3), TableColumn("verdict", align="left", number=False)])  # fmt: skip
+        TableColumn("class\n(test patients)", align="left", number=False), TableColumn("arm", align="left", number=False),
+        TableColumn("against", align="left", number=False), TableColumn("Δ AUROC"),
+        TableColumn("adjusted\np", drop=1), TableColumn("training\nnoise only", drop=2),
+        TableColumn("verdict", align="left", number=False)])  # fmt: skip
     style = {"helped": "green", "hurt": "red"}
-    for v in sorted(rows, key=lambda v: (v["class"], not v["synthetic"])):
-        d = v["diff"]
+    for c in report.primary:
+        d = c.diff
+        word = {"helped": "better", "hurt": "worse"}.get(c.verdict, c.verdict)
         t.rows.append(
             [
-                *cells(f"{v['class']} ({report.n_test(v['class'])})", v["arm"]),
+                *cells(f"{c.class_name} ({report.class_patients.get(c.class_name, 0)})", c.arm, c.other or "-"),
                 stat_cell(d, signed=True),
-                *cells(
-                    "-" if d.p_adjusted is None else f"{d.p_adjusted:.3f}",
-                    "-" if d.mde is None or d.mde != d.mde else f"{d.mde:.3f}",
-                    d.noise_text(),
-                ),
-                # why: said once, above
-                Cell("no verdict") if why else Cell(v["verdict"], style=style.get(v["verdict"], "")),
+                *cells(format_p(d.p_adjusted), d.noise_text()),
+                Cell("no verdict") if why else Cell(word, style=style.get(c.verdict, "")),
             ]
         )
-    caption = "unadjusted p and verdicts: verdicts.csv. " + _no_interval_note(report)
+    answers = "; ".join(f"{arm} on {cls}: {v}" for (cls, arm), v in report.answers.items())
+    caption = f"answer: {answers}. Exploratory differences: verdicts.csv. " + _no_interval_note(report)
     return rich_table(t, console, caption=caption.strip(), full_in="summary.md", sections=[], interval_style="dim")
 
 
@@ -167,7 +162,18 @@ def benchmark(
     ] = None,
     arms: Annotated[
         Optional[str],
-        typer.Option(help="Comma-separated arms: real, reweight, oversample, classic, NAME, NAME@RATIO, NAME-only."),
+        typer.Option(
+            help="Comma-separated arms: real, reweight, oversample, classic, logit-adjust, NAME, NAME@RATIO, "
+            "NAME+classic, NAME-only (default: the five baselines, NAME and NAME+classic; copy and noise "
+            "controls are added for every synthetic arm)."
+        ),
+    ] = None,
+    controls: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--controls/--no-controls",
+            help="Add the copy and noise controls beside every synthetic arm (default: on).",
+        ),
     ] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Number of seeds (e.g. 5), or a list (e.g. 0,1,2).")] = None,
     ratio: Annotated[
@@ -212,12 +218,13 @@ def benchmark(
 ) -> None:
     """Train one classifier under several arms and seeds; report whether synthetic data helps."""
     if report_only is not None:
-        others = [synthetic, arms, seeds, ratio, out, controlled_imbalance, spread]
+        others = [synthetic, arms, seeds, ratio, out, controlled_imbalance, spread, controls is not None]
         _report_only(report_only, data, config, set_, others)
         return
     _benchmark(
-        data, synthetic, arms, seeds, ratio, out, config, set_, controlled_imbalance, overwrite, export_reduced, spread
-    )
+        data, synthetic, arms, seeds, ratio, out, config, set_, controlled_imbalance, overwrite, export_reduced, spread,
+        controls,
+    )  # fmt: skip
 
 
 @user_errors
@@ -261,6 +268,7 @@ def _benchmark(
     overwrite: bool,
     export_reduced: Path | None = None,
     spread: str | None = None,
+    controls: bool | None = None,
 ) -> None:
     from cxraug.benchmark.config import build_config
     from cxraug.benchmark.spread import check_spread
@@ -270,7 +278,8 @@ def _benchmark(
     mode = check_spread(spread or "auto")
     if data is None:
         raise UserError("--data DIR is needed: a prepared dataset (from `cxraug prepare`)")
-    cfg = build_config(config, cli_options(synthetic, arms, seeds, ratio, controlled_imbalance), sets)
+    options = cli_options(synthetic, arms, seeds, ratio, controlled_imbalance) | {"controls": controls}
+    cfg = build_config(config, options, sets)
     if export_reduced is not None:
         from cxraug.benchmark import runner
         from cxraug.data.prepared import open_prepared
