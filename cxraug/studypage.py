@@ -128,7 +128,10 @@ def build(cfg: StudyPageConfig) -> tuple[str, list[Block], dict[str, bytes]]:
     data_name = Path(res.get("dataset", {}).get("path", "?")).name
     title = f"cxraug study: {data_name}"
     blocks: list[Block] = [Para(cfg.note, css="note")] if cfg.note else []
-    inner: list[Block] = [Heading(2, "Did the synthetic images help, beyond their controls and the best baseline?"), Para(answer["lead"])]
+    inner: list[Block] = [
+        Heading(2, "Did the synthetic images help, beyond their controls and the best baseline?"),
+        Para(answer["lead"]),
+    ]
     for c in answer["classes"]:
         inner += [Para(c["header"]), Bullets(c["lines"])] if c["lines"] else [Bullets([c["header"]])]
     cfg_b = res.get("config", {})

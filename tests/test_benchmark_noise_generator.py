@@ -38,7 +38,13 @@ def test_a_noise_generator_is_never_helped(tmp_path, monkeypatch):
     results = json.loads((out / "results.json").read_text())
     runs = results["runs"]
     # Equal training: every arm, the controls included, took the same optimiser steps.
-    assert len({r["steps"] for r in runs}) == 1 and {r["arm"] for r in runs} == {"real", "classic", "cgan", "copy", "noise"}
+    assert len({r["steps"] for r in runs}) == 1 and {r["arm"] for r in runs} == {
+        "real",
+        "classic",
+        "cgan",
+        "copy",
+        "noise",
+    }
     primary = results["primary"]
     assert {(c["arm"], c["against"]) for c in primary} == {("cgan", "copy control"), ("cgan", "best baseline")}
     assert all(c["diff"]["low"] is not None for c in primary)  # a real verdict was reachable, and was not "helped"

@@ -62,7 +62,9 @@ def test_demo_chain_writes_every_stage_and_a_verdict_with_an_interval(demo: tupl
     for stage in ("prepare", "train-gen", "synth", "compare", "benchmark", "report"):
         assert re.search(rf"\({stage}: \d+s\)", printed), f"no time printed for {stage}"
     assert printed.strip().splitlines()[-1] == f"open {out.resolve()}/index.html"
-    assert "small budget" in printed and "the classifier the same steps for every arm (1 pass over the largest)" in printed
+    assert (
+        "small budget" in printed and "the classifier the same steps for every arm (1 pass over the largest)" in printed
+    )
     assert "1 epochs" not in printed + (out / "index.html").read_text(), "a count with the wrong plural"
     expected = [
         "sample32/dataset.json", "sample32-rare/dataset.json", "train-cgan.log", "train-diffusion.log",
@@ -97,7 +99,14 @@ def test_demo_pages_render_in_a_headless_browser(demo: tuple[Path, str], tmp_pat
     browser = _browser()
     out, _ = demo
     pages = {
-        "index.html": (2, ["Did the synthetic images help, beyond their controls and the best baseline?", "No Finding", "small budget"]),
+        "index.html": (
+            2,
+            [
+                "Did the synthetic images help, beyond their controls and the best baseline?",
+                "No Finding",
+                "small budget",
+            ],
+        ),
         "benchmark/summary.html": (5, ["The answer: do the synthetic images help", "Primary comparisons"]),
         "compare/compare.html": (2, ["Paired differences per class"]),
     }
