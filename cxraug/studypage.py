@@ -1,4 +1,4 @@
-"""The study's front page (index.html): the benchmark's answer first (did synthetic data help
+"""The study's front page (index.html): the benchmark's answer first (did the synthetic images help
 the rare classes, by how much, with its interval), then each generator's samples beside the
 real training images they learned from, the generators' comparison in brief, and links to the
 benchmark and compare pages. One self-contained file, built from what the benchmark and

@@ -175,7 +175,7 @@ def test_report_only_with_other_rare_classes_is_marked_post_hoc(trained, tmp_pat
     assert json.loads((out / "benchmark.json").read_text())["question"]["rare_classes"] == ["Hernia"]
 
 
-def test_report_only_checks_every_run_against_what_benchmark_json_says(trained, tmp_path, capsys):
+def test_report_only_checks_every_run_against_what_benchmark_json_says(phantom32, workflow, trained, tmp_path, capsys):
     import shutil
 
     out = tmp_path / "copy"
@@ -192,6 +192,11 @@ def test_report_only_checks_every_run_against_what_benchmark_json_says(trained, 
     marker.pop("format")
     (out / "benchmark.json").write_text(json.dumps(marker))
     code, _, err = _cli(["benchmark", "--report-only", str(out)], capsys)
+    assert code == 2 and "unequal numbers of steps" in err and len(err.strip().splitlines()) == 1
+    # ... and for reuse by a new run into the same folder.
+    argv = ["benchmark", "--data", str(phantom32), "--synthetic", f"cgan={workflow}", "--arms", "real,oversample,cgan",
+            "--out", str(out), *CHEAP, *RARE, "--set", "min_test_patients=1", "--set", "plots=false"]  # fmt: skip
+    code, _, err = _cli(argv, capsys)
     assert code == 2 and "unequal numbers of steps" in err and len(err.strip().splitlines()) == 1
 
 

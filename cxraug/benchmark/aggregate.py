@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from cxraug.benchmark.plan import Plan, RunRecord
 
 EXPLORATORY_METRICS = ("auroc", "f1")  # per rare class x arm, vs the reference: shown, never a verdict
-PRIOR_DEPENDENT = "depends on the class prior"  # said wherever F1, precision, recall or accuracy appear
 MDE_POWER = 0.8
 
 

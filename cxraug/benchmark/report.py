@@ -10,9 +10,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cxraug.benchmark.aggregate import EXPLORATORY_METRICS, MDE_POWER, PRIOR_DEPENDENT, BenchmarkReport
+from cxraug.benchmark.aggregate import EXPLORATORY_METRICS, MDE_POWER, BenchmarkReport
 from cxraug.benchmark.answer import answer_json
-from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS, Estimate, Stat
+from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS, PRIOR_DEPENDENT, Estimate, Stat
 from cxraug.benchmark.summary import PLOTS, caveats, page_title, summary_blocks
 from cxraug.data.prepared import fingerprint
 from cxraug.fsutil import atomic_write_text, write_json

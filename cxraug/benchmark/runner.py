@@ -168,11 +168,15 @@ def benchmark_inputs(plan: Plan) -> list[Path]:
     return [*dataset_files(plan.data.root), *(p for syn in plan.synthetic.values() for p in set_files(syn.root))]
 
 
-def _prepare_out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
-    # A benchmark folder is continued (finished runs are reused), so an existing one is no error.
+def _check_out(out: Path, inputs: list[Path]) -> None:
+    """--out may be a new folder or a benchmark's own (continued: finished runs are reused)."""
     check_output_place(out, inputs)
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise UserError(f"--out {out} exists and is not a benchmark output folder; choose another --out")
+
+
+def _prepare_out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
+    _check_out(out, inputs)
     if overwrite and (out / MARKER).is_file():
         shutil.rmtree(out / "runs", ignore_errors=True)
         for f in out.iterdir():
@@ -363,6 +367,7 @@ def run_benchmark(
     plan = make_plan(Path(data_path), cfg)
     accelerator = _make_accelerator(cfg)
     out = Path(out)
+    _check_out(out, benchmark_inputs(plan))  # before any stored run is read
     previous: dict | None = None
     if not overwrite and (out / MARKER).is_file():  # on every process: all stop alike
         previous = read_json(out / MARKER)

@@ -18,6 +18,7 @@ from cxraug.significance import ADJUSTMENT_NAMES, ADJUSTMENTS, benjamini_hochber
 __all__ = ["ADJUSTMENTS", "ADJUSTMENT_NAMES", "Estimate", "Stat", "benjamini_hochberg", "holm", "mean_ci", "verdict"]
 
 HELPED, NO_EVIDENCE, HURT = "helped", "no evidence it helps", "hurt"
+PRIOR_DEPENDENT = "depends on the class prior"  # said wherever F1, precision, recall or accuracy appear
 MIN_SEEDS = 3  # fewer: no interval (a resample of 2 seeds says little about training noise)
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from cxraug.benchmark.aggregate import MDE_POWER, PRIOR_DEPENDENT, images, patients
+from cxraug.benchmark.aggregate import MDE_POWER, images, patients
 from cxraug.benchmark.answer import class_lines, class_reason, lead, no_verdicts_reason, shared_reason, stat_cell
 from cxraug.benchmark.metrics import RUN_METRICS
 from cxraug.benchmark.question import BASELINE_RULE
-from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, MIN_SEEDS, Stat
+from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, MIN_SEEDS, PRIOR_DEPENDENT, Stat
 from cxraug.data.prepared import fingerprint
 from cxraug.page import Block, Box, Bullets, Heading, Image, Para
 from cxraug.significance import T_REFERENCE_BELOW, format_p, per_test_level

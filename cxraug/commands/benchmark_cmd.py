@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS
+from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS, PRIOR_DEPENDENT
 from cxraug.commands.common import (
     configure_threads,
     err_console,
@@ -93,10 +93,11 @@ def results_table(report: BenchmarkReport, console: Console) -> Table:
     )
     caption = (
         f"rare: {', '.join(report.classes[c] for c in report.rare) or 'none'} ({report.rare_rule}). "
+        f"{report.plan.steps} steps of batch {report.plan.cfg.batch_size} for every arm. † {PRIOR_DEPENDENT}. "
         + _no_interval_note(report)
     )
-    metrics = {"macro_auroc": ("macro AUROC", 0), "rare_auroc": ("rare AUROC", 1), "macro_f1": ("macro F1", 4),
-               "balanced_accuracy": ("bal. acc.", 5)}  # fmt: skip
+    metrics = {"macro_auroc": ("macro AUROC", 0), "rare_auroc": ("rare AUROC", 1), "macro_f1": ("macro F1 †", 4),
+               "balanced_accuracy": ("bal. acc. †", 5)}  # fmt: skip
     t = ReportTable(title, [TableColumn("arm", align="left", number=False), TableColumn("seeds")])
     t.columns += [TableColumn(label, drop=drop) for label, drop in metrics.values()]
     t.columns.append(TableColumn("macro AUROC\ntraining noise\nonly (t)", drop=3))

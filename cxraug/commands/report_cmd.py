@@ -20,8 +20,8 @@ def report(
     columns: Annotated[int, typer.Option(help="Images per row of the sample grids.", min=1, max=32)] = 10,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing page at --out.")] = False,
 ) -> None:
-    """One page that leads with the answer: did synthetic data help the rare classes (with its
-    interval), each generator's samples beside real images, links to the benchmark and compare pages."""
+    """One page that leads with the answer: did the synthetic images beat their controls and the best
+    baseline (with intervals), each generator's samples beside real images, links to the other pages."""
     _report(benchmark, out, compare, note, columns, overwrite)
 
 

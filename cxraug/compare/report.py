@@ -12,6 +12,7 @@ from typing import Any
 from cxraug.compare.bootstrap import OUTPUTS
 from cxraug.compare.core import CompareResult
 from cxraug.metrics.registry import METRICS, shown
+from cxraug.significance import format_p
 from cxraug.tables import Cell, ReportTable, TableColumn, cells, to_markdown
 
 
@@ -169,7 +170,7 @@ def verdict_lines(result: CompareResult) -> list[str]:
         if d["better"] is None:
             out.append(f"{d['class']}: {d['run_a']} vs {d['run_b']}: no verdict ({d['reason']})")
             continue
-        adj = f"Holm-adjusted p {d['p_adjusted']:.2g} over m = {d['family']} comparisons"
+        adj = f"Holm-adjusted p {format_p(d['p_adjusted'])} over m = {d['family']} comparisons"
         what = (
             f"FID difference {d['run_a']} - {d['run_b']} {fmt(d['diff'], 'fid')}, "
             f"interval [{fmt(d['low'], 'fid')}, {fmt(d['high'], 'fid')}], {adj}"
