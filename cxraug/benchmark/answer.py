@@ -146,6 +146,11 @@ def lead(report: BenchmarkReport) -> str:
             for cls, arm in helped
         )
         text += f" ({adj})."
+    elif hurt:
+        text = (
+            "**No: the synthetic images did worse** than their copy control or the best cheap baseline (" + adj + "): "
+        )
+        text += "; ".join(f"{arm} on {cls} ({both(cls, arm)})" for cls, arm in hurt) + "."
     else:
         tested = [c for c in report.primary if c.diff.has_interval and c.against == BASELINE]
         tested = tested or [c for c in report.primary if c.diff.has_interval]
@@ -156,7 +161,7 @@ def lead(report: BenchmarkReport) -> str:
             f"baseline give ({adj}). Closest: {best.arm} on {best.class_name} vs {best.other}, "
             f"Δ AUROC {value(best.diff, signed=True)}{ceiling}."
         )
-    if hurt:
+    if helped and hurt:
         text += " Worse than a control or baseline: " + "; ".join(
             f"{arm} on {cls} ({both(cls, arm)})" for cls, arm in hurt
         )

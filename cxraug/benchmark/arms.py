@@ -104,7 +104,6 @@ class Arm:
         return self.kind in CONTROL_KINDS
 
     def describe(self) -> str:
-        added = ", ".join(f"+{n} of class {c}" for c, n in self.quota)
         ratio = self.ratio.describe() if self.ratio else ""
         return {
             "real": "real training images as they are",
@@ -116,9 +115,9 @@ class Arm:
             + (", classical augmentation on every image" if self.augment else ""),
             "synthetic-only": f"synthetic set {self.synthetic!r} only (classification accuracy score)",
             "copy": f"matched control for {', '.join(self.controls_for)}: real + the class's own real training "
-            f"images repeated ({added})",
-            "noise": f"matched control for {', '.join(self.controls_for)}: real + phase-randomised real training "
-            f"images of every class, no class information ({added})",
+            "images repeated to the same counts",
+            "noise": f"matched control for {', '.join(self.controls_for)}: real + as many phase-randomised real "
+            "training images of every class (no class information)",
         }[self.kind]
 
     def spec(self) -> dict:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The controlled experiment on real data: PneumoniaMNIST (32 px), "No Finding" (normal) made
-# rare by keeping 50 of its 1,214 training images (chosen by patient), then real vs reweight
-# vs oversample vs classic vs real+cgan vs real+diffusion, SEEDS seeds (10). The generators are
+# rare by keeping 50 of its 1,214 training images (chosen by patient), then the benchmark's
+# default arms (the five cheap baselines, real+cgan, real+diffusion, each with +classic, and the
+# copy and noise controls; every arm the same optimiser steps), SEEDS seeds (10). The generators are
 # trained on the reduced training set only, so they have seen exactly the normal images the
 # classifier keeps, each with today's defaults and the same budget of CPU-minutes of training
 # steps (--time-limit with clock=cpu, so a busy machine does not shorten it). Each step
@@ -35,5 +36,5 @@ $CXR synth --run "$RUN" --class "No Finding" -n 1200 --out "$OUT/synth-diffusion
   --set sampler=dpmsolver++ --set steps=20 --set guidance=2
 $CXR benchmark --data "$OUT/pmnist32" --controlled-imbalance "No Finding=50" \
   --synthetic cgan="$OUT/synth-cgan" --synthetic diffusion="$OUT/synth-diffusion" \
-  --arms real,reweight,oversample,classic,cgan,diffusion --ratio fill \
+  --ratio fill \
   --seeds "${SEEDS:-10}" --set epochs="$EPOCHS" --out "$OUT/benchmark"
