@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,132 @@ def check_output(
     check_replaceable(out, kind, marker)
 
 
-def check_replaceable(out: Path, kind: str, marker: str) -> None:
-    """--overwrite removes only an empty folder or a folder cxraug wrote (it holds ``marker``)."""
+TOOL = "cxraug"  # the "tool" field of every marker file cxraug writes (dataset.json, scores.json, ...)
+_STAGING = ("*.lock", "*.tmp", "*.partial", "*.old")  # hidden names of cxraug's locks, temp files, staging
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """What cxraug writes in one kind of output folder: how --overwrite tells it is cxraug's.
+
+    ``legacy`` are the fields a marker written before the ``tool`` field carried (all of them
+    must be present); ``files`` and ``dirs`` are the paths (fnmatch patterns, relative to the
+    folder) cxraug writes there. Hidden locks, temporary files and staging folders
+    (``.NAME.lock`` / ``.tmp`` / ``.partial`` / ``.old``) are cxraug's at any depth."""
+
+    marker: str
+    legacy: tuple[tuple[str, Any], ...]  # (field, required value or None for "present")
+    files: tuple[str, ...]
+    dirs: tuple[str, ...] = ()
+
+
+OUTPUT_KINDS: dict[str, OutputKind] = {
+    "dataset.json": OutputKind(
+        "dataset.json",
+        (("format_version", None), ("cxraug_version", None), ("content_sha256", None)),
+        (
+            "dataset.json",
+            "manifest.csv",
+            "images_*.npy",
+            "labels_*.npy",
+            "failed.csv",
+            "feature_cache/*.safetensors",
+            "feature_cache/reference/*.safetensors",
+        ),
+        ("feature_cache", "feature_cache/reference"),
+    ),
+    "scores.json": OutputKind(
+        "scores.json",
+        (("kind", "score"),),
+        ("scores.json", "scores.csv", "memorization.csv", "closest_pairs.png", "confusion.csv", "confusion.png"),
+    ),
+    "compare.json": OutputKind(
+        "compare.json",
+        (("kind", "compare"),),
+        ("compare.json", "compare.csv", "compare.md", "compare.html", "samples_*.png", "quality_vs_cost.png"),
+    ),
+    "provenance.json": OutputKind(
+        "provenance.json",
+        (("cxraug_version", None), ("run", None), ("requested", None), ("n_per_class", None)),
+        ("provenance.json", "manifest.csv", "manifest.part*.csv", "images/*/*.png"),
+        ("images", "images/*"),
+    ),
+}
+
+
+def _marker_problem(path: Path, kind: OutputKind) -> str | None:
+    """Why ``path`` is not a marker cxraug wrote (None if it is): read by content, not by name."""
+    try:
+        obj = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return "not JSON cxraug wrote"
+    if not isinstance(obj, dict):
+        return f"a JSON {type(obj).__name__}, not the object cxraug writes"
+    if obj.get("tool") == TOOL:
+        return None
+    if all(k in obj and (v is None or obj[k] == v) for k, v in kind.legacy):
+        return None  # written by a cxraug from before the "tool" field
+    return f'no "tool": "{TOOL}" field'
+
+
+def foreign_entries(out: Path, kind: OutputKind) -> list[str]:
+    """The paths below ``out`` (relative, sorted) that cxraug does not write in this kind of
+    folder: a user's files, folders (empty ones too) and symlinks."""
+    from fnmatch import fnmatchcase
+
     out = Path(out)
-    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
-        raise UserError(
-            f"{out} exists and is not a {kind} (no {marker}); --overwrite only replaces a folder cxraug "
-            "wrote as one: choose another --out"
+    foreign: list[str] = []
+    for here, dirnames, filenames in os.walk(out):
+        rel = Path(here).relative_to(out)
+        for name in sorted(dirnames):
+            r = (rel / name).as_posix()
+            own = not (Path(here) / name).is_symlink() and (any(fnmatchcase(r, d) for d in kind.dirs) or _staging(name))
+            if not own:
+                foreign.append(r + "/")
+        dirnames[:] = [n for n in dirnames if (rel / n).as_posix() + "/" not in foreign and not _staging(n)]
+        for name in sorted(filenames):
+            r = (rel / name).as_posix()
+            if (Path(here) / name).is_symlink() or not (any(fnmatchcase(r, f) for f in kind.files) or _staging(name)):
+                foreign.append(r)
+    return sorted(foreign)
+
+
+def _staging(name: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    return name.startswith(".") and any(fnmatchcase(name, p) for p in _STAGING)
+
+
+def check_replaceable(out: Path, kind: str, marker: str) -> None:
+    """--overwrite removes only an empty folder, or a folder cxraug wrote as this kind of output:
+    its marker is cxraug's by content (``tool: cxraug``, or the fields today's cxraug writes) and
+    it holds nothing cxraug did not write there (a user's ``myruns/`` inside a dataset folder)."""
+    out = Path(out)
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    how = "--overwrite only replaces a folder cxraug wrote as one: choose another --out"
+    if not (out / marker).is_file():
+        raise UserError(f"{out} exists and is not a {kind} (no {marker}); {how}")
+    owned = OUTPUT_KINDS.get(marker)
+    if owned is None:
+        return
+    if problem := _marker_problem(out / marker, owned):
+        raise UserError(f"{out} is not a {kind} cxraug wrote ({marker}: {problem}); {how}")
+    if foreign := foreign_entries(out, owned):
+        shown = ", ".join(short(f, 60) for f in foreign[:3]) + (
+            f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
         )
+        raise UserError(
+            f"{out} holds what cxraug did not write there ({shown}); --overwrite would delete it: "
+            "move it out of the folder, or choose another --out"
+        )
+
+
+def short(text: Any, limit: int = 80) -> str:
+    """``text`` as quoted in an error line: at most ``limit`` characters of it (user input can be
+    megabytes: a YAML alias bomb, a pasted file)."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
 
 
 def check_output_place(out: Path, inputs: Sequence[Path] = (), source_dirs: Sequence[Path] = ()) -> None:

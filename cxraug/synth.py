@@ -25,7 +25,15 @@ import torch
 from cxraug import __version__, runs
 from cxraug.classes import means_all, resolve_classes
 from cxraug.errors import UserError
-from cxraug.fsutil import atomic_write_bytes, check_output_place, inside, read_json, write_json
+from cxraug.fsutil import (
+    TOOL,
+    atomic_write_bytes,
+    check_output_place,
+    check_replaceable,
+    inside,
+    read_json,
+    write_json,
+)
 from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
 from cxraug.resources import PNG_OVERHEAD, SYNTH_ROW_BYTES, require
@@ -132,6 +140,7 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
     gen.to(device)
 
     provenance = {
+        "tool": TOOL,
         "cxraug_version": __version__,
         "run": str(Path(cfg.run).resolve()),
         "plugin": gen.name,
@@ -237,6 +246,7 @@ def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -
                 "did not write: choose another --out"
             )
         elif overwrite:
+            check_replaceable(out, "synthetic set", PROVENANCE)  # cxraug's by content, nothing of yours inside
             shutil.rmtree(out)
         elif old.get("complete") and {k: old.get(k) for k in identity} != identity:
             differ = ", ".join(k for k in identity if old.get(k) != identity[k])

@@ -207,7 +207,7 @@ def test_check_output_rules(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "file").write_text("x")
     (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "scores.json").write_text("{}")
+    (tmp_path / "mine" / "scores.json").write_text('{"kind": "score"}')
     (tmp_path / "empty").mkdir()
     inputs = [tmp_path / "in"]
     for out, expect in [(tmp_path / "in", "is the input"), (tmp_path, "contains the input"),
@@ -561,3 +561,61 @@ def test_benchmark_report_is_whole_or_absent(tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(OSError):
         bench.write_whole_report(object(), out)
     assert sorted(p.name for p in out.iterdir()) == [bench.MARKER]
+
+
+# --- issue 31, 3. --overwrite reads the marker's content and what lies beside it --------------------
+def test_prepare_overwrite_keeps_a_folder_holding_what_cxraug_did_not_write(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    ok(runner.invoke(app, phantom_prepare_argv(d)))
+    (d / "myruns" / "00001").mkdir(parents=True)
+    (d / "myruns" / "00001" / "notes.txt").write_text("mine")
+    before = snapshot(d)
+    one_line(runner.invoke(app, [*phantom_prepare_argv(d), "--overwrite"]), "myruns/")
+    assert snapshot(d) == before
+    shutil.rmtree(d / "myruns")
+    (d / "feature_cache" / "reference").mkdir(parents=True)  # what cxraug writes there is its own
+    (d / "feature_cache" / "reference" / "x-1.safetensors").write_bytes(b"")
+    (d / ".feature_cache.lock").write_text("1\n")
+    ok(runner.invoke(app, [*phantom_prepare_argv(d), "--overwrite"]))
+
+
+def test_overwrite_reads_the_marker_not_its_name(tmp_path: Path) -> None:
+    nnunet = tmp_path / "Dataset001"  # another tool's dataset folder with a dataset.json
+    (nnunet / "imagesTr").mkdir(parents=True)
+    (nnunet / "imagesTr" / "case_0000.nii.gz").write_bytes(b"x")
+    (nnunet / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "labels": {"background": 0}}))
+    for marker in ['{"channel_names": {}}', "[]", "not json"]:
+        (nnunet / "dataset.json").write_text(marker)
+        before = snapshot(nnunet)
+        one_line(runner.invoke(app, [*phantom_prepare_argv(nnunet), "--overwrite"]), "not a prepared dataset")
+        assert snapshot(nnunet) == before
+
+
+def test_a_dataset_prepared_before_the_tool_field_is_still_replaced(tmp_path: Path) -> None:
+    from cxraug.fsutil import check_replaceable
+
+    d = tmp_path / "d"
+    ok(runner.invoke(app, phantom_prepare_argv(d)))
+    meta = json.loads((d / "dataset.json").read_text())
+    assert meta.pop("tool") == "cxraug"
+    (d / "dataset.json").write_text(json.dumps(meta))
+    check_replaceable(d, "prepared dataset", "dataset.json")
+    (d / "dataset.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "content_sha256"}))
+    with pytest.raises(UserError, match="not a prepared dataset cxraug wrote"):
+        check_replaceable(d, "prepared dataset", "dataset.json")
+
+
+def test_score_compare_and_synth_overwrite_keep_a_users_file(tmp_path: Path) -> None:
+    from cxraug.fsutil import check_replaceable
+
+    for kind, marker, own in [("score folder", "scores.json", "scores.csv"), ("compare folder", "compare.json", "samples_0-a.png"),
+                              ("synthetic set", "provenance.json", "images/a/a_000000.png")]:  # fmt: skip
+        out = tmp_path / marker
+        (out / own).parent.mkdir(parents=True)
+        (out / marker).write_text(json.dumps({"tool": "cxraug"}))
+        (out / own).write_text("x")
+        (out / ".x.json.123.tmp").write_text("")  # a torn temporary file of ours
+        check_replaceable(out, kind, marker)
+        (out / "thesis.docx").write_text("mine")
+        with pytest.raises(UserError, match=r"thesis\.docx"):
+            check_replaceable(out, kind, marker)

@@ -10,7 +10,7 @@ from pathlib import Path
 from cxraug.compare import report
 from cxraug.compare.core import CompareResult
 from cxraug.compare.html import page
-from cxraug.fsutil import atomic_dir, write_json
+from cxraug.fsutil import TOOL, atomic_dir, write_json
 
 
 def to_csv(result: CompareResult) -> str:
@@ -44,7 +44,7 @@ def images(result: CompareResult) -> dict[str, tuple[bytes, str]]:
 def write_outputs(result: CompareResult, out: Path, overwrite: bool = False) -> Path:
     pngs = images(result)
     with atomic_dir(out, overwrite=overwrite) as stage:
-        write_json(stage / "compare.json", {**result.to_json(), "outputs": str(out)})
+        write_json(stage / "compare.json", {"tool": TOOL, **result.to_json(), "outputs": str(out)})
         (stage / "compare.csv").write_text(to_csv(result))
         for name, (data, _) in pngs.items():
             (stage / name).write_bytes(data)

@@ -35,7 +35,7 @@ from cxraug.data.imageio import BAD_FILE_ERRORS, grey_size, resize_square
 from cxraug.data.records import SPLITS, Loader, Record, SourceScan
 from cxraug.data.splits import carve_patients, patient_leaks
 from cxraug.errors import UserError
-from cxraug.fsutil import atomic_dir, check_output
+from cxraug.fsutil import TOOL, atomic_dir, check_output
 from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
 from cxraug.resources import RECORD_BYTES, require
@@ -335,6 +335,7 @@ def _metadata(cfg: PrepareConfig, scan: SourceScan, tally: _Tally, seconds: floa
     if carved:
         split_method += f"; val carved from train_val by patient ({cfg.val_fraction:.0%}, seed {cfg.seed})"
     return {
+        "tool": TOOL,  # cxraug's by content: what --overwrite checks before it replaces the folder
         "format_version": FORMAT_VERSION,
         "cxraug_version": __version__,
         "source": scan.name,
