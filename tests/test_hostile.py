@@ -619,3 +619,36 @@ def test_score_compare_and_synth_overwrite_keep_a_users_file(tmp_path: Path) -> 
         (out / "thesis.docx").write_text("mine")
         with pytest.raises(UserError, match=r"thesis\.docx"):
             check_replaceable(out, kind, marker)
+
+
+# --- issue 31, 4. class names are the hashed manifest's ---------------------------------------------
+@pytest.mark.parametrize("how", ["swapped", "renamed", "extra count"])
+def test_class_names_edited_in_dataset_json_are_refused_by_every_reader(
+    phantom32: Path, run: Path, tmp_path: Path, how: str
+) -> None:
+    from cxraug.data.prepared import fingerprint, open_prepared
+
+    d = tmp_path / "data"
+    shutil.copytree(phantom32, d, ignore=shutil.ignore_patterns("feature_cache"))
+    before = fingerprint(open_prepared(d))
+    meta = json.loads((d / "dataset.json").read_text())
+    a, b = meta["classes"][:2]
+    if how == "swapped":  # classes and counts swapped together: every count still agrees
+        meta["classes"][:2] = [b, a]
+        for split in meta["counts"].values():
+            split[a], split[b] = split[b], split[a]
+    elif how == "renamed":
+        meta["classes"][0] = "Renamed"
+        for split in meta["counts"].values():
+            split["Renamed"] = split.pop(a)
+    else:
+        meta["counts"]["train"]["Extra"] = 0
+    (d / "dataset.json").write_text(json.dumps(meta))
+    expect = "not in its classes" if how == "extra count" else "manifest.csv"
+    one_line(runner.invoke(app, ["info", str(d)]), expect)
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(d), "--out", str(tmp_path / "runs"), "--steps", "1"]
+    one_line(runner.invoke(app, argv), expect)
+    one_line(runner.invoke(app, ["score", "--run", str(run), "--data", str(d), "-n", "4", "--out", str(tmp_path / "s")]), expect)  # fmt: skip
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "s").exists()
+    shutil.copyfile(phantom32 / "dataset.json", d / "dataset.json")  # today's dataset.json: opens, same fingerprint
+    assert fingerprint(open_prepared(d)) == before

@@ -11,7 +11,7 @@ from cxraug.classes import class_name_problem
 from cxraug.data.identity import identity, identity_fingerprint, verify_content
 from cxraug.data.records import SPLITS
 from cxraug.errors import UserError
-from cxraug.fsutil import read_json
+from cxraug.fsutil import read_json, short
 
 SUPPORTED_FORMATS = (2,)  # 2: + content hashes of the arrays and manifest (format 1 had none)
 
@@ -79,6 +79,7 @@ def open_prepared(root: Path | str) -> PreparedData:
     data = PreparedData(root=root, meta=meta)
     check_structure(data)
     verify_content(root, meta)  # an edit since prepare is refused here, not scored as this dataset
+    check_class_names(root, data.classes)  # the names beside the numbers are the hashed manifest's
     return data
 
 
@@ -113,6 +114,11 @@ def check_structure(data: PreparedData) -> None:
     if not (root / "manifest.csv").is_file():
         raise _damaged(root, "manifest.csv is missing")
     for split in SPLITS:
+        if extra := sorted(set(counts[split]) - set(classes), key=str):
+            raise _damaged(
+                root, f"dataset.json's {split} counts name {short(extra[0], 40)!r}, which is not in its classes"
+            )
+    for split in SPLITS:
         images, labels = _array(root, f"images_{split}.npy"), _array(root, f"labels_{split}.npy")
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (size, size):
             raise _damaged(root, f"images_{split}.npy is {images.dtype} {images.shape}, not N x {size} x {size} uint8")
@@ -128,6 +134,30 @@ def check_structure(data: PreparedData) -> None:
             not isinstance(said.get(c, 0), int) or said.get(c, 0) != int(k) for c, k in zip(classes, found, strict=True)
         ):
             raise _damaged(root, f"dataset.json's {split} counts disagree with labels_{split}.npy")
+
+
+def check_class_names(root: Path, classes: list[str]) -> None:
+    """dataset.json's class names, in order, are the ones manifest.csv (content-hashed, part of
+    the fingerprint) gives each label: a swapped or renamed class in dataset.json would print
+    one class's numbers under another's name."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(root / "manifest.csv", usecols=["class", "label"], dtype={"class": str},
+                         keep_default_na=False, na_filter=False)  # fmt: skip
+        pairs = df.drop_duplicates().itertuples(index=False)
+        named = sorted((int(label), str(name)) for name, label in pairs)
+    except (ValueError, OSError, pd.errors.ParserError) as e:
+        raise _damaged(root, f"manifest.csv is unreadable ({type(e).__name__})") from None
+    for label, name in named:
+        if not 0 <= label < len(classes):
+            raise _damaged(root, f"manifest.csv holds label {label}, outside 0..{len(classes) - 1}")
+        if classes[label] != name:
+            raise UserError(
+                f"{root}/dataset.json names class {label} {short(classes[label], 40)!r} but manifest.csv "
+                f"(hashed at prepare) names it {short(name, 40)!r}: dataset.json was edited; "
+                "prepare the dataset again (`cxraug prepare ... --overwrite`)"
+            )
 
 
 def _array(root: Path, name: str) -> np.ndarray:
