@@ -652,3 +652,13 @@ def test_class_names_edited_in_dataset_json_are_refused_by_every_reader(
     assert not (tmp_path / "runs").exists() and not (tmp_path / "s").exists()
     shutil.copyfile(phantom32 / "dataset.json", d / "dataset.json")  # today's dataset.json: opens, same fingerprint
     assert fingerprint(open_prepared(d)) == before
+
+
+# --- issue 31, 5. score checks that the run was trained on its --data -----------------------------
+def test_score_refuses_data_the_run_was_not_trained_on(run: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    ok(runner.invoke(app, phantom_prepare_argv(other, n=200)))  # the same source prepared again, other images
+    out, before = tmp_path / "s", snapshot(run)
+    argv = ["score", "--run", str(run), "--data", str(other), "-n", "4", "--out", str(out)]
+    err = one_line(runner.invoke(app, argv), "is not the dataset")
+    assert "content of" in err and "--allow-different-data" in err and not out.exists() and snapshot(run) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -193,6 +194,19 @@ def imbalance_ratio(meta: dict, split: str = "train") -> float | None:
 
 def absent_classes(meta: dict, split: str) -> list[str]:
     return [c for c in meta["classes"] if int(meta["counts"][split].get(c, 0)) == 0]
+
+
+def check_trained_on(data: PreparedData, trained: dict[str, Any], anyway: str) -> None:
+    """Refuse ``data`` unless each generator in ``trained`` (its label -> the data record its run
+    wrote: ``fingerprint`` and ``identity``) was trained on it; the line names what differs and
+    ends with ``anyway`` (how to use it anyway). Compare and score check their runs here."""
+    from cxraug.data.identity import describe_difference
+
+    fp = fingerprint(data)
+    other = [label for label, info in trained.items() if (info or {}).get("fingerprint") != fp]
+    if other:  # also when the run's own data folder was prepared again since
+        what = describe_difference((trained[other[0]] or {}).get("identity"), data.identity)
+        raise UserError(f"{data.root} is not the dataset {', '.join(other)} was trained on ({what}); {anyway}")
 
 
 def fingerprint(data: PreparedData) -> str:
