@@ -7,6 +7,8 @@ Label integers everywhere in cxraug index this list (or the dataset's own subset
 from __future__ import annotations
 
 import difflib
+import hashlib
+import re
 
 NO_FINDING = "No Finding"
 NIH_PATHOLOGIES: tuple[str, ...] = (
@@ -114,3 +116,17 @@ def class_name_problem(name: object) -> str | None:
     if name.startswith(".") or name != name.strip():
         return f"class name {name!r} starts with a dot or a space, or ends with a space"
     return None
+
+
+_NOT_PLAIN = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def file_stem(name: str) -> str:
+    """The part of a file name that stands for class ``name``, unique by construction: the name
+    itself where it is plain (ASCII letters, digits, ``_.-``), otherwise its slug, ``+`` and 10
+    hex digits of the name's sha256 (a plain name never holds ``+``), so "No Finding" and
+    "No_Finding", or two names that differ only in non-ASCII letters, never share a file."""
+    slug = _NOT_PLAIN.sub("_", name)
+    if slug == name:
+        return name
+    return f"{slug[:60]}+{hashlib.sha256(name.encode()).hexdigest()[:10]}"

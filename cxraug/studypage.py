@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from cxraug.classes import file_stem
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_write_text, check_new_output, read_json
 from cxraug.page import Block, Box, Bullets, Heading, Image, Link, Para, html
@@ -157,7 +158,7 @@ def build(cfg: StudyPageConfig) -> tuple[str, list[Block], dict[str, bytes]]:
     for name in classes:
         grid = sample_grid(synthetic, name, cfg.columns)
         if grid is not None:
-            file = f"samples_{name}.png"
+            file = f"samples_{file_stem(name)}.png"
             pngs[file] = grid[0]
             blocks.append(Image(file, grid[1]))
     if cmp is not None:

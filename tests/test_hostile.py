@@ -662,3 +662,29 @@ def test_score_refuses_data_the_run_was_not_trained_on(run: Path, tmp_path: Path
     argv = ["score", "--run", str(run), "--data", str(other), "-n", "4", "--out", str(out)]
     err = one_line(runner.invoke(app, argv), "is not the dataset")
     assert "content of" in err and "--allow-different-data" in err and not out.exists() and snapshot(run) == before
+
+
+# --- issue 31, 6. file names from class names are unique by construction ---------------------------
+@FUZZ
+@given(a=st.text(min_size=1, max_size=30), b=st.text(min_size=1, max_size=30))
+def test_file_stems_of_two_class_names_differ(a: str, b: str) -> None:
+    from cxraug.classes import file_stem
+
+    for name in (a, b, "No Finding", "No_Finding"):
+        stem = file_stem(name)
+        assert stem and "/" not in stem and stem.isascii() and len(stem.encode()) <= 72
+    assert (file_stem(a) == file_stem(b)) == (a == b)
+    assert file_stem("Pleural_Thickening") == "Pleural_Thickening"  # a plain name keeps its file (and cache entry)
+
+
+def test_compare_grid_files_of_look_alike_classes_do_not_overwrite(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from cxraug.compare import output, plots
+
+    monkeypatch.setattr(plots, "side_by_side", lambda c, per_run, seed: c.encode())
+    monkeypatch.setattr(plots, "quality_vs_cost", lambda result: b"")
+    names = ["No Finding", "No_Finding", "No-Finding", "Ödem", "Ädem"]
+    result = SimpleNamespace(samples={c: {"r": [1]} for c in names}, context={"seed": 0})
+    pngs = output.images(result)
+    assert sorted(data.decode() for n, (data, _) in pngs.items() if n.startswith("samples_")) == sorted(names)

@@ -7,6 +7,7 @@ import csv
 import io
 from pathlib import Path
 
+from cxraug.classes import file_stem
 from cxraug.compare import report
 from cxraug.compare.core import CompareResult
 from cxraug.compare.html import page
@@ -36,7 +37,7 @@ def images(result: CompareResult) -> dict[str, tuple[bytes, str]]:
     out = {}
     for c, per_run in result.samples.items():
         if any(len(v) for v in per_run.values()):
-            out[f"samples_{report.slug(c)}.png"] = (side_by_side(c, per_run, result.context["seed"]), f"{c}: samples")
+            out[f"samples_{file_stem(c)}.png"] = (side_by_side(c, per_run, result.context["seed"]), f"{c}: samples")
     out["quality_vs_cost.png"] = (quality_vs_cost(result), "FID vs training minutes and vs sampling img/s")
     return out
 
