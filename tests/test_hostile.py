@@ -688,3 +688,25 @@ def test_compare_grid_files_of_look_alike_classes_do_not_overwrite(monkeypatch) 
     result = SimpleNamespace(samples={c: {"r": [1]} for c in names}, context={"seed": 0})
     pngs = output.images(result)
     assert sorted(data.decode() for n, (data, _) in pngs.items() if n.startswith("samples_")) == sorted(names)
+
+
+# --- issue 31, 2. a dataset being read is not replaced under its reader ------------------------------
+def test_prepare_overwrite_of_a_dataset_being_read_is_refused(tmp_path: Path) -> None:
+    from cxraug.data.prepared import open_prepared
+    from cxraug.lock import output_lock, reading_scope
+
+    d = tmp_path / "d"
+    ok(runner.invoke(app, phantom_prepare_argv(d)))
+    before = snapshot(d)
+    with reading_scope():  # what every command runs in; open_prepared takes the shared lock
+        open_prepared(d)
+        one_line(
+            runner.invoke(app, [*phantom_prepare_argv(d, n=200), "--overwrite"]), "is reading the prepared dataset"
+        )
+        assert snapshot(d) == before
+        open_prepared(d)  # two readers at once: fine
+    ok(runner.invoke(app, ["info", str(d)]))
+    with output_lock(d, "prepared dataset"):  # a writer at work: a reader does not open it half-replaced
+        one_line(runner.invoke(app, ["info", str(d)]), "is writing the prepared dataset")
+    ok(runner.invoke(app, [*phantom_prepare_argv(d, n=200), "--overwrite"]))  # the reader has finished
+    assert snapshot(d) != before

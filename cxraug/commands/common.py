@@ -88,8 +88,11 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from cxraug.lock import reading_scope
+
         try:
-            return fn(*args, **kwargs)
+            with reading_scope():  # the inputs' shared locks, held until the command ends
+                return fn(*args, **kwargs)
         except UserError as e:
             raise fail(str(e)) from None
         except OSError as e:

@@ -13,6 +13,7 @@ from cxraug.data.identity import identity, identity_fingerprint, verify_content
 from cxraug.data.records import SPLITS
 from cxraug.errors import UserError
 from cxraug.fsutil import read_json, short
+from cxraug.lock import hold_read_lock
 
 SUPPORTED_FORMATS = (2,)  # 2: + content hashes of the arrays and manifest (format 1 had none)
 
@@ -70,6 +71,7 @@ def open_prepared(root: Path | str) -> PreparedData:
         raise UserError(f"prepared dataset {root} does not exist; make it with `cxraug prepare`")
     if not meta_path.is_file():
         raise UserError(f"{root} is not a prepared dataset (no dataset.json); make it with `cxraug prepare`")
+    hold_read_lock(root, "prepared dataset")  # before reading: prepare --overwrite waits for this command
     meta = read_json(meta_path)
     if meta.get("format_version") not in SUPPORTED_FORMATS:
         raise UserError(
