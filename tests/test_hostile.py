@@ -710,3 +710,30 @@ def test_prepare_overwrite_of_a_dataset_being_read_is_refused(tmp_path: Path) ->
         one_line(runner.invoke(app, ["info", str(d)]), "is writing the prepared dataset")
     ok(runner.invoke(app, [*phantom_prepare_argv(d, n=200), "--overwrite"]))  # the reader has finished
     assert snapshot(d) != before
+
+
+# --- issue 31, 7. bounded work -----------------------------------------------------------------------
+def test_a_tiny_truncation_ends(run: Path, tmp_path: Path) -> None:
+    import torch
+    from cxraug_cgan.plugin import truncate_noise
+
+    def old(z, t, g):  # what earlier versions ran: rejection until every entry fits
+        while (bad := z.abs() > t).any():
+            z[bad] = torch.randn(int(bad.sum()), generator=g)
+        return z
+
+    for t in (0.5, 2.0):  # a usual truncation draws what it drew before
+        a = truncate_noise(
+            torch.randn(64, 32, generator=torch.Generator().manual_seed(1)), t, torch.Generator().manual_seed(2)
+        )
+        b = old(torch.randn(64, 32, generator=torch.Generator().manual_seed(1)), t, torch.Generator().manual_seed(2))
+        assert torch.equal(a, b)
+    for t in (1e-300, 1e-6, 0.01):
+        z = truncate_noise(torch.randn(1000, 8), t, torch.Generator().manual_seed(0))
+        assert z.abs().max() <= t and torch.isfinite(z).all()
+    z = truncate_noise(torch.randn(20000, 1), 0.01, torch.Generator().manual_seed(0))
+    assert abs(float(z.std()) - 0.01 / 3**0.5) < 0.0005  # nearly uniform on [-t, t], as the truncated normal is
+    start = time.perf_counter()
+    ok(runner.invoke(app, ["synth", "--run", str(run), "--class", "Hernia", "-n", "2", "--set", "truncation=1e-12",
+                           "--out", str(tmp_path / "syn")]))  # fmt: skip
+    assert time.perf_counter() - start < 60
