@@ -116,6 +116,20 @@ def check_runtime(train: TrainConfig) -> None:
             raise UserError("tensorboard logging needs `pip install tensorboard`") from None
 
 
+BATCH_BYTES_PER_PIXEL = 16 * 4  # float32, times a floor on what a step holds per input pixel (both nets, grads)
+BATCH_BYTES_PER_IMAGE = 256  # the batch's index bookkeeping per image
+
+
+def check_batch_memory(train: TrainConfig, data: PreparedData) -> None:
+    """Refuse, before any run folder, a batch that cannot fit in memory (a floor: the step itself
+    holds more), instead of building its index list until the kernel's out-of-memory killer."""
+    from cxraug.resources import require_memory
+
+    per_image = data.size**2 * BATCH_BYTES_PER_PIXEL + BATCH_BYTES_PER_IMAGE
+    what = f"--batch-size {train.batch_size:,} at {data.size}px"
+    require_memory(what, train.batch_size * per_image, "choose a smaller --batch-size")
+
+
 def make_run_accelerator(train: TrainConfig, run: Path):
     check_runtime(train)
     return make_accelerator(mixed_precision=train.mixed_precision, project_dir=run, tensorboard=train.tensorboard)

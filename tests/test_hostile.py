@@ -737,3 +737,44 @@ def test_a_tiny_truncation_ends(run: Path, tmp_path: Path) -> None:
     ok(runner.invoke(app, ["synth", "--run", str(run), "--class", "Hernia", "-n", "2", "--set", "truncation=1e-12",
                            "--out", str(tmp_path / "syn")]))  # fmt: skip
     assert time.perf_counter() - start < 60
+
+
+def test_a_huge_batch_is_refused_before_any_run_folder(phantom32: Path, tmp_path: Path) -> None:
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs"),
+            "--steps", "1", "--batch-size", "1000000000"]  # fmt: skip
+    start = time.perf_counter()
+    one_line(runner.invoke(app, argv), "choose a smaller --batch-size")
+    assert time.perf_counter() - start < 30 and not (tmp_path / "runs").exists()
+
+
+def _npz_claiming(path: Path, n: int) -> None:
+    """A MedMNIST-shaped npz whose train_images header claims ``n`` images (its data holds 4)."""
+    import io
+    import zipfile
+
+    arrays = {f"{s}_{k}": (np.zeros((4, 28, 28), np.uint8) if k == "images" else np.zeros((4, 1), np.uint8))
+              for s in ("train", "val", "test") for k in ("images", "labels")}  # fmt: skip
+    with zipfile.ZipFile(path, "w") as z:
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.save(buf, arr)
+            data = buf.getvalue()
+            if name == "train_images":
+                data = data.replace(b"(4, 28, 28)", f"({n}, 28, 28)".encode().ljust(11))
+            z.writestr(f"{name}.npy", data)
+
+
+def test_an_npz_header_is_checked_before_its_array_is_allocated(tmp_path: Path, monkeypatch) -> None:
+    from cxraug import resources
+
+    def prepare(n: int, memory: int) -> str:
+        path = tmp_path / f"pneumoniamnist_{n}.npz"
+        _npz_claiming(path, n)
+        monkeypatch.setattr(resources, "available_memory", lambda: memory)
+        argv = ["prepare", "--source", "medmnist", "--npz", str(path), "--size", "32", "--out", str(tmp_path / "d")]
+        err = one_line(runner.invoke(app, argv), "pneumoniamnist")
+        assert not (tmp_path / "d").exists()
+        return err
+
+    assert "damaged" in prepare(10**9, 2**33)  # a header claiming 1e9 images its member does not hold
+    assert "of memory" in prepare(4, 1000)  # arrays that cannot fit: the size refusal, before allocation
