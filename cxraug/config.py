@@ -6,12 +6,14 @@ so a run can always be rebuilt and resumed from its own folder.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cxraug.errors import UserError
+from cxraug.fsutil import short
 
 DEFAULT_STEPS = 2000
 UNTIL_TIME_LIMIT = 10**9  # steps of a run given only a --time-limit: the budget stops it
@@ -125,16 +127,57 @@ def validation_message(e: ValidationError, cls: type[BaseModel], what: str) -> s
     loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         return f"unknown {what} {loc!r}; known: {', '.join(cls.model_fields)}"
-    where = f" {loc!r}" if loc else ""
     msg = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for validator messages
-    return f"{what}{where}: {msg} (got {err.get('input')!r})"
+    if not loc:  # a check of the whole config: its message says what is wrong
+        return f"{what}: {msg}"
+    return f"{what} {loc!r}: {msg} (got {short(repr(err.get('input')), 60)})"
 
 
 def validated(cls: type[BaseModel], values: dict[str, Any], what: str) -> BaseModel:
+    """``cls`` built from ``values``: its own ranges (pydantic), then the ones every number has
+    (:func:`number_problem`); a bad value is one line naming the key."""
     try:
-        return cls(**values)
+        obj = cls(**values)
     except ValidationError as e:
         raise UserError(validation_message(e, cls, what)) from None
+    for key, value in obj.model_dump().items():
+        if problem := number_problem(key, value):
+            raise UserError(f"{what} {key!r}: {problem}")
+    return obj
+
+
+SEED_LIMIT = 2**63  # seeds are 63-bit: what torch's and NumPy's generators take whole
+INT_LIMIT = 2**63  # any other integer: what a 64-bit tensor or index holds
+FLOAT_LIMIT = 1e30  # any float: finite, and far inside float32 (3.4e38), which the nets compute in
+
+
+def number_problem(key: str, value: Any) -> str | None:
+    """What is wrong with a number given as option ``key`` (None: nothing), by the rules every
+    numeric option and ``--set`` value follows: a seed (``seed``, ``*_seed``) in [0, 2^63), any
+    other integer within 64 bits, any float finite and at most 1e30 in size. Lists and tuples
+    are checked item by item."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return next((p for v in value if (p := number_problem(key, v))), None)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return f"must be a finite number (got {value})"
+        if abs(value) > FLOAT_LIMIT:
+            return f"must be at most {FLOAT_LIMIT:g} in size (got {value:g})"
+    elif isinstance(value, int):
+        if key == "seed" or key.endswith("_seed"):
+            if not 0 <= value < SEED_LIMIT:
+                return f"a seed must be in [0, 2^63) (got {short(value, 40)})"
+        elif not -INT_LIMIT <= value < INT_LIMIT:
+            return f"must be within 64 bits, below 2^63 in size (got {short(value, 40)})"
+    return None
+
+
+def check_option(option: str, value: Any, key: str | None = None) -> None:
+    """One command-line number (``--seed``, ``--n``) checked by :func:`number_problem`'s rules."""
+    if problem := number_problem(key or option.lstrip("-").replace("-", "_"), value):
+        raise UserError(f"{option}: {problem}")
 
 
 def explicit_values(

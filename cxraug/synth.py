@@ -119,6 +119,9 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
     from cxraug.accel import process_state, resolve_device
 
     reporter = reporter or NullReporter()
+    from cxraug.config import check_option
+
+    check_option("--seed", cfg.seed)
     if cfg.n < 1:
         raise UserError("-n must be at least 1 (images per class)")
     if cfg.batch_size < 1:

@@ -778,3 +778,14 @@ def test_an_npz_header_is_checked_before_its_array_is_allocated(tmp_path: Path, 
 
     assert "damaged" in prepare(10**9, 2**33)  # a header claiming 1e9 images its member does not hold
     assert "of memory" in prepare(4, 1000)  # arrays that cannot fit: the size refusal, before allocation
+
+
+# --- issue 31, 8. one validation for numbers, foreign files, JSON types, encodings ------------------
+@pytest.mark.parametrize(
+    "extra", [["--set", "lr_d=1e308"], ["--set", "lr_g=.inf"], ["--seed", "-1"], ["--seed", "99999999999999999999"],
+              ["--time-limit", "inf"], ["--set", "ema_kimg=.nan"]],
+)  # fmt: skip
+def test_numbers_out_of_range_are_refused_before_any_run_folder(phantom32: Path, tmp_path: Path, extra) -> None:
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs"), "--steps", "1"]
+    one_line(runner.invoke(app, [*argv, *extra]))
+    assert not (tmp_path / "runs").exists()

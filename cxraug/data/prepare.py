@@ -69,6 +69,9 @@ class PrepareConfig:
     n: int = 2000  # phantom only
 
     def validate(self) -> None:
+        from cxraug.config import check_option
+
+        check_option("--seed", self.seed)
         if self.source not in SOURCES:
             raise UserError(f"unknown --source {self.source!r}; known: {', '.join(SOURCES)}")
         if not MIN_SIZE <= self.size <= MAX_SIZE:

@@ -49,6 +49,9 @@ class ScoreConfig:
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)  # for fidelity and fd_cxr
 
     def validate(self) -> None:
+        from cxraug.config import check_option
+
+        check_option("--seed", self.seed)
         if self.split not in SPLITS:
             raise UserError(f"unknown split {self.split!r}; choose val (default) or test")
         if self.split == "train":
