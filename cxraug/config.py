@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cxraug.errors import UserError
-from cxraug.fsutil import short
+from cxraug.fsutil import quoted, short
 
 DEFAULT_STEPS = 2000
 UNTIL_TIME_LIMIT = 10**9  # steps of a run given only a --time-limit: the budget stops it
@@ -78,6 +78,10 @@ def parse_value(text: str) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    except RecursionError:
+        raise UserError(
+            f"--set value {short(text, 40)!r} nests too deeply; give a number, a word or a flat list"
+        ) from None
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
@@ -85,7 +89,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set {item!r} is not key=value (e.g. --set lr_g=1e-4)")
+            raise UserError(f"--set {short(item, 60)!r} is not key=value (e.g. --set lr_g=1e-4)")
         out[key.strip()] = parse_value(value.strip())
     return out
 
@@ -97,10 +101,19 @@ def load_config_file(path: Path | None) -> dict[str, Any]:
 
     if not path.is_file():
         raise UserError(f"config file {path} does not exist")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(
+            f"config file {path} is not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}); save it as UTF-8"
+        ) from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise UserError(f"config file {path} is not valid YAML: {short(str(e).splitlines()[0], 120)}") from None
+    except RecursionError:
+        raise UserError(f"config file {path} nests too deeply to read; write a flat mapping of keys") from None
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must be a mapping of keys to values")
     return data
@@ -116,7 +129,7 @@ def _route(key: str, value: Any, train: dict, model: dict, model_fields: set[str
         model[key] = value
     else:
         raise UserError(
-            f"unknown config key {key!r}; training keys: {', '.join(TrainConfig.model_fields)}; "
+            f"unknown config key {short(key, 60)!r}; training keys: {', '.join(TrainConfig.model_fields)}; "
             f"model keys: {', '.join(sorted(model_fields))}"
         )
 
@@ -130,7 +143,7 @@ def validation_message(e: ValidationError, cls: type[BaseModel], what: str) -> s
     msg = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for validator messages
     if not loc:  # a check of the whole config: its message says what is wrong
         return f"{what}: {msg}"
-    return f"{what} {loc!r}: {msg} (got {short(repr(err.get('input')), 60)})"
+    return f"{what} {loc!r}: {msg} (got {quoted(err.get('input'), 60)})"
 
 
 def validated(cls: type[BaseModel], values: dict[str, Any], what: str) -> BaseModel:
@@ -242,7 +255,7 @@ def resume_changes(
                 changes[key] = new
             elif new != values.get(key):
                 raise UserError(
-                    f"--resume {run_name}: {what} {key!r} is {values.get(key)!r} in the run, the command gives "
-                    f"{new!r}; drop it to continue the run, or start a new run"
+                    f"--resume {run_name}: {what} {key!r} is {quoted(values.get(key), 60)} in the run, the command "
+                    f"gives {quoted(new, 60)}; drop it to continue the run, or start a new run"
                 )
     return changes

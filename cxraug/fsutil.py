@@ -190,11 +190,24 @@ def check_replaceable(out: Path, kind: str, marker: str) -> None:
         )
 
 
-def short(text: Any, limit: int = 80) -> str:
-    """``text`` as quoted in an error line: at most ``limit`` characters of it (user input can be
-    megabytes: a YAML alias bomb, a pasted file)."""
-    text = str(text)
+def short(value: Any, limit: int = 80) -> str:
+    """``value`` as quoted in an error line: at most ``limit`` characters of it (user input can
+    be megabytes). A string is given as is, anything else as :func:`quoted` gives it."""
+    text = value if isinstance(value, str) else quoted(value, limit)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
+def quoted(value: Any, limit: int = 80) -> str:
+    """The repr of ``value`` for an error line, bounded before it is built: containers a few
+    items and levels deep (a YAML alias bomb's full repr would never end), at most ``limit``
+    characters."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset = 3, 4, 4, 4, 4
+    r.maxstring = r.maxother = r.maxlong = limit
+    text = r.repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def check_output_place(out: Path, inputs: Sequence[Path] = (), source_dirs: Sequence[Path] = ()) -> None:
@@ -269,13 +282,23 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, kind: type = dict) -> Any:
+    """The JSON in ``path``, which must be a ``kind`` (an object: every JSON file cxraug writes
+    is one); anything else is one line naming the file."""
     try:
-        return json.loads(Path(path).read_text())
+        obj = json.loads(Path(path).read_bytes())
     except FileNotFoundError:
         raise UserError(f"{path} not found") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 JSON; was it written by cxraug?") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON ({e}); was it written by cxraug?") from None
+    except RecursionError:
+        raise UserError(f"{path} nests its JSON too deeply to read; was it written by cxraug?") from None
+    if not isinstance(obj, kind):
+        found = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
+        raise UserError(f"{path} holds {found}, not the JSON object cxraug writes; was it edited or replaced?")
+    return obj
 
 
 def check_appendable(path: Path) -> None:

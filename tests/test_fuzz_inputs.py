@@ -308,6 +308,45 @@ def test_fuzz_seed_options(value, outside, tmp_path_factory) -> None:
     assert ("a seed must be in [0, 2^63)" in output) == (not 0 <= value < 2**63)
 
 
+json_value = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), text),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(text, inner, max_size=3)),
+    max_leaves=8,
+)
+
+
+@pytest.fixture(scope="module")
+def json_copy(phantom32, tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("jsontypes") / "data"
+    shutil.copytree(phantom32, d, ignore=shutil.ignore_patterns("feature_cache"))
+    return d
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_json_types_of_marker_files(data, json_copy, outside) -> None:
+    """dataset.json and compare.json replaced by any JSON value, or a dataset.json with one key
+    of another type: one line, never a traceback."""
+    from cxraug.studypage import _compare_results
+
+    meta = (
+        json.loads((json_copy / "dataset.json.orig").read_text())
+        if (json_copy / "dataset.json.orig").is_file()
+        else None
+    )
+    if meta is None:
+        shutil.copyfile(json_copy / "dataset.json", json_copy / "dataset.json.orig")
+        meta = json.loads((json_copy / "dataset.json").read_text())
+    if data.draw(st.booleans()):
+        doc = data.draw(json_value)
+    else:
+        doc = {**meta, data.draw(st.sampled_from(sorted(meta))): data.draw(json_value)}
+    (json_copy / "dataset.json").write_text(json.dumps(doc))
+    run_cli("JSON types", ["info", str(json_copy)], outside)
+    (json_copy / "compare.json").write_text(json.dumps(data.draw(json_value)))
+    call_api("JSON types", lambda: _compare_results(json_copy), outside)
+
+
 # --- an edited synth manifest, an edited run config.json --------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_set(phantom32, tmp_path_factory) -> tuple[Path, Path]:

@@ -789,3 +789,81 @@ def test_numbers_out_of_range_are_refused_before_any_run_folder(phantom32: Path,
     argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs"), "--steps", "1"]
     one_line(runner.invoke(app, [*argv, *extra]))
     assert not (tmp_path / "runs").exists()
+
+
+def test_foreign_files_in_weight_loaders_are_one_line_naming_the_file(
+    run: Path, phantom32: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    text = tmp_path / "weights.pth"
+    text.write_text("these are not weights\n")
+    shaped = tmp_path / "shaped.pth"
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(2)}, shaped)
+    for weights in (text, shaped):
+        argv = ["score", "--run", str(run), "--data", str(phantom32), "-n", "4", "--inception-weights", str(weights),
+                "--out", str(tmp_path / "s")]  # fmt: skip
+        one_line(runner.invoke(app, argv), weights.name)
+    # a text checkpoint whose .sha256 matches: resume falls back, or refuses, in one line
+    r = _copy_run(run, tmp_path / "text-ckpt")
+    for ckpt in (r / "checkpoints").glob("step-*.pt"):
+        ckpt.write_text("not a checkpoint\n")
+        Path(f"{ckpt}.sha256").write_text(hashlib.sha256(ckpt.read_bytes()).hexdigest() + "\n")
+    res = runner.invoke(app, ["train-gen", "--resume", str(r), "--steps", "9"])
+    assert res.exit_code == 2 and (res.exception is None or isinstance(res.exception, SystemExit)), res.exc_info
+    lines = res.stderr.strip().splitlines()  # a warning per checkpoint it skips, then the one error
+    assert all("not a torch file" in ln for ln in lines[:-1]) and lines[-1].startswith("error: none of the 2")
+    # an export whose tensor has another shape (its config.json records the new sha256)
+    r = _copy_run(run, tmp_path / "shape-export")
+    tensors = load_file(r / "export" / "weights.safetensors")
+    name = next(iter(tensors))
+    tensors[name] = torch.zeros(3, 1)
+    save_file(tensors, r / "export" / "weights.safetensors")
+    cfg = json.loads((r / "export" / "config.json").read_text())
+    cfg["weights_sha256"] = hashlib.sha256((r / "export" / "weights.safetensors").read_bytes()).hexdigest()
+    (r / "export" / "config.json").write_text(json.dumps(cfg))
+    argv = ["synth", "--run", str(r), "--class", "Hernia", "-n", "1", "--out", str(tmp_path / "syn")]
+    one_line(runner.invoke(app, argv), "weights.safetensors")
+    assert not (tmp_path / "syn").exists() and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("doc", ["[]", '"dataset"', "3", "null"])
+def test_a_json_file_of_another_type_is_one_line(phantom32: Path, run: Path, tmp_path: Path, doc: str) -> None:
+    d = tmp_path / "data"
+    shutil.copytree(phantom32, d, ignore=shutil.ignore_patterns("feature_cache"))
+    (d / "dataset.json").write_text(doc)
+    one_line(runner.invoke(app, ["info", str(d)]), "not the JSON object cxraug writes")
+    r = _copy_run(run, tmp_path / "r")
+    (r / "config.json").write_text(doc)
+    one_line(runner.invoke(app, ["synth", "--run", str(r), "--class", "Hernia", "-n", "1", "--out", str(tmp_path / "s")]))  # fmt: skip
+    from cxraug.studypage import _compare_results
+
+    (tmp_path / "cmp").mkdir()
+    (tmp_path / "cmp" / "compare.json").write_text(doc)
+    with pytest.raises(UserError, match="not the JSON object cxraug writes"):
+        _compare_results(tmp_path / "cmp")
+
+
+def test_a_config_that_is_not_utf8_or_an_alias_bomb_is_one_short_line(phantom32: Path, tmp_path: Path) -> None:
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs"), "--dry-run"]
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("model:\n  note: caf\xe9\n".encode("latin-1"))
+    one_line(runner.invoke(app, [*argv, "--config", str(latin1)]), "is not UTF-8 text")
+    bomb = tmp_path / "bomb.yaml"
+    levels = ["&a [1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [f"&{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)]  # fmt: skip
+    bomb.write_text(f"steps: [{', '.join(levels)}]\n")  # 9^9 ones when expanded
+    start = time.perf_counter()
+    err = one_line(runner.invoke(app, [*argv, "--config", str(bomb)]))
+    assert len(err) < 600 and time.perf_counter() - start < 20, err
+    res = runner.invoke(app, [*argv, "--set", "steps=" + "[" * 5000 + "]" * 5000])
+    assert len(res.stderr) < 600 and res.exit_code == 2, res.stderr[:300]
+
+
+def test_a_thread_count_of_unicode_digits_is_one_line(monkeypatch, phantom32: Path, tmp_path: Path) -> None:
+    monkeypatch.setenv("CXRAUG_THREADS", "²")
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs"), "--steps", "1"]
+    one_line(runner.invoke(app, argv), "CXRAUG_THREADS")
+    assert not (tmp_path / "runs").exists()

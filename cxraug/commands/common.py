@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cxraug.errors import UserError
+from cxraug.fsutil import short
 from cxraug.tables import Cell, ReportTable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -113,10 +114,12 @@ def configure_threads() -> None:
     if text is None:
         # Launched processes on one machine share its cores (LOCAL_WORLD_SIZE from the launcher).
         n = max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    elif text.strip().isdigit() and int(text) >= 1:
+    elif text.strip().isascii() and text.strip().isdigit() and 1 <= int(text) <= 4096:
         n = int(text)
-    else:
-        raise UserError(f"CXRAUG_THREADS={text!r} is not a number of threads; set it to 1 or more, or unset it")
+    else:  # isdigit alone takes '²' and other digits int() refuses
+        raise UserError(
+            f"CXRAUG_THREADS={short(text, 20)!r} is not a number of threads; set it to 1 to 4096, or unset it"
+        )
     torch.set_num_threads(n)
 
 

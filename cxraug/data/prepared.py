@@ -97,6 +97,17 @@ def _damaged(root: Path, what: str) -> UserError:
     return UserError(f"prepared dataset {root} is damaged: {what}; prepare it again (`cxraug prepare ... --overwrite`)")
 
 
+# dataset.json's descriptive fields that readers print: (type, the type in words, always written by prepare)
+DESCRIPTION_FIELDS: dict[str, tuple[type, str, bool]] = {
+    "source": (str, "text", True),
+    "split_method": (str, "text", True),
+    "note": (str, "text", False),
+    "real_data": (bool, "true or false", False),
+    "patients": (dict, "a mapping of splits", False),
+    "notes": (list, "a list", False),
+}
+
+
 def check_structure(data: PreparedData) -> None:
     """The files and metadata every reader relies on, whole and consistent: classes, size and
     counts in dataset.json, the manifest, and per split an image array (N x size x size uint8,
@@ -114,6 +125,9 @@ def check_structure(data: PreparedData) -> None:
         raise _damaged(root, f"dataset.json has no usable size ({size!r})")
     if not isinstance(counts, dict) or any(not isinstance(counts.get(s), dict) for s in SPLITS):
         raise _damaged(root, "dataset.json has no counts per split")
+    for key, (kind, words, required) in DESCRIPTION_FIELDS.items():  # what readers print beside the numbers
+        if (key in meta or required) and not isinstance(meta.get(key), kind):
+            raise _damaged(root, f"dataset.json's {key} is not {words}")
     if not (root / "manifest.csv").is_file():
         raise _damaged(root, "manifest.csv is missing")
     for split in SPLITS:
