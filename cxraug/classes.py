@@ -99,6 +99,7 @@ def resolve_classes(spec: str | list[str], known: tuple[str, ...] | list[str]) -
 
 CLASS_NAME_PUNCTUATION = " _-.,()+'"
 MAX_CLASS_NAME = 64
+MAX_CLASS_NAME_BYTES = 128  # synth's <class>/<class>_N.png stays far below a file system's 255 bytes
 
 
 def class_name_problem(name: object) -> str | None:
@@ -108,8 +109,13 @@ def class_name_problem(name: object) -> str | None:
     no ``..``, no markup."""
     if not isinstance(name, str) or not name.strip():
         return "an empty class name"
-    if len(name) > MAX_CLASS_NAME:
-        return f"class name {name[:20]!r}... is longer than {MAX_CLASS_NAME} characters"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if len(name) > MAX_CLASS_NAME or size > MAX_CLASS_NAME_BYTES:
+        return (
+            f"class name {name[:20]!r}{'...' if len(name) > 20 else ''} is {len(name)} characters, {size} bytes in "
+            f"UTF-8; a class name (a folder and file name part) is at most {MAX_CLASS_NAME} characters and "
+            f"{MAX_CLASS_NAME_BYTES} bytes"
+        )
     bad = sorted({ch for ch in name if not (ch.isalnum() or ch in CLASS_NAME_PUNCTUATION)})
     if bad:
         return f"class name {name!r} holds {''.join(bad)!r}; use letters, digits, spaces and {CLASS_NAME_PUNCTUATION.strip()!r}"

@@ -60,6 +60,8 @@ def default_out(cfg: SynthConfig, class_names: list[str], all_classes: list[str]
     """RUN/synth/<classes>-n<N>-seed<S>[-<options>]: sampling options that differ from the
     plugin's defaults are part of the name, so another setting never lands on an existing set."""
     tag = "all" if class_names == all_classes else "+".join(class_names)
+    if len(tag.encode()) > 100:  # many or long names: their count and a hash, so the folder name fits
+        tag = f"{len(class_names)}classes-{hashlib.sha256(tag.encode()).hexdigest()[:10]}"
     return inside(Path(cfg.run) / "synth", f"{tag}-n{cfg.n}-seed{cfg.seed}{options_tag(options)}")
 
 

@@ -867,3 +867,27 @@ def test_a_thread_count_of_unicode_digits_is_one_line(monkeypatch, phantom32: Pa
     argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs"), "--steps", "1"]
     one_line(runner.invoke(app, argv), "CXRAUG_THREADS")
     assert not (tmp_path / "runs").exists()
+
+
+# --- issue 31, 9. messages that say what is true ----------------------------------------------------
+def test_a_class_name_too_long_in_bytes_names_the_class_and_both_limits(tmp_path: Path) -> None:
+    name = "\U0001d538" * 40  # 40 characters, 160 bytes: under the character limit, over the bytes
+    images, labels = folder_source(tmp_path / "src", ["ok", name])
+    err = one_line(runner.invoke(app, folder_argv(images, labels, tmp_path / "d")), "160 bytes")
+    assert "64 characters and 128 bytes" in err and "--out" not in err.split(";")[0] and not (tmp_path / "d").exists()
+
+
+def test_an_over_long_file_name_in_a_folder_csv_counts_as_missing(tmp_path: Path) -> None:
+    images, labels = folder_source(tmp_path / "src", ["a", "b"], per_class=4)
+    with open(labels, "a") as f:
+        f.write(f"{'x' * 300}.png,a,p_long\n")
+    res = ok(runner.invoke(app, folder_argv(images, labels, tmp_path / "d")))
+    assert json.loads((tmp_path / "d" / "dataset.json").read_text())["missing_on_disk"] == {"a": 1}, res.output
+    one_line(runner.invoke(app, [*folder_argv(images, labels, tmp_path / "d2"), "--strict"]), "missing on disk")
+
+
+def test_a_name_too_long_for_the_file_system_names_the_part() -> None:
+    from cxraug.commands.common import environment_message
+
+    msg = environment_message(OSError(errno.ENAMETOOLONG, "File name too long", f"/out/images/{'é' * 200}/a.png"))
+    assert "400 bytes" in msg and "255 bytes" in msg and "a class name" in msg and "\n" not in msg

@@ -72,8 +72,24 @@ def environment_message(e: OSError, rerun: str = RERUN) -> str | None:
     if template is None:
         return None
     name = e.filename if e.filename is not None else ""
-    where = f" at {name}" if name else ""
-    return template.format(where=where, where_=name or "a path", rerun=rerun)
+    if e.errno == errno.ENAMETOOLONG and name:
+        return _name_too_long(str(name))
+    where = f" at {short(str(name), 200)}" if name else ""
+    return template.format(where=where, where_=short(str(name), 200) or "a path", rerun=rerun)
+
+
+def _name_too_long(path: str) -> str:
+    """ENAMETOOLONG, naming the part of the path that is too long (a class name, a file in a
+    labels CSV, --out) and the file system's limits, instead of blaming --out."""
+    parts = [p for p in path.split("/") if len(p.encode(errors="surrogateescape")) > 255]
+    if parts:
+        part = parts[0]
+        return (
+            f"a file name is too long: {short(part, 60)!r} is {len(part)} characters, "
+            f"{len(part.encode(errors='surrogateescape'))} bytes; file systems take at most 255 bytes per name "
+            "(shorten what it comes from: --out, a class name or a file name in the input)"
+        )
+    return f"a path is too long ({len(path.encode(errors='surrogateescape'))} bytes): {short(path, 80)}; choose a shorter --out"
 
 
 class EnvironmentFault(UserError):
