@@ -178,6 +178,12 @@ def write_study_page(cfg: StudyPageConfig) -> Path:
     out = Path(cfg.out)
     if out.suffix.lower() not in (".html", ".htm") or out.is_dir():
         raise UserError(f"--out {out} must name an .html file (e.g. study/index.html)")
+    for inp in (cfg.benchmark, cfg.compare):
+        if inp is not None and out.resolve().is_relative_to(Path(inp).resolve()):
+            raise UserError(
+                f"--out {out} lies inside the input {inp}; the report would replace or mix with that folder's "
+                "own files (its summary.html): write it outside, e.g. study/index.html"
+            )
     check_new_output(out, cfg.overwrite)
     title, blocks, pngs = build(cfg)
     atomic_write_text(out, html(title, blocks, pngs))

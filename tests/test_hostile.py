@@ -891,3 +891,32 @@ def test_a_name_too_long_for_the_file_system_names_the_part() -> None:
 
     msg = environment_message(OSError(errno.ENAMETOOLONG, "File name too long", f"/out/images/{'é' * 200}/a.png"))
     assert "400 bytes" in msg and "255 bytes" in msg and "a class name" in msg and "\n" not in msg
+
+
+def test_divergence_advice_is_what_resume_accepts(phantom32: Path, tmp_path: Path, monkeypatch) -> None:
+    from cxraug_cgan.plugin import CGAN
+
+    real = CGAN.train_step
+    monkeypatch.setattr(CGAN, "train_step", lambda self, x, y, acc: {**real(self, x, y, acc), "loss_d": float("nan")})
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs"), "--steps", "3",
+            "--set", "g_ch=8", "--set", "d_ch=8", "--batch-size", "8"]  # fmt: skip
+    err = words(one_line(runner.invoke(app, argv), "training diverged at step 1"))
+    assert "step 0" not in err and "no checkpoint was written" in err, err
+    assert (
+        "start a new run" in err
+        and "--set lr_g=" in err
+        and "--set lr_d=" in err
+        and "lower the learning rate and --resume" not in err
+    )
+
+
+def test_report_out_inside_its_inputs_is_refused(tmp_path: Path) -> None:
+    bench, cmp = tmp_path / "bench", tmp_path / "cmp"
+    for d in (bench, cmp):
+        d.mkdir()
+    (bench / "summary.html").write_text("the benchmark's own page")
+    before = snapshot(tmp_path)
+    for out in (bench / "summary.html", bench / "study" / "index.html", cmp / "index.html"):
+        argv = ["report", "--benchmark", str(bench), "--compare", str(cmp), "--out", str(out), "--overwrite"]
+        one_line(runner.invoke(app, argv), "lies inside the input")
+    assert snapshot(tmp_path) == before
