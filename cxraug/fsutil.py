@@ -225,12 +225,32 @@ def check_output_place(out: Path, inputs: Sequence[Path] = (), source_dirs: Sequ
             raise UserError(f"--out {out} {what}; choose a folder")
 
 
+def writable(folder: Path) -> bool:
+    """Whether this process may create files in ``folder`` (an existing folder)."""
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def in_place(out: Path) -> bool:
+    """Whether ``out`` must be written inside itself: an existing writable folder whose parent
+    is not writable (a mount point under a read-only folder). Its lock and staging folder then
+    go inside it, where --out is writable, instead of beside it."""
+    out = Path(out)
+    return out.is_dir() and writable(out) and out.parent.is_dir() and not writable(out.parent)
+
+
+INSIDE_STAGING = ".cxraug.partial"
+
+
 @contextlib.contextmanager
 def atomic_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a staging directory that replaces ``out`` only if the block succeeds."""
     out = Path(out)
     check_new_output(out, overwrite)
     out = out.resolve()  # through a symlink: replace what it points to, and keep the link
+    if in_place(out):
+        with _atomic_in_place(out) as stage:
+            yield stage
+        return
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.partial"
     if staging.exists():
@@ -249,6 +269,33 @@ def atomic_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     else:
         staging.rename(out)
+
+
+@contextlib.contextmanager
+def _atomic_in_place(out: Path) -> Iterator[Path]:
+    """``atomic_dir`` for a folder that cannot be renamed (its parent is read-only): staged in
+    ``out/.cxraug.partial``; on success the old entries go (the caller's check_output proved
+    them cxraug's) and the new ones are moved in, JSON markers last, so the folder counts as
+    an output only once it is whole. Locks (hidden ``.lock`` files) stay."""
+    staging = out / INSIDE_STAGING
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for entry in out.iterdir():
+        if entry.name == INSIDE_STAGING or (entry.name.startswith(".") and entry.name.endswith(".lock")):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for entry in sorted(staging.iterdir(), key=lambda e: (e.suffix == ".json", e.name)):
+        entry.rename(out / entry.name)
+    staging.rmdir()
 
 
 def _umask() -> int:

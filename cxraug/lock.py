@@ -20,10 +20,18 @@ from pathlib import Path
 
 from cxraug.errors import UserError
 
+INSIDE_LOCK = ".cxraug.lock"
+
 
 def lock_path(target: Path) -> Path:
+    """``PARENT/.NAME.lock``; inside the target (``TARGET/.cxraug.lock``) where the parent is
+    read-only and the target a writable folder (a mount point), so such an --out still works."""
+    from cxraug.fsutil import in_place
+
     # resolve(), not absolute(): one output reached through a symlink has one lock.
     target = Path(target).resolve()
+    if in_place(target):
+        return target / INSIDE_LOCK
     return target.parent / f".{target.name}.lock"
 
 

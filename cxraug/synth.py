@@ -273,8 +273,13 @@ def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -
 
 
 def _only_a_started_write(out: Path) -> bool:
-    """True if ``out`` holds nothing but the temporary file of an interrupted provenance.json."""
-    return out.is_dir() and all(p.name.startswith(f".{PROVENANCE}.") and p.suffix == ".tmp" for p in out.iterdir())
+    """True if ``out`` holds nothing but the temporary file of an interrupted provenance.json
+    (and the lock, which lies inside an --out whose parent is read-only)."""
+    from cxraug.lock import INSIDE_LOCK
+
+    return out.is_dir() and all(
+        (p.name.startswith(f".{PROVENANCE}.") and p.suffix == ".tmp") or p.name == INSIDE_LOCK for p in out.iterdir()
+    )
 
 
 def _finish(out: Path, provenance: dict, chosen: list[str], n: int, seconds: float) -> None:

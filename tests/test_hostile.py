@@ -920,3 +920,22 @@ def test_report_out_inside_its_inputs_is_refused(tmp_path: Path) -> None:
         argv = ["report", "--benchmark", str(bench), "--compare", str(cmp), "--out", str(out), "--overwrite"]
         one_line(runner.invoke(app, argv), "lies inside the input")
     assert snapshot(tmp_path) == before
+
+
+def test_a_writable_out_under_a_read_only_parent_needs_nothing_beside_it(
+    run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from cxraug import fsutil
+
+    parent = tmp_path / "ro"
+    (parent / "mnt").mkdir(parents=True)
+    (parent / "set").mkdir()
+    real = fsutil.writable
+    monkeypatch.setattr(fsutil, "writable", lambda p: Path(p).resolve() != parent.resolve() and real(p))  # as root
+    ok(runner.invoke(app, [*phantom_prepare_argv(parent / "mnt"), "--overwrite"]))  # an empty mount point
+    ok(runner.invoke(app, [*phantom_prepare_argv(parent / "mnt", n=200), "--overwrite"]))  # replaced in place
+    ok(runner.invoke(app, ["info", str(parent / "mnt")]))
+    ok(runner.invoke(app, ["synth", "--run", str(run), "--class", "Hernia", "-n", "2", "--out", str(parent / "set")]))
+    assert sorted(p.name for p in parent.iterdir()) == ["mnt", "set"]  # no lock, staging or old copy beside
+    assert sorted(p.name for p in (parent / "mnt").iterdir() if p.name.startswith(".")) == [".cxraug.lock"]
+    assert json.loads((parent / "mnt" / "dataset.json").read_text())["options"]["n"] == 200
