@@ -19,6 +19,7 @@ import numpy as np
 
 from cxraug.errors import UserError
 from cxraug.fsutil import read_json
+from cxraug.lock import hold_read_lock
 
 MANIFEST = "manifest.csv"
 PROVENANCE = "provenance.json"
@@ -140,6 +141,7 @@ def open_synthetic(root: Path | str) -> SyntheticSet:
         raise UserError(f"synthetic set {root} does not exist; make it with `cxraug synth`")
     if not (root / PROVENANCE).is_file():
         raise UserError(f"{root} is not a synthetic set (no {PROVENANCE}); make it with `cxraug synth`")
+    hold_read_lock(root, "synthetic set")  # synth --overwrite waits for the command reading it
     prov = read_json(root / PROVENANCE)
     ok = isinstance(prov, dict) and isinstance(prov.get("classes"), list) and isinstance(prov.get("size"), int)
     if not ok or not all(isinstance(c, str) for c in prov["classes"]):

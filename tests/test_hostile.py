@@ -939,3 +939,17 @@ def test_a_writable_out_under_a_read_only_parent_needs_nothing_beside_it(
     assert sorted(p.name for p in parent.iterdir()) == ["mnt", "set"]  # no lock, staging or old copy beside
     assert sorted(p.name for p in (parent / "mnt").iterdir() if p.name.startswith(".")) == [".cxraug.lock"]
     assert json.loads((parent / "mnt" / "dataset.json").read_text())["options"]["n"] == 200
+
+
+def test_synth_overwrite_of_a_set_being_read_is_refused(run: Path, tmp_path: Path) -> None:
+    from cxraug.lock import reading_scope
+    from cxraug.synthset import open_synthetic
+
+    argv = ["synth", "--run", str(run), "--class", "Hernia", "-n", "2", "--out", str(tmp_path / "set")]
+    ok(runner.invoke(app, argv))
+    before = snapshot(tmp_path / "set")
+    with reading_scope():  # a command reading the set (score --images, a benchmark arm)
+        open_synthetic(tmp_path / "set")
+        one_line(runner.invoke(app, [*argv, "--seed", "1", "--overwrite"]), "is reading the synthetic set")
+    assert snapshot(tmp_path / "set") == before
+    ok(runner.invoke(app, [*argv, "--seed", "1", "--overwrite"]))
