@@ -57,8 +57,9 @@ def check_output(
 
     ``out`` must be a folder path (not a file, not below a file); it must not be, contain or
     lie inside one of the command's ``inputs`` (the files and folders it reads); an existing
-    ``out`` needs ``overwrite``, and ``overwrite`` replaces only an empty folder or one that
-    holds ``marker`` (the file each kind of cxraug output is written with). ``source_dirs`` are
+    ``out`` needs ``overwrite``, and ``overwrite`` replaces only an empty folder or one whose
+    ``marker`` (the file each kind of cxraug output is written with) cxraug wrote, by its
+    content, and that holds nothing else than cxraug writes there (``check_replaceable``). ``source_dirs`` are
     input folders read file by file (prepare's --data-dir): ``out`` may lie inside one, but
     may not be or contain it."""
     check_output_place(out, inputs, source_dirs)
