@@ -174,9 +174,11 @@ def check_replaceable(out: Path, kind: str, marker: str) -> None:
     if not out.is_dir() or not any(out.iterdir()):
         return
     how = "--overwrite only replaces a folder cxraug wrote as one: choose another --out"
-    if not (out / marker).is_file():
-        raise UserError(f"{out} exists and is not a {kind} (no {marker}); {how}")
     owned = OUTPUT_KINDS.get(marker)
+    if not (out / marker).is_file():
+        if owned is not None and (out / INSIDE_STAGING).is_dir() and not foreign_entries(out, owned):
+            return  # an in-place write (read-only parent) killed before its marker moved in
+        raise UserError(f"{out} exists and is not a {kind} (no {marker}); {how}")
     if owned is None:
         return
     if problem := _marker_problem(out / marker, owned):

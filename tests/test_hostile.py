@@ -939,6 +939,10 @@ def test_a_writable_out_under_a_read_only_parent_needs_nothing_beside_it(
     assert sorted(p.name for p in parent.iterdir()) == ["mnt", "set"]  # no lock, staging or old copy beside
     assert sorted(p.name for p in (parent / "mnt").iterdir() if p.name.startswith(".")) == [".cxraug.lock"]
     assert json.loads((parent / "mnt" / "dataset.json").read_text())["options"]["n"] == 200
+    (parent / "mnt" / "dataset.json").unlink()  # as a kill while the new files moved in leaves it
+    (parent / "mnt" / ".cxraug.partial").mkdir()
+    ok(runner.invoke(app, [*phantom_prepare_argv(parent / "mnt"), "--overwrite"]))
+    assert sorted(p.name for p in parent.iterdir()) == ["mnt", "set"]
 
 
 def test_synth_overwrite_of_a_set_being_read_is_refused(run: Path, tmp_path: Path) -> None:
