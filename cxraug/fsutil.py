@@ -34,10 +34,10 @@ def inside(root: Path, relative: str | Path) -> Path:
     rel = Path(name)
     base = Path(root).resolve()
     if not name or "\x00" in name or rel.is_absolute() or ".." in rel.parts:
-        raise UserError(f"{name!r} is not a path inside {root}; was an input edited?")
+        raise UserError(f"{short(name, 60)!r} is not a path inside {root}; was an input edited?")
     path = base / rel
     if not path.resolve().is_relative_to(base):
-        raise UserError(f"{name!r} leads outside {root} (through a link); was an input edited?")
+        raise UserError(f"{short(name, 60)!r} leads outside {root} (through a link); was an input edited?")
     return Path(root) / rel
 
 

@@ -97,7 +97,9 @@ def scan_folder(
             continue
         split = row[scol].strip().lower() if scol else "train_val"
         if split not in ("train", "val", "test", "train_val"):
-            raise UserError(f"{labels_csv.name}: split {split!r} is not train, val or test; fix its split column")
+            raise UserError(
+                f"{labels_csv.name}: split {short(split, 60)!r} is not train, val or test; fix its split column"
+            )
         records.append(
             Record(
                 image_id=str(row[fcol]),

@@ -17,6 +17,7 @@ import numpy as np
 from cxraug.classes import NIH_CLASSES, NO_FINDING
 from cxraug.data.records import Record, SourceScan
 from cxraug.errors import UserError
+from cxraug.fsutil import short
 
 CHESTMNIST_COLUMNS = (
     "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
@@ -141,7 +142,7 @@ def scan_medmnist(npz: Path, flag: str | None, classes: list[str] | None) -> Sou
         if flag is None:
             raise UserError(f"cannot tell which MedMNIST set {npz.name} is; pass --flag chestmnist or pneumoniamnist")
     if flag not in FLAGS:
-        raise UserError(f"unknown --flag {flag!r}; known: {', '.join(FLAGS)}")
+        raise UserError(f"unknown --flag {short(flag, 60)!r}; known: {', '.join(FLAGS)}")
     arrays = _load_arrays(npz)
     width = len(CHESTMNIST_COLUMNS) if flag == "chestmnist" else 1
     found = arrays["train_labels"].reshape(len(arrays["train_labels"]), -1).shape[1]
