@@ -250,7 +250,7 @@ def load_inception(weights: InceptionWeights, device: torch.device | str = "cpu"
         with open(weights.path, "rb") as f:
             head = f.read(2)
         if not head.startswith((b"PK", b"\x80")):  # neither torch's zip format nor a pickle: text, an image...
-            raise UserError(f"{weights.path} is not a torch weights file; {HOW_TO_GET}")
+            raise UserError(f"cannot read Inception weights {weights.path} (not a torch weights file); {HOW_TO_GET}")
         try:
             sd = torch.load(weights.path, map_location="cpu", weights_only=True)
         # damaged, foreign (the unpickler meets garbage as KeyError, IndexError, ...) or code-carrying
