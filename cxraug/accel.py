@@ -34,17 +34,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     import torch
 
     from cxraug.errors import UserError
+    from cxraug.fsutil import short
 
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise UserError(f"--device {device!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+        raise UserError(f"--device {short(device, 60)!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cpu":
         return dev
     if dev.type != "cuda":
-        raise UserError(f"--device {device!r}: cxraug runs on auto, cpu, cuda or cuda:N")
+        raise UserError(f"--device {short(device, 60)!r}: cxraug runs on auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
     if dev.index is not None and dev.index >= torch.cuda.device_count():

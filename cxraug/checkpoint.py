@@ -19,7 +19,7 @@ from typing import Any
 
 from cxraug import runs
 from cxraug.errors import UserError
-from cxraug.fsutil import atomic_write_bytes, atomic_write_text
+from cxraug.fsutil import atomic_write_bytes, atomic_write_text, short
 
 SUFFIX = ".sha256"
 
@@ -79,12 +79,14 @@ def read(path: Path) -> dict[str, Any]:
     expected = _expected_sha(path)
     if sha256_bytes(data) != expected:
         raise BadCheckpoint(f"checksum mismatch ({len(data)} bytes: truncated or altered)")
+    if not data.startswith((b"PK", b"\x80")):  # neither torch's zip format nor a legacy pickle
+        raise BadCheckpoint(f"not a torch file (it starts {short(data[:16].decode(errors='replace'), 16)!r})")
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # weights_only refuses any object that would run code
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BadCheckpoint(f"it holds more than tensors and would run code if loaded ({first[:120]})") from None
-    except (RuntimeError, EOFError, ValueError) as e:  # torch's zip reader on a damaged archive
+    except (RuntimeError, EOFError, ValueError, KeyError, IndexError) as e:  # a damaged archive, a foreign file
         raise BadCheckpoint(f"not a readable torch file ({type(e).__name__})") from None
     if not isinstance(payload, dict):
         raise BadCheckpoint("it does not hold a checkpoint dict")

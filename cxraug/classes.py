@@ -7,6 +7,8 @@ Label integers everywhere in cxraug index this list (or the dataset's own subset
 from __future__ import annotations
 
 import difflib
+import hashlib
+import re
 
 NO_FINDING = "No Finding"
 NIH_PATHOLOGIES: tuple[str, ...] = (
@@ -97,6 +99,7 @@ def resolve_classes(spec: str | list[str], known: tuple[str, ...] | list[str]) -
 
 CLASS_NAME_PUNCTUATION = " _-.,()+'"
 MAX_CLASS_NAME = 64
+MAX_CLASS_NAME_BYTES = 128  # synth's <class>/<class>_N.png stays far below a file system's 255 bytes
 
 
 def class_name_problem(name: object) -> str | None:
@@ -106,11 +109,30 @@ def class_name_problem(name: object) -> str | None:
     no ``..``, no markup."""
     if not isinstance(name, str) or not name.strip():
         return "an empty class name"
-    if len(name) > MAX_CLASS_NAME:
-        return f"class name {name[:20]!r}... is longer than {MAX_CLASS_NAME} characters"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if len(name) > MAX_CLASS_NAME or size > MAX_CLASS_NAME_BYTES:
+        return (
+            f"class name {name[:20]!r}{'...' if len(name) > 20 else ''} is {len(name)} characters, {size} bytes in "
+            f"UTF-8; a class name (a folder and file name part) is at most {MAX_CLASS_NAME} characters and "
+            f"{MAX_CLASS_NAME_BYTES} bytes"
+        )
     bad = sorted({ch for ch in name if not (ch.isalnum() or ch in CLASS_NAME_PUNCTUATION)})
     if bad:
         return f"class name {name!r} holds {''.join(bad)!r}; use letters, digits, spaces and {CLASS_NAME_PUNCTUATION.strip()!r}"
     if name.startswith(".") or name != name.strip():
         return f"class name {name!r} starts with a dot or a space, or ends with a space"
     return None
+
+
+_NOT_PLAIN = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def file_stem(name: str) -> str:
+    """The part of a file name that stands for class ``name``, unique by construction: the name
+    itself where it is plain (ASCII letters, digits, ``_.-``), otherwise its slug, ``+`` and 10
+    hex digits of the name's sha256 (a plain name never holds ``+``), so "No Finding" and
+    "No_Finding", or two names that differ only in non-ASCII letters, never share a file."""
+    slug = _NOT_PLAIN.sub("_", name)
+    if slug == name:
+        return name
+    return f"{slug[:60]}+{hashlib.sha256(name.encode()).hexdigest()[:10]}"

@@ -6,12 +6,14 @@ so a run can always be rebuilt and resumed from its own folder.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cxraug.errors import UserError
+from cxraug.fsutil import quoted, short
 
 DEFAULT_STEPS = 2000
 UNTIL_TIME_LIMIT = 10**9  # steps of a run given only a --time-limit: the budget stops it
@@ -76,6 +78,10 @@ def parse_value(text: str) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    except RecursionError:
+        raise UserError(
+            f"--set value {short(text, 40)!r} nests too deeply; give a number, a word or a flat list"
+        ) from None
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
@@ -83,7 +89,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set {item!r} is not key=value (e.g. --set lr_g=1e-4)")
+            raise UserError(f"--set {short(item, 60)!r} is not key=value (e.g. --set lr_g=1e-4)")
         out[key.strip()] = parse_value(value.strip())
     return out
 
@@ -95,10 +101,19 @@ def load_config_file(path: Path | None) -> dict[str, Any]:
 
     if not path.is_file():
         raise UserError(f"config file {path} does not exist")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(
+            f"config file {path} is not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}); save it as UTF-8"
+        ) from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise UserError(f"config file {path} is not valid YAML: {short(str(e).splitlines()[0], 120)}") from None
+    except RecursionError:
+        raise UserError(f"config file {path} nests too deeply to read; write a flat mapping of keys") from None
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must be a mapping of keys to values")
     return data
@@ -114,7 +129,7 @@ def _route(key: str, value: Any, train: dict, model: dict, model_fields: set[str
         model[key] = value
     else:
         raise UserError(
-            f"unknown config key {key!r}; training keys: {', '.join(TrainConfig.model_fields)}; "
+            f"unknown config key {short(key, 60)!r}; training keys: {', '.join(TrainConfig.model_fields)}; "
             f"model keys: {', '.join(sorted(model_fields))}"
         )
 
@@ -125,16 +140,57 @@ def validation_message(e: ValidationError, cls: type[BaseModel], what: str) -> s
     loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         return f"unknown {what} {loc!r}; known: {', '.join(cls.model_fields)}"
-    where = f" {loc!r}" if loc else ""
     msg = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for validator messages
-    return f"{what}{where}: {msg} (got {err.get('input')!r})"
+    if not loc:  # a check of the whole config: its message says what is wrong
+        return f"{what}: {msg}"
+    return f"{what} {loc!r}: {msg} (got {quoted(err.get('input'), 60)})"
 
 
 def validated(cls: type[BaseModel], values: dict[str, Any], what: str) -> BaseModel:
+    """``cls`` built from ``values``: its own ranges (pydantic), then the ones every number has
+    (:func:`number_problem`); a bad value is one line naming the key."""
     try:
-        return cls(**values)
+        obj = cls(**values)
     except ValidationError as e:
         raise UserError(validation_message(e, cls, what)) from None
+    for key, value in obj.model_dump().items():
+        if problem := number_problem(key, value):
+            raise UserError(f"{what} {key!r}: {problem}")
+    return obj
+
+
+SEED_LIMIT = 2**63  # seeds are 63-bit: what torch's and NumPy's generators take whole
+INT_LIMIT = 2**63  # any other integer: what a 64-bit tensor or index holds
+FLOAT_LIMIT = 1e30  # any float: finite, and far inside float32 (3.4e38), which the nets compute in
+
+
+def number_problem(key: str, value: Any) -> str | None:
+    """What is wrong with a number given as option ``key`` (None: nothing), by the rules every
+    numeric option and ``--set`` value follows: a seed (``seed``, ``*_seed``) in [0, 2^63), any
+    other integer within 64 bits, any float finite and at most 1e30 in size. Lists and tuples
+    are checked item by item."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return next((p for v in value if (p := number_problem(key, v))), None)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return f"must be a finite number (got {value})"
+        if abs(value) > FLOAT_LIMIT:
+            return f"must be at most {FLOAT_LIMIT:g} in size (got {value:g})"
+    elif isinstance(value, int):
+        if key == "seed" or key.endswith("_seed"):
+            if not 0 <= value < SEED_LIMIT:
+                return f"a seed must be in [0, 2^63) (got {short(value, 40)})"
+        elif not -INT_LIMIT <= value < INT_LIMIT:
+            return f"must be within 64 bits, below 2^63 in size (got {short(value, 40)})"
+    return None
+
+
+def check_option(option: str, value: Any, key: str | None = None) -> None:
+    """One command-line number (``--seed``, ``--n``) checked by :func:`number_problem`'s rules."""
+    if problem := number_problem(key or option.lstrip("-").replace("-", "_"), value):
+        raise UserError(f"{option}: {problem}")
 
 
 def explicit_values(
@@ -199,7 +255,7 @@ def resume_changes(
                 changes[key] = new
             elif new != values.get(key):
                 raise UserError(
-                    f"--resume {run_name}: {what} {key!r} is {values.get(key)!r} in the run, the command gives "
-                    f"{new!r}; drop it to continue the run, or start a new run"
+                    f"--resume {run_name}: {what} {key!r} is {quoted(values.get(key), 60)} in the run, the command "
+                    f"gives {quoted(new, 60)}; drop it to continue the run, or start a new run"
                 )
     return changes

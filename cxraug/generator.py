@@ -203,7 +203,7 @@ class Generator(ABC):
         from safetensors.torch import load
 
         from cxraug.config import validated
-        from cxraug.fsutil import read_json
+        from cxraug.fsutil import read_json, short
 
         directory = Path(directory)
         meta = read_json(directory / CONFIG_FILE)
@@ -226,7 +226,16 @@ class Generator(ABC):
         except (KeyError, TypeError, ValueError, SafetensorError) as e:
             raise UserError(f"{directory} is not a readable cxraug export ({type(e).__name__}: {e})") from None
         model = cls(config, spec)
-        model.load_export_tensors(tensors)
+        try:
+            model.load_export_tensors(tensors)
+        except RuntimeError as e:  # torch's load_state_dict: a tensor missing, extra or of another shape
+            if not str(e).startswith("Error(s) in loading state_dict"):
+                raise
+            first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), "")
+            raise UserError(
+                f"{directory / WEIGHTS_FILE} does not fit the model its {CONFIG_FILE} describes ({short(first, 120)}); "
+                "export the run again (resume it with more --steps)"
+            ) from None
         return model
 
     @classmethod

@@ -49,10 +49,8 @@ def require(what: str, out: Path, disk: int = 0, memory: int = 0) -> None:
     require_memory(what, memory)
 
 
-def require_memory(what: str, memory: int) -> None:
+def require_memory(what: str, memory: int, remedy: str = "ask for fewer images") -> None:
     """Refuse ``what`` when it needs more memory than the kernel can give without swapping."""
     avail = available_memory()
     if avail is not None and memory > avail:
-        raise UserError(
-            f"{what} needs about {_gib(memory)} of memory, and {_gib(avail)} is available; ask for fewer images"
-        )
+        raise UserError(f"{what} needs about {_gib(memory)} of memory, and {_gib(avail)} is available; {remedy}")

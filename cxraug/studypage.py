@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from cxraug.classes import file_stem
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_write_text, check_new_output, read_json
 from cxraug.page import Block, Box, Bullets, Heading, Image, Link, Para, html
@@ -161,7 +162,7 @@ def build(cfg: StudyPageConfig) -> tuple[str, list[Block], dict[str, bytes]]:
     for name in classes:
         grid = sample_grid(synthetic, name, cfg.columns)
         if grid is not None:
-            file = f"samples_{name}.png"
+            file = f"samples_{file_stem(name)}.png"
             pngs[file] = grid[0]
             blocks.append(Image(file, grid[1]))
     if cmp is not None:
@@ -181,6 +182,12 @@ def write_study_page(cfg: StudyPageConfig) -> Path:
     out = Path(cfg.out)
     if out.suffix.lower() not in (".html", ".htm") or out.is_dir():
         raise UserError(f"--out {out} must name an .html file (e.g. study/index.html)")
+    for inp in (cfg.benchmark, cfg.compare):
+        if inp is not None and out.resolve().is_relative_to(Path(inp).resolve()):
+            raise UserError(
+                f"--out {out} lies inside the input {inp}; the report would replace or mix with that folder's "
+                "own files (its summary.html): write it outside, e.g. study/index.html"
+            )
     check_new_output(out, cfg.overwrite)
     title, blocks, pngs = build(cfg)
     atomic_write_text(out, html(title, blocks, pngs))

@@ -25,7 +25,15 @@ import torch
 from cxraug import __version__, runs
 from cxraug.classes import means_all, resolve_classes
 from cxraug.errors import UserError
-from cxraug.fsutil import atomic_write_bytes, check_output_place, inside, read_json, write_json
+from cxraug.fsutil import (
+    TOOL,
+    atomic_write_bytes,
+    check_output_place,
+    check_replaceable,
+    inside,
+    read_json,
+    write_json,
+)
 from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
 from cxraug.resources import PNG_OVERHEAD, SYNTH_ROW_BYTES, require
@@ -52,6 +60,8 @@ def default_out(cfg: SynthConfig, class_names: list[str], all_classes: list[str]
     """RUN/synth/<classes>-n<N>-seed<S>[-<options>]: sampling options that differ from the
     plugin's defaults are part of the name, so another setting never lands on an existing set."""
     tag = "all" if class_names == all_classes else "+".join(class_names)
+    if len(tag.encode()) > 100:  # many or long names: their count and a hash, so the folder name fits
+        tag = f"{len(class_names)}classes-{hashlib.sha256(tag.encode()).hexdigest()[:10]}"
     return inside(Path(cfg.run) / "synth", f"{tag}-n{cfg.n}-seed{cfg.seed}{options_tag(options)}")
 
 
@@ -111,6 +121,9 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
     from cxraug.accel import process_state, resolve_device
 
     reporter = reporter or NullReporter()
+    from cxraug.config import check_option
+
+    check_option("--seed", cfg.seed)
     if cfg.n < 1:
         raise UserError("-n must be at least 1 (images per class)")
     if cfg.batch_size < 1:
@@ -132,6 +145,7 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
     gen.to(device)
 
     provenance = {
+        "tool": TOOL,
         "cxraug_version": __version__,
         "run": str(Path(cfg.run).resolve()),
         "plugin": gen.name,
@@ -237,6 +251,7 @@ def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -
                 "did not write: choose another --out"
             )
         elif overwrite:
+            check_replaceable(out, "synthetic set", PROVENANCE)  # cxraug's by content, nothing of yours inside
             shutil.rmtree(out)
         elif old.get("complete") and {k: old.get(k) for k in identity} != identity:
             differ = ", ".join(k for k in identity if old.get(k) != identity[k])
@@ -258,8 +273,13 @@ def _open_output(out: Path, identity: dict, provenance: dict, overwrite: bool) -
 
 
 def _only_a_started_write(out: Path) -> bool:
-    """True if ``out`` holds nothing but the temporary file of an interrupted provenance.json."""
-    return out.is_dir() and all(p.name.startswith(f".{PROVENANCE}.") and p.suffix == ".tmp" for p in out.iterdir())
+    """True if ``out`` holds nothing but the temporary file of an interrupted provenance.json
+    (and the lock, which lies inside an --out whose parent is read-only)."""
+    from cxraug.lock import INSIDE_LOCK
+
+    return out.is_dir() and all(
+        (p.name.startswith(f".{PROVENANCE}.") and p.suffix == ".tmp") or p.name == INSIDE_LOCK for p in out.iterdir()
+    )
 
 
 def _finish(out: Path, provenance: dict, chosen: list[str], n: int, seconds: float) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from cxraug.errors import UserError
-from cxraug.fsutil import read_json
+from cxraug.fsutil import read_json, short
+from cxraug.lock import hold_read_lock
 
 MANIFEST = "manifest.csv"
 PROVENANCE = "provenance.json"
@@ -54,9 +55,11 @@ class SyntheticSet:
         classes = self.classes
         for file, cls, label in zip(df["file"], df["class"], df["label"], strict=True):
             if not _inside(self.root, file):
-                raise UserError(f"{path} lists {file!r}, which is not a file inside the set; was it edited?")
+                raise UserError(f"{path} lists {short(file, 60)!r}, which is not a file inside the set; was it edited?")
             if not label.isdigit() or int(label) >= len(classes) or classes[int(label)] != cls:
-                raise UserError(f"{path}: {file!r} has label {label!r} and class {cls!r}, which disagree")
+                raise UserError(
+                    f"{path}: {short(file, 60)!r} has label {short(label, 60)!r} and class {short(cls, 60)!r}, which disagree"
+                )
         df["label"] = df["label"].astype(np.int64)
         self._check_against_provenance(df, path)
         return df
@@ -69,7 +72,9 @@ class SyntheticSet:
             raise UserError(f"{path} lists {repeated.iloc[0]!r} more than once; was it edited? make the set again")
         for file, cls in zip(df["file"], df["class"], strict=True):
             if Path(file).parts[:2] != ("images", cls):
-                raise UserError(f"{path}: {file!r} is listed as class {cls!r}; was it edited? make the set again")
+                raise UserError(
+                    f"{path}: {short(file, 60)!r} is listed as class {short(cls, 60)!r}; was it edited? make the set again"
+                )
         counts = df["class"].value_counts().to_dict()
         n = self.provenance.get("n_per_class")
         requested = self.provenance.get("requested")
@@ -140,6 +145,7 @@ def open_synthetic(root: Path | str) -> SyntheticSet:
         raise UserError(f"synthetic set {root} does not exist; make it with `cxraug synth`")
     if not (root / PROVENANCE).is_file():
         raise UserError(f"{root} is not a synthetic set (no {PROVENANCE}); make it with `cxraug synth`")
+    hold_read_lock(root, "synthetic set")  # synth --overwrite waits for the command reading it
     prov = read_json(root / PROVENANCE)
     ok = isinstance(prov, dict) and isinstance(prov.get("classes"), list) and isinstance(prov.get("size"), int)
     if not ok or not all(isinstance(c, str) for c in prov["classes"]):

@@ -116,6 +116,38 @@ def check_runtime(train: TrainConfig) -> None:
             raise UserError("tensorboard logging needs `pip install tensorboard`") from None
 
 
+BATCH_BYTES_PER_PIXEL = 16 * 4  # float32, times a floor on what a step holds per input pixel (both nets, grads)
+BATCH_BYTES_PER_IMAGE = 256  # the batch's index bookkeeping per image
+
+
+def divergence_advice(step: int, bad: str, last_good: int, run: Path, plugin: type) -> str:
+    """What to do when a step's losses are not finite, in words ``--resume`` accepts: a resumed run
+    keeps every setting and repeats its steps exactly, so it would diverge again; only a new run
+    can lower the learning rate. A checkpoint is named only when one was written."""
+    fields = getattr(getattr(plugin, "Config", None), "model_fields", {})
+    lrs = [k for k in fields if k == "lr" or k.startswith("lr_")] or ["lr"]
+    kept = (
+        f"its last good checkpoint, step {last_good}, stays in {run}"
+        if last_good > 0
+        else f"no checkpoint was written before it ({run})"
+    )
+    return (
+        f"training diverged at step {step} ({bad}); {kept}. --resume would repeat the same steps (a resumed "
+        f"run keeps its settings): start a new run with a lower learning rate, e.g. half of it "
+        f"({' and '.join(f'--set {k}=...' for k in lrs)})"
+    )
+
+
+def check_batch_memory(train: TrainConfig, data: PreparedData) -> None:
+    """Refuse, before any run folder, a batch that cannot fit in memory (a floor: the step itself
+    holds more), instead of building its index list until the kernel's out-of-memory killer."""
+    from cxraug.resources import require_memory
+
+    per_image = data.size**2 * BATCH_BYTES_PER_PIXEL + BATCH_BYTES_PER_IMAGE
+    what = f"--batch-size {train.batch_size:,} at {data.size}px"
+    require_memory(what, train.batch_size * per_image, "choose a smaller --batch-size")
+
+
 def make_run_accelerator(train: TrainConfig, run: Path):
     check_runtime(train)
     return make_accelerator(mixed_precision=train.mixed_precision, project_dir=run, tensorboard=train.tensorboard)
@@ -277,10 +309,7 @@ class _Loop:
         bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
         bad, over = _step_flags(acc, self.clock, self.limit_s, bad)
         if bad:
-            raise TrainingDiverged(
-                f"training diverged at step {step} ({bad}); the last good checkpoint is step {last_good} "
-                f"in {self.run}: lower the learning rate (e.g. --set lr_g=...) and --resume, or start anew"
-            )
+            raise TrainingDiverged(divergence_advice(step, bad, last_good, self.run, type(self.gen)))
         self.clock.images += len(idx) * acc.num_processes
         return losses, over
 

@@ -13,6 +13,7 @@ from compare_helpers import RecordingProjection, copy_run, retarget_data
 from gen_helpers import tiny_run
 from typer.testing import CliRunner
 
+from cxraug.classes import file_stem
 from cxraug.cli import app
 from cxraug.compare.bootstrap import BootstrapConfig
 from cxraug.compare.core import CompareConfig, compare
@@ -141,7 +142,7 @@ def test_cli_outputs_atomic_and_narrow(runs: dict[str, Path], tmp_path: Path, ch
     assert "cxraug compare" in res.stdout and "NOT real data" in res.stdout and "runs x classes" in res.stderr
     names = {p.name for p in out.iterdir()}
     assert {"compare.json", "compare.csv", "compare.md", "compare.html", "quality_vs_cost.png"} <= names
-    assert "samples_No_Finding.png" in names
+    assert f"samples_{file_stem('No Finding')}.png" in names
     doc = json.loads((out / "compare.json").read_text())
     assert doc["kind"] == "compare" and len(doc["runs"]) == 2 and doc["bootstrap"]["resamples"] == 6
     assert set(doc["real_features_sha256"]) == {"No Finding"}

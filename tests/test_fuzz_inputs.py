@@ -268,6 +268,85 @@ def test_fuzz_yaml_config_and_set_values(data, phantom32, outside, tmp_path_fact
     run_cli("YAML config + --set", argv, outside)
 
 
+NUMERIC_KEYS = ["seed", "steps", "batch_size", "time_limit", "lr_g", "lr_d", "ema_kimg", "r1_gamma", "z_dim",
+                "fid_n", "train.seed", "model.lr_g"]  # fmt: skip
+number_text = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(lambda v: {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}.get(repr(v), repr(v))),
+    st.integers(-(2**70), 2**70).map(str),
+    st.sampled_from(["1e308", "-1e308", "9223372036854775807", "9223372036854775808", "-1", "0", "1e-320"]),
+)  # fmt: skip
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_numeric_set_values(data, phantom32, outside) -> None:
+    """Any number as a --set value: refused in one line, or a config whose every number is
+    within the rules (finite, at most 1e30, 64-bit integers, seeds in [0, 2^63))."""
+    from cxraug.config import number_problem
+
+    sets = data.draw(st.lists(st.tuples(st.sampled_from(NUMERIC_KEYS), number_text), min_size=1, max_size=3))
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--dry-run"]
+    for k, v in sets:
+        argv += ["--set", f"{k}={v}"]
+    output = run_cli("numeric --set values", argv, outside)
+    if not output.startswith("error"):
+        cfg = json.loads(output)
+        for section in ("train", "model"):
+            assert not [(k, v) for k, v in cfg[section].items() if number_problem(k, v)], cfg[section]
+
+
+@FUZZ
+@given(value=st.one_of(st.integers(-(2**70), 2**70), st.sampled_from([-1, 2**63 - 1, 2**63])))
+def test_fuzz_seed_options(value, outside, tmp_path_factory) -> None:
+    """--seed of prepare and score: in [0, 2^63) or one line, before anything is written."""
+    out = tmp_path_factory.getbasetemp() / "seeded"
+    shutil.rmtree(out, ignore_errors=True)
+    argv = ["prepare", "--source", "phantom", "--n", "0", "--size", "32", "--seed", str(value), "--out", str(out)]
+    output = run_cli("--seed values", argv, outside)
+    assert ("a seed must be in [0, 2^63)" in output) == (not 0 <= value < 2**63) and not out.exists()
+    output = run_cli("--seed values", ["score", "--images", str(out), "--seed", str(value)], outside)
+    assert ("a seed must be in [0, 2^63)" in output) == (not 0 <= value < 2**63)
+
+
+json_value = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), text),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(text, inner, max_size=3)),
+    max_leaves=8,
+)
+
+
+@pytest.fixture(scope="module")
+def json_copy(phantom32, tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("jsontypes") / "data"
+    shutil.copytree(phantom32, d, ignore=shutil.ignore_patterns("feature_cache"))
+    return d
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_json_types_of_marker_files(data, json_copy, outside) -> None:
+    """dataset.json and compare.json replaced by any JSON value, or a dataset.json with one key
+    of another type: one line, never a traceback."""
+    from cxraug.studypage import _compare_results
+
+    meta = (
+        json.loads((json_copy / "dataset.json.orig").read_text())
+        if (json_copy / "dataset.json.orig").is_file()
+        else None
+    )
+    if meta is None:
+        shutil.copyfile(json_copy / "dataset.json", json_copy / "dataset.json.orig")
+        meta = json.loads((json_copy / "dataset.json").read_text())
+    if data.draw(st.booleans()):
+        doc = data.draw(json_value)
+    else:
+        doc = {**meta, data.draw(st.sampled_from(sorted(meta))): data.draw(json_value)}
+    (json_copy / "dataset.json").write_text(json.dumps(doc))
+    run_cli("JSON types", ["info", str(json_copy)], outside)
+    (json_copy / "compare.json").write_text(json.dumps(data.draw(json_value)))
+    call_api("JSON types", lambda: _compare_results(json_copy), outside)
+
+
 # --- an edited synth manifest, an edited run config.json --------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_set(phantom32, tmp_path_factory) -> tuple[Path, Path]:

@@ -207,7 +207,7 @@ def test_check_output_rules(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "file").write_text("x")
     (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "scores.json").write_text("{}")
+    (tmp_path / "mine" / "scores.json").write_text('{"kind": "score"}')
     (tmp_path / "empty").mkdir()
     inputs = [tmp_path / "in"]
     for out, expect in [(tmp_path / "in", "is the input"), (tmp_path, "contains the input"),
@@ -561,3 +561,399 @@ def test_benchmark_report_is_whole_or_absent(tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(OSError):
         bench.write_whole_report(object(), out)
     assert sorted(p.name for p in out.iterdir()) == [bench.MARKER]
+
+
+# --- issue 31, 3. --overwrite reads the marker's content and what lies beside it --------------------
+def test_prepare_overwrite_keeps_a_folder_holding_what_cxraug_did_not_write(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    ok(runner.invoke(app, phantom_prepare_argv(d)))
+    (d / "myruns" / "00001").mkdir(parents=True)
+    (d / "myruns" / "00001" / "notes.txt").write_text("mine")
+    before = snapshot(d)
+    one_line(runner.invoke(app, [*phantom_prepare_argv(d), "--overwrite"]), "myruns/")
+    assert snapshot(d) == before
+    shutil.rmtree(d / "myruns")
+    (d / "feature_cache" / "reference").mkdir(parents=True)  # what cxraug writes there is its own
+    (d / "feature_cache" / "reference" / "x-1.safetensors").write_bytes(b"")
+    (d / ".feature_cache.lock").write_text("1\n")
+    ok(runner.invoke(app, [*phantom_prepare_argv(d), "--overwrite"]))
+
+
+def test_overwrite_reads_the_marker_not_its_name(tmp_path: Path) -> None:
+    nnunet = tmp_path / "Dataset001"  # another tool's dataset folder with a dataset.json
+    (nnunet / "imagesTr").mkdir(parents=True)
+    (nnunet / "imagesTr" / "case_0000.nii.gz").write_bytes(b"x")
+    (nnunet / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "labels": {"background": 0}}))
+    for marker in ['{"channel_names": {}}', "[]", "not json"]:
+        (nnunet / "dataset.json").write_text(marker)
+        before = snapshot(nnunet)
+        one_line(runner.invoke(app, [*phantom_prepare_argv(nnunet), "--overwrite"]), "not a prepared dataset")
+        assert snapshot(nnunet) == before
+
+
+def test_a_dataset_prepared_before_the_tool_field_is_still_replaced(tmp_path: Path) -> None:
+    from cxraug.fsutil import check_replaceable
+
+    d = tmp_path / "d"
+    ok(runner.invoke(app, phantom_prepare_argv(d)))
+    meta = json.loads((d / "dataset.json").read_text())
+    assert meta.pop("tool") == "cxraug"
+    (d / "dataset.json").write_text(json.dumps(meta))
+    check_replaceable(d, "prepared dataset", "dataset.json")
+    (d / "dataset.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "content_sha256"}))
+    with pytest.raises(UserError, match="not a prepared dataset cxraug wrote"):
+        check_replaceable(d, "prepared dataset", "dataset.json")
+
+
+def test_score_compare_and_synth_overwrite_keep_a_users_file(tmp_path: Path) -> None:
+    from cxraug.fsutil import check_replaceable
+
+    for kind, marker, own in [("score folder", "scores.json", "scores.csv"), ("compare folder", "compare.json", "samples_0-a.png"),
+                              ("synthetic set", "provenance.json", "images/a/a_000000.png")]:  # fmt: skip
+        out = tmp_path / marker
+        (out / own).parent.mkdir(parents=True)
+        (out / marker).write_text(json.dumps({"tool": "cxraug"}))
+        (out / own).write_text("x")
+        (out / ".x.json.123.tmp").write_text("")  # a torn temporary file of ours
+        check_replaceable(out, kind, marker)
+        (out / "thesis.docx").write_text("mine")
+        with pytest.raises(UserError, match=r"thesis\.docx"):
+            check_replaceable(out, kind, marker)
+
+
+# --- issue 31, 4. class names are the hashed manifest's ---------------------------------------------
+@pytest.mark.parametrize("how", ["swapped", "renamed", "extra count"])
+def test_class_names_edited_in_dataset_json_are_refused_by_every_reader(
+    phantom32: Path, run: Path, tmp_path: Path, how: str
+) -> None:
+    from cxraug.data.prepared import fingerprint, open_prepared
+
+    d = tmp_path / "data"
+    shutil.copytree(phantom32, d, ignore=shutil.ignore_patterns("feature_cache"))
+    before = fingerprint(open_prepared(d))
+    meta = json.loads((d / "dataset.json").read_text())
+    a, b = meta["classes"][:2]
+    if how == "swapped":  # classes and counts swapped together: every count still agrees
+        meta["classes"][:2] = [b, a]
+        for split in meta["counts"].values():
+            split[a], split[b] = split[b], split[a]
+    elif how == "renamed":
+        meta["classes"][0] = "Renamed"
+        for split in meta["counts"].values():
+            split["Renamed"] = split.pop(a)
+    else:
+        meta["counts"]["train"]["Extra"] = 0
+    (d / "dataset.json").write_text(json.dumps(meta))
+    expect = "not in its classes" if how == "extra count" else "manifest.csv"
+    one_line(runner.invoke(app, ["info", str(d)]), expect)
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(d), "--out", str(tmp_path / "runs"), "--steps", "1"]
+    one_line(runner.invoke(app, argv), expect)
+    one_line(runner.invoke(app, ["score", "--run", str(run), "--data", str(d), "-n", "4", "--out", str(tmp_path / "s")]), expect)  # fmt: skip
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "s").exists()
+    shutil.copyfile(phantom32 / "dataset.json", d / "dataset.json")  # today's dataset.json: opens, same fingerprint
+    assert fingerprint(open_prepared(d)) == before
+
+
+# --- issue 31, 5. score checks that the run was trained on its --data -----------------------------
+def test_score_refuses_data_the_run_was_not_trained_on(run: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    ok(runner.invoke(app, phantom_prepare_argv(other, n=200)))  # the same source prepared again, other images
+    out, before = tmp_path / "s", snapshot(run)
+    argv = ["score", "--run", str(run), "--data", str(other), "-n", "4", "--out", str(out)]
+    err = one_line(runner.invoke(app, argv), "is not the dataset")
+    assert "content of" in err and "--allow-different-data" in err and not out.exists() and snapshot(run) == before
+
+
+# --- issue 31, 6. file names from class names are unique by construction ---------------------------
+@FUZZ
+@given(a=st.text(min_size=1, max_size=30), b=st.text(min_size=1, max_size=30))
+def test_file_stems_of_two_class_names_differ(a: str, b: str) -> None:
+    from cxraug.classes import file_stem
+
+    for name in (a, b, "No Finding", "No_Finding"):
+        stem = file_stem(name)
+        assert stem and "/" not in stem and stem.isascii() and len(stem.encode()) <= 72
+    assert (file_stem(a) == file_stem(b)) == (a == b)
+    assert file_stem("Pleural_Thickening") == "Pleural_Thickening"  # a plain name keeps its file (and cache entry)
+
+
+def test_compare_grid_files_of_look_alike_classes_do_not_overwrite(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from cxraug.compare import output, plots
+
+    monkeypatch.setattr(plots, "side_by_side", lambda c, per_run, seed: c.encode())
+    monkeypatch.setattr(plots, "quality_vs_cost", lambda result: b"")
+    names = ["No Finding", "No_Finding", "No-Finding", "Ödem", "Ädem"]
+    result = SimpleNamespace(samples={c: {"r": [1]} for c in names}, context={"seed": 0})
+    pngs = output.images(result)
+    assert sorted(data.decode() for n, (data, _) in pngs.items() if n.startswith("samples_")) == sorted(names)
+
+
+# --- issue 31, 2. a dataset being read is not replaced under its reader ------------------------------
+def test_prepare_overwrite_of_a_dataset_being_read_is_refused(tmp_path: Path) -> None:
+    from cxraug.data.prepared import open_prepared
+    from cxraug.lock import output_lock, reading_scope
+
+    d = tmp_path / "d"
+    ok(runner.invoke(app, phantom_prepare_argv(d)))
+    before = snapshot(d)
+    with reading_scope():  # what every command runs in; open_prepared takes the shared lock
+        open_prepared(d)
+        one_line(
+            runner.invoke(app, [*phantom_prepare_argv(d, n=200), "--overwrite"]), "is reading the prepared dataset"
+        )
+        assert snapshot(d) == before
+        open_prepared(d)  # two readers at once: fine
+    ok(runner.invoke(app, ["info", str(d)]))
+    with output_lock(d, "prepared dataset"):  # a writer at work: a reader does not open it half-replaced
+        one_line(runner.invoke(app, ["info", str(d)]), "is writing the prepared dataset")
+    ok(runner.invoke(app, [*phantom_prepare_argv(d, n=200), "--overwrite"]))  # the reader has finished
+    assert snapshot(d) != before
+
+
+# --- issue 31, 7. bounded work -----------------------------------------------------------------------
+def test_a_tiny_truncation_ends(run: Path, tmp_path: Path) -> None:
+    import torch
+    from cxraug_cgan.plugin import truncate_noise
+
+    def old(z, t, g):  # what earlier versions ran: rejection until every entry fits
+        while (bad := z.abs() > t).any():
+            z[bad] = torch.randn(int(bad.sum()), generator=g)
+        return z
+
+    for t in (0.5, 2.0):  # a usual truncation draws what it drew before
+        a = truncate_noise(
+            torch.randn(64, 32, generator=torch.Generator().manual_seed(1)), t, torch.Generator().manual_seed(2)
+        )
+        b = old(torch.randn(64, 32, generator=torch.Generator().manual_seed(1)), t, torch.Generator().manual_seed(2))
+        assert torch.equal(a, b)
+    for t in (1e-300, 1e-6, 0.01):
+        z = truncate_noise(torch.randn(1000, 8), t, torch.Generator().manual_seed(0))
+        assert z.abs().max() <= t and torch.isfinite(z).all()
+    z = truncate_noise(torch.randn(20000, 1), 0.01, torch.Generator().manual_seed(0))
+    assert abs(float(z.std()) - 0.01 / 3**0.5) < 0.0005  # nearly uniform on [-t, t], as the truncated normal is
+    start = time.perf_counter()
+    ok(runner.invoke(app, ["synth", "--run", str(run), "--class", "Hernia", "-n", "2", "--set", "truncation=1e-12",
+                           "--out", str(tmp_path / "syn")]))  # fmt: skip
+    assert time.perf_counter() - start < 60
+
+
+def test_a_huge_batch_is_refused_before_any_run_folder(phantom32: Path, tmp_path: Path) -> None:
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs"),
+            "--steps", "1", "--batch-size", "1000000000"]  # fmt: skip
+    start = time.perf_counter()
+    one_line(runner.invoke(app, argv), "choose a smaller --batch-size")
+    assert time.perf_counter() - start < 30 and not (tmp_path / "runs").exists()
+
+
+def _npz_claiming(path: Path, n: int) -> None:
+    """A MedMNIST-shaped npz whose train_images header claims ``n`` images (its data holds 4)."""
+    import io
+    import zipfile
+
+    arrays = {f"{s}_{k}": (np.zeros((4, 28, 28), np.uint8) if k == "images" else np.zeros((4, 1), np.uint8))
+              for s in ("train", "val", "test") for k in ("images", "labels")}  # fmt: skip
+    with zipfile.ZipFile(path, "w") as z:
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.save(buf, arr)
+            data = buf.getvalue()
+            if name == "train_images":
+                data = data.replace(b"(4, 28, 28)", f"({n}, 28, 28)".encode().ljust(11))
+            z.writestr(f"{name}.npy", data)
+
+
+def test_an_npz_header_is_checked_before_its_array_is_allocated(tmp_path: Path, monkeypatch) -> None:
+    from cxraug import resources
+
+    def prepare(n: int, memory: int) -> str:
+        path = tmp_path / f"pneumoniamnist_{n}.npz"
+        _npz_claiming(path, n)
+        monkeypatch.setattr(resources, "available_memory", lambda: memory)
+        argv = ["prepare", "--source", "medmnist", "--npz", str(path), "--size", "32", "--out", str(tmp_path / "d")]
+        err = one_line(runner.invoke(app, argv), "pneumoniamnist")
+        assert not (tmp_path / "d").exists()
+        return err
+
+    assert "damaged" in prepare(10**9, 2**33)  # a header claiming 1e9 images its member does not hold
+    assert "of memory" in prepare(4, 1000)  # arrays that cannot fit: the size refusal, before allocation
+
+
+# --- issue 31, 8. one validation for numbers, foreign files, JSON types, encodings ------------------
+@pytest.mark.parametrize(
+    "extra", [["--set", "lr_d=1e308"], ["--set", "lr_g=.inf"], ["--seed", "-1"], ["--seed", "99999999999999999999"],
+              ["--time-limit", "inf"], ["--set", "ema_kimg=.nan"]],
+)  # fmt: skip
+def test_numbers_out_of_range_are_refused_before_any_run_folder(phantom32: Path, tmp_path: Path, extra) -> None:
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs"), "--steps", "1"]
+    one_line(runner.invoke(app, [*argv, *extra]))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_foreign_files_in_weight_loaders_are_one_line_naming_the_file(
+    run: Path, phantom32: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    text = tmp_path / "weights.pth"
+    text.write_text("these are not weights\n")
+    shaped = tmp_path / "shaped.pth"
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(2)}, shaped)
+    for weights in (text, shaped):
+        argv = ["score", "--run", str(run), "--data", str(phantom32), "-n", "4", "--inception-weights", str(weights),
+                "--out", str(tmp_path / "s")]  # fmt: skip
+        one_line(runner.invoke(app, argv), weights.name)
+    # a text checkpoint whose .sha256 matches: resume falls back, or refuses, in one line
+    r = _copy_run(run, tmp_path / "text-ckpt")
+    for ckpt in (r / "checkpoints").glob("step-*.pt"):
+        ckpt.write_text("not a checkpoint\n")
+        Path(f"{ckpt}.sha256").write_text(hashlib.sha256(ckpt.read_bytes()).hexdigest() + "\n")
+    res = runner.invoke(app, ["train-gen", "--resume", str(r), "--steps", "9"])
+    assert res.exit_code == 2 and (res.exception is None or isinstance(res.exception, SystemExit)), res.exc_info
+    lines = res.stderr.strip().splitlines()  # a warning per checkpoint it skips, then the one error
+    assert all("not a torch file" in ln for ln in lines[:-1]) and lines[-1].startswith("error: none of the 2")
+    # an export whose tensor has another shape (its config.json records the new sha256)
+    r = _copy_run(run, tmp_path / "shape-export")
+    tensors = load_file(r / "export" / "weights.safetensors")
+    name = next(iter(tensors))
+    tensors[name] = torch.zeros(3, 1)
+    save_file(tensors, r / "export" / "weights.safetensors")
+    cfg = json.loads((r / "export" / "config.json").read_text())
+    cfg["weights_sha256"] = hashlib.sha256((r / "export" / "weights.safetensors").read_bytes()).hexdigest()
+    (r / "export" / "config.json").write_text(json.dumps(cfg))
+    argv = ["synth", "--run", str(r), "--class", "Hernia", "-n", "1", "--out", str(tmp_path / "syn")]
+    one_line(runner.invoke(app, argv), "weights.safetensors")
+    assert not (tmp_path / "syn").exists() and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("doc", ["[]", '"dataset"', "3", "null"])
+def test_a_json_file_of_another_type_is_one_line(phantom32: Path, run: Path, tmp_path: Path, doc: str) -> None:
+    d = tmp_path / "data"
+    shutil.copytree(phantom32, d, ignore=shutil.ignore_patterns("feature_cache"))
+    (d / "dataset.json").write_text(doc)
+    one_line(runner.invoke(app, ["info", str(d)]), "not the JSON object cxraug writes")
+    r = _copy_run(run, tmp_path / "r")
+    (r / "config.json").write_text(doc)
+    one_line(runner.invoke(app, ["synth", "--run", str(r), "--class", "Hernia", "-n", "1", "--out", str(tmp_path / "s")]))  # fmt: skip
+    from cxraug.studypage import _compare_results
+
+    (tmp_path / "cmp").mkdir()
+    (tmp_path / "cmp" / "compare.json").write_text(doc)
+    with pytest.raises(UserError, match="not the JSON object cxraug writes"):
+        _compare_results(tmp_path / "cmp")
+
+
+def test_a_config_that_is_not_utf8_or_an_alias_bomb_is_one_short_line(phantom32: Path, tmp_path: Path) -> None:
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs"), "--dry-run"]
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("model:\n  note: caf\xe9\n".encode("latin-1"))
+    one_line(runner.invoke(app, [*argv, "--config", str(latin1)]), "is not UTF-8 text")
+    bomb = tmp_path / "bomb.yaml"
+    levels = ["&a [1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [f"&{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)]  # fmt: skip
+    bomb.write_text(f"steps: [{', '.join(levels)}]\n")  # 9^9 ones when expanded
+    start = time.perf_counter()
+    err = one_line(runner.invoke(app, [*argv, "--config", str(bomb)]))
+    assert len(err) < 600 and time.perf_counter() - start < 20, err
+    res = runner.invoke(app, [*argv, "--set", "steps=" + "[" * 5000 + "]" * 5000])
+    assert len(res.stderr) < 600 and res.exit_code == 2, res.stderr[:300]
+
+
+def test_a_thread_count_of_unicode_digits_is_one_line(monkeypatch, phantom32: Path, tmp_path: Path) -> None:
+    monkeypatch.setenv("CXRAUG_THREADS", "²")
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs"), "--steps", "1"]
+    one_line(runner.invoke(app, argv), "CXRAUG_THREADS")
+    assert not (tmp_path / "runs").exists()
+
+
+# --- issue 31, 9. messages that say what is true ----------------------------------------------------
+def test_a_class_name_too_long_in_bytes_names_the_class_and_both_limits(tmp_path: Path) -> None:
+    name = "\U0001d538" * 40  # 40 characters, 160 bytes: under the character limit, over the bytes
+    images, labels = folder_source(tmp_path / "src", ["ok", name])
+    err = one_line(runner.invoke(app, folder_argv(images, labels, tmp_path / "d")), "160 bytes")
+    assert "64 characters and 128 bytes" in err and "--out" not in err.split(";")[0] and not (tmp_path / "d").exists()
+
+
+def test_an_over_long_file_name_in_a_folder_csv_counts_as_missing(tmp_path: Path) -> None:
+    images, labels = folder_source(tmp_path / "src", ["a", "b"], per_class=4)
+    with open(labels, "a") as f:
+        f.write(f"{'x' * 300}.png,a,p_long\n")
+    res = ok(runner.invoke(app, folder_argv(images, labels, tmp_path / "d")))
+    assert json.loads((tmp_path / "d" / "dataset.json").read_text())["missing_on_disk"] == {"a": 1}, res.output
+    one_line(runner.invoke(app, [*folder_argv(images, labels, tmp_path / "d2"), "--strict"]), "missing on disk")
+
+
+def test_a_name_too_long_for_the_file_system_names_the_part() -> None:
+    from cxraug.commands.common import environment_message
+
+    msg = environment_message(OSError(errno.ENAMETOOLONG, "File name too long", f"/out/images/{'é' * 200}/a.png"))
+    assert "400 bytes" in msg and "255 bytes" in msg and "a class name" in msg and "\n" not in msg
+
+
+def test_divergence_advice_is_what_resume_accepts(phantom32: Path, tmp_path: Path, monkeypatch) -> None:
+    from cxraug_cgan.plugin import CGAN
+
+    real = CGAN.train_step
+    monkeypatch.setattr(CGAN, "train_step", lambda self, x, y, acc: {**real(self, x, y, acc), "loss_d": float("nan")})
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs"), "--steps", "3",
+            "--set", "g_ch=8", "--set", "d_ch=8", "--batch-size", "8"]  # fmt: skip
+    err = words(one_line(runner.invoke(app, argv), "training diverged at step 1"))
+    assert "step 0" not in err and "no checkpoint was written" in err, err
+    assert (
+        "start a new run" in err
+        and "--set lr_g=" in err
+        and "--set lr_d=" in err
+        and "lower the learning rate and --resume" not in err
+    )
+
+
+def test_report_out_inside_its_inputs_is_refused(tmp_path: Path) -> None:
+    bench, cmp = tmp_path / "bench", tmp_path / "cmp"
+    for d in (bench, cmp):
+        d.mkdir()
+    (bench / "summary.html").write_text("the benchmark's own page")
+    before = snapshot(tmp_path)
+    for out in (bench / "summary.html", bench / "study" / "index.html", cmp / "index.html"):
+        argv = ["report", "--benchmark", str(bench), "--compare", str(cmp), "--out", str(out), "--overwrite"]
+        one_line(runner.invoke(app, argv), "lies inside the input")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_writable_out_under_a_read_only_parent_needs_nothing_beside_it(
+    run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from cxraug import fsutil
+
+    parent = tmp_path / "ro"
+    (parent / "mnt").mkdir(parents=True)
+    (parent / "set").mkdir()
+    real = fsutil.writable
+    monkeypatch.setattr(fsutil, "writable", lambda p: Path(p).resolve() != parent.resolve() and real(p))  # as root
+    ok(runner.invoke(app, [*phantom_prepare_argv(parent / "mnt"), "--overwrite"]))  # an empty mount point
+    ok(runner.invoke(app, [*phantom_prepare_argv(parent / "mnt", n=200), "--overwrite"]))  # replaced in place
+    ok(runner.invoke(app, ["info", str(parent / "mnt")]))
+    ok(runner.invoke(app, ["synth", "--run", str(run), "--class", "Hernia", "-n", "2", "--out", str(parent / "set")]))
+    assert sorted(p.name for p in parent.iterdir()) == ["mnt", "set"]  # no lock, staging or old copy beside
+    assert sorted(p.name for p in (parent / "mnt").iterdir() if p.name.startswith(".")) == [".cxraug.lock"]
+    assert json.loads((parent / "mnt" / "dataset.json").read_text())["options"]["n"] == 200
+    (parent / "mnt" / "dataset.json").unlink()  # as a kill while the new files moved in leaves it
+    (parent / "mnt" / ".cxraug.partial").mkdir()
+    ok(runner.invoke(app, [*phantom_prepare_argv(parent / "mnt"), "--overwrite"]))
+    assert sorted(p.name for p in parent.iterdir()) == ["mnt", "set"]
+
+
+def test_synth_overwrite_of_a_set_being_read_is_refused(run: Path, tmp_path: Path) -> None:
+    from cxraug.lock import reading_scope
+    from cxraug.synthset import open_synthetic
+
+    argv = ["synth", "--run", str(run), "--class", "Hernia", "-n", "2", "--out", str(tmp_path / "set")]
+    ok(runner.invoke(app, argv))
+    before = snapshot(tmp_path / "set")
+    with reading_scope():  # a command reading the set (score --images, a benchmark arm)
+        open_synthetic(tmp_path / "set")
+        one_line(runner.invoke(app, [*argv, "--seed", "1", "--overwrite"]), "is reading the synthetic set")
+    assert snapshot(tmp_path / "set") == before
+    ok(runner.invoke(app, [*argv, "--seed", "1", "--overwrite"]))

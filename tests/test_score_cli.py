@@ -88,7 +88,13 @@ def test_run_table_with_a_noise_generator(phantom32: Path, cheap_extractor, tmp_
     run = tmp_path / "00001-test"
     run.mkdir()
     gen = noise_generator(phantom32)
-    meta = {"plugin": "test", "step": 40, "data": {"path": str(phantom32)}}
+    from cxraug.data.prepared import fingerprint
+
+    meta = {
+        "plugin": "test",
+        "step": 40,
+        "data": {"path": str(phantom32), "fingerprint": fingerprint(open_prepared(phantom32))},
+    }
     monkeypatch.setattr(cxraug.runs, "load_generator", lambda path: (gen, meta))
     args = ["score", "--run", str(run), "--classes", "no finding", "--n", "16", "--min-images", "10"]
     res = _ok([*args, "--metrics", "fid,kid", "--cache-dir", str(tmp_path / "c"), "--no-memorization"])
@@ -193,7 +199,10 @@ def test_a_number_of_images_that_cannot_fit_is_one_line(
 
     run = tmp_path / "00001-test"
     run.mkdir()
-    monkeypatch.setattr(cxraug.runs, "load_generator", lambda path: (noise_generator(phantom32), {"plugin": "test"}))
+    from cxraug.data.prepared import fingerprint
+
+    meta = {"plugin": "test", "data": {"fingerprint": fingerprint(open_prepared(phantom32))}}
+    monkeypatch.setattr(cxraug.runs, "load_generator", lambda path: (noise_generator(phantom32), meta))
     monkeypatch.setattr(resources, "available_memory", lambda: 2**20)
     out = tmp_path / "scores"
     args = ["score", "--run", str(run), "--data", str(phantom32), "--n", "1000000", "--out", str(out)]

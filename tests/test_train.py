@@ -117,7 +117,7 @@ def test_divergence_stops_and_keeps_last_good(tmp_path: Path, phantom32: Path, m
 
     spec = tiny_spec("cgan", phantom32, steps=6, checkpoint_every=2)
     run = start_run(spec, tmp_path)
-    with pytest.raises(TrainingDiverged, match=r"step 3 \(loss_d = nan\).*checkpoint is step 2"):
+    with pytest.raises(TrainingDiverged, match=r"step 3 \(loss_d = nan\).*last good checkpoint, step 2, stays in"):
         train(run, spec)
     assert [s for s, _ in runs.checkpoints(run)] == [2]
 

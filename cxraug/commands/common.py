@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cxraug.errors import UserError
+from cxraug.fsutil import short
 from cxraug.tables import Cell, ReportTable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,8 +72,24 @@ def environment_message(e: OSError, rerun: str = RERUN) -> str | None:
     if template is None:
         return None
     name = e.filename if e.filename is not None else ""
-    where = f" at {name}" if name else ""
-    return template.format(where=where, where_=name or "a path", rerun=rerun)
+    if e.errno == errno.ENAMETOOLONG and name:
+        return _name_too_long(str(name))
+    where = f" at {short(str(name), 200)}" if name else ""
+    return template.format(where=where, where_=short(str(name), 200) or "a path", rerun=rerun)
+
+
+def _name_too_long(path: str) -> str:
+    """ENAMETOOLONG, naming the part of the path that is too long (a class name, a file in a
+    labels CSV, --out) and the file system's limits, instead of blaming --out."""
+    parts = [p for p in path.split("/") if len(p.encode(errors="surrogateescape")) > 255]
+    if parts:
+        part = parts[0]
+        return (
+            f"a file name is too long: {short(part, 60)!r} is {len(part)} characters, "
+            f"{len(part.encode(errors='surrogateescape'))} bytes; file systems take at most 255 bytes per name "
+            "(shorten what it comes from: --out, a class name or a file name in the input)"
+        )
+    return f"a path is too long ({len(path.encode(errors='surrogateescape'))} bytes): {short(path, 80)}; choose a shorter --out"
 
 
 class EnvironmentFault(UserError):
@@ -88,8 +105,11 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from cxraug.lock import reading_scope
+
         try:
-            return fn(*args, **kwargs)
+            with reading_scope():  # the inputs' shared locks, held until the command ends
+                return fn(*args, **kwargs)
         except UserError as e:
             raise fail(str(e)) from None
         except OSError as e:
@@ -110,10 +130,12 @@ def configure_threads() -> None:
     if text is None:
         # Launched processes on one machine share its cores (LOCAL_WORLD_SIZE from the launcher).
         n = max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    elif text.strip().isdigit() and int(text) >= 1:
+    elif text.strip().isascii() and text.strip().isdigit() and 1 <= int(text) <= 4096:
         n = int(text)
-    else:
-        raise UserError(f"CXRAUG_THREADS={text!r} is not a number of threads; set it to 1 or more, or unset it")
+    else:  # isdigit alone takes '²' and other digits int() refuses
+        raise UserError(
+            f"CXRAUG_THREADS={short(text, 20)!r} is not a number of threads; set it to 1 to 4096, or unset it"
+        )
     torch.set_num_threads(n)
 
 

@@ -78,6 +78,9 @@ def score(
         Optional[Path], typer.Option(help="Output folder (default RUN/scores/<split>-step<S>-<time>).")
     ] = None,
     overwrite: Overwrite = False,
+    allow_different_data: Annotated[
+        bool, typer.Option(help="Score on a --data other than the one the generator was trained on.")
+    ] = False,
 ) -> None:
     """Score synthetic images against real ones with the standard FID network, per class and overall."""
     scoring = ScoreOptions(
@@ -87,7 +90,8 @@ def score(
     )  # fmt: skip
     _score(
         ScoreArgs(scoring=scoring, run=run, images=images, data=data, as_json=as_json, device=device,
-                  inception_weights=inception_weights, sets=set_ or [], out=out, overwrite=overwrite)
+                  inception_weights=inception_weights, sets=set_ or [], out=out, overwrite=overwrite,
+                  allow_different_data=allow_different_data)
     )  # fmt: skip
 
 
@@ -105,11 +109,12 @@ class ScoreArgs:
     sets: list[str]
     out: Path | None
     overwrite: bool
+    allow_different_data: bool = False
 
 
 @user_errors
 def _score(args: ScoreArgs) -> None:
-    from cxraug.data.prepared import dataset_files, open_prepared
+    from cxraug.data.prepared import check_trained_on, dataset_files, open_prepared
     from cxraug.fsutil import check_appendable, check_output
     from cxraug.metrics.features import load_feature_extractor, resolve_device
     from cxraug.metrics.inception import locate_inception_weights
@@ -125,10 +130,12 @@ def _score(args: ScoreArgs) -> None:
     resolve_device(args.device)
     with contextlib.ExitStack() as locks:  # one writer per score folder
         weights = locate_inception_weights(args.inception_weights)  # missing weights: fail before sampling
-        source, owner, data_path, inputs, step = _source(args, cfg)
-        if args.data is None and not data_path:
+        source, owner, trained, inputs, step = _source(args, cfg)
+        if args.data is None and not trained.get("path"):
             raise UserError("the generator's training data is not recorded; pass --data DATA")
-        data = open_prepared(args.data or data_path)
+        data = open_prepared(args.data or trained["path"])
+        if not args.allow_different_data:  # as compare does: a number on other data is not this run's
+            check_trained_on(data, {owner.name: trained}, "pass --allow-different-data to score on it anyway")
         out = args.out or default_out_dir(owner, cfg.split, step)
         check_output(out, "score folder", "scores.json", [*inputs, *dataset_files(data.root)], args.overwrite)
         locks.enter_context(output_lock(out, "score folder"))  # also fails now, not after the work, if unwritable
@@ -146,9 +153,9 @@ def _score(args: ScoreArgs) -> None:
         console.print(line)
 
 
-def _source(args: ScoreArgs, cfg: Any) -> tuple[Any, Path, str | None, list[Path], Any]:
-    """The synthetic images, the folder that owns the results, the training data's path, the
-    files read, and the generator's step."""
+def _source(args: ScoreArgs, cfg: Any) -> tuple[Any, Path, dict, list[Path], Any]:
+    """The synthetic images, the folder that owns the results, the generator's training data
+    as its run recorded it (path, fingerprint, identity), the files read, and the generator's step."""
     from cxraug.metrics.sources import generator_source, images_source
 
     if args.images is not None:
@@ -157,8 +164,9 @@ def _source(args: ScoreArgs, cfg: Any) -> tuple[Any, Path, str | None, list[Path
         syn = open_synthetic(args.images)
         if args.sets:
             raise UserError("--set applies to --run (sampling now); a synthetic set is already sampled")
-        data_path = syn.provenance.get("data", {}).get("path")
-        return images_source(syn), Path(args.images), data_path, set_files(syn.root), syn.provenance.get("step")
+        trained = syn.provenance.get("data")
+        trained = trained if isinstance(trained, dict) else {}
+        return images_source(syn), Path(args.images), trained, set_files(syn.root), syn.provenance.get("step")
     from cxraug.config import parse_sets
     from cxraug.metrics.features import resolve_device
     from cxraug.runs import load_generator, run_inputs
@@ -170,7 +178,7 @@ def _source(args: ScoreArgs, cfg: Any) -> tuple[Any, Path, str | None, list[Path
     info = {"run": str(Path(args.run).resolve()), "step": meta.get("step"), "plugin": meta.get("plugin")}
     source = generator_source(gen, seed=cfg.seed, batch_size=cfg.batch_size, options=options, info=info)
     run = Path(args.run)
-    return source, run, meta.get("data", {}).get("path"), run_inputs(run), meta.get("step")
+    return source, run, meta.get("data") or {}, run_inputs(run), meta.get("step")
 
 
 def _fmt(v: Any, digits: int = 2) -> str:

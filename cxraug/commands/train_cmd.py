@@ -82,7 +82,7 @@ def _train_gen_locked(locks: contextlib.ExitStack, args: TrainGenArgs) -> None:
     from cxraug.errors import UserError
     from cxraug.metrics.training import check_training_metrics, training_evaluation
     from cxraug.progress import RichReporter
-    from cxraug.train import RunSpec, check_runtime, spec_from_run, start_run, train
+    from cxraug.train import RunSpec, check_batch_memory, check_runtime, spec_from_run, start_run, train
 
     configure_threads()
     console = out_console()
@@ -111,6 +111,7 @@ def _train_gen_locked(locks: contextlib.ExitStack, args: TrainGenArgs) -> None:
             )
             return
         check_runtime(train_cfg)
+        check_batch_memory(train_cfg, data)
         check_training_metrics(train_cfg)
         cls(model_cfg, _spec_of(data))  # build once to fail early on a bad model/size combination
         run = start_run(spec, args.out)

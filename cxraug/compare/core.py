@@ -135,8 +135,7 @@ def load_runs(paths: list[Path], device: Any, sample_values: dict[str, Any] | No
 
 def choose_data(entries: list[RunEntry], data: Path | None, allow_different: bool) -> Any:
     """The prepared dataset to compare on; refuses runs trained on other data unless allowed."""
-    from cxraug.data.identity import describe_difference
-    from cxraug.data.prepared import fingerprint, open_prepared
+    from cxraug.data.prepared import check_trained_on, open_prepared
 
     prints = {e.label: e.data.get("fingerprint") for e in entries}
     how = "; ".join(f"{e.label}: {e.data.get('name', '?')} {str(prints[e.label])[:12]}" for e in entries)
@@ -150,14 +149,9 @@ def choose_data(entries: list[RunEntry], data: Path | None, allow_different: boo
         if not path:
             raise UserError(f"{entries[0].path}: its training data is not recorded; pass --data DATA")
     chosen = open_prepared(data if data is not None else path)
-    fp = fingerprint(chosen)
-    other = [e for e in entries if prints[e.label] != fp]
-    if other and not allow_different:  # also when the runs' own data folder was prepared again since
-        what = describe_difference(other[0].data.get("identity"), chosen.identity)
-        raise UserError(
-            f"{chosen.root} is not the dataset {', '.join(e.label for e in other)} was trained on ({what}); "
-            "pass --data DATA --allow-different-data to compare on it anyway"
-        )
+    if not allow_different:
+        anyway = "pass --data DATA --allow-different-data to compare on it anyway"
+        check_trained_on(chosen, {e.label: e.data for e in entries}, anyway)
     return chosen
 
 

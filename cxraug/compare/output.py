@@ -7,10 +7,11 @@ import csv
 import io
 from pathlib import Path
 
+from cxraug.classes import file_stem
 from cxraug.compare import report
 from cxraug.compare.core import CompareResult
 from cxraug.compare.html import page
-from cxraug.fsutil import atomic_dir, write_json
+from cxraug.fsutil import TOOL, atomic_dir, write_json
 
 
 def to_csv(result: CompareResult) -> str:
@@ -36,7 +37,7 @@ def images(result: CompareResult) -> dict[str, tuple[bytes, str]]:
     out = {}
     for c, per_run in result.samples.items():
         if any(len(v) for v in per_run.values()):
-            out[f"samples_{report.slug(c)}.png"] = (side_by_side(c, per_run, result.context["seed"]), f"{c}: samples")
+            out[f"samples_{file_stem(c)}.png"] = (side_by_side(c, per_run, result.context["seed"]), f"{c}: samples")
     out["quality_vs_cost.png"] = (quality_vs_cost(result), "FID vs training minutes and vs sampling img/s")
     return out
 
@@ -44,7 +45,7 @@ def images(result: CompareResult) -> dict[str, tuple[bytes, str]]:
 def write_outputs(result: CompareResult, out: Path, overwrite: bool = False) -> Path:
     pngs = images(result)
     with atomic_dir(out, overwrite=overwrite) as stage:
-        write_json(stage / "compare.json", {**result.to_json(), "outputs": str(out)})
+        write_json(stage / "compare.json", {"tool": TOOL, **result.to_json(), "outputs": str(out)})
         (stage / "compare.csv").write_text(to_csv(result))
         for name, (data, _) in pngs.items():
             (stage / name).write_bytes(data)

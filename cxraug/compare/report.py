@@ -6,7 +6,6 @@ The Markdown and HTML pages are built from the same tables (``tables``), so they
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from cxraug.compare.bootstrap import OUTPUTS
@@ -30,10 +29,6 @@ CSV_COLUMNS = (
     "plugin", "step", "train_steps_images", "train_min", "train_clock", "train_img_per_s", "export_parameters",
     "sample_img_per_s", "sample_peak_mb", "extractor", "weights_sha256",
 )  # fmt: skip
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 def fmt(v: Any, metric: str) -> str:

@@ -35,7 +35,7 @@ from cxraug.data.imageio import BAD_FILE_ERRORS, grey_size, resize_square
 from cxraug.data.records import SPLITS, Loader, Record, SourceScan
 from cxraug.data.splits import carve_patients, patient_leaks
 from cxraug.errors import UserError
-from cxraug.fsutil import atomic_dir, check_output
+from cxraug.fsutil import TOOL, atomic_dir, check_output, short
 from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
 from cxraug.resources import RECORD_BYTES, require
@@ -69,8 +69,11 @@ class PrepareConfig:
     n: int = 2000  # phantom only
 
     def validate(self) -> None:
+        from cxraug.config import check_option
+
+        check_option("--seed", self.seed)
         if self.source not in SOURCES:
-            raise UserError(f"unknown --source {self.source!r}; known: {', '.join(SOURCES)}")
+            raise UserError(f"unknown --source {short(self.source, 60)!r}; known: {', '.join(SOURCES)}")
         if not MIN_SIZE <= self.size <= MAX_SIZE:
             raise UserError(f"--size {self.size} is out of range; use {MIN_SIZE} to {MAX_SIZE} pixels")
         if not 0.0 <= self.val_fraction < 1.0 or not 0.0 < self.test_fraction < 1.0:
@@ -335,6 +338,7 @@ def _metadata(cfg: PrepareConfig, scan: SourceScan, tally: _Tally, seconds: floa
     if carved:
         split_method += f"; val carved from train_val by patient ({cfg.val_fraction:.0%}, seed {cfg.seed})"
     return {
+        "tool": TOOL,  # cxraug's by content: what --overwrite checks before it replaces the folder
         "format_version": FORMAT_VERSION,
         "cxraug_version": __version__,
         "source": scan.name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +12,8 @@ from cxraug.classes import class_name_problem
 from cxraug.data.identity import identity, identity_fingerprint, verify_content
 from cxraug.data.records import SPLITS
 from cxraug.errors import UserError
-from cxraug.fsutil import read_json
+from cxraug.fsutil import read_json, short
+from cxraug.lock import hold_read_lock
 
 SUPPORTED_FORMATS = (2,)  # 2: + content hashes of the arrays and manifest (format 1 had none)
 
@@ -69,6 +71,7 @@ def open_prepared(root: Path | str) -> PreparedData:
         raise UserError(f"prepared dataset {root} does not exist; make it with `cxraug prepare`")
     if not meta_path.is_file():
         raise UserError(f"{root} is not a prepared dataset (no dataset.json); make it with `cxraug prepare`")
+    hold_read_lock(root, "prepared dataset")  # before reading: prepare --overwrite waits for this command
     meta = read_json(meta_path)
     if meta.get("format_version") not in SUPPORTED_FORMATS:
         raise UserError(
@@ -79,6 +82,7 @@ def open_prepared(root: Path | str) -> PreparedData:
     data = PreparedData(root=root, meta=meta)
     check_structure(data)
     verify_content(root, meta)  # an edit since prepare is refused here, not scored as this dataset
+    check_class_names(root, data.classes)  # the names beside the numbers are the hashed manifest's
     return data
 
 
@@ -91,6 +95,17 @@ def dataset_files(root: Path) -> list[Path]:
 
 def _damaged(root: Path, what: str) -> UserError:
     return UserError(f"prepared dataset {root} is damaged: {what}; prepare it again (`cxraug prepare ... --overwrite`)")
+
+
+# dataset.json's descriptive fields that readers print: (type, the type in words, always written by prepare)
+DESCRIPTION_FIELDS: dict[str, tuple[type, str, bool]] = {
+    "source": (str, "text", True),
+    "split_method": (str, "text", True),
+    "note": (str, "text", False),
+    "real_data": (bool, "true or false", False),
+    "patients": (dict, "a mapping of splits", False),
+    "notes": (list, "a list", False),
+}
 
 
 def check_structure(data: PreparedData) -> None:
@@ -110,8 +125,16 @@ def check_structure(data: PreparedData) -> None:
         raise _damaged(root, f"dataset.json has no usable size ({size!r})")
     if not isinstance(counts, dict) or any(not isinstance(counts.get(s), dict) for s in SPLITS):
         raise _damaged(root, "dataset.json has no counts per split")
+    for key, (kind, words, required) in DESCRIPTION_FIELDS.items():  # what readers print beside the numbers
+        if (key in meta or required) and not isinstance(meta.get(key), kind):
+            raise _damaged(root, f"dataset.json's {key} is not {words}")
     if not (root / "manifest.csv").is_file():
         raise _damaged(root, "manifest.csv is missing")
+    for split in SPLITS:
+        if extra := sorted(set(counts[split]) - set(classes), key=str):
+            raise _damaged(
+                root, f"dataset.json's {split} counts name {short(extra[0], 40)!r}, which is not in its classes"
+            )
     for split in SPLITS:
         images, labels = _array(root, f"images_{split}.npy"), _array(root, f"labels_{split}.npy")
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (size, size):
@@ -128,6 +151,30 @@ def check_structure(data: PreparedData) -> None:
             not isinstance(said.get(c, 0), int) or said.get(c, 0) != int(k) for c, k in zip(classes, found, strict=True)
         ):
             raise _damaged(root, f"dataset.json's {split} counts disagree with labels_{split}.npy")
+
+
+def check_class_names(root: Path, classes: list[str]) -> None:
+    """dataset.json's class names, in order, are the ones manifest.csv (content-hashed, part of
+    the fingerprint) gives each label: a swapped or renamed class in dataset.json would print
+    one class's numbers under another's name."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(root / "manifest.csv", usecols=["class", "label"], dtype={"class": str},
+                         keep_default_na=False, na_filter=False)  # fmt: skip
+        pairs = df.drop_duplicates().itertuples(index=False)
+        named = sorted((int(label), str(name)) for name, label in pairs)
+    except (ValueError, OSError, pd.errors.ParserError) as e:
+        raise _damaged(root, f"manifest.csv is unreadable ({type(e).__name__})") from None
+    for label, name in named:
+        if not 0 <= label < len(classes):
+            raise _damaged(root, f"manifest.csv holds label {label}, outside 0..{len(classes) - 1}")
+        if classes[label] != name:
+            raise UserError(
+                f"{root}/dataset.json names class {label} {short(classes[label], 40)!r} but manifest.csv "
+                f"(hashed at prepare) names it {short(name, 40)!r}: dataset.json was edited; "
+                "prepare the dataset again (`cxraug prepare ... --overwrite`)"
+            )
 
 
 def _array(root: Path, name: str) -> np.ndarray:
@@ -163,6 +210,19 @@ def imbalance_ratio(meta: dict, split: str = "train") -> float | None:
 
 def absent_classes(meta: dict, split: str) -> list[str]:
     return [c for c in meta["classes"] if int(meta["counts"][split].get(c, 0)) == 0]
+
+
+def check_trained_on(data: PreparedData, trained: dict[str, Any], anyway: str) -> None:
+    """Refuse ``data`` unless each generator in ``trained`` (its label -> the data record its run
+    wrote: ``fingerprint`` and ``identity``) was trained on it; the line names what differs and
+    ends with ``anyway`` (how to use it anyway). Compare and score check their runs here."""
+    from cxraug.data.identity import describe_difference
+
+    fp = fingerprint(data)
+    other = [label for label, info in trained.items() if (info or {}).get("fingerprint") != fp]
+    if other:  # also when the run's own data folder was prepared again since
+        what = describe_difference((trained[other[0]] or {}).get("identity"), data.identity)
+        raise UserError(f"{data.root} is not the dataset {', '.join(other)} was trained on ({what}); {anyway}")
 
 
 def fingerprint(data: PreparedData) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,8 +32,9 @@ class CacheKey:
     extractor: str  # extractor identity: network name + weights hash
 
     def stem(self) -> str:
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.class_name)
-        return f"{self.split}-{slug}-{self.size}px-{self.extractor}"
+        from cxraug.classes import file_stem
+
+        return f"{self.split}-{file_stem(self.class_name)}-{self.size}px-{self.extractor}"
 
     def filename(self) -> str:
         return f"{self.stem()}-{self.fingerprint[:16]}.safetensors"

@@ -30,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cxraug.errors import UserError
+from cxraug.fsutil import short
 from cxraug.integrity import file_sha256
 
 ENV_VAR = "CXRAUG_INCEPTION_WEIGHTS"
@@ -246,9 +247,14 @@ def load_inception(weights: InceptionWeights, device: torch.device | str = "cpu"
     if weights.form == "torchscript":
         sd = state_dict_from_torchscript(weights.path)
     else:
+        with open(weights.path, "rb") as f:
+            head = f.read(2)
+        if not head.startswith((b"PK", b"\x80")):  # neither torch's zip format nor a pickle: text, an image...
+            raise UserError(f"cannot read Inception weights {weights.path} (not a torch weights file); {HOW_TO_GET}")
         try:
             sd = torch.load(weights.path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:  # damaged, foreign or code-carrying
+        # damaged, foreign (the unpickler meets garbage as KeyError, IndexError, ...) or code-carrying
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, IndexError, ValueError) as e:
             raise UserError(
                 f"cannot read Inception weights {weights.path} ({type(e).__name__}); {HOW_TO_GET}"
             ) from None
@@ -256,7 +262,15 @@ def load_inception(weights: InceptionWeights, device: torch.device | str = "cpu"
             raise UserError(f"{weights.path} is not a state dict of torch-fidelity's Inception; {HOW_TO_GET}")
         sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}  # logits layer, unused for pool3
     model = InceptionPool3()
-    missing, unexpected = model.load_state_dict(sd, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+    except RuntimeError as e:  # a tensor of another shape under a known name
+        if not str(e).startswith("Error(s) in loading state_dict"):
+            raise
+        first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), type(e).__name__)
+        raise UserError(
+            f"{weights.path} does not fit the FID Inception network ({short(first, 120)}); {HOW_TO_GET}"
+        ) from None
     if missing or unexpected:
         raise UserError(
             f"{weights.path} does not fit the FID Inception network ({len(missing)} missing, "

@@ -29,6 +29,7 @@ import numpy as np
 
 from cxraug.data.prepared import PreparedData, fingerprint
 from cxraug.errors import UserError
+from cxraug.fsutil import short
 from cxraug.progress import NullReporter, Reporter
 
 REFERENCE_DIRNAME = "reference"
@@ -58,11 +59,11 @@ class ReferenceConfig:
         from cxraug.classify.trainset import REAL_ARMS
 
         if self.model not in MODELS:
-            raise UserError(f"unknown reference model {self.model!r}; known: {', '.join(MODELS)}")
+            raise UserError(f"unknown reference model {short(self.model, 60)!r}; known: {', '.join(MODELS)}")
         if self.epochs < 1:
             raise UserError(f"reference epochs must be at least 1 (got {self.epochs})")
         if self.arm not in REAL_ARMS:
-            raise UserError(f"unknown reference arm {self.arm!r}; known: {', '.join(REAL_ARMS)}")
+            raise UserError(f"unknown reference arm {short(self.arm, 60)!r}; known: {', '.join(REAL_ARMS)}")
         if self.batch_size < 1 or self.lr <= 0 or self.weight_decay < 0:
             raise UserError("reference batch size and learning rate must be positive, weight decay >= 0")
 

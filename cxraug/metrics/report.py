@@ -8,7 +8,7 @@ import io
 import time
 from pathlib import Path
 
-from cxraug.fsutil import append_jsonl, atomic_dir, write_json
+from cxraug.fsutil import TOOL, append_jsonl, atomic_dir, write_json
 from cxraug.metrics.registry import csv_columns
 from cxraug.metrics.score import ScoreResult
 
@@ -42,7 +42,7 @@ def default_out_dir(owner: Path, split: str, step: int | None) -> Path:
 def write_outputs(result: ScoreResult, out: Path, metrics_jsonl: Path | None, overwrite: bool = False) -> Path:
     """Write the score folder atomically, then append one line to ``metrics_jsonl``."""
     with atomic_dir(out, overwrite=overwrite) as stage:
-        write_json(stage / "scores.json", result.to_json())
+        write_json(stage / "scores.json", {"tool": TOOL, **result.to_json()})
         (stage / "scores.csv").write_text(_csv(result.rows, ROW_COLUMNS))
         if result.per_image:
             (stage / "memorization.csv").write_text(_csv(result.per_image, list(result.per_image[0])))

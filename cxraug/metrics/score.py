@@ -19,6 +19,7 @@ import numpy as np
 from cxraug.classes import resolve_classes
 from cxraug.data.prepared import PreparedData, fingerprint
 from cxraug.errors import UserError
+from cxraug.fsutil import short
 from cxraug.metrics.cache import FeatureCache, default_cache_dir
 from cxraug.metrics.memorization import MemorizationConfig, MemorizationResult
 from cxraug.metrics.real import real_features
@@ -49,8 +50,11 @@ class ScoreConfig:
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)  # for fidelity and fd_cxr
 
     def validate(self) -> None:
+        from cxraug.config import check_option
+
+        check_option("--seed", self.seed)
         if self.split not in SPLITS:
-            raise UserError(f"unknown split {self.split!r}; choose val (default) or test")
+            raise UserError(f"unknown split {short(self.split, 60)!r}; choose val (default) or test")
         if self.split == "train":
             raise UserError("scoring against the train split measures memorization, not quality; use --split val")
         if self.n < 2:

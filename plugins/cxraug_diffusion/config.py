@@ -45,7 +45,7 @@ class DiffusionConfig(EMASettings, PluginConfig):
     beta_end: float = Field(0.02, gt=0.0, lt=1.0)
 
     # --- optimisation ---------------------------------------------------------------------------
-    lr: float = Field(3e-4, gt=0.0)
+    lr: float = Field(3e-4, gt=0.0, le=1.0)
     lr_warmup_steps: int = Field(100, ge=0)  # linear warm-up from 0, then constant
     weight_decay: float = Field(0.0, ge=0.0)
     adam_betas: tuple[float, float] = (0.9, 0.999)

@@ -8,6 +8,7 @@ without a split column the test and validation patients are drawn by patient.
 
 from __future__ import annotations
 
+import errno
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from cxraug.data.imageio import FileLoader
 from cxraug.data.records import Record, SourceScan
 from cxraug.data.splits import carve_patients
 from cxraug.errors import UserError
+from cxraug.fsutil import short
 
 FILE_COLUMNS = ("file", "path", "filename", "image", "Image Index")
 LABEL_COLUMNS = ("label", "class", "Finding Labels")
@@ -80,14 +82,24 @@ def scan_folder(
         if label not in order:
             continue
         path = data_dir / row[fcol]
-        if "\x00" in row[fcol] or not path.resolve().is_relative_to(base):  # nothing is read outside --data-dir
-            raise UserError(f"{labels_csv.name} lists {row[fcol]!r}, which is outside --data-dir {data_dir}")
-        if not path.is_file():
+        try:
+            if "\x00" in row[fcol] or not path.resolve().is_relative_to(base):  # nothing is read outside --data-dir
+                raise UserError(
+                    f"{labels_csv.name} lists {short(row[fcol], 80)!r}, which is outside --data-dir {data_dir}"
+                )
+            on_disk = path.is_file()
+        except OSError as e:  # a name longer than the file system takes: no such file can exist
+            if e.errno != errno.ENAMETOOLONG:
+                raise
+            on_disk = False
+        if not on_disk:
             missing[label] += 1
             continue
         split = row[scol].strip().lower() if scol else "train_val"
         if split not in ("train", "val", "test", "train_val"):
-            raise UserError(f"{labels_csv.name}: split {split!r} is not train, val or test; fix its split column")
+            raise UserError(
+                f"{labels_csv.name}: split {short(split, 60)!r} is not train, val or test; fix its split column"
+            )
         records.append(
             Record(
                 image_id=str(row[fcol]),

@@ -17,6 +17,7 @@ import numpy as np
 from cxraug.classes import NIH_CLASSES, NO_FINDING
 from cxraug.data.records import Record, SourceScan
 from cxraug.errors import UserError
+from cxraug.fsutil import short
 
 CHESTMNIST_COLUMNS = (
     "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
@@ -65,6 +66,42 @@ def _labels_to_classes(flag: str, labels: np.ndarray) -> list[str | None]:
     return out
 
 
+def _check_headers(npz: Path, names: list[str]) -> None:
+    """Each member's .npy header, read before its array is allocated: a header that claims more
+    bytes than its member holds is a damaged file, and arrays that cannot fit in memory are the
+    size refusal, not a MemoryError."""
+    from cxraug.resources import require_memory
+
+    total = 0
+    try:
+        with zipfile.ZipFile(npz) as z:
+            for name in names:
+                info = z.getinfo(f"{name}.npy")
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read(f)
+                    header = f.tell()
+                if dtype.hasobject:
+                    raise UserError(
+                        f"{npz.name}: {name} holds Python objects, not pixels or labels; is it a MedMNIST npz?"
+                    )
+                nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if nbytes != info.file_size - header:
+                    raise UserError(
+                        f"{npz.name}: the header of {name} claims {nbytes:,} bytes ({shape}) but the file holds "
+                        f"{max(0, info.file_size - header):,}; the file is damaged: download it again"
+                    )
+                total += nbytes
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise UserError(f"cannot read the arrays of {npz.name} ({type(e).__name__}); download it again") from None
+    require_memory(f"reading {npz.name}", total)
+
+
 def _load_arrays(npz: Path) -> dict[str, np.ndarray]:
     """The six arrays of a MedMNIST npz, checked; anything else is a UserError."""
     try:
@@ -81,6 +118,7 @@ def _load_arrays(npz: Path) -> dict[str, np.ndarray]:
                 f"{npz.name} lacks array(s) {', '.join(absent)} (has: {', '.join(sorted(data.files)) or 'none'}); "
                 "is it a MedMNIST npz file?"
             )
+        _check_headers(npz, need)  # before any array is allocated
         try:
             arrays = {k: data[k] for k in need}
         except (ValueError, OSError, zipfile.BadZipFile) as e:
@@ -104,7 +142,7 @@ def scan_medmnist(npz: Path, flag: str | None, classes: list[str] | None) -> Sou
         if flag is None:
             raise UserError(f"cannot tell which MedMNIST set {npz.name} is; pass --flag chestmnist or pneumoniamnist")
     if flag not in FLAGS:
-        raise UserError(f"unknown --flag {flag!r}; known: {', '.join(FLAGS)}")
+        raise UserError(f"unknown --flag {short(flag, 60)!r}; known: {', '.join(FLAGS)}")
     arrays = _load_arrays(npz)
     width = len(CHESTMNIST_COLUMNS) if flag == "chestmnist" else 1
     found = arrays["train_labels"].reshape(len(arrays["train_labels"]), -1).shape[1]
