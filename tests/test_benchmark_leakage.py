@@ -118,3 +118,23 @@ def test_reduced_training_set_for_a_fair_generator(tmp_path, phantom32, data):
     assert controlled_caveats("cgan", syn, data, {"No Finding": 20}) == []
     with pytest.raises(UserError, match="already exists"):
         export_reduced(phantom32, cfg, tmp_path / "reduced")
+
+
+def test_a_set_replaced_after_the_plan_is_refused_not_half_used(phantom32, tmp_path):
+    """Each synthetic set is read once and checked against the fingerprint its runs are keyed
+    by: a set replaced between the plan and the reading stops the run with one line."""
+    import shutil
+
+    from cxraug.benchmark.config import build_config
+    from cxraug.benchmark.runner import _load_sets, make_plan, run_key
+
+    first = make_synthetic_set(tmp_path / "a", phantom32, {"Hernia": 6})
+    other = make_synthetic_set(tmp_path / "b", phantom32, {"Hernia": 6}, seed=1)
+    cfg = build_config(None, {"arms": ["cgan"], "synthetic": {"cgan": first}, "model": "tiny", "seeds": [0]})
+    plan = make_plan(phantom32, cfg)
+    keys = {(a.name, 0): run_key(plan, a, 0, 1) for a in plan.arms}
+    assert set(_load_sets(plan, {"cgan"}, keys)) == {"cgan"}  # unchanged: read once, accepted
+    shutil.rmtree(first)
+    shutil.copytree(other, first)  # `synth --overwrite` between the plan and the reading
+    with pytest.raises(UserError, match="changed while the benchmark was starting"):
+        _load_sets(plan, {"cgan"}, keys)
