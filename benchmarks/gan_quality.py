@@ -246,20 +246,10 @@ def score_run(data: Path, run: Path, sets: list[str], args: argparse.Namespace) 
 
 def floor_source(data_dir: Path, n: int) -> Any:
     """Real training images of each class (a seeded choice of n) standing in for a generator."""
-    import numpy as np
-
     from cxraug.data.prepared import open_prepared
-    from cxraug.metrics.sources import FakeSource
+    from cxraug.metrics.sources import train_images_source
 
-    data = open_prepared(data_dir)
-    images, labels = data.images("train"), data.labels("train")
-
-    def draw(class_name: str, k: int, reporter: Any) -> Any:
-        idx = np.flatnonzero(labels == data.classes.index(class_name))
-        pick = np.sort(np.random.default_rng(0).permutation(idx)[: min(k, len(idx))])
-        return np.asarray(images[pick])
-
-    return FakeSource(classes=list(data.classes), size=data.size, draw=draw, info={"real": "train"})
+    return train_images_source(open_prepared(data_dir), seed=0)
 
 
 def score_floor(data: Path, args: argparse.Namespace) -> dict[str, Any]:

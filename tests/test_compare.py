@@ -67,7 +67,7 @@ def test_three_plugins_share_one_real_side(runs: dict[str, Path], phantom32: Pat
     # The real images of each class were turned into features once, for all three runs.
     for c in CLASSES:
         assert sum(w.startswith(f"real val {c} ") for w in ex.log) == 1, ex.log
-        assert sum(w.startswith(f"synthetic {c} ") for w in ex.log) == 3
+        assert sum(w.startswith(f"synthetic {c} ") for w in ex.log) == 4  # 3 runs and the floor
     for lab in labels:
         ctx = res.scores[lab].context
         assert ctx["classes"] == CLASSES and ctx["n_per_class"] == 24 and ctx["seed"] == 0
@@ -268,6 +268,60 @@ def test_a_plan_that_cannot_fit_in_memory_is_refused_before_sampling(
     monkeypatch.setattr(resources, "available_memory", lambda: 2**20)
     cfg = _cfg([runs["cgan"], runs["diffusion"]], tmp_path)
     cfg.score.n = 50_000
-    with pytest.raises(UserError, match=r"scoring 50,000 synthetic images per class x 2 classes x 2 runs needs"):
+    with pytest.raises(
+        UserError,
+        match=r"scoring 50,000 synthetic images per class x 2 classes x 2 runs and the real-vs-real floor needs",
+    ):
         compare(cfg, RecordingProjection(open_prepared(phantom32).size), device="cpu")
     assert sampled == []
+
+
+def test_the_floor_is_beside_every_fid_and_kid_and_the_lead_is_fd_cxr(
+    runs: dict[str, Path], phantom32: Path, tmp_path: Path
+) -> None:
+    """The real-vs-real floor (training images scored as a run is, same n and resamples) sits
+    beside FID, KID, FD_cxr and KID_cxr; FD_cxr, KID_cxr and label fidelity get intervals;
+    with the reference classifier the summary ranks by FD_cxr and says so."""
+    from cxraug.compare import report
+    from cxraug.compare.rows import FLOOR
+    from cxraug.metrics.reference import ReferenceConfig
+    from cxraug.metrics.score import real_side, score_source
+    from cxraug.metrics.sources import train_images_source
+
+    ex = RecordingProjection(open_prepared(phantom32).size)
+    cfg = _cfg([runs["cgan"], runs["diffusion"]], tmp_path)
+    cfg.score.metrics = ["fid", "kid", "fd_cxr", "fidelity"]
+    cfg.score.classes, cfg.score.use_cache, cfg.score.cache_dir = ["No Finding"], True, tmp_path / "cache"
+    cfg.score.reference = ReferenceConfig(model="tiny", epochs=2, batch_size=16, lr=3e-3)
+    res = compare(cfg, ex, device="cpu")
+    assert res.context["lead_metric"] == "fd_cxr" and "TRAINING images" in res.context["floor"]
+    floor = {r["class"]: r for r in res.floor}
+    assert set(floor) == {"No Finding", "all"} and all(r["run"] == FLOOR for r in res.floor)
+    # The floor is the training images' own score against the same real side, at the same n.
+    data = open_prepared(phantom32)
+    direct = score_source(real_side(data, ["No Finding"], cfg.score, ex), train_images_source(data), cfg.score)
+    assert floor["No Finding"]["fid"] == pytest.approx(direct.rows[0]["fid"])
+    assert floor["No Finding"]["n_fake"] == min(24, int((data.labels("train") == 0).sum()))
+    for r in res.rows:
+        for o in ("fid", "kid", "fd_cxr", "kid_cxr"):
+            assert r[f"{o}_floor"] == floor[r["class"]][o]
+            assert r[f"{o}_minus_floor"] == pytest.approx(r[o] - r[f"{o}_floor"])
+            assert r[f"{o}_minus_floor_low"] <= r[f"{o}_minus_floor"] <= r[f"{o}_minus_floor_high"]
+        for o in ("fd_cxr", "kid_cxr", "precision_cxr", "fidelity"):
+            assert r[f"{o}_low"] <= r[o] <= r[f"{o}_high"], o
+    for r in res.floor:
+        assert all(0 <= r[f"{o}_low"] <= r[f"{o}_high"] <= 1 for o in ("precision_cxr", "recall_cxr", "fidelity"))
+    assert {d["metric"] for d in res.differences} >= {"fd_cxr", "fidelity"}
+    md = report.markdown(res, {})
+    assert "## Verdicts (FD_cxr)" in md and "Ranked by FD_cxr" in md and "| FID floor | FID - floor |" in md
+    assert "## Real-vs-real floor per class" in md and "above the floor by" in md
+    # Without the reference classifier the lead is FID, and the page says why.
+    plain = compare(
+        _cfg(
+            [runs["cgan"], runs["diffusion"]],
+            tmp_path,
+        ),
+        ex,
+        device="cpu",
+    )
+    assert plain.context["lead_metric"] == "fid" and "Ranked by FID" in report.markdown(plain, {})

@@ -101,7 +101,7 @@ def test_real_images_are_resampled_by_patient() -> None:
 
 
 def test_better_is_adjusted_over_the_whole_family() -> None:
-    from cxraug.compare.core import _difference
+    from cxraug.compare.rows import _difference
 
     rng = np.random.default_rng(3)
     # 20 FID differences whose own intervals exclude 0 (p about 0.01), and one clear one.
@@ -111,7 +111,7 @@ def test_better_is_adjusted_over_the_whole_family() -> None:
              for i in range(20)]  # fmt: skip
     diffs.append(_difference("all", "a", "b", "fid", {"a": {"fid": 10.0}, "b": {"fid": 0.0}}, clear, 0.95, True))
     assert all(d["excludes_zero"] for d in diffs)
-    from cxraug.compare.core import _adjust
+    from cxraug.compare.rows import _adjust
 
     _adjust(diffs, 0.05)
     assert [d["better"] for d in diffs[:20]] == ["no difference"] * 20  # 21 x 0.009 > 0.05

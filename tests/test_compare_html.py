@@ -92,7 +92,7 @@ def test_page_renders_in_a_headless_browser(phantom32: Path, tmp_path: Path, mon
     found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
     assert found, dom.stdout[-2000:]
     seen = json.loads(found.group(1).replace("&quot;", '"'))
-    assert seen["images"] == ["ok"] * n_img and seen["tables"] == 3
+    assert seen["images"] == ["ok"] * n_img and seen["tables"] == 4  # cost, quality, floor, differences
     assert "Paired differences per class" in dom.stdout and "00002-noise" in dom.stdout
 
     shot = tmp_path / "shot" / "compare.png"

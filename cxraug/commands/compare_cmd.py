@@ -162,10 +162,11 @@ def _compare(args: CompareArgs) -> None:
         return
     for t in (cost_table(result, console), quality_table(result, console)):
         console.print(t)
-    from cxraug.compare.report import verdict_lines
+    from cxraug.compare.report import lead_line, verdict_lines
 
     if result.context.get("warning"):
         console.print(styled(result.context["warning"], "bold yellow"))
+    console.print(lead_line(result), markup=False)
     for line in verdict_lines(result):
         console.print(line, markup=False)
     for line in result.context.get("notes") or []:

@@ -182,28 +182,47 @@ class Resampled:
     point: dict[str, dict[str, float]]
 
 
+Plan = list[tuple[torch.Tensor, dict[int, torch.Tensor]]]
+
+
+def draw_plan(n_real: int, sizes: list[int], cfg: BootstrapConfig, real_groups: np.ndarray | None = None) -> Plan:
+    """The resamples, made once so every feature space of a row (Inception, the reference
+    classifier's) and label fidelity use the same draws: per resample, the real positions
+    (patients with all their images) and one draw of synthetic positions per set size
+    (image i of every run comes from the same noise: paired)."""
+    groups, n_groups = group_index(np.arange(n_real) if real_groups is None else real_groups)
+    rng = np.random.default_rng(cfg.seed)
+    plan: Plan = []
+    for _ in range(cfg.resamples):
+        ir = torch.as_tensor(draw_items(rng, groups, n_groups))
+        draws: dict[int, torch.Tensor] = {}
+        for size in sizes:
+            if size not in draws:
+                draws[size] = torch.as_tensor(rng.integers(size, size=size))
+        plan.append((ir, draws))
+    return plan
+
+
 def resample(
     real: np.ndarray,
     fakes: dict[str, np.ndarray],
     metrics: list[str],
     cfg: BootstrapConfig,
     real_groups: np.ndarray | None = None,
+    plan: Plan | None = None,
 ) -> Resampled:
     """Per run and output: the metric on each of ``cfg.resamples`` paired draws. ``real_groups``:
-    the patient of each real image (None: every image its own patient)."""
+    the patient of each real image (None: every image its own patient); ``plan``: the draws
+    (None: made here, from ``cfg.seed``)."""
     side = RealSide.of(real)
     grams = {name: _grams(f, side) for name, f in fakes.items()}
     metrics = [m for m in metrics if m in OUTPUTS]
-    groups, n_groups = group_index(np.arange(len(real)) if real_groups is None else real_groups)
-    rng = np.random.default_rng(cfg.seed)
+    if plan is None:
+        plan = draw_plan(len(real), [len(f) for f in fakes.values()], cfg, real_groups)
     names = [o for m in metrics for o in OUTPUTS[m]]
-    out = {name: {o: np.empty(cfg.resamples) for o in names} for name in fakes}
-    for b in range(cfg.resamples):
-        ir = torch.as_tensor(draw_items(rng, groups, n_groups))
-        draws: dict[int, torch.Tensor] = {}  # one draw of positions per synthetic set size: paired
+    out = {name: {o: np.empty(len(plan)) for o in names} for name in fakes}
+    for b, (ir, draws) in enumerate(plan):
         for name, f in fakes.items():
-            if len(f) not in draws:
-                draws[len(f)] = torch.as_tensor(rng.integers(len(f), size=len(f)))
             for o, v in metrics_at(grams[name], ir, draws[len(f)], metrics, cfg).items():
                 out[name][o][b] = v
     ident_r = torch.arange(len(real))
@@ -211,9 +230,20 @@ def resample(
     return Resampled(out, point)
 
 
+def shares(hits: dict[str, np.ndarray], plan: Plan) -> dict[str, np.ndarray]:
+    """Per run, a share of its synthetic images (label fidelity: called their class by the
+    reference classifier) on each resample's draw of synthetic positions."""
+    out = {}
+    for name, h in hits.items():
+        h = torch.as_tensor(h, dtype=torch.float64)
+        out[name] = np.array([float(h[draws[len(h)]].mean()) for _, draws in plan])
+    return out
+
+
 # Where a metric's values can lie (clip the re-centred interval to them); unlisted: unbounded.
 RANGES = {"fid": (0.0, np.inf), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "coverage": (0.0, 1.0),
-          "density": (0.0, np.inf)}  # fmt: skip
+          "density": (0.0, np.inf), "fd_cxr": (0.0, np.inf), "precision_cxr": (0.0, 1.0),
+          "recall_cxr": (0.0, 1.0), "fidelity": (0.0, 1.0)}  # fmt: skip
 
 
 def interval(

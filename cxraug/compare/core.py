@@ -8,20 +8,18 @@ datasets are refused unless the user names the dataset and allows it.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cxraug.compare.bootstrap import OUTPUTS, RANGES, BootstrapConfig, interval, resample
+from cxraug.compare.bootstrap import BootstrapConfig
 from cxraug.compare.cost import SamplingCost, export_parameters, measure_sampling, training_cost
+from cxraug.compare.rows import FLOOR, lead_metric, rows_and_differences
 from cxraug.errors import UserError
-from cxraug.metrics.registry import LOWER_IS_BETTER
 from cxraug.metrics.score import (
-    OVERALL,
     Pair,
     ScoreConfig,
     ScoreResult,
@@ -29,12 +27,11 @@ from cxraug.metrics.score import (
     check_size,
     choose_classes,
     draw_features,
-    overall_counts,
     real_side,
     score_source,
 )
+from cxraug.metrics.sources import train_images_source
 from cxraug.progress import NullReporter, Reporter
-from cxraug.significance import holm, normal_p_value
 
 
 @dataclass
@@ -87,6 +84,7 @@ class CompareResult:
     downstream: list[dict[str, Any]] = field(default_factory=list)  # benchmark deltas
     scores: dict[str, ScoreResult] = field(default_factory=dict)  # label -> the score result
     samples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # class -> label -> first images
+    floor: list[dict[str, Any]] = field(default_factory=list)  # per class: the real-vs-real floor's row
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +92,7 @@ class CompareResult:
             "runs": self.runs,
             "rows": self.rows,
             "differences": self.differences,
+            "floor_rows": self.floor,
             "downstream": self.downstream,
         }
 
@@ -184,7 +183,9 @@ def compare(
     data = choose_data(entries, cfg.data, cfg.allow_different_data)
     classes = _classes(sc, data, entries)
     sources = {e.label: _source(e, sc) for e in entries}
-    check_fake_memory(list(sources.values()), classes, sc.n, extractor.num_features)
+    floor_source = train_images_source(data, seed=sc.seed)  # the real-vs-real floor (rows.py)
+    many = f" x {len(sources)} runs and the real-vs-real floor"
+    check_fake_memory([*sources.values(), floor_source], classes, sc.n, extractor.num_features, many)
 
     run_info = []
     for e in entries:  # cost first: sampling is timed before any feature work fills the allocator
@@ -202,9 +203,11 @@ def compare(
                 fakes[e.label][c] = draw_features(source, c, sc.n, extractor, sc.batch_size, reporter)
                 advance(1)
             scores[e.label] = score_source(real, source, sc, reporter, fake=fakes[e.label])
+    fakes[FLOOR] = {c: draw_features(floor_source, c, sc.n, extractor, sc.batch_size, reporter) for c in classes}
+    floor = score_source(real, floor_source, replace(sc, memorization=False), reporter, fake=fakes[FLOOR])
 
-    rows, differences = _rows_and_differences(real, fakes, scores, cfg)
-    samples = {c: {lab: fakes[lab][c][0][: cfg.grid_columns] for lab in fakes} for c in classes}
+    rows, floor_rows, differences = rows_and_differences(real, fakes, scores, floor, cfg)
+    samples = {c: {lab: fakes[lab][c][0][: cfg.grid_columns] for lab in scores} for c in classes}
     downstream: list[dict[str, Any]] = []
     notes: list[str] = []
     if cfg.benchmark is not None:
@@ -236,13 +239,15 @@ def compare(
             "adjustment": "Holm over every 'better' comparison (classes and all x metrics x run pairs); p normal "
             "from the bootstrap sd of the difference (no floor)",
         },
+        "floor": FLOOR_METHOD,
+        "lead_metric": lead_metric(sc.metrics or []),
         "allow_different_data": cfg.allow_different_data,
         "notes": notes,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     if sc.split == "test":
         context["warning"] = "compared on the TEST split: do not use these numbers to choose models"
-    return CompareResult(context, run_info, rows, differences, downstream, scores, samples)
+    return CompareResult(context, run_info, rows, differences, downstream, scores, samples, floor_rows)
 
 
 def _source(e: RunEntry, sc: ScoreConfig) -> Any:
@@ -267,93 +272,9 @@ def _run_record(e: RunEntry, sampling: SamplingCost) -> dict[str, Any]:
     }
 
 
-def _rows_and_differences(
-    real: Any, fakes: dict[str, dict[str, Pair]], scores: dict[str, ScoreResult], cfg: CompareConfig
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    labels = list(scores)
-    metrics = cfg.score.metrics or []
-    outputs = [o for m in metrics if m in OUTPUTS for o in OUTPUTS[m]]  # those with intervals
-    rows: list[dict[str, Any]] = []
-    differences: list[dict[str, Any]] = []
-    patients = _real_patients(real)
-    first_rows = scores[labels[0]].rows
-    for i, name in enumerate(r["class"] for r in first_rows):
-        per_run = {lab: scores[lab].rows[i] for lab in labels}
-        ok = all(r["status"] == "ok" for r in per_run.values())
-        draws = None
-        if ok and cfg.bootstrap.resamples:
-            if name == OVERALL:
-                counts = overall_counts(real, fakes[labels[0]])
-                real_f = np.concatenate([real.real[c][1] for c in real.classes])
-                groups = np.concatenate([patients[c] for c in real.classes])
-                fake_f = {lab: np.concatenate([fakes[lab][c][1][: counts[c]] for c in real.classes]) for lab in labels}
-            else:
-                real_f, groups, fake_f = (
-                    real.real[name][1],
-                    patients[name],
-                    {lab: fakes[lab][name][1] for lab in labels},
-                )
-            resampled = resample(real_f, fake_f, metrics, cfg.bootstrap, groups)
-            draws = resampled.draws
-            if "kid" in metrics:  # the value of the estimator the interval resamples (see bootstrap.py)
-                for lab in labels:
-                    per_run[lab] = {**per_run[lab], "kid": resampled.point[lab]["kid"], "kid_estimator": KID_ESTIMATOR}
-        for lab in labels:
-            row = {"run": lab, **per_run[lab]}
-            if draws is not None:
-                for o in outputs:
-                    row[f"{o}_low"], row[f"{o}_high"] = interval(
-                        draws[lab][o], cfg.bootstrap.confidence, per_run[lab][o], RANGES.get(o, (-np.inf, np.inf))
-                    )
-            rows.append(row)
-        for a_i, a in enumerate(labels):
-            for b in labels[a_i + 1 :]:
-                for o in outputs:
-                    differences.append(_difference(name, a, b, o, per_run, draws, cfg.bootstrap.confidence, ok))
-    _adjust(differences, 1 - cfg.bootstrap.confidence)
-    return rows, differences
-
-
-KID_ESTIMATOR = "unbiased MMD^2 over all images (the bootstrap's estimator)"
-
-
-def _real_patients(real: Any) -> dict[str, np.ndarray]:
-    """The patient of each real image of each class, in the order of ``real.real[c]``."""
-    from cxraug.benchmark.runner import split_patients
-
-    labels = real.data.labels(real.split)
-    every = split_patients(real.data, real.split)
-    return {c: every[labels == real.data.classes.index(c)] for c in real.classes}
-
-
-def _adjust(differences: list[dict[str, Any]], alpha: float) -> None:
-    """Holm over the family of every difference that can say "better" (classes and all x
-    metrics x run pairs), in place: ``better`` needs an adjusted p below alpha."""
-    family = [d for d in differences if d.get("p") is not None]
-    for d, p in zip(family, holm([d["p"] for d in family]), strict=True):
-        d["p_adjusted"], d["family"] = p, len(family)
-        if math.isnan(p) or p >= alpha:
-            d["better"] = "no difference"
-        else:
-            a_lower = d["diff"] < 0
-            d["better"] = d["run_a"] if a_lower == (d["metric"] in LOWER_IS_BETTER) else d["run_b"]
-
-
-def _difference(
-    name: str, a: str, b: str, o: str, per_run: dict, draws: dict | None, confidence: float, ok: bool
-) -> dict[str, Any]:
-    d: dict[str, Any] = {"class": name, "run_a": a, "run_b": b, "metric": o}
-    if not ok:
-        d.update(diff=None, low=None, high=None, excludes_zero=None, better=None, reason="too few images")
-        return d
-    d["diff"] = per_run[a][o] - per_run[b][o]
-    if draws is None:
-        d.update(low=None, high=None, excludes_zero=None, better=None, reason="no bootstrap (--bootstrap 0)")
-        return d
-    d["low"], d["high"] = interval(draws[a][o] - draws[b][o], confidence, d["diff"])
-    d["excludes_zero"] = bool(d["low"] > 0 or d["high"] < 0)
-    d["better"], d["p"], d["p_adjusted"] = None, None, None
-    if o not in ("density",):  # about 1 for matching distributions: neither direction is "better"
-        d["p"] = normal_p_value(d["diff"], draws[a][o] - draws[b][o])  # "better" after _adjust
-    d["reason"] = ""
-    return d
+FLOOR_METHOD = (
+    "real-vs-real floor: up to n real TRAINING images per class (a seeded choice) scored against the split's "
+    "images as a run is (same real side, n, metric code and resamples); value - floor is what a run adds above "
+    "what a perfect generator would score from finite samples. The reference classifier was trained on those "
+    "training images, so its FD_cxr/KID_cxr floor is optimistic (low)"
+)

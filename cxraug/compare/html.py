@@ -7,7 +7,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from cxraug.compare.report import context_lines, tables, verdict_lines
+from cxraug.compare.report import context_lines, lead_line, tables, verdict_lines
+from cxraug.metrics.registry import shown
 from cxraug.page import CSP, STYLE, html_figure
 from cxraug.tables import to_html
 
@@ -21,7 +22,8 @@ def page(result: Any, pngs: dict[str, tuple[bytes, str]]) -> str:
         f"<title>cxraug compare: {escape(labels)}</title><style>{STYLE}</style></head><body>",
         f"<h1>cxraug compare: {escape(labels)}</h1>",
         *(f"<p>{escape(line.replace('**', ''))}</p>" for line in context_lines(result)),
-        "<h2>Verdicts (FID)</h2><ul>",
+        f"<h2>Verdicts ({escape(shown(result.context.get('lead_metric', 'fid')).label)})</h2>",
+        f"<p>{escape(lead_line(result))}</p><ul>",
         *(f"<li>{escape(v)}</li>" for v in verdict_lines(result)),
         "</ul>",
         *(f"<h2>{escape(t.title)}</h2>\n{to_html(t)}" for t in tables(result)),

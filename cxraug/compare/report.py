@@ -45,7 +45,17 @@ def number(v: Any, digits: int = 1) -> str:
 def quality_outputs(result: CompareResult) -> list[str]:
     from cxraug.compare.bootstrap import shown_outputs
 
-    return [o for o in shown_outputs(result.context["metrics"]) if o not in ("kid_std", "kid_subset_size")]
+    hidden = ("kid_std", "kid_subset_size", "kid_cxr_std", "kid_cxr_subset_size")
+    return [o for o in shown_outputs(result.context["metrics"]) if o not in hidden]
+
+
+def _value_cell(r: dict[str, Any], o: str, key: str | None = None) -> Cell:
+    """value [interval] of output ``o`` (``key``: the row's key, e.g. fid_minus_floor)."""
+    key = key or o
+    if r.get(key) is None:
+        return Cell("-")
+    iv = f"[{fmt(r[f'{key}_low'], o)}, {fmt(r[f'{key}_high'], o)}]" if r.get(f"{key}_low") is not None else ""
+    return Cell(fmt(r[key], o), iv)
 
 
 def cost_table(result: CompareResult) -> ReportTable:
@@ -78,26 +88,43 @@ def train_minutes(t: dict[str, Any]) -> str:
     return f"{cell} cpu" if t.get("clock") == "cpu" and t["train_min"] is not None else cell
 
 
-def quality_table(result: CompareResult) -> ReportTable:
+def quality_table(result: CompareResult, floor: bool = False) -> ReportTable:
+    """Per class and run: each metric [interval]; FID, KID, FD_cxr and KID_cxr followed by the
+    real-vs-real floor of the class and value - floor [paired interval]. ``floor``: the floor's
+    own rows instead (what real training images score)."""
+    from cxraug.compare.rows import FLOOR_OUTPUTS
+
     outs = quality_outputs(result)
     conf = result.context["bootstrap"]["confidence"]
     columns = [TableColumn("class", align="left", number=False), TableColumn("run", align="left", number=False),
-               TableColumn("n real", terminal=False), TableColumn("n fake", terminal=False),
-               *(TableColumn(shown(o).label, drop=shown(o).drop) for o in outs),
-               TableColumn("copy-like px/feat", terminal=False)]  # fmt: skip
+               TableColumn("n real", terminal=False), TableColumn("n fake", terminal=False)]  # fmt: skip
+    for o in outs:
+        columns.append(TableColumn(shown(o).label, drop=shown(o).drop))
+        if o in FLOOR_OUTPUTS and not floor:
+            columns += [TableColumn(f"{shown(o).label} floor", drop=shown(o).drop + 3),
+                        TableColumn(f"{shown(o).label} - floor", drop=shown(o).drop + 2)]  # fmt: skip
+    if not floor:
+        columns.append(TableColumn("copy-like px/feat", terminal=False))
     rows = []
-    for r in result.rows:
+    for r in result.floor if floor else result.rows:
         row = cells(r["class"], r["run"], str(r["n_real"]), str(r["n_fake"]))
         for o in outs:
-            if r["status"] != "ok":
-                row.append(Cell("too few"))
+            if r["status"] != "ok" and o != "fidelity":  # fidelity needs no real side
+                row += [Cell("too few")] * (3 if o in FLOOR_OUTPUTS and not floor else 1)
                 continue
-            iv = f"[{fmt(r[f'{o}_low'], o)}, {fmt(r[f'{o}_high'], o)}]" if f"{o}_low" in r else ""
-            row.append(Cell(fmt(r.get(o), o), iv))
-        sp, sf = r.get("mem_share_pixels"), r.get("mem_share_features")
-        row.append(Cell("-" if sp is None or sf is None else f"{sp:.0%} / {sf:.0%}"))
+            row.append(_value_cell(r, o))
+            if o in FLOOR_OUTPUTS and not floor:
+                row += [Cell(fmt(r.get(f"{o}_floor"), o)), _value_cell(r, o, f"{o}_minus_floor")]
+        if not floor:
+            sp, sf = r.get("mem_share_pixels"), r.get("mem_share_features")
+            row.append(Cell("-" if sp is None or sf is None else f"{sp:.0%} / {sf:.0%}"))
         rows.append(row)
-    return ReportTable(f"Quality per class (value [{conf:.0%} bootstrap interval])", columns, rows)
+    if floor:
+        title = (f"Real-vs-real floor per class: real training images scored as a run is, same split and n "
+                 f"(value [{conf:.0%} bootstrap interval])")  # fmt: skip
+    else:
+        title = f"Quality per class (value [{conf:.0%} bootstrap interval]; floor: real training images, same n)"
+    return ReportTable(title, columns, rows)
 
 
 def difference_table(result: CompareResult) -> ReportTable:
@@ -130,7 +157,8 @@ def downstream_table(result: CompareResult) -> ReportTable | None:
 
 
 def tables(result: CompareResult) -> list[ReportTable]:
-    out = [cost_table(result), quality_table(result), difference_table(result)]
+    out = [cost_table(result), quality_table(result), *([quality_table(result, floor=True)] if result.floor else []),
+           difference_table(result)]  # fmt: skip
     down = downstream_table(result)
     return [*out, down] if down else out
 
@@ -147,6 +175,8 @@ def context_lines(result: CompareResult) -> list[str]:
         f"Intervals: {ctx['bootstrap']['resamples']} bootstrap resamples (seed {ctx['bootstrap']['seed']}), "
         f"{ctx['bootstrap']['method']}.",
     ]
+    if ctx.get("floor"):
+        lines.append(f"Floor: {ctx['floor']}.")
     if not ctx["data"]["real_data"]:
         lines.insert(0, "**The dataset is NOT real data.**")
     if ctx.get("warning"):
@@ -155,32 +185,53 @@ def context_lines(result: CompareResult) -> list[str]:
     return lines
 
 
+def lead_line(result: CompareResult) -> str:
+    """Which metric the verdicts rank by, and why."""
+    lead = result.context.get("lead_metric", "fid")
+    if lead == "fd_cxr":
+        return ("Ranked by FD_cxr: the Fréchet distance in the features of the reference classifier trained on this "
+                "dataset's chest X-rays, the metric a chest X-ray reader should trust most here; FID (Inception, "
+                "trained on photographs) is in the tables.")  # fmt: skip
+    return ("Ranked by FID (Inception features, trained on photographs): no reference classifier was asked for; "
+            "--metrics fid,kid,pr,dc,fd_cxr ranks by FD_cxr, in this dataset's own chest-X-ray features.")  # fmt: skip
+
+
 def verdict_lines(result: CompareResult) -> list[str]:
-    """Per class, on FID: which run is better, by the Holm-adjusted p over compare's whole family
-    (classes and all x metrics x run pairs), beside the unadjusted interval of the difference."""
+    """Per class, on the lead metric (FD_cxr, else FID): which run is better, by the
+    Holm-adjusted p over compare's whole family (classes and all x metrics x run pairs), beside
+    the unadjusted interval of the difference; then each run's value against the class's floor."""
+    lead = result.context.get("lead_metric", "fid")
+    label = shown(lead).label
     out = []
     for d in result.differences:
-        if d["metric"] != "fid":
+        if d["metric"] != lead:
             continue
         if d["better"] is None:
             out.append(f"{d['class']}: {d['run_a']} vs {d['run_b']}: no verdict ({d['reason']})")
             continue
         adj = f"Holm-adjusted p {format_p(d['p_adjusted'])} over m = {d['family']} comparisons"
         what = (
-            f"FID difference {d['run_a']} - {d['run_b']} {fmt(d['diff'], 'fid')}, "
-            f"interval [{fmt(d['low'], 'fid')}, {fmt(d['high'], 'fid')}], {adj}"
+            f"{label} difference {d['run_a']} - {d['run_b']} {fmt(d['diff'], lead)}, "
+            f"interval [{fmt(d['low'], lead)}, {fmt(d['high'], lead)}], {adj}"
         )
         if d["better"] == "no difference":
             out.append(f"{d['class']}: {d['run_a']} vs {d['run_b']}: no difference shown ({what})")
         else:
             out.append(f"{d['class']}: {d['better']} is better ({what})")
+    for r in result.rows:
+        if r.get(f"{lead}_floor") is not None:
+            out.append(
+                f"{r['class']}: {r['run']} {label} {fmt(r[lead], lead)}, floor {fmt(r[f'{lead}_floor'], lead)}, "
+                f"above the floor by {_value_cell(r, lead, f'{lead}_minus_floor').page()}"
+            )
     return out
 
 
 def markdown(result: CompareResult, images: dict[str, str]) -> str:
     labels = ", ".join(r["label"] for r in result.runs)
     lines = [f"# cxraug compare: {labels}", "", *context_lines(result), ""]
-    lines += ["## Verdicts (FID)", "", *(f"- {v}" for v in verdict_lines(result)), ""]
+    lead = shown(result.context.get("lead_metric", "fid")).label
+    lines += [f"## Verdicts ({lead})", "", lead_line(result), "", *(f"- {v}" for v in verdict_lines(result)), ""]
     for t in tables(result):
         lines += [f"## {t.title}", "", *to_markdown(t), ""]
     lines += ["## Images", ""]

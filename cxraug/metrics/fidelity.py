@@ -78,13 +78,15 @@ def reference_metrics(
     options: MetricOptions,
     batch_size: int,
     reporter: Reporter | None = None,
-) -> tuple[dict[str, Any], dict[str, bytes]]:
+) -> tuple[dict[str, Any], dict[str, bytes], dict[str, Any]]:
     """Add fidelity and/or fd_cxr to ``rows`` (per class, then ``all``, as ``score`` made them).
 
     Fidelity needs synthetic images only on its own side (a rare class with 3 val images still
     gets the share of its 1,000 synthetic images, and a ceiling from 3 images, with intervals);
     fd_cxr follows the FID rule (``min_images`` on both sides). Returns the JSON section
-    (confusion tables) and the extra files (confusion.csv, confusion.png).
+    (confusion tables), the extra files (confusion.csv, confusion.png) and, per class, the
+    reference's features of the real and synthetic images and whether each synthetic image
+    was called its class (``compare`` resamples them for intervals).
     """
     k = len(data.classes)
     by_class = {r["class"]: r for r in rows}
@@ -153,7 +155,8 @@ def reference_metrics(
         files["confusion.png"] = confusion_png(
             section["fidelity_confusion"], f"{data.name}: reference classifier's top-1"
         )
-    return section, files
+    hits = {c: probs[c][0].argmax(axis=1) == data.classes.index(c) for c in classes}
+    return section, files, {"real": real_f, "fake": fake_f, "hits": hits}
 
 
 def add_reference_metrics(
@@ -177,7 +180,7 @@ def add_reference_metrics(
         reference = load_reference(data, cfg.reference, cache.directory, getattr(extractor, "device", None), reporter)
     opts = MetricOptions(kid_subsets=cfg.kid_subsets, seed=cfg.seed)
     names = metrics_in(cfg.metrics, "reference")
-    result.extra, result.files = reference_metrics(
+    result.extra, result.files, result.reference_features = reference_metrics(
         data, cfg.split, classes, fake_images, result.rows, names, reference, cache, fp, cfg.min_images, opts,
         cfg.batch_size, reporter,
     )  # fmt: skip

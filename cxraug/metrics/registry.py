@@ -91,13 +91,13 @@ def _dc(real: np.ndarray, fake: np.ndarray, o: MetricOptions) -> dict[str, float
 
 
 # FD, KID and precision/recall again, in the reference classifier's penultimate features.
-_CXR_NAMES = {"fid": "fd_cxr", "kid": "kid_cxr", "kid_std": "kid_cxr_std", "kid_subset_size": "kid_cxr_subset_size",
+CXR_NAMES = {"fid": "fd_cxr", "kid": "kid_cxr", "kid_std": "kid_cxr_std", "kid_subset_size": "kid_cxr_subset_size",
               "precision": "precision_cxr", "recall": "recall_cxr"}  # fmt: skip
 
 
 def _fd_cxr(real: np.ndarray, fake: np.ndarray, o: MetricOptions) -> dict[str, float]:
     out = {**_fid(real, fake, o), **_kid(real, fake, o), **_pr(real, fake, o)}
-    return {_CXR_NAMES[k]: v for k, v in out.items()}
+    return {CXR_NAMES[k]: v for k, v in out.items()}
 
 
 _DEFINED = (
@@ -124,7 +124,7 @@ _DEFINED = (
     Metric(
         "fd_cxr",
         "FD / KID / precision / recall in the reference classifier's features (chest-X-ray space)",
-        tuple(_CXR_NAMES.values()),
+        tuple(CXR_NAMES.values()),
         _fd_cxr,
         space="reference",
         # the reference's own validation scores ride along: comparable only under the same reference
@@ -181,6 +181,11 @@ SHOWN: MappingProxyType[str, Shown] = MappingProxyType(
         "recall": Shown("recall", 3, drop=3),
         "density": Shown("density", 3, drop=4),
         "coverage": Shown("coverage", 3, drop=4),
+        "fd_cxr": Shown("FD_cxr", 2, drop=0, lower_is_better=True),
+        "kid_cxr": Shown("KID_cxr x1e3", 2, 1e3, drop=2, lower_is_better=True),
+        "precision_cxr": Shown("precision_cxr", 3, drop=4),
+        "recall_cxr": Shown("recall_cxr", 3, drop=4),
+        "fidelity": Shown("fidelity", 3, drop=2),
     }
 )
 

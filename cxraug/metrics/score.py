@@ -79,6 +79,9 @@ class ScoreResult:
     per_image: list[dict[str, Any]] = field(default_factory=list)  # nearest train image of each synthetic one
     extra: dict[str, Any] = field(default_factory=dict)  # further JSON sections (fidelity confusion tables)
     files: dict[str, bytes] = field(default_factory=dict)  # further output files by name (confusion.png)
+    # the reference classifier's features: "real"/"fake" -> class -> features, "hits" -> class ->
+    # whether each synthetic image was called its class (fidelity/fd_cxr only; not in the JSON)
+    reference_features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         mem = self.memorization.summary() if self.memorization else None
@@ -214,10 +217,13 @@ def fake_bytes(source: FakeSource, classes: list[str], n: int, num_features: int
     return sum(source.drawn(c, n) for c in classes) * per_image
 
 
-def check_fake_memory(sources: list[FakeSource], classes: list[str], n: int, num_features: int) -> None:
-    """Refuse, before any image is drawn, a -n whose synthetic images cannot fit in memory."""
+def check_fake_memory(
+    sources: list[FakeSource], classes: list[str], n: int, num_features: int, many: str | None = None
+) -> None:
+    """Refuse, before any image is drawn, a -n whose synthetic images cannot fit in memory
+    (``many``: what the sources are, said after the classes; default "x N runs")."""
     need = sum(fake_bytes(s, classes, n, num_features) for s in sources)
-    many = f" x {len(sources)} runs" if len(sources) > 1 else ""
+    many = many if many is not None else (f" x {len(sources)} runs" if len(sources) > 1 else "")
     require_memory(f"scoring {n:,} synthetic images per class x {len(classes)} classes{many}", need)
 
 

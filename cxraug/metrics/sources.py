@@ -102,3 +102,19 @@ def images_source(synset: Any) -> FakeSource:
     prov = synset.provenance
     info = {"images": str(synset.root), "run": prov.get("run"), "step": prov.get("step"), "plugin": prov.get("plugin")}
     return FakeSource(classes=classes, size=synset.size, draw=draw, info=info, counts=counts)
+
+
+def train_images_source(data: Any, seed: int = 0) -> FakeSource:
+    """The real-vs-real floor's stand-in for a generator: real *training* images of each class
+    of a prepared dataset (``PreparedData``), a seeded choice of up to n, in stored order. Scored
+    against the split's images as a generator is, at the same n, it gives the value a perfect
+    generator would get from finite samples (FID's bias at n)."""
+    images, labels = data.images("train"), data.labels("train")
+    counts = {c: int((labels == i).sum()) for i, c in enumerate(data.classes)}
+
+    def draw(class_name: str, n: int, reporter: Reporter) -> np.ndarray:
+        idx = np.flatnonzero(labels == data.classes.index(class_name))
+        pick = np.sort(np.random.default_rng(seed).permutation(idx)[: min(n, len(idx))])
+        return np.asarray(images[pick])
+
+    return FakeSource(classes=list(data.classes), size=data.size, draw=draw, info={"real": "train"}, counts=counts)

@@ -1,0 +1,220 @@
+"""compare's rows and paired differences: every run's score rows with bootstrap intervals,
+the real-vs-real floor beside FID, KID, FD_cxr and KID_cxr, and the Holm-adjusted verdicts.
+
+The floor is a stand-in generator made of real *training* images (up to n per class, a seeded
+choice), scored against the split's images exactly as a run is: same real side, same n, same
+metric code, same resamples. What it gets is what a generator that drew perfect images would
+get from finite samples (FID and FD are biased upward at small n). Each run row carries
+``<o>_floor`` and ``<o>_minus_floor`` with the interval of the difference (paired: the same
+real draw for the run and the floor).
+
+Intervals come from one plan of draws per row (``bootstrap.draw_plan``) shared by the Inception
+metrics, the reference classifier's (FD_cxr, KID_cxr, precision/recall_cxr) and label
+fidelity (the share of synthetic images the reference calls their class).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cxraug.compare.bootstrap import OUTPUTS, RANGES, BootstrapConfig, draw_plan, interval, resample, shares
+from cxraug.metrics.registry import CXR_NAMES, LOWER_IS_BETTER
+from cxraug.metrics.score import OVERALL, Pair, ScoreResult
+from cxraug.significance import holm, normal_p_value
+
+FLOOR = "floor (real train images)"  # the floor's label in rows and resamples
+FLOOR_OUTPUTS = ("fid", "kid", "fd_cxr", "kid_cxr")  # shown as value, floor, value - floor
+KID_ESTIMATOR = "unbiased MMD^2 over all images (the bootstrap's estimator)"
+_CXR = {o: CXR_NAMES[o] for o in ("fid", "kid", "precision", "recall")}  # resampled in the reference space
+
+
+def interval_outputs(metrics: list[str]) -> list[str]:
+    """The outputs that get a bootstrap interval and paired differences, in the metrics' order."""
+    out: list[str] = []
+    for m in metrics:
+        if m in OUTPUTS:
+            out += OUTPUTS[m]
+        elif m == "fd_cxr":
+            out += _CXR.values()
+        elif m == "fidelity":
+            out.append("fidelity")
+    return out
+
+
+def lead_metric(metrics: list[str]) -> str:
+    """The output the summary ranks by: FD_cxr (the reference classifier trained on this
+    dataset's chest X-rays) when it was computed, else FID (Inception, trained on photographs)."""
+    return "fd_cxr" if "fd_cxr" in metrics else "fid"
+
+
+@dataclass
+class RowInputs:
+    """The feature sets of one row (a class, or "all"), per label."""
+
+    real: np.ndarray
+    groups: np.ndarray  # the patient of each real image
+    fake: dict[str, np.ndarray]
+    ref_real: np.ndarray | None = None  # the reference classifier's features (fd_cxr)
+    ref_fake: dict[str, np.ndarray] | None = None
+    hits: dict[str, np.ndarray] | None = None  # synthetic images called their class (fidelity)
+
+
+def _take(per_class: dict[str, np.ndarray], classes: list[str], counts: dict[str, Any] | None) -> np.ndarray:
+    """One class's array, or the "all" row's: each class's first counts[c] (None: all), concatenated."""
+    if counts is None:
+        return per_class[classes[0]]
+    return np.concatenate([per_class[c][: counts[c]] for c in classes])
+
+
+def row_inputs(
+    real: Any, fakes: dict[str, dict[str, Pair]], scores: dict[str, ScoreResult], name: str, patients: dict
+) -> RowInputs:
+    classes = list(real.classes) if name == OVERALL else [name]
+    every: dict[str, Any] = dict.fromkeys(classes)
+    counts = {lab: (s.rows[-1]["fake_per_class"] if name == OVERALL else None) for lab, s in scores.items()}
+    whole = every if name == OVERALL else None  # the real side: every image of the row's classes
+    inp = RowInputs(
+        real=_take({c: real.real[c][1] for c in classes}, classes, whole),
+        groups=_take(patients, classes, whole),
+        fake={lab: _take({c: fakes[lab][c][1] for c in classes}, classes, counts[lab]) for lab in scores},
+    )
+    refs = {lab: s.reference_features for lab, s in scores.items()}
+    if all(r.get("fake") for r in refs.values()):
+        first = next(iter(refs.values()))
+        inp.ref_real = _take(first["real"], classes, whole)
+        inp.ref_fake = {lab: _take(r["fake"], classes, counts[lab]) for lab, r in refs.items()}
+        inp.hits = {lab: _take(r["hits"], classes, counts[lab]) for lab, r in refs.items()}
+    return inp
+
+
+def row_draws(
+    inp: RowInputs, metrics: list[str], cfg: BootstrapConfig
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, float]]]:
+    """Per label and output: the value on each resample, and the point value of the
+    estimators that replace score's (KID and KID_cxr: the unbiased MMD^2 of all images)."""
+    plan = draw_plan(len(inp.real), [len(f) for f in inp.fake.values()], cfg, inp.groups)
+    res = resample(inp.real, inp.fake, metrics, cfg, inp.groups, plan)
+    draws = {lab: dict(d) for lab, d in res.draws.items()}
+    point = {lab: {"kid": p["kid"]} if "kid" in p else {} for lab, p in res.point.items()}
+    if "fd_cxr" in metrics and inp.ref_fake is not None and inp.ref_real is not None:
+        ref = resample(inp.ref_real, inp.ref_fake, ["fid", "kid", "pr"], cfg, inp.groups, plan)
+        for lab, d in ref.draws.items():
+            draws[lab].update({_CXR[o]: v for o, v in d.items()})
+            point[lab]["kid_cxr"] = ref.point[lab]["kid"]
+    if "fidelity" in metrics and inp.hits is not None:
+        for lab, v in shares(inp.hits, plan).items():
+            draws[lab]["fidelity"] = v
+    return draws, point
+
+
+def rows_and_differences(
+    real: Any,
+    fakes: dict[str, dict[str, Pair]],
+    scores: dict[str, ScoreResult],
+    floor: ScoreResult | None,
+    cfg: Any,  # CompareConfig
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The run rows, the floor rows and the paired differences between runs (Holm-adjusted)."""
+    labels = list(scores)
+    metrics = cfg.score.metrics or []
+    outputs = interval_outputs(metrics)
+    conf = cfg.bootstrap.confidence
+    rows: list[dict[str, Any]] = []
+    floor_rows: list[dict[str, Any]] = []
+    differences: list[dict[str, Any]] = []
+    patients = real_patients(real)
+    for i, name in enumerate(r["class"] for r in scores[labels[0]].rows):
+        per_run = {lab: scores[lab].rows[i] for lab in labels}
+        ok = all(r["status"] == "ok" for r in per_run.values())
+        floor_row = dict(floor.rows[i]) if floor is not None else None
+        floor_ok = floor_row is not None and floor_row["status"] == "ok"
+        draws = None
+        if ok and cfg.bootstrap.resamples:
+            with_floor = {**scores, FLOOR: floor} if floor is not None and floor_ok else scores
+            draws, point = row_draws(row_inputs(real, fakes, with_floor, name, patients), metrics, cfg.bootstrap)
+            for lab in [*labels, *([FLOOR] if FLOOR in draws else [])]:
+                extra = {**point[lab], **({"kid_estimator": KID_ESTIMATOR} if "kid" in point[lab] else {})}
+                if lab == FLOOR:
+                    floor_row = {**(floor_row or {}), **extra}
+                else:
+                    per_run[lab] = {**per_run[lab], **extra}
+        if floor_row is not None:
+            floor_rows.append(_with_intervals({"run": FLOOR, **floor_row}, outputs, draws, FLOOR, conf))
+        for lab in labels:
+            row = _with_intervals({"run": lab, **per_run[lab]}, outputs, draws, lab, conf)
+            if floor_ok:
+                _beside_floor(row, floor_row or {}, draws, lab, conf)
+            rows.append(row)
+        for a_i, a in enumerate(labels):
+            for b in labels[a_i + 1 :]:
+                for o in outputs:
+                    differences.append(_difference(name, a, b, o, per_run, draws, conf, ok))
+    _adjust(differences, 1 - conf)
+    return rows, floor_rows, differences
+
+
+def _with_intervals(row: dict[str, Any], outputs: list[str], draws: dict | None, lab: str, conf: float) -> dict:
+    if draws is None or lab not in draws:
+        return row
+    for o in outputs:
+        if o in draws[lab] and row.get(o) is not None:
+            row[f"{o}_low"], row[f"{o}_high"] = interval(draws[lab][o], conf, row[o], RANGES.get(o, (-np.inf, np.inf)))
+    return row
+
+
+def _beside_floor(row: dict[str, Any], floor_row: dict[str, Any], draws: dict | None, lab: str, conf: float) -> None:
+    """value - floor for FID, KID, FD_cxr and KID_cxr, with the paired interval of the difference."""
+    for o in FLOOR_OUTPUTS:
+        if row.get(o) is None or floor_row.get(o) is None:
+            continue
+        row[f"{o}_floor"] = floor_row[o]
+        row[f"{o}_minus_floor"] = diff = row[o] - floor_row[o]
+        if draws is not None and o in draws.get(lab, {}) and o in draws.get(FLOOR, {}):
+            low, high = interval(draws[lab][o] - draws[FLOOR][o], conf, diff)
+            row[f"{o}_minus_floor_low"], row[f"{o}_minus_floor_high"] = low, high
+
+
+def real_patients(real: Any) -> dict[str, np.ndarray]:
+    """The patient of each real image of each class, in the order of ``real.real[c]``."""
+    from cxraug.benchmark.runner import split_patients
+
+    labels = real.data.labels(real.split)
+    every = split_patients(real.data, real.split)
+    return {c: every[labels == real.data.classes.index(c)] for c in real.classes}
+
+
+def _adjust(differences: list[dict[str, Any]], alpha: float) -> None:
+    """Holm over the family of every difference that can say "better" (classes and all x
+    metrics x run pairs), in place: ``better`` needs an adjusted p below alpha."""
+    family = [d for d in differences if d.get("p") is not None]
+    for d, p in zip(family, holm([d["p"] for d in family]), strict=True):
+        d["p_adjusted"], d["family"] = p, len(family)
+        if math.isnan(p) or p >= alpha:
+            d["better"] = "no difference"
+        else:
+            a_lower = d["diff"] < 0
+            d["better"] = d["run_a"] if a_lower == (d["metric"] in LOWER_IS_BETTER) else d["run_b"]
+
+
+def _difference(
+    name: str, a: str, b: str, o: str, per_run: dict, draws: dict | None, confidence: float, ok: bool
+) -> dict[str, Any]:
+    d: dict[str, Any] = {"class": name, "run_a": a, "run_b": b, "metric": o}
+    if not ok or per_run[a].get(o) is None or per_run[b].get(o) is None:
+        d.update(diff=None, low=None, high=None, excludes_zero=None, better=None, reason="too few images")
+        return d
+    d["diff"] = per_run[a][o] - per_run[b][o]
+    if draws is None:
+        d.update(low=None, high=None, excludes_zero=None, better=None, reason="no bootstrap (--bootstrap 0)")
+        return d
+    d["low"], d["high"] = interval(draws[a][o] - draws[b][o], confidence, d["diff"])
+    d["excludes_zero"] = bool(d["low"] > 0 or d["high"] < 0)
+    d["better"], d["p"], d["p_adjusted"] = None, None, None
+    if o not in ("density",):  # about 1 for matching distributions: neither direction is "better"
+        d["p"] = normal_p_value(d["diff"], draws[a][o] - draws[b][o])  # "better" after _adjust
+    d["reason"] = ""
+    return d
