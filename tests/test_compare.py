@@ -325,3 +325,100 @@ def test_the_floor_is_beside_every_fid_and_kid_and_the_lead_is_fd_cxr(
         device="cpu",
     )
     assert plain.context["lead_metric"] == "fid" and "Ranked by FID" in report.markdown(plain, {})
+
+
+def _width(row: dict, o: str = "fid") -> float:
+    return row[f"{o}_high"] - row[f"{o}_low"]
+
+
+def _perturbed(run: Path) -> Path:
+    """The run's exported weights with noise added (its sha256 recorded again): a replicate that
+    differs by construction, with the same plugin, settings and data."""
+    import hashlib
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    export = run / "export"
+    weights = load_file(export / "weights.safetensors")
+    gen = torch.Generator().manual_seed(1)
+    noisy = {k: v + 0.3 * v.std() * torch.randn(v.shape, generator=gen) if v.is_floating_point() and v.numel() > 1
+             else v for k, v in weights.items()}  # fmt: skip
+    save_file(noisy, export / "weights.safetensors")
+    meta = json.loads((export / "config.json").read_text())
+    meta["weights_sha256"] = hashlib.sha256((export / "weights.safetensors").read_bytes()).hexdigest()
+    (export / "config.json").write_text(json.dumps(meta))
+    return run
+
+
+def test_replicated_arms_resample_training_runs(runs: dict[str, Path], phantom32: Path, tmp_path: Path) -> None:
+    """Identical replicates leave every number as one run gives it; replicates trained with
+    other seeds widen the interval of the arm and of its difference with another arm."""
+    from cxraug.compare.replicated import ArmSpec
+
+    cgan, diffusion = runs["cgan"], runs["diffusion"]
+    twin = copy_run(cgan, tmp_path / "twin")
+    seed1 = _perturbed(copy_run(cgan, tmp_path / "seed1"))  # another trained generator, by construction
+    ex = RecordingProjection(open_prepared(phantom32).size)
+    one = compare(_cfg([cgan, diffusion], tmp_path), ex, device="cpu")
+    same = compare(_cfg([], tmp_path, arms=[ArmSpec("gan", (cgan, twin)), ArmSpec(None, (diffusion,))]), ex, "cpu")
+    seeds = compare(_cfg([], tmp_path, arms=[ArmSpec("gan", (cgan, seed1)), ArmSpec(None, (diffusion,))]), ex, "cpu")
+    lab, dlab = cgan.name, diffusion.name
+    base = {(r["run"], r["class"]): r for r in one.rows}
+    for res in (same, seeds):
+        assert [r["arm"] for r in res.runs] == ["gan", "gan", dlab]
+        assert res.context["arms"]["gan"] == [r["label"] for r in res.runs[:2]]
+        assert {r["run"] for r in res.replicates} == {r["label"] for r in res.runs[:2]}
+        assert {r["run"] for r in res.rows} == {"gan", dlab}
+    got = {(r["run"], r["class"]): r for r in same.rows}
+    for c in ("No Finding", "all"):
+        for key in ("fid", "fid_low", "fid_high", "kid", "coverage_low", "fid_floor", "fid_minus_floor_high"):
+            assert got[("gan", c)][key] == base[(lab, c)][key], key
+    diff = {(d["class"], d["metric"]): d for d in same.differences}
+    for d in one.differences:
+        assert (diff[(d["class"], d["metric"])]["low"], diff[(d["class"], d["metric"])]["high"]) == (
+            d["low"],
+            d["high"],
+        )
+    # Replicates that differ: the arm is their mean, and its intervals are wider than one run's.
+    wide = {(r["run"], r["class"]): r for r in seeds.rows}
+    reps = {r["run"]: r for r in seeds.replicates if r["class"] == "No Finding"}
+    fids = [r["fid"] for r in reps.values()]
+    assert fids[0] != fids[1] and wide[("gan", "No Finding")]["fid"] == pytest.approx(sum(fids) / 2)
+    assert _width(wide[("gan", "No Finding")]) > _width(base[(lab, "No Finding")])
+    d_one = next(d for d in one.differences if d["class"] == "No Finding" and d["metric"] == "fid")
+    d_rep = next(d for d in seeds.differences if d["class"] == "No Finding" and d["metric"] == "fid")
+    assert d_rep["high"] - d_rep["low"] > d_one["high"] - d_one["low"]
+
+
+def test_arms_on_the_command_line(runs: dict[str, Path], tmp_path: Path, cheap_extractor) -> None:
+    import json as _json
+
+    twin = copy_run(runs["cgan"], tmp_path / "twin")
+    out = tmp_path / "cmp"
+    common = ["--n", "24", "--classes", "No Finding", "--min-images", "10", "--bootstrap", "6", "--speed-images",
+              "8", "--cache-dir", str(tmp_path / "c"), "--kid-subsets", "5", "--device", "cpu"]  # fmt: skip
+    res = runner.invoke(
+        app, ["compare", f"gan={runs['cgan']},{twin}", str(runs["diffusion"]), *common, "--out", str(out)]
+    )
+    assert res.exit_code == 0, (res.output, res.exception)
+    md = (out / "compare.md").read_text()
+    assert "## Per replicate" in md and "Arms of replicated runs: gan: 2 runs" in md
+    doc = _json.loads((out / "compare.json").read_text())
+    assert list(doc["arms"]) == ["gan", runs["diffusion"].name] and len(doc["replicate_rows"]) == 2 * 2
+    assert len((out / "compare.csv").read_text().splitlines()) == 1 + 2 * 2 + 2 * 2  # arms, then replicates
+
+    def refused(arg: str, expect: str) -> None:
+        got = runner.invoke(app, ["compare", arg, str(runs["diffusion"]), *common, "--out", str(tmp_path / "x")])
+        assert got.exit_code == 2 and expect in got.stderr and len(got.stderr.strip().splitlines()) == 1, got.output
+
+    refused(f"m={runs['cgan']},{runs['diffusion']}", "differs from")
+    refused(f"m={runs['cgan']},{runs['diffusion']}", "plugin: 'cgan' vs 'diffusion'")
+    changed = copy_run(runs["cgan"], tmp_path / "lr")
+    cfg = _json.loads((changed / "config.json").read_text())
+    cfg["model"]["lr_g"] = 0.1
+    (changed / "config.json").write_text(_json.dumps(cfg))
+    refused(f"m={runs['cgan']},{changed}", "setting lr_g: 0.0002 vs 0.1")
+    retarget_data(changed, "f" * 64)
+    refused(f"m={runs['cgan']},{changed}", "data: ")
+    refused("m=", "cannot read 'm='")

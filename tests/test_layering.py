@@ -25,7 +25,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "generation",
         ("cxraug.generator", "cxraug.registry", "cxraug.runs", "cxraug.checkpoint", "cxraug.train",
-         "cxraug.synth", "cxraug.synthset", "cxraug.testing"),
+         "cxraug.synth", "cxraug.synthset", "cxraug.testing", "cxraug.replicates"),
     ),
     ("classify", ("cxraug.classify",)),
     ("metrics", ("cxraug.metrics",)),

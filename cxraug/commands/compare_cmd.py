@@ -44,7 +44,14 @@ from cxraug.metrics.reference import ReferenceConfig
 
 
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="Run directories to compare (two or more).", metavar="RUN...")],
+    runs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Run directories to compare (two or more), or arms of replicated runs: NAME=RUN1,RUN2,... "
+            "(the same method trained with other seeds; NAME optional).",
+            metavar="RUN|NAME=RUN1,RUN2...",
+        ),
+    ],
     data: Annotated[
         Optional[Path], typer.Option(help="Prepared dataset to compare on (default: the one the runs were trained on).")
     ] = None,
@@ -107,7 +114,7 @@ class CompareArgs:
     """`cxraug compare`'s options, as typed."""
 
     scoring: ScoreOptions
-    runs: list[Path]
+    runs: list[str]  # RUN, or [NAME=]RUN1,RUN2,...
     data: Path | None
     benchmark: Path | None
     bootstrap: int
@@ -129,17 +136,22 @@ def _compare(args: CompareArgs) -> None:
     from cxraug.compare.core import CompareConfig
     from cxraug.compare.core import compare as run_compare
     from cxraug.compare.output import write_outputs
+    from cxraug.compare.replicated import ArmSpec
     from cxraug.config import parse_sets
     from cxraug.data.prepared import dataset_files
     from cxraug.metrics.features import load_feature_extractor, resolve_device
     from cxraug.metrics.inception import locate_inception_weights
     from cxraug.progress import RichReporter
+    from cxraug.replicates import parse_arm
     from cxraug.runs import run_inputs
 
     configure_threads()
     sc = args.scoring.config()
+    specs = [parse_arm(a) for a in args.runs]
+    arms = [ArmSpec(name, tuple(Path(p) for p in parts)) for name, parts in specs]
     cfg = CompareConfig(
-        runs=args.runs, score=sc, data=args.data, allow_different_data=args.allow_different_data,
+        runs=[r for a in arms for r in a.runs],
+        arms=arms if any(name or len(parts) > 1 for name, parts in specs) else [], score=sc, data=args.data, allow_different_data=args.allow_different_data,
         bootstrap=BootstrapConfig(resamples=args.bootstrap, confidence=args.confidence, seed=args.scoring.seed),
         speed_images=args.speed_images, grid_columns=args.grid, benchmark=args.benchmark,
         sample_values=parse_sets(args.sets),

@@ -17,6 +17,7 @@ import numpy as np
 
 from cxraug.compare.bootstrap import BootstrapConfig
 from cxraug.compare.cost import SamplingCost, export_parameters, measure_sampling, training_cost
+from cxraug.compare.replicated import ArmSpec, arm_labels
 from cxraug.compare.rows import FLOOR, lead_metric, rows_and_differences
 from cxraug.errors import UserError
 from cxraug.metrics.score import (
@@ -32,6 +33,7 @@ from cxraug.metrics.score import (
 )
 from cxraug.metrics.sources import train_images_source
 from cxraug.progress import NullReporter, Reporter
+from cxraug.replicates import check_replicates
 
 
 @dataclass
@@ -47,10 +49,18 @@ class CompareConfig:
     # Sampling options (--set key=value): each run takes the keys its plugin has, so runs of one
     # plugin always sample alike; a key that no run's plugin has is refused.
     sample_values: dict[str, Any] = field(default_factory=dict)
+    # Methods of replicated runs (NAME=RUN1,RUN2,...): ``runs`` is then every replicate in order.
+    # Empty: every run is its own arm.
+    arms: list[ArmSpec] = field(default_factory=list)
+
+    def arm_specs(self) -> list[ArmSpec]:
+        return self.arms or [ArmSpec(None, (Path(r),)) for r in self.runs]
 
     def validate(self) -> None:
-        if len(self.runs) < 2:
-            raise UserError("compare needs at least two runs (RUN_A RUN_B [RUN ...])")
+        if self.arms:
+            self.runs = [r for a in self.arms for r in a.runs]
+        if len(self.arm_specs()) < 2:
+            raise UserError("compare needs at least two runs or arms (RUN_A RUN_B [RUN ...], or NAME=RUN1,RUN2 ...)")
         self.score.validate()
         if self.bootstrap.resamples < 0 or self.bootstrap.resamples == 1:
             raise UserError(f"--bootstrap must be 0 (no intervals) or at least 2 (got {self.bootstrap.resamples})")
@@ -85,6 +95,7 @@ class CompareResult:
     scores: dict[str, ScoreResult] = field(default_factory=dict)  # label -> the score result
     samples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # class -> label -> first images
     floor: list[dict[str, Any]] = field(default_factory=list)  # per class: the real-vs-real floor's row
+    replicates: list[dict[str, Any]] = field(default_factory=list)  # per replicate of an arm of several runs
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +104,7 @@ class CompareResult:
             "rows": self.rows,
             "differences": self.differences,
             "floor_rows": self.floor,
+            "replicate_rows": self.replicates,
             "downstream": self.downstream,
         }
 
@@ -179,7 +191,10 @@ def compare(
     cfg.validate()
     reporter = reporter or NullReporter()
     sc = cfg.score
+    for spec in cfg.arm_specs():  # replicates of one method differ in their seed only: before loading
+        check_replicates(spec.name or Path(spec.runs[0]).name, list(spec.runs))
     entries = load_runs(cfg.runs, device, cfg.sample_values)
+    arms = arm_labels(cfg.arm_specs(), [e.label for e in entries])
     data = choose_data(entries, cfg.data, cfg.allow_different_data)
     classes = _classes(sc, data, entries)
     sources = {e.label: _source(e, sc) for e in entries}
@@ -191,6 +206,8 @@ def compare(
     for e in entries:  # cost first: sampling is timed before any feature work fills the allocator
         sampling = measure_sampling(e.generator, cfg.speed_images, sc.batch_size, sc.seed, e.options)
         run_info.append(_run_record(e, sampling))
+    for r in run_info:
+        r["arm"] = next(a for a, reps in arms.items() if r["label"] in reps)
 
     real = real_side(data, classes, sc, extractor, reporter)
     scores: dict[str, ScoreResult] = {}
@@ -206,7 +223,7 @@ def compare(
     fakes[FLOOR] = {c: draw_features(floor_source, c, sc.n, extractor, sc.batch_size, reporter) for c in classes}
     floor = score_source(real, floor_source, replace(sc, memorization=False), reporter, fake=fakes[FLOOR])
 
-    rows, floor_rows, differences = rows_and_differences(real, fakes, scores, floor, cfg)
+    made = rows_and_differences(real, fakes, scores, floor, cfg, arms)
     samples = {c: {lab: fakes[lab][c][0][: cfg.grid_columns] for lab in scores} for c in classes}
     downstream: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -241,13 +258,17 @@ def compare(
         },
         "floor": FLOOR_METHOD,
         "lead_metric": lead_metric(sc.metrics or []),
+        "arms": arms,
+        "replicates_method": REPLICATES_METHOD,
         "allow_different_data": cfg.allow_different_data,
         "notes": notes,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     if sc.split == "test":
         context["warning"] = "compared on the TEST split: do not use these numbers to choose models"
-    return CompareResult(context, run_info, rows, differences, downstream, scores, samples, floor_rows)
+    return CompareResult(
+        context, run_info, made.rows, made.differences, downstream, scores, samples, made.floor, made.replicates
+    )
 
 
 def _source(e: RunEntry, sc: ScoreConfig) -> Any:
@@ -277,4 +298,11 @@ FLOOR_METHOD = (
     "images as a run is (same real side, n, metric code and resamples); value - floor is what a run adds above "
     "what a perfect generator would score from finite samples. The reference classifier was trained on those "
     "training images, so its FD_cxr/KID_cxr floor is optimistic (low)"
+)
+
+REPLICATES_METHOD = (
+    "an arm of several runs (NAME=RUN1,RUN2,...: one method trained with other seeds) is the mean over its "
+    "replicates; each resample draws the replicates with replacement, then real patients, then synthetic "
+    "positions, so its intervals include training randomness. An arm of one run covers that one trained "
+    "generator only"
 )

@@ -16,12 +16,20 @@ from cxraug.fsutil import TOOL, atomic_dir, write_json
 
 def to_csv(result: CompareResult) -> str:
     cost = {r["label"]: r for r in result.runs}
-    extra = [k for r in result.rows for k, v in r.items() if k not in report.CSV_COLUMNS and not isinstance(v, dict)]
+    extra = [
+        k
+        for r in [*result.rows, *result.replicates]
+        for k, v in r.items()
+        if k not in report.CSV_COLUMNS and not isinstance(v, dict)
+    ]
     buf = io.StringIO()  # metrics registered later (extra) after ours
     w = csv.DictWriter(buf, fieldnames=[*report.CSV_COLUMNS, *dict.fromkeys(extra)], extrasaction="ignore")
     w.writeheader()
-    for row in result.rows:
-        r = cost[row["run"]]
+    for row in [*result.rows, *result.replicates]:  # an arm of several runs has no one cost: its replicates do
+        r = cost.get(row["run"])
+        if r is None:
+            w.writerow(row)
+            continue
         t, s = r["training"], r["sampling"]
         w.writerow({**row, "plugin": r["plugin"], "step": r["step"], "train_steps_images": t["images_seen"],
                     "train_min": t["train_min"], "train_clock": t.get("clock", "wall"), "train_img_per_s": t["train_img_per_s"],

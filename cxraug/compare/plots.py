@@ -25,7 +25,7 @@ def quality_vs_cost(result: Any) -> bytes:
     """Overall FID against training minutes and against sampling img/s (log), one point per run."""
     from matplotlib.figure import Figure
 
-    fid = {r["run"]: r.get("fid") for r in result.rows if r["class"] == "all"}
+    fid = {r["run"]: r.get("fid") for r in [*result.rows, *result.replicates] if r["class"] == "all"}
     fig = Figure(figsize=(8, 3.4), dpi=100, layout="constrained")
     axes = fig.subplots(1, 2)
     for r in result.runs:

@@ -88,14 +88,16 @@ def train_minutes(t: dict[str, Any]) -> str:
     return f"{cell} cpu" if t.get("clock") == "cpu" and t["train_min"] is not None else cell
 
 
-def quality_table(result: CompareResult, floor: bool = False) -> ReportTable:
-    """Per class and run: each metric [interval]; FID, KID, FD_cxr and KID_cxr followed by the
-    real-vs-real floor of the class and value - floor [paired interval]. ``floor``: the floor's
-    own rows instead (what real training images score)."""
+def quality_table(result: CompareResult, floor: bool = False, replicates: bool = False) -> ReportTable:
+    """Per class and arm (a run, or the mean of an arm's replicates): each metric [interval];
+    FID, KID, FD_cxr and KID_cxr followed by the real-vs-real floor of the class and
+    value - floor [paired interval]. ``floor``: the floor's own rows instead (what real training
+    images score); ``replicates``: each replicate of the arms of several runs, alone."""
     from cxraug.compare.rows import FLOOR_OUTPUTS
 
     outs = quality_outputs(result)
     conf = result.context["bootstrap"]["confidence"]
+    floor = floor or replicates  # neither has floor columns
     columns = [TableColumn("class", align="left", number=False), TableColumn("run", align="left", number=False),
                TableColumn("n real", terminal=False), TableColumn("n fake", terminal=False)]  # fmt: skip
     for o in outs:
@@ -106,7 +108,7 @@ def quality_table(result: CompareResult, floor: bool = False) -> ReportTable:
     if not floor:
         columns.append(TableColumn("copy-like px/feat", terminal=False))
     rows = []
-    for r in result.floor if floor else result.rows:
+    for r in result.replicates if replicates else result.floor if floor else result.rows:
         row = cells(r["class"], r["run"], str(r["n_real"]), str(r["n_fake"]))
         for o in outs:
             if r["status"] != "ok" and o != "fidelity":  # fidelity needs no real side
@@ -119,7 +121,10 @@ def quality_table(result: CompareResult, floor: bool = False) -> ReportTable:
             sp, sf = r.get("mem_share_pixels"), r.get("mem_share_features")
             row.append(Cell("-" if sp is None or sf is None else f"{sp:.0%} / {sf:.0%}"))
         rows.append(row)
-    if floor:
+    if replicates:
+        title = (f"Per replicate: each run of an arm alone, one trained generator (value [{conf:.0%} interval over "
+                 "real patients and samples only])")  # fmt: skip
+    elif floor:
         title = (f"Real-vs-real floor per class: real training images scored as a run is, same split and n "
                  f"(value [{conf:.0%} bootstrap interval])")  # fmt: skip
     else:
@@ -157,8 +162,9 @@ def downstream_table(result: CompareResult) -> ReportTable | None:
 
 
 def tables(result: CompareResult) -> list[ReportTable]:
-    out = [cost_table(result), quality_table(result), *([quality_table(result, floor=True)] if result.floor else []),
-           difference_table(result)]  # fmt: skip
+    out = [cost_table(result), quality_table(result),
+           *([quality_table(result, replicates=True)] if result.replicates else []),
+           *([quality_table(result, floor=True)] if result.floor else []), difference_table(result)]  # fmt: skip
     down = downstream_table(result)
     return [*out, down] if down else out
 
@@ -177,6 +183,13 @@ def context_lines(result: CompareResult) -> list[str]:
     ]
     if ctx.get("floor"):
         lines.append(f"Floor: {ctx['floor']}.")
+    several = {a: reps for a, reps in (ctx.get("arms") or {}).items() if len(reps) > 1}
+    if several:
+        arms = "; ".join(f"{a}: {len(reps)} runs ({', '.join(reps)})" for a, reps in several.items())
+        lines.append(f"Arms of replicated runs: {arms}. Replicates: {ctx['replicates_method']}.")
+    elif ctx.get("arms"):
+        lines.append("Every arm is one trained generator: the intervals do not include training randomness "
+                     "(compare NAME=RUN1,RUN2,... for runs trained with other seeds).")  # fmt: skip
     if not ctx["data"]["real_data"]:
         lines.insert(0, "**The dataset is NOT real data.**")
     if ctx.get("warning"):

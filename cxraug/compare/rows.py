@@ -111,21 +111,36 @@ def row_draws(
     return draws, point
 
 
+@dataclass
+class Rows:
+    """What ``rows_and_differences`` makes: per arm and class (an arm of one run is that run),
+    the floor per class, per replicate (arms of several runs only), and the paired differences."""
+
+    rows: list[dict[str, Any]]
+    floor: list[dict[str, Any]]
+    replicates: list[dict[str, Any]]
+    differences: list[dict[str, Any]]
+
+
 def rows_and_differences(
     real: Any,
     fakes: dict[str, dict[str, Pair]],
     scores: dict[str, ScoreResult],
     floor: ScoreResult | None,
     cfg: Any,  # CompareConfig
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The run rows, the floor rows and the paired differences between runs (Holm-adjusted)."""
+    arms: dict[str, list[str]] | None = None,  # arm -> its replicates' labels (None: every run an arm)
+) -> Rows:
+    """The arm rows, the floor rows, the replicate rows and the paired differences between arms
+    (Holm-adjusted); arms of several replicates resample them first (``replicated``)."""
+    from cxraug.compare.replicated import arm_draws, arm_row, replicate_plan
+
     labels = list(scores)
+    arms = arms or {lab: [lab] for lab in labels}
     metrics = cfg.score.metrics or []
     outputs = interval_outputs(metrics)
     conf = cfg.bootstrap.confidence
-    rows: list[dict[str, Any]] = []
-    floor_rows: list[dict[str, Any]] = []
-    differences: list[dict[str, Any]] = []
+    plan = replicate_plan(arms, cfg.bootstrap.resamples, cfg.bootstrap.seed)
+    out = Rows([], [], [], [])
     patients = real_patients(real)
     for i, name in enumerate(r["class"] for r in scores[labels[0]].rows):
         per_run = {lab: scores[lab].rows[i] for lab in labels}
@@ -143,18 +158,26 @@ def rows_and_differences(
                 else:
                     per_run[lab] = {**per_run[lab], **extra}
         if floor_row is not None:
-            floor_rows.append(_with_intervals({"run": FLOOR, **floor_row}, outputs, draws, FLOOR, conf))
-        for lab in labels:
-            row = _with_intervals({"run": lab, **per_run[lab]}, outputs, draws, lab, conf)
+            out.floor.append(_with_intervals({"run": FLOOR, **floor_row}, outputs, draws, FLOOR, conf))
+        per_arm = {arm: arm_row([per_run[r] for r in reps]) for arm, reps in arms.items()}
+        by_arm = None if draws is None else {**arm_draws(draws, arms, plan), FLOOR: draws.get(FLOOR, {})}
+        for arm, reps in arms.items():
+            statuses = [per_run[r]["status"] for r in reps]
+            per_arm[arm]["status"] = next((s for s in statuses if s != "ok"), "ok")
+            row = _with_intervals({"run": arm, **per_arm[arm]}, outputs, by_arm, arm, conf)
             if floor_ok:
-                _beside_floor(row, floor_row or {}, draws, lab, conf)
-            rows.append(row)
-        for a_i, a in enumerate(labels):
-            for b in labels[a_i + 1 :]:
+                _beside_floor(row, floor_row or {}, by_arm, arm, conf)
+            out.rows.append(row)
+            if len(reps) > 1:
+                out.replicates += [_with_intervals({"run": r, "arm": arm, **per_run[r]}, outputs, draws, r, conf)
+                                   for r in reps]  # fmt: skip
+        names = list(arms)
+        for a_i, a in enumerate(names):
+            for b in names[a_i + 1 :]:
                 for o in outputs:
-                    differences.append(_difference(name, a, b, o, per_run, draws, conf, ok))
-    _adjust(differences, 1 - conf)
-    return rows, floor_rows, differences
+                    out.differences.append(_difference(name, a, b, o, per_arm, by_arm, conf, ok))
+    _adjust(out.differences, 1 - conf)
+    return out
 
 
 def _with_intervals(row: dict[str, Any], outputs: list[str], draws: dict | None, lab: str, conf: float) -> dict:
