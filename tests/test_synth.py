@@ -139,3 +139,19 @@ def test_classes_without_training_images_are_not_sampled_silently(run: Path, tmp
 
     out = synth(SynthConfig(run=unseen, classes=["Hernia"], n=2, out=tmp_path / "h", allow_unseen=True))
     assert open_synthetic(out).manifest()["class"].tolist() == ["Hernia", "Hernia"]
+
+
+def test_several_runs_write_one_set_each(run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    twin = tmp_path / "twin"
+    shutil.copytree(run, twin)
+    r = runner.invoke(
+        app, ["synth", "--run", f"{run},{twin}", "--class", "Hernia", "-n", "2", "--out", str(tmp_path / "o")]
+    )
+    assert r.exit_code == 0, r.output
+    for name in (Path(run).name, "twin"):
+        assert open_synthetic(tmp_path / "o" / name).provenance["n_per_class"] == 2
+    r = runner.invoke(app, ["synth", "--run", str(run), "--run", str(tmp_path / "nope"), "--class", "Hernia", "-n", "2",
+                            "--out", str(tmp_path / "p")])  # fmt: skip
+    assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "p").exists(), r.output

@@ -447,3 +447,28 @@ def test_unsupported_size_fails_before_any_run_directory(tmp_path: Path, phantom
     r = runner.invoke(app, ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path / "runs")])
     assert r.exit_code == 2 and "supports 32 to 16 px, the data is 32 px" in r.output, r.output
     assert "run directory" not in r.output and not (tmp_path / "runs").exists()
+
+
+def test_seeds_train_one_run_per_seed(tmp_path: Path, phantom32: Path) -> None:
+    """--seeds 0,1: replicates of one method, sequentially, each its own run folder, which
+    compare and benchmark accept as replicates (the same method but for the seed)."""
+    from cxraug.replicates import check_replicates, seed_of
+
+    out = tmp_path / "runs"
+    base = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(out), "--steps", "2",
+            "--batch-size", "8", "--set", "sample_every=0", *TINY_SETS]  # fmt: skip
+    r = runner.invoke(app, [*base, "--seeds", "0,1"])
+    assert r.exit_code == 0, r.output
+    made = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(made) == 2 and [seed_of(run) for run in made] == [0, 1]
+    assert all((run / "export" / "weights.safetensors").is_file() for run in made)
+    check_replicates("cgan", made)
+    for args, message in (
+        (["--seeds", "0,0"], "a seed given twice"),
+        (["--seeds", "0,x"], "expected integers separated by commas"),
+        (["--seeds", "0,-1"], "--seeds"),
+        (["--seeds", "0,1", "--seed", "3"], "without --seed and --resume"),
+    ):
+        r = runner.invoke(app, [*base, *args])
+        assert r.exit_code == 2 and message in r.output and len(r.output.strip().splitlines()) == 1, (args, r.output)
+    assert len([p for p in out.iterdir() if p.is_dir()]) == 2, "a refused --seeds trains nothing"

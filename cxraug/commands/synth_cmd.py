@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -11,11 +11,18 @@ from cxraug.commands.common import configure_threads, out_console, user_errors
 
 
 def synth(
-    run: Annotated[Path, typer.Option(help="Run directory of a trained generator.")],
+    run: Annotated[
+        list[str],
+        typer.Option(
+            help="Run directory of a trained generator; several (comma-separated or repeated: replicates) "
+            "write one set each."
+        ),
+    ],
     class_: Annotated[list[str], typer.Option("--class", help="Class name(s), comma-separated or repeated, or all.")],
     n: Annotated[int, typer.Option("-n", "--n", help="Images per class.")] = 100,
     out: Annotated[
-        Optional[Path], typer.Option(help="Output folder (default RUN/synth/<classes>-n<N>-seed<S>).")
+        Optional[Path],
+        typer.Option(help="Output folder (default RUN/synth/<classes>-n<N>-seed<S>; several runs: OUT/<run folder>)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same images.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = 64,
@@ -29,13 +36,30 @@ def synth(
     ] = False,
 ) -> None:
     """Write synthetic images of the chosen classes as 8-bit PNGs with a manifest and provenance."""
-    _synth(
-        run=run, classes=class_, n=n, out=out, seed=seed, batch_size=batch_size, overwrite=overwrite,
+    _synth_runs(
+        runs=run, classes=class_, n=n, out=out, seed=seed, batch_size=batch_size, overwrite=overwrite,
         sets=set_ or [], device=device, allow_unseen=allow_unseen,
     )  # fmt: skip
 
 
 @user_errors
+def _synth_runs(*, runs: list[str], out: Path | None, **kw: Any) -> None:
+    """One set per run, one after another; every run is checked before the first is sampled."""
+    from cxraug.errors import UserError
+    from cxraug.runs import read_run_config
+
+    paths = [Path(p) for text in runs for p in text.split(",") if p]
+    if not paths:
+        raise UserError("--run needs a run directory")
+    for p in paths:
+        read_run_config(p)
+    names = [p.resolve().name for p in paths]
+    if len(paths) > 1 and len(set(names)) < len(names):
+        raise UserError(f"--run: two runs share a folder name ({', '.join(names)}); their sets would collide")
+    for p in paths:
+        _synth(run=p, out=out / p.resolve().name if out is not None and len(paths) > 1 else out, **kw)
+
+
 def _synth(
     *, run: Path, classes: list[str], n: int, out: Path | None, seed: int, batch_size: int, overwrite: bool,
     sets: list[str], device: str | None, allow_unseen: bool,

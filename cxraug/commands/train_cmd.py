@@ -27,6 +27,10 @@ def train_gen(
     ] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per step and process.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of weights, noise and data order.")] = None,
+    seeds: Annotated[
+        Optional[str],
+        typer.Option(help="Train replicates, one run folder per seed, one after another (e.g. 0,1,2)."),
+    ] = None,
     mixed_precision: Annotated[Optional[str], typer.Option(help="no | fp16 | bf16 (GPU only).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="key=value override (repeatable).")] = None,
     resume: Annotated[
@@ -38,11 +42,13 @@ def train_gen(
     dry_run: Annotated[bool, typer.Option(help="Print the resolved config and exit.")] = False,
 ) -> None:
     """Train a class-conditional generator on the training patients (Accelerate loop)."""
-    _train_gen(
-        TrainGenArgs(
-            plugin, data, out, config, steps, time_limit, batch_size, seed, mixed_precision, set_ or [], resume, dry_run
-        )
+    args = TrainGenArgs(
+        plugin, data, out, config, steps, time_limit, batch_size, seed, mixed_precision, set_ or [], resume, dry_run
     )
+    if seeds is None:
+        _train_gen(args)
+    else:
+        _train_replicates(args, seeds)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,39 @@ class TrainGenArgs:
         """The flags that are training keys (None: not given)."""
         return {"steps": self.steps, "time_limit": self.time_limit, "batch_size": self.batch_size,
                 "seed": self.seed, "mixed_precision": self.mixed_precision}  # fmt: skip
+
+
+@user_errors
+def _train_replicates(args: TrainGenArgs, seeds: str) -> None:
+    """--seeds 0,1,2: the same method trained once per seed, sequentially, each in its own run
+    folder (replicates for `compare NAME=RUN1,RUN2,...` and `benchmark --synthetic NAME=...`)."""
+    from dataclasses import replace
+
+    from cxraug.errors import UserError
+
+    if args.seed is not None or args.resume is not None:
+        raise UserError("--seeds trains new runs, one per seed: give it without --seed and --resume")
+    values = _parse_seeds(seeds)
+    for s in values:
+        _train_gen(replace(args, seed=s))  # each trains (or fails) like one train-gen call
+
+
+def _parse_seeds(text: str) -> list[int]:
+    from cxraug.config import check_option
+    from cxraug.errors import UserError
+    from cxraug.fsutil import short
+
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(
+            f"--seeds: expected integers separated by commas, like 0,1,2 (got {short(text, 60)!r})"
+        ) from None
+    for v in values:
+        check_option("--seeds", v, "seed")
+    if len(set(values)) != len(values):
+        raise UserError(f"--seeds: a seed given twice ({short(text, 60)}) would train the same run twice")
+    return values
 
 
 @user_errors
