@@ -133,8 +133,9 @@ def test_a_set_replaced_after_the_plan_is_refused_not_half_used(phantom32, tmp_p
     cfg = build_config(None, {"arms": ["cgan"], "synthetic": {"cgan": first}, "model": "tiny", "seeds": [0]})
     plan = make_plan(phantom32, cfg)
     keys = {(a.name, 0): run_key(plan, a, 0, 1) for a in plan.arms}
-    assert set(_load_sets(plan, {"cgan"}, keys)) == {"cgan"}  # unchanged: read once, accepted
+    pending = [(a, 0) for a in plan.arms if a.synthetic]
+    assert set(_load_sets(plan, pending, keys)) == {("cgan", 0)}  # unchanged: read once, accepted
     shutil.rmtree(first)
     shutil.copytree(other, first)  # `synth --overwrite` between the plan and the reading
     with pytest.raises(UserError, match="changed while the benchmark was starting"):
-        _load_sets(plan, {"cgan"}, keys)
+        _load_sets(plan, pending, keys)

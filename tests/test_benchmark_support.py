@@ -30,9 +30,11 @@ def make_synthetic_set(
     classes: list[str] | None = None,
     size: int | None = None,
     seed: int = 0,
+    run: str = "fake-run",
 ) -> Path:
     """``per_class[name]`` images of each class; the provenance fields can be overridden to
-    fake a leaking generator, another dataset, other classes or another size."""
+    fake a leaking generator, another dataset, other classes or another size (``run``: the
+    run it says it came from; replicates come from different runs)."""
     data = open_prepared(data_root)
     all_classes = classes or data.classes
     size = size or data.size
@@ -58,7 +60,7 @@ def make_synthetic_set(
                     "class": name,
                     "label": all_classes.index(name) if name in all_classes else c,
                     "seed": seed,
-                    "run": "fake-run",
+                    "run": run,
                     "step": 100,
                     "plugin": "fake",
                     "checksum": hashlib.sha256(buf.getvalue()).hexdigest(),
@@ -71,7 +73,7 @@ def make_synthetic_set(
     write_json(
         out / PROVENANCE,
         {
-            "run": "fake-run",
+            "run": run,
             "plugin": "fake",
             "step": 100,
             "classes": all_classes,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cxraug.benchmark.bootstrap import StoredRun, arm_draws, make_draws
+from cxraug.benchmark.bootstrap import Draws, StoredRun, arm_draws, make_draws
 from cxraug.benchmark.metrics import CLASS_METRICS, RUN_METRICS, overall, per_class
 from cxraug.benchmark.plan import rare_classes
 from cxraug.benchmark.primary import Comparison, answer_primary, arm_answers, best_baselines, family_size
@@ -219,13 +219,15 @@ def _statistics(
         by_arm = {(r.arm, r.seed): r for r in records}
         labels = records[0].predictions["test_labels"]
         plan_draws = make_draws(test_patients, len(seeds), cfg.bootstrap_draws, cfg.bootstrap_seed, labels)
+        of_arm = {a.name: a.synthetic for a in plan.arms}
+        replicated = _replicated_draws(plan, plan_draws)
         with reporter.task(f"bootstrap: {cfg.bootstrap_draws} draws", len(arm_names) * len(seeds)) as advance:
             for a in arm_names:
                 runs = [
                     StoredRun(by_arm[(a, s)].predictions["test_probs"], np.asarray(by_arm[(a, s)].result["thresholds"]))
                     for s in seeds
                 ]
-                draws[a] = arm_draws(runs, labels, plan_draws, rare, advance)
+                draws[a] = arm_draws(runs, labels, replicated.get(of_arm.get(a) or "", plan_draws), rare, advance)
 
     def stat(t: Estimate, boot: np.ndarray | None, reason: str, diff: bool) -> Stat:
         base = Stat(t.mean, math.nan, math.nan, t.n, t_low=t.low, t_high=t.high, reason=reason or seed_reason)
@@ -298,3 +300,18 @@ def _diff(draws: dict[str, dict[str, np.ndarray]], arm: str, ref: str, metric: s
     if arm not in draws or ref not in draws:
         return None
     return draws[arm][metric] - draws[ref][metric]
+
+
+def _replicated_draws(plan: Plan, draws: Draws) -> dict[str, Draws]:
+    """Per replicated synthetic set, the draws with hierarchical seed weights (generator
+    replicate, then classifier seed; benchmark/replicates.py): one replicate draw per set, shared
+    by every arm that uses it (NAME, NAME+classic)."""
+    from cxraug.benchmark.replicates import hierarchical_weights
+
+    rng = np.random.default_rng([plan.cfg.bootstrap_seed, 33])  # apart from the patient and seed draws
+    out = {}
+    for name in sorted(plan.cfg.synthetic_replicates):
+        if plan.n_replicates(name) > 1:
+            groups = [plan.replicate_index(name, s) for s in plan.seeds]
+            out[name] = replace(draws, seed_weights=hierarchical_weights(draws.seed_weights, groups, rng))
+    return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cxraug.classify.config import AugmentConfig, ClassifierConfig
 from cxraug.classify.trainset import REAL_ARMS
@@ -46,7 +46,10 @@ class BenchmarkConfig(_Strict):
     arms: list[str] | None = None  # None: the baselines + NAME and NAME+classic per synthetic set
     controls: bool = True  # copy and noise controls beside every synthetic arm
     ratios: list[str] = Field(default_factory=lambda: ["all"])  # every image of each synthetic set
-    synthetic: dict[str, Path] = Field(default_factory=dict)
+    synthetic: dict[str, Path] = Field(default_factory=dict)  # NAME -> its set (a replicated one: the first)
+    # NAME -> every set of a replicated generator (runs trained with other seeds; the first is
+    # synthetic[NAME]). Given as synthetic: {NAME: [DIR1, DIR2]} or --synthetic NAME=DIR1,DIR2.
+    synthetic_replicates: dict[str, list[Path]] = Field(default_factory=dict)
     synthetic_classes: list[str] | None = None  # add synthetic images of these classes only
     controlled_imbalance: dict[str, int] = Field(default_factory=dict)
     imbalance_seed: int = 0  # which patients a controlled imbalance keeps (same for every seed)
@@ -62,6 +65,23 @@ class BenchmarkConfig(_Strict):
     adjust: Literal["holm", "bh"] = "holm"  # multiple-comparison adjustment of the verdicts
     grid_per_class: int = Field(8, ge=0, le=64)
     plots: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replicated_sets(cls, raw: Any) -> Any:
+        """synthetic: {NAME: [DIR1, DIR2]} or {NAME: "DIR1,DIR2"} -> the first in synthetic,
+        all of them in synthetic_replicates (one set stays as it is)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("synthetic"), dict):
+            return raw
+        syn, reps = {}, dict(raw.get("synthetic_replicates") or {})
+        for name, value in raw["synthetic"].items():
+            parts = value if isinstance(value, list) else str(value).split(",") if isinstance(value, str) else [value]
+            if not parts:
+                raise ValueError(f"synthetic {name}: no set given")
+            syn[name] = parts[0]
+            if len(parts) > 1:
+                reps[name] = parts
+        return {**raw, "synthetic": syn, "synthetic_replicates": reps}
 
     @field_validator("seeds", mode="before")
     @classmethod

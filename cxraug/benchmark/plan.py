@@ -31,6 +31,21 @@ class Plan:
     steps: int = 0  # optimiser steps of every arm and seed
     evaluations: int = 0  # validation checks per run
     arm_sizes: dict[str, int] = field(default_factory=dict)  # arm -> training images
+    replicates: dict[str, list[SyntheticSet]] = field(default_factory=dict)  # NAME -> its replicate sets
+
+    def n_replicates(self, name: str | None) -> int:
+        """Generator replicates of a synthetic set (1: one trained generator)."""
+        return max(1, len(self.cfg.synthetic_replicates.get(name or "", [])))
+
+    def replicate_index(self, name: str | None, seed: int) -> int:
+        """Which replicate classifier seed ``seed`` trains with: the seeds take them in turn."""
+        return self.seeds.index(seed) % self.n_replicates(name)
+
+    def synthetic_set(self, name: str, seed: int) -> SyntheticSet | None:
+        """The set of ``name`` that ``seed`` trains with (None: gone, in a report of stored runs)."""
+        if name in self.replicates:
+            return self.replicates[name][self.replicate_index(name, seed)]
+        return self.synthetic.get(name)
 
     @property
     def classes(self) -> list[str]:

@@ -45,6 +45,7 @@ from cxraug.benchmark.config import REPORT_KEYS, BenchmarkConfig
 from cxraug.benchmark.plan import Plan, RunRecord, class_index, rare_classes, step_budget
 from cxraug.benchmark.provenance import check_synthetic, controlled_caveats, synthetic_fingerprint
 from cxraug.benchmark.question import declare
+from cxraug.benchmark.replicates import replicate_sets
 from cxraug.benchmark.spread import OneProcess, Spread, resolve_spread, share
 from cxraug.classify.trainset import split_patients
 from cxraug.data.identity import describe_difference
@@ -96,6 +97,7 @@ def make_plan(data_path: Path, cfg: BenchmarkConfig, trained: dict | None = None
         syn = open_synthetic(path)
         notes += check_synthetic(name, syn, data)
         synthetic[name] = syn
+    replicates = replicate_sets(cfg, data, synthetic, notes, trained is not None)
     classes = data.classes
     controlled = {class_index(c, classes, "--controlled-imbalance"): n for c, n in cfg.controlled_imbalance.items()}
     syn_classes = (
@@ -142,7 +144,7 @@ def make_plan(data_path: Path, cfg: BenchmarkConfig, trained: dict | None = None
     if trained is not None:  # notes of sets that are gone, as the training run wrote them
         notes += [n for n in trained.get("notes", []) if n not in notes]
     plan = Plan(data, cfg, arms, list(cfg.seeds), synthetic, controlled, syn_classes, train_labels, real_index, notes)
-    plan.arm_sizes = sizes
+    plan.arm_sizes, plan.replicates = sizes, replicates
     budget = trained.get("budget") if trained is not None else None
     if isinstance(budget, dict):  # the budget the runs were trained with
         plan.steps, plan.evaluations = int(budget["steps"]), int(budget["evaluations"])
@@ -165,7 +167,8 @@ def check_same_data(out: Path, data: PreparedData, stored: dict) -> None:
 
 def benchmark_inputs(plan: Plan) -> list[Path]:
     """What a benchmark reads: the prepared dataset's files and each synthetic set's."""
-    return [*dataset_files(plan.data.root), *(p for syn in plan.synthetic.values() for p in set_files(syn.root))]
+    sets = {syn.root: syn for syn in [*plan.synthetic.values(), *(s for r in plan.replicates.values() for s in r)]}
+    return [*dataset_files(plan.data.root), *(p for root in sets for p in set_files(root))]
 
 
 def _check_out(out: Path, inputs: list[Path]) -> None:
@@ -217,7 +220,9 @@ def run_key(plan: Plan, arm: Arm, seed: int, world_size: int) -> dict:
     if arm.quota:
         key["added"] = [list(q) for q in arm.quota]
     if arm.synthetic is not None:
-        syn = plan.synthetic.get(arm.synthetic)
+        syn = plan.synthetic_set(arm.synthetic, seed)
+        if plan.n_replicates(arm.synthetic) > 1:
+            key["replicate"] = plan.replicate_index(arm.synthetic, seed)
         key["synthetic"] = {
             "name": arm.synthetic,
             # A report of a set that is gone cannot hash it again: its runs' stored hash stands.
@@ -420,7 +425,7 @@ def run_benchmark(
     accelerator.wait_for_everyone()  # every process has seen the same pending runs: none is stored yet
     # Each set is read once, here, and checked against the fingerprint its runs are keyed by:
     # a set replaced while the benchmark runs is never half-used.
-    loaded = _load_sets(plan, {a.synthetic for a, _ in pending if a.synthetic}, keys)
+    loaded = _load_sets(plan, [(a, seed) for a, seed in pending if a.synthetic], keys)
     mine = share(pending, rank, world) if mode == "runs" else pending
     trainer = OneProcess(accelerator) if mode == "runs" and world > 1 else accelerator
     desc = (
@@ -433,8 +438,8 @@ def run_benchmark(
         for arm, seed in mine:
             path = run_dir(out, arm.name, seed)
             ts = build_train_set(
-                arm, train_labels, real_index, plan.classes, seed, loaded, plan.synthetic_classes, real_train,
-                cfg.logit_tau,
+                arm, train_labels, real_index, plan.classes, seed, _sets_of(plan, loaded, arm, seed),
+                plan.synthetic_classes, real_train, cfg.logit_tau,
             )  # fmt: skip
             output = train_run(ts, real_train, val, test, cfg, seed, trainer, plan.steps, plan.evaluations)
             result = {
@@ -495,19 +500,35 @@ def _any_run(out: Path) -> bool:
     return any((out / "runs").glob(f"*/seed-*/{RESULT}"))
 
 
-def _load_sets(plan: Plan, names: set[str], keys: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The images of each set that pending runs use, read once and checked against its fingerprint."""
-    loaded = {}
-    for name in sorted(names):
-        syn = plan.synthetic[name]
-        want = next(k["synthetic"]["fingerprint"] for k in keys.values() if k.get("synthetic", {}).get("name") == name)
-        loaded[name] = syn.load()
-        if synthetic_fingerprint(syn) != want:
+def _load_sets(
+    plan: Plan, runs: list[tuple[Arm, int]], keys: dict
+) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+    """The images of each set (and replicate) that pending runs use, read once and checked
+    against the fingerprint their runs are keyed by."""
+    loaded: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    for arm, seed in runs:
+        name, idx = str(arm.synthetic), plan.replicate_index(arm.synthetic, seed)
+        if (name, idx) in loaded:
+            continue
+        syn = plan.synthetic_set(name, seed)
+        if syn is None:
+            raise UserError(f"synthetic set {name} is gone; its runs cannot be trained")
+        loaded[(name, idx)] = syn.load()
+        if synthetic_fingerprint(syn) != keys[(arm.name, seed)]["synthetic"]["fingerprint"]:
             raise UserError(
                 f"synthetic set {name} ({syn.root}) changed while the benchmark was starting; "
                 "run the benchmark again once it is complete"
             )
     return loaded
+
+
+def _sets_of(
+    plan: Plan, loaded: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]], arm: Arm, seed: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The set an arm's run for ``seed`` trains with, by name (a replicated one: seed's replicate)."""
+    if arm.synthetic is None:
+        return {}
+    return {arm.synthetic: loaded[(arm.synthetic, plan.replicate_index(arm.synthetic, seed))]}
 
 
 def write_whole_report(report: object, out: Path) -> None:

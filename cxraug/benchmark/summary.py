@@ -321,8 +321,7 @@ def caveats(report: BenchmarkReport) -> list[str]:
             f"{len(report.seeds)} seeds the bootstrap understates training noise; run more seeds before relying "
             "on those verdicts"
         )
-    intervals = "the intervals cover test patients and classifier seeds; the generators' own training randomness "
-    notes.append(intervals + "is not in them (each synthetic set comes from one trained generator)")
+    notes += replicate_notes(report)
     for c in report.rare:
         name = report.classes[c]
         n_pos = report.n_test(name)
@@ -362,3 +361,30 @@ def summary_blocks(report: BenchmarkReport, grids: list[str]) -> list[Block]:
         )
     )
     return blocks
+
+
+def replicate_notes(report: BenchmarkReport) -> list[str]:
+    """Whether each synthetic arm's intervals include its generator's training randomness: with
+    replicates (--synthetic NAME=DIR1,DIR2,...) they do; with one set they cover one trained
+    generator only."""
+    plan = report.plan
+    names = sorted({a.synthetic for a in report.arms if a.synthetic is not None})
+    one = [n for n in names if plan.n_replicates(n) == 1]
+    several = [n for n in names if plan.n_replicates(n) > 1]
+    out = []
+    if several:
+        out.append(
+            "the intervals of "
+            + ", ".join(f"{n} ({plan.n_replicates(n)} generator replicates)" for n in several)
+            + " cover generator replicates (each classifier seed trained with one in turn; resampled first), "
+            "classifier seeds and test patients"
+            + (f"; with {min(plan.n_replicates(n) for n in several)} replicates the generator spread is rough" if
+               min(plan.n_replicates(n) for n in several) < 5 else "")
+        )  # fmt: skip
+    if one:
+        out.append(
+            f"the intervals of {', '.join(one)} cover test patients and classifier seeds of one trained generator only: "
+            "another training run of the same generator could land elsewhere; give replicates "
+            "(--synthetic NAME=DIR1,DIR2,DIR3 from `cxraug train-gen --seeds 0,1,2`) to include it"
+        )
+    return out

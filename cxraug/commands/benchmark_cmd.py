@@ -67,7 +67,7 @@ def cli_options(
         if not n.isdigit() or int(n) < 1:
             raise UserError(f"--controlled-imbalance {name}={n}: N must be a whole number of images, at least 1")
         counts[name] = int(n)
-    syn = {k: Path(v) for k, v in parse_pairs(synthetic, "--synthetic", "cgan=runs/00001-cgan/synth/x").items()}
+    syn = dict(parse_pairs(synthetic, "--synthetic", "cgan=runs/00001-cgan/synth/x"))  # DIR1,DIR2: replicates
     return {
         "synthetic": syn or None,
         "arms": parse_list(arms),
@@ -159,7 +159,12 @@ def benchmark(
         typer.Option(help="Prepared dataset (from `cxraug prepare`); with --report-only, the stored one."),
     ] = None,
     synthetic: Annotated[
-        Optional[list[str]], typer.Option(metavar="NAME=DIR", help="A synthetic set from `cxraug synth` (repeatable).")
+        Optional[list[str]],
+        typer.Option(
+            metavar="NAME=DIR[,DIR...]",
+            help="A synthetic set from `cxraug synth` (repeatable); several, comma-separated: one per generator "
+            "replicate (runs trained with other seeds).",
+        ),
     ] = None,
     arms: Annotated[
         Optional[str],
