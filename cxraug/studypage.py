@@ -96,8 +96,9 @@ def sample_grid(synthetic: dict, name: str, k: int) -> tuple[bytes, str] | None:
 
 
 def compare_blocks(cmp: dict, href: str) -> list[Block]:
-    """The generators in brief: what each cost, and compare's FID verdicts."""
+    """The generators in brief: what each cost, and compare's verdicts on its lead metric."""
     from cxraug.compare.report import verdict_lines
+    from cxraug.metrics.registry import shown
 
     runs = [
         f"{r['label']} ({r['plugin']}): {r['training'].get('train_min') or 0:.1f} min of training steps, step "
@@ -105,7 +106,10 @@ def compare_blocks(cmp: dict, href: str) -> list[Block]:
         f"{r['sampling'].get('img_per_s') or 0:.0f} img/s"
         for r in cmp.get("runs", [])
     ]
-    verdicts = verdict_lines(SimpleNamespace(differences=cmp.get("differences", [])))
+    lead = shown(cmp.get("lead_metric", "fid")).label  # the metric compare ranked by
+    verdicts = verdict_lines(
+        SimpleNamespace(differences=cmp.get("differences", []), context=cmp, rows=cmp.get("rows", []))
+    )
     n_real = ", ".join(f"{c} {n}" for c, n in (cmp.get("n_real") or {}).items())
     where = (
         f"{cmp.get('split', '?')} images ({n_real}), {cmp.get('n_per_class', '?')} synthetic images per class and run"
@@ -113,8 +117,10 @@ def compare_blocks(cmp: dict, href: str) -> list[Block]:
     return [
         Heading(2, "The generators side by side"),
         Bullets(runs),
-        Para(f"Sample quality (FID against the real {where}; lower is better):"),
-        Bullets(verdicts or ["no FID verdicts (see the compare page)"]),
+        Para(
+            f"Sample quality ({lead} against the real {where}; lower is better; each run beside the real-vs-real floor):"
+        ),
+        Bullets(verdicts or [f"no {lead} verdicts (see the compare page)"]),
         Link(href, "The compare page: every metric with its interval, cost, and samples of each class"),
     ]
 

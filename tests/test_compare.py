@@ -406,6 +406,12 @@ def test_arms_on_the_command_line(runs: dict[str, Path], tmp_path: Path, cheap_e
     assert "## Per replicate" in md and "Arms of replicated runs: gan: 2 runs" in md
     doc = _json.loads((out / "compare.json").read_text())
     assert list(doc["arms"]) == ["gan", runs["diffusion"].name] and len(doc["replicate_rows"]) == 2 * 2
+    from cxraug.page import Bullets
+    from cxraug.studypage import compare_blocks
+
+    lines = [x for b in compare_blocks(doc, "compare.html") if isinstance(b, Bullets) for x in b.items]
+    assert any("is better" in x or "no difference shown" in x for x in lines)  # the study page reads it
+    assert any("floor" in x for x in lines)
     assert len((out / "compare.csv").read_text().splitlines()) == 1 + 2 * 2 + 2 * 2  # arms, then replicates
 
     def refused(arg: str, expect: str) -> None:
