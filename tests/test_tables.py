@@ -56,7 +56,7 @@ def test_table_columns_and_direction_come_from_the_registry() -> None:
     score and compare CSV columns and which way is better follow from there."""
     import pytest
 
-    from cxraug.compare import core as compare_core
+    from cxraug.compare import rows as compare_rows
     from cxraug.compare.bootstrap import OUTPUTS
     from cxraug.compare.report import CSV_COLUMNS
     from cxraug.metric_names import METRIC_NAMES
@@ -69,7 +69,12 @@ def test_table_columns_and_direction_come_from_the_registry() -> None:
     for o in (o for outs in OUTPUTS.values() for o in outs):
         i = CSV_COLUMNS.index(o)
         assert CSV_COLUMNS[i + 1 : i + 3] == (f"{o}_low", f"{o}_high")
-    assert compare_core.LOWER_IS_BETTER == ("fid", "kid") == registry.LOWER_IS_BETTER
+    assert compare_rows.LOWER_IS_BETTER == ("fid", "kid", "fd_cxr", "kid_cxr") == registry.LOWER_IS_BETTER
+    for o in compare_rows.interval_outputs(list(METRIC_NAMES)):  # FD_cxr, fidelity ... with intervals too
+        i = CSV_COLUMNS.index(o)
+        assert CSV_COLUMNS[i + 1 : i + 3] == (f"{o}_low", f"{o}_high")
+    for o in compare_rows.FLOOR_OUTPUTS:
+        assert f"{o}_minus_floor_high" in CSV_COLUMNS
     # the definitions follow the names' order, and a name without a definition fails at import
     assert tuple(registry._in_name_order(reversed(registry._DEFINED))) == METRIC_NAMES
     with pytest.raises(RuntimeError, match="fd_cxr"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cxraug.compare.bootstrap import OUTPUTS
 from cxraug.compare.core import CompareResult
 from cxraug.metrics.registry import METRICS, shown
 from cxraug.significance import format_p
@@ -17,10 +16,17 @@ from cxraug.tables import Cell, ReportTable, TableColumn, cells, to_markdown
 
 def _metric_columns() -> tuple[str, ...]:
     """compare's metric columns in registry order: each output with a bootstrap interval brings
-    its bounds (fid, fid_low, fid_high), the others (kid_std, kid_subset_size) stand alone."""
-    with_interval = {o for outs in OUTPUTS.values() for o in outs}
-    outputs = [o for m in OUTPUTS for o in METRICS[m].csv_columns]
-    return tuple(c for o in outputs for c in ((o, f"{o}_low", f"{o}_high") if o in with_interval else (o,)))
+    its bounds (fid, fid_low, fid_high), FID, KID, FD_cxr and KID_cxr their floor and value -
+    floor with its bounds; the others (kid_std, kid_subset_size) stand alone."""
+    from cxraug.compare.rows import FLOOR_OUTPUTS, interval_outputs
+
+    with_interval = set(interval_outputs(list(METRICS)))
+    out: list[str] = []
+    for o in (o for m in METRICS.values() for o in m.csv_columns):
+        out += [o, f"{o}_low", f"{o}_high"] if o in with_interval else [o]
+        if o in FLOOR_OUTPUTS:
+            out += [f"{o}_floor", f"{o}_minus_floor", f"{o}_minus_floor_low", f"{o}_minus_floor_high"]
+    return tuple(out)
 
 
 CSV_COLUMNS = (
