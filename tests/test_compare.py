@@ -56,7 +56,8 @@ def cheap_extractor(monkeypatch: pytest.MonkeyPatch, phantom32: Path) -> Recordi
 
 def _cfg(paths: list[Path], tmp: Path, **kw) -> CompareConfig:
     sc = ScoreConfig(n=24, classes=CLASSES, min_images=10, kid_subsets=5, use_cache=False, batch_size=16)
-    return CompareConfig(runs=paths, score=sc, bootstrap=BootstrapConfig(resamples=12), speed_images=16, **kw)
+    kw = {"bootstrap": BootstrapConfig(resamples=12), **kw}
+    return CompareConfig(runs=paths, score=sc, speed_images=16, **kw)
 
 
 def test_three_plugins_share_one_real_side(runs: dict[str, Path], phantom32: Path, tmp_path: Path) -> None:
@@ -316,15 +317,13 @@ def test_the_floor_is_beside_every_fid_and_kid_and_the_lead_is_fd_cxr(
     assert "## Verdicts (FD_cxr)" in md and "Ranked by FD_cxr" in md and "| FID floor | FID - floor |" in md
     assert "## Real-vs-real floor per class" in md and "above the floor by" in md
     # Without the reference classifier the lead is FID, and the page says why.
-    plain = compare(
-        _cfg(
-            [runs["cgan"], runs["diffusion"]],
-            tmp_path,
-        ),
-        ex,
-        device="cpu",
-    )
+    plain = compare(_cfg([runs["cgan"], runs["diffusion"]], tmp_path), ex, device="cpu")
     assert plain.context["lead_metric"] == "fid" and "Ranked by FID" in report.markdown(plain, {})
+    # Without resamples the floor is still beside every value, without intervals.
+    bare = _cfg([runs["cgan"], runs["diffusion"]], tmp_path, bootstrap=BootstrapConfig(resamples=0))
+    for r in compare(bare, ex, device="cpu").rows:
+        if r["status"] == "ok":
+            assert r["fid_minus_floor"] == pytest.approx(r["fid"] - r["fid_floor"]) and "fid_minus_floor_low" not in r
 
 
 def _width(row: dict, o: str = "fid") -> float:
