@@ -72,7 +72,7 @@ def parse_arm(text: str) -> tuple[str | None, list[str]]:
     if Path(text).exists():
         return None, [text]
     name, sep, rest = text.partition("=")
-    if sep and name and "/" not in name and "," not in name:
+    if sep and "/" not in name and "," not in name:
         parts = rest.split(",")
     else:
         name, parts = None, text.split(",")

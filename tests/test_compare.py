@@ -427,3 +427,22 @@ def test_arms_on_the_command_line(runs: dict[str, Path], tmp_path: Path, cheap_e
     retarget_data(changed, "f" * 64)
     refused(f"m={runs['cgan']},{changed}", "data: ")
     refused("m=", "cannot read 'm='")
+
+
+def test_arm_syntax(tmp_path: Path) -> None:
+    from cxraug.compare.replicated import ArmSpec, arm_labels
+    from cxraug.errors import UserError
+    from cxraug.replicates import parse_arm
+
+    odd = tmp_path / "a=b,c"
+    odd.mkdir()
+    assert parse_arm("cgan=r1,r2") == ("cgan", ["r1", "r2"])
+    assert parse_arm("r1,r2") == (None, ["r1", "r2"]) and parse_arm("r1") == (None, ["r1"])
+    assert parse_arm(str(odd)) == (None, [str(odd)])  # an existing folder is a folder, whatever its name
+    for bad in ("cgan=", "r1,,r2", "=r1"):
+        with pytest.raises(UserError, match="cannot read"):
+            parse_arm(bad)
+    specs = [ArmSpec(None, (Path("a"), Path("b"))), ArmSpec(None, (Path("c"),)), ArmSpec("m", (Path("d"),))]
+    assert arm_labels(specs, ["a", "b", "c", "d"]) == {"a x2": ["a", "b"], "c": ["c"], "m": ["d"]}
+    with pytest.raises(UserError, match="two arms are called 'c'"):
+        arm_labels([ArmSpec(None, (Path("c"),)), ArmSpec("c", (Path("e"),))], ["c", "e"])
