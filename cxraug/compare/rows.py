@@ -152,7 +152,8 @@ def rows_and_differences(
             with_floor = {**scores, FLOOR: floor} if floor is not None and floor_ok else scores
             draws, point = row_draws(row_inputs(real, fakes, with_floor, name, patients), metrics, cfg.bootstrap)
             for lab in [*labels, *([FLOOR] if FLOOR in draws else [])]:
-                extra = {**point[lab], **({"kid_estimator": KID_ESTIMATOR} if "kid" in point[lab] else {})}
+                unbiased = "kid" in point[lab] or "kid_cxr" in point[lab]
+                extra = {**point[lab], **({"kid_estimator": KID_ESTIMATOR} if unbiased else {})}
                 if lab == FLOOR:
                     floor_row = {**(floor_row or {}), **extra}
                 else:
