@@ -54,7 +54,7 @@ def test_values_as_stored_and_set_paths(tmp_path: Path, monkeypatch: pytest.Monk
     [
         (None, "is not a benchmark folder (no results.json)"),
         ("{not json", "is not valid JSON"),
-        (json.dumps([1, 2]), "does not look like a cxraug benchmark's results"),
+        (json.dumps([1, 2]), "holds an array, not the JSON object cxraug writes"),
         (json.dumps({"arms": [], "config": {"synthetic": ["x"]}}), "does not look like"),
         (json.dumps({"arms": [], "per_class_summary": [{"arm": "a", "diff": [1]}]}), "per_class_summary is malformed"),
     ],
