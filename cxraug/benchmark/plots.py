@@ -30,6 +30,14 @@ def _save(fig: Figure, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _colours(n: int) -> list:
+    """n distinct colours: matplotlib's default ten, or tab20's twenty beyond that."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
 def _short(name: str) -> str:
     return name.replace("Pleural_Thickening", "Pl. thick.").replace("No Finding", "No Find.")
 
@@ -39,6 +47,8 @@ def plot_class_auroc(report: BenchmarkReport, path: Path) -> None:
     fig = _figure(max(6.0, 0.55 * len(classes) * max(1, len(arms)) ** 0.5 + 2), 4.2)
     ax = fig.add_subplot()
     width = 0.8 / len(arms)
+    # Matplotlib's default cycle has 10 colours; with the controls and +classic arms there are more.
+    colours = _colours(len(arms))
     for i, arm in enumerate(arms):
         est = [report.class_summary[(arm, c)]["auroc"] for c in classes]
         x = np.arange(len(classes)) - 0.4 + width * (i + 0.5)
@@ -46,7 +56,8 @@ def plot_class_auroc(report: BenchmarkReport, path: Path) -> None:
         # Bootstrap intervals lie within [0, 1] by construction; none is drawn where there is none.
         lo = np.array([e.mean - e.low if e.has_interval else 0.0 for e in est])
         hi = np.array([e.high - e.mean if e.has_interval else 0.0 for e in est])
-        ax.errorbar(x, mean, yerr=np.nan_to_num(np.vstack([lo, hi])), fmt="o", ms=4, capsize=2, label=arm)
+        ax.errorbar(x, mean, yerr=np.nan_to_num(np.vstack([lo, hi])), fmt="o", ms=4, capsize=2, label=arm,
+                    color=colours[i])  # fmt: skip
     ax.set_xticks(range(len(classes)), [_short(c) + (" *" if k in report.rare else "") for k, c in enumerate(classes)])
     ax.tick_params(axis="x", rotation=45 if len(classes) > 4 else 0)
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")

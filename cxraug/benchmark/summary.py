@@ -142,7 +142,7 @@ def question_blocks(report: BenchmarkReport) -> list[Block]:
     ]
     out: list[Block] = [Heading(2, "The question and its primary comparisons"), Bullets(items)]
     if rows:
-        out.append(page_block(_table("Primary comparisons", header, rows)))
+        out += [Heading(3, "Primary comparisons"), page_block(_table("Primary comparisons", header, rows))]
     if report.best_baseline:
         chosen = "; ".join(f"{k}: {a} (val AUROC {v:.3f})" for k, (a, v) in report.best_baseline.items())
         out.append(Para(f"Best baseline per rare class, chosen on the validation split: {chosen}.", css="note"))
