@@ -76,9 +76,9 @@ $CXR benchmark --data "$OUT/sample32" --controlled-imbalance "$RARE=$KEEP" \
   --set epochs="$EPOCHS" --out "$OUT/benchmark" --overwrite ${BENCH_ARGS:-}
 took benchmark
 
-plural() { if [ "$1" = 1 ]; then echo "$1 $2"; else echo "$1 $2s"; fi; }
+plural() { if [ "$1" = 1 ]; then echo "$1 $2"; else echo "$1 ${3:-$2s}"; fi; } # N SINGULAR [PLURAL]
 BUDGET="A small budget: each generator trained for $(plural "$MINUTES" minute) of training steps (one thread each), \
-the classifier the same steps for every arm ($(plural "$EPOCHS" pass) over the largest) x $(plural "$SEEDS" seed), \
+the classifier the same steps for every arm ($(plural "$EPOCHS" pass passes) over the largest) x $(plural "$SEEDS" seed), \
 on PneumoniaMNIST at 32 px with '$RARE' cut to $KEEP training images. The numbers are real; a study needs far more."
 stage "6/6 report: the front page"
 $CXR report --benchmark "$OUT/benchmark" --compare "$OUT/compare" --out "$OUT/index.html" --overwrite \
