@@ -245,6 +245,19 @@ INSIDE_STAGING = ".cxraug.partial"
 
 
 @contextlib.contextmanager
+def _fresh_stage(staging: Path) -> Iterator[Path]:
+    """An empty staging folder (a killed write's leftovers cleared), removed if the block fails."""
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a staging directory that replaces ``out`` only if the block succeeds."""
     out = Path(out)
@@ -256,14 +269,8 @@ def atomic_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.partial"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    try:
+    with _fresh_stage(staging):
         yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     if out.exists():
         old = out.parent / f".{out.name}.old"
         shutil.rmtree(old, ignore_errors=True)
@@ -281,14 +288,8 @@ def _atomic_in_place(out: Path) -> Iterator[Path]:
     them cxraug's) and the new ones are moved in, JSON markers last, so the folder counts as
     an output only once it is whole. Locks (hidden ``.lock`` files) stay."""
     staging = out / INSIDE_STAGING
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    try:
+    with _fresh_stage(staging):
         yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     for entry in out.iterdir():
         if entry.name == INSIDE_STAGING or (entry.name.startswith(".") and entry.name.endswith(".lock")):
             continue
