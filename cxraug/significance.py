@@ -64,18 +64,27 @@ def recentred_interval(
     return float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
 
 
-def normal_p_value(estimate: float, draws: np.ndarray) -> float:
-    """Two-sided p of "no difference" from z = estimate / sd of the (defined) draws. No floor:
-    a large effect gets a p small enough for any family size. NaN without two defined draws."""
-    from scipy.stats import norm
-
+def _draws_sd(estimate: float, draws: np.ndarray) -> float | None:
+    """The sd of the defined draws; None where no p can be had (fewer than two, or no estimate)."""
     d = draws[~np.isnan(draws)]
     if len(d) < 2 or math.isnan(estimate):
+        return None
+    return float(np.std(d, ddof=1))
+
+
+def normal_p_value(estimate: float, draws: np.ndarray, df: float = math.inf) -> float:
+    """Two-sided p of "no difference" from z = estimate / sd of the (defined) draws, referred to
+    the normal (or to a t with ``df`` degrees of freedom). No floor: a large effect gets a p
+    small enough for any family size. NaN without two defined draws."""
+    from scipy.stats import norm, t
+
+    sd = _draws_sd(estimate, draws)
+    if sd is None:
         return float("nan")
-    sd = float(np.std(d, ddof=1))
     if sd == 0.0:  # every draw equal: no noise at all, so any non-zero difference is certain
         return 1.0 if estimate == 0.0 else 0.0
-    return float(min(1.0, 2 * norm.sf(abs(estimate) / sd)))
+    tail = norm.sf(abs(estimate) / sd) if math.isinf(df) else t.sf(abs(estimate) / sd, df)
+    return float(min(1.0, 2 * tail))
 
 
 T_REFERENCE_BELOW = 5  # seeds: fewer, and the p of a benchmark difference uses a t reference
@@ -101,16 +110,10 @@ def seed_aware_p_value(estimate: float, draws: np.ndarray, n_seeds: int, seed_sd
     distribution with :func:`seed_df` degrees of freedom below 5 seeds (a bootstrap over 3 or 4
     seeds understates their spread, and a normal reference would overstate the evidence),
     else to the normal."""
-    from scipy.stats import t
-
-    d = draws[~np.isnan(draws)]
-    if len(d) < 2 or math.isnan(estimate):
+    sd = _draws_sd(estimate, draws)
+    if sd is None:
         return float("nan")
-    sd = float(np.std(d, ddof=1))
-    df = seed_df(sd, seed_sd, n_seeds)
-    if math.isinf(df) or sd == 0.0:
-        return normal_p_value(estimate, draws)
-    return float(min(1.0, 2 * t.sf(abs(estimate) / sd, df)))
+    return normal_p_value(estimate, draws, seed_df(sd, seed_sd, n_seeds))
 
 
 def format_p(p: float | None) -> str:

@@ -12,7 +12,7 @@ import math
 from typing import TYPE_CHECKING
 
 from cxraug.benchmark.aggregate import images, patients
-from cxraug.benchmark.primary import Comparison
+from cxraug.benchmark.primary import Comparison, comparison_word
 from cxraug.benchmark.question import BASELINE, COPY
 from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, NO_EVIDENCE, Stat
 from cxraug.significance import format_p
@@ -104,7 +104,7 @@ def _comparison_words(c: Comparison, report: BenchmarkReport) -> str:
     if d.reason:
         return text + f" (no verdict: {d.reason})"
     p = "" if d.p_adjusted is None else f", adjusted p {format_p(d.p_adjusted)}"
-    word = {HELPED: "**better**", HURT: "**worse**"}.get(c.verdict, "no evidence of a gain")
+    word = f"**{comparison_word(c.verdict)}**" if c.verdict in (HELPED, HURT) else "no evidence of a gain"
     if c.verdict == NO_EVIDENCE and d.has_interval:
         word += f" (the interval rules out a gain above {d.high:+.3f})"
     return f"{text}{p} → {word}"

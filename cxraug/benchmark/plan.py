@@ -56,10 +56,6 @@ class Plan:
         """Real training images per class every arm starts from."""
         return np.bincount(self.train_labels[self.real_index], minlength=len(self.classes))
 
-    def added(self, arm: Arm) -> dict[int, int]:
-        """Images per class an arm adds to the real ones (a synthetic arm or a control)."""
-        return dict(arm.quota)
-
 
 def step_budget(cfg: BenchmarkConfig, arm_sizes: dict[str, int]) -> tuple[int, int]:
     """(steps, evaluations) of every run: ``steps`` if set, else what the largest arm's training

@@ -83,6 +83,11 @@ def answer_primary(
     return [replace(c, verdict=verdict(c.diff, confidence, adjusted=True)) for c in found]
 
 
+def comparison_word(verdict: str) -> str:
+    """A primary comparison's verdict as the pages and the terminal say it."""
+    return {HELPED: "better", HURT: "worse"}.get(verdict, verdict)
+
+
 def arm_answers(primary: list[Comparison]) -> dict[tuple[str, str], str]:
     """Per (class, arm): HELPED when it beats every one of its comparisons (copy control and best
     baseline), HURT when it loses to one, else no evidence (or why there is no verdict)."""

@@ -30,7 +30,7 @@ def declare(plan: Plan, rare: list[int]) -> dict:
         for arm in plan.arms:
             # Plain synthetic arms that add images of this class: NAME+classic is exploratory
             # (its fair control would need classical augmentation too).
-            if arm.kind != "synthetic" or arm.augment or not plan.added(arm).get(c):
+            if arm.kind != "synthetic" or arm.augment or not dict(arm.quota).get(c):
                 continue
             name = plan.classes[c]
             if arm.name in controls:

@@ -121,15 +121,11 @@ def make_plan(data_path: Path, cfg: BenchmarkConfig, trained: dict | None = None
     from_specs = trained is not None and bool(trained.get("arm_specs"))
     quotas: dict[str, dict[int, int]] = {}
     for arm in arms:  # a synthetic set too small for its ratio is refused before any training
-        if arm.kind == "synthetic" and not from_specs:
+        if arm.synthetic is not None and not from_specs:
             labels = synthetic[arm.synthetic].manifest()["label"].to_numpy(dtype=np.int64)  # type: ignore[index]
+            allowed = syn_classes if arm.kind == "synthetic" else None
             set_counts = np.bincount(labels, minlength=len(classes))
-            quotas[arm.name] = synthetic_quota(arm, real_counts, set_counts, syn_classes, classes)
-        elif arm.kind == "synthetic-only" and trained is None:
-            labels = synthetic[arm.synthetic].manifest()["label"].to_numpy(dtype=np.int64)  # type: ignore[index]
-            quotas[arm.name] = synthetic_quota(
-                arm, real_counts, np.bincount(labels, minlength=len(classes)), None, classes
-            )
+            quotas[arm.name] = synthetic_quota(arm, real_counts, set_counts, allowed, classes)
     arms = [replace(a, quota=tuple(sorted(quotas[a.name].items()))) if a.name in quotas else a for a in arms]
     if not from_specs:
         if not cfg.controls and not any(a.kind == "synthetic" for a in arms):
@@ -178,8 +174,8 @@ def _check_out(out: Path, inputs: list[Path]) -> None:
         raise UserError(f"--out {out} exists and is not a benchmark output folder; choose another --out")
 
 
-def _prepare_out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
-    _check_out(out, inputs)
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """After _check_out: clear what --overwrite replaces, and make the folder."""
     if overwrite and (out / MARKER).is_file():
         shutil.rmtree(out / "runs", ignore_errors=True)
         for f in out.iterdir():
@@ -401,7 +397,7 @@ def run_benchmark(
         # Runs exist, so test results may have been seen: the question declared then stands.
         question = previous.get("question", question)
     if accelerator.is_main_process:
-        _prepare_out(out, overwrite, benchmark_inputs(plan))
+        _prepare_out(out, overwrite)
         write_json(
             out / MARKER,
             {

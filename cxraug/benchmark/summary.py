@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from cxraug.benchmark.aggregate import MDE_POWER, images, patients
 from cxraug.benchmark.answer import class_lines, class_reason, lead, no_verdicts_reason, shared_reason, stat_cell
 from cxraug.benchmark.metrics import RUN_METRICS
+from cxraug.benchmark.primary import comparison_word
 from cxraug.benchmark.question import BASELINE_RULE
 from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, HELPED, HURT, MIN_SEEDS, PRIOR_DEPENDENT, Stat
 from cxraug.data.prepared import fingerprint
@@ -251,7 +252,7 @@ def _p_text(d: Stat) -> str:
 def _verdict_cell(verdict: str, d: Stat) -> str:
     if d.reason:  # the reason is said once, above the table or in the caption
         return "no verdict"
-    return {HELPED: "**better**", HURT: "**worse**"}.get(verdict, verdict)
+    return f"**{comparison_word(verdict)}**" if verdict in (HELPED, HURT) else verdict
 
 
 def rare_blocks(report: BenchmarkReport) -> list[Block]:

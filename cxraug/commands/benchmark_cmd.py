@@ -119,6 +119,7 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
     if not report.primary:
         return None
     from cxraug.benchmark.answer import no_verdicts_reason, stat_cell
+    from cxraug.benchmark.primary import comparison_word
 
     cfg = report.plan.cfg
     why = no_verdicts_reason(report)
@@ -139,7 +140,7 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
     style = {"helped": "green", "hurt": "red"}
     for c in report.primary:
         d = c.diff
-        word = {"helped": "better", "hurt": "worse"}.get(c.verdict, c.verdict)
+        word = comparison_word(c.verdict)
         t.rows.append(
             [
                 *cells(f"{c.class_name} ({report.class_patients.get(c.class_name, 0)})", c.arm, c.other or "-"),
