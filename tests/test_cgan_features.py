@@ -74,6 +74,12 @@ def test_the_weights_recognise_imagenet_photos_and_scrambled_weights_do_not() ->
         a = lite0.pretrained(state=state)(lite0.normalise(grey.expand(-1, 3, -1, -1)))
         b = lite0.pretrained(grey=True, state=state)(lite0.normalise(grey))
     assert torch.allclose(a, b, atol=1e-3)
+    # BatchNorm folded into the convs (what the feature D runs) is the same function.
+    folded = lite0.fold_batchnorm(lite0.pretrained(grey=True, state=state), blocks=11)
+    small = grey[:, :, ::4, ::4]
+    with torch.no_grad():
+        want, got = lite0.pretrained(grey=True, state=state).features(small, 11), folded.features(small, 11)
+    assert torch.allclose(want, got, atol=1e-3 * want.abs().max())
 
 
 def test_the_weights_file_is_pinned(tmp_path: Path) -> None:

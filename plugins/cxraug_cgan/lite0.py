@@ -166,6 +166,28 @@ def pretrained(grey: bool = False, state: dict[str, torch.Tensor] | None = None)
     return freeze(net)
 
 
+@torch.no_grad()
+def fold_batchnorm(net: EfficientNetLite0, blocks: int | None = None) -> EfficientNetLite0:
+    """``net`` (frozen, in eval mode) with each BatchNorm of the stem and of the first ``blocks``
+    blocks folded into the conv before it: the same function, without BatchNorm's passes
+    (a quarter of the backward's time on a CPU). The head is left as it is."""
+    pairs = [(net, "_conv_stem", "_bn0")]
+    for block in net._blocks[:blocks]:
+        if block.expand:
+            pairs.append((block, "_expand_conv", "_bn0"))
+        pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+    for module, conv_name, bn_name in pairs:
+        conv, bn = getattr(module, conv_name), getattr(module, bn_name)
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        folded = type(conv)(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                            padding=conv.padding, groups=conv.groups, bias=True)  # fmt: skip
+        folded.weight.copy_(conv.weight * scale[:, None, None, None])
+        folded.bias.copy_(bn.bias - bn.running_mean * scale)
+        setattr(module, conv_name, folded)
+        setattr(module, bn_name, nn.Identity())
+    return freeze(net)
+
+
 def freeze(net: nn.Module) -> nn.Module:
     net.eval()
     net.requires_grad_(False)

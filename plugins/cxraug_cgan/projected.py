@@ -97,9 +97,10 @@ class FeatureDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         self.upsample = upsample
-        self._backbone = lite0.pretrained(grey=True, state=backbone_state)
-        self._backbone._conv_head = self._backbone._bn1 = self._backbone._fc = None  # type: ignore[assignment]
-        del self._backbone._blocks[SCALES[-1][0] :]  # the 1/32 stage is not used
+        net = lite0.pretrained(grey=True, state=backbone_state)
+        net._conv_head = net._bn1 = net._fc = None  # type: ignore[assignment]
+        del net._blocks[SCALES[-1][0] :]  # the 1/32 stage is not used
+        self._backbone = lite0.fold_batchnorm(net)
         self.mixing = Mixing()
         side = size * upsample
         self.heads = nn.ModuleList(Head(ch, math.ceil(side / 2 ** (i + 2)), num_classes) for i, ch in enumerate(MIX_CH))
