@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -182,3 +183,33 @@ def test_resume_with_the_feature_d_is_exact_and_notices_its_heads_dropped(
 
     monkeypatch.setattr(CGAN, "load_state", load_without_heads)
     assert not _same(straight, resumed(tmp_path / "dropped")), "dropping the heads must break exactness"
+
+
+# --- the selection rule's probe (benchmarks/feature_probe.py) -------------------------------------------
+def test_the_probe_tells_separable_features_from_identical_ones() -> None:
+    from bench_helpers import load_benchmark
+
+    fp = load_benchmark("feature_probe")
+    rng = np.random.default_rng(0)
+    same = fp.probe_accuracy(rng.normal(size=(100, 8)), rng.normal(size=(100, 8)))[0]
+    apart = fp.probe_accuracy(rng.normal(size=(100, 8)) + 3, rng.normal(size=(100, 8)))[0]
+    assert apart > 0.95 and 0.3 < same < 0.7
+
+
+def test_the_probe_runs_on_a_tiny_cgan_run(tmp_path: Path, phantom32: Path, capsys) -> None:
+    import json
+
+    from bench_helpers import load_benchmark
+    from gen_helpers import tiny_spec
+
+    from cxraug.train import start_run, train
+
+    spec = tiny_spec("cgan", phantom32, steps=2, checkpoint_every=2)
+    run = start_run(spec, tmp_path)
+    train(run, spec)
+    fp = load_benchmark("feature_probe")
+    assert fp.main(["--run", str(run), "--data", str(phantom32), "--split", "train", "--n", "40"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["n_real"] == res["n_fake"] == 40 and res["step"] == 2
+    assert set(res["features"]) == {"lite0", "lite0-up2", "lite0-random", "cgan-D"}
+    assert all(0 <= r["accuracy"] <= 1 for r in res["features"].values())

@@ -161,13 +161,16 @@ class Discriminator(nn.Module):
         self.linear = spectral_norm(nn.Linear(w[-1], 1))
         self.embed = spectral_norm(nn.Embedding(num_classes, w[-1]))
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, parts: int = 1) -> torch.Tensor:
-        """The scores; ``parts``: the batch is that many independent equal parts (only the
-        minibatch std cares)."""
+    def pooled(self, x: torch.Tensor, parts: int = 1) -> torch.Tensor:
+        """phi(x): the features the heads read, one vector per image. ``parts``: the batch is
+        that many independent equal parts (only the minibatch std cares)."""
         h = self.stem(x)
         for i, block in enumerate(self.blocks):
             if self.mbstd is not None and i == len(self.blocks) - 1:
                 h = self.mbstd(h, parts)
             h = block(h)
-        h = F.relu(h).sum(dim=(2, 3))
+        return F.relu(h).sum(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, parts: int = 1) -> torch.Tensor:
+        h = self.pooled(x, parts)
         return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)
