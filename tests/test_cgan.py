@@ -298,6 +298,14 @@ def test_the_config_is_the_recipe() -> None:
     assert not [k for k in keys if f"`{k}`" not in doc], "every key in the docs' table"
 
 
+def test_a_feature_d_setting_without_the_feature_d_is_refused() -> None:
+    from cxraug.config import validated
+
+    with pytest.raises(UserError, match=r"'d_features_upsample' is a setting of the feature D: add d_features=true"):
+        validated(CGAN.Config, {"d_features_upsample": 2}, "model key")
+    assert CGAN.Config(d_features=True, d_features_upsample=2).d_features_upsample == 2
+
+
 def test_sync_bn_is_for_several_gpu_processes() -> None:
     from types import SimpleNamespace
 

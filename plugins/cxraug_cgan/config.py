@@ -23,6 +23,9 @@ REMOVED_KEYS: dict[str, Any] = {
 }  # fmt: skip
 
 
+FEATURE_KEYS = ("d_features_weight", "d_features_warmup_kimg", "d_features_upsample")
+
+
 class CGANConfig(EMASettings, PluginConfig):
     """SNGAN/BigGAN-style recipe for small, imbalanced grey-scale data.
 
@@ -86,6 +89,15 @@ class CGANConfig(EMASettings, PluginConfig):
                     f"commit {REMOVED_IN} is the last that has it: train or load this run there)"
                 )
         return {k: v for k, v in values.items() if k not in REMOVED_KEYS}
+
+    @model_validator(mode="after")
+    def _features_keys_need_the_feature_d(self) -> CGANConfig:
+        """A d_features_* key set while the feature D is off would be silently ignored."""
+        if not self.d_features:
+            changed = [k for k in FEATURE_KEYS if getattr(self, k) != type(self).model_fields[k].default]
+            if changed:
+                raise ValueError(f"{changed[0]!r} is a setting of the feature D: add d_features=true (or drop it)")
+        return self
 
 
 class CGANSampleOptions(SampleOptions):
