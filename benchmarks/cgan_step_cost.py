@@ -2,7 +2,7 @@
 same run (the variants take turns, so a busy machine slows them alike).
 
     python benchmarks/cgan_step_cost.py --size 32 --threads 1 --rounds 5
-    python benchmarks/cgan_step_cost.py --size 64 --variant r3=loss=rpgan,d_sn=false,gamma=0.05
+    python benchmarks/cgan_step_cost.py --size 64 --skip dfeat-up2 --variant wide=g_ch=32,d_ch=32
 
 Prints ms/step, img/s and the ratio to ``default`` for each variant, and a JSON line.
 """
@@ -19,20 +19,13 @@ from accelerate import Accelerator
 from cxraug.config import parse_sets
 from cxraug.generator import DataSpec
 
-R3 = "loss=rpgan,d_sn=false,d_act=lrelu,d_zero_init=true,gamma=0.05,beta2=0.99,beta2_start=0.9"
 VARIANTS = {
     "default": "",
-    "r3-quarter": R3 + ",gamma_fraction=0.25",
-    "r3-full": R3 + ",gamma_fraction=1",
-    "recon": "recon_weight=1",
-    "bilinear": "resample=bilinear",
-    "transitional": "cond_start_kimg=0,cond_end_kimg=100",
-    "bilinear-reflect": "resample=bilinear,g_pad=reflect",
-    "nf-g": "g_norm=none",
-    "augself": "augself_weight=1",
-    "utlo8": "uc_res=8",
-    "ms1": "ms_weight=1",
-    "skipz": "g_skip_z=true",
+    "r1": "r1_gamma=1,r1_every=4",
+    "lecam": "lecam=0.1",
+    # the pretrained-feature D (issue 32): at the image size, and on images upsampled 2x
+    "dfeat": "d_features=true",
+    "dfeat-up2": "d_features=true,d_features_upsample=2",
 }
 
 
@@ -54,9 +47,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="timed steps per variant per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--variant", action="append", default=[], help="name=key=value,key=value (repeatable)")
+    ap.add_argument("--skip", action="append", default=[], help="a built-in variant not to run (repeatable)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    variants = dict(VARIANTS)
+    variants = {k: v for k, v in VARIANTS.items() if k not in args.skip or k == "default"}
     for v in args.variant:
         name, _, sets = v.partition("=")
         variants[name] = sets

@@ -23,7 +23,7 @@ new settings.
     python benchmarks/gan_quality.py --out results/gan-quality --jobs 2   # cgan and diffusion at
         # the same time, one core each: each gets exactly its budget in CPU-minutes
     python benchmarks/gan_quality.py --out results/abl --budgets 4 --no-diffusion --split val \\
-        --n 135 --name wide --cgan-set g_ch4=256          # an ablation, judged on val
+        --n 135 --name lecam --cgan-set lecam=0.1          # an ablation, judged on val
     python benchmarks/gan_quality.py --dataset nih64 --out results/nih64-quality --budgets 60 \\
         --diffusion-minutes 60 --seeds 0,1,2 --metrics fid,kid,pr,fd_cxr   # issue 19's NIH protocol
 

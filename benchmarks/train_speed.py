@@ -31,8 +31,8 @@ def bare_loop(data_dir: Path, size: int, batch: int, steps: int, warmup: int, mo
     import numpy as np
     from cxraug_cgan.augment import augment, parse_ops
     from cxraug_cgan.config import CGANConfig
+    from cxraug_cgan.losses import Anchors, lecam_penalty
     from cxraug_cgan.nets import Discriminator, Generator
-    from cxraug_cgan.plugin import Anchors, lecam_penalty
 
     from cxraug.data.prepared import open_prepared
     from cxraug.ema import EMA
@@ -43,10 +43,12 @@ def bare_loop(data_dir: Path, size: int, batch: int, steps: int, warmup: int, mo
     labels = torch.from_numpy(data.labels("train"))
     k = len(data.classes)
     torch.manual_seed(0)
-    G = Generator(size, k, c.z_dim, c.g_ch, c.max_ch, c.embed_dim, c.convs_per_block, c.g_ch4)
-    D = Discriminator(size, k, c.d_ch, c.max_ch, c.convs_per_block, c.d_ch4, c.d_sn)
+    G = Generator(size=size, num_classes=k, z_dim=c.z_dim, ch=c.g_ch, max_ch=c.max_ch, embed_dim=c.embed_dim,
+                  convs=c.convs_per_block)  # fmt: skip
+    D = Discriminator(size=size, num_classes=k, ch=c.d_ch, max_ch=c.max_ch, convs=c.convs_per_block,
+                      mbstd_group=c.mbstd_group)  # fmt: skip
     ema = EMA(G, c)
-    anchors = Anchors(c.lecam_decay)
+    anchors = Anchors()
     opt_g = torch.optim.Adam(G.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2))
     ops, g = parse_ops(c.augment), torch.Generator().manual_seed(0)
@@ -59,14 +61,11 @@ def bare_loop(data_dir: Path, size: int, batch: int, steps: int, warmup: int, mo
         z = torch.randn(batch, c.z_dim, generator=g)
         with torch.no_grad():
             fake = G(z, y)
-        out = D(torch.cat([augment(x, ops, P_AUG, g), augment(fake, ops, P_AUG, g)]), torch.cat([y, y]))
+        out = D(torch.cat([augment(x, ops, P_AUG, g), augment(fake, ops, P_AUG, g)]), torch.cat([y, y]), parts=2)
         loss_d = F.relu(1 - out[:batch]).mean() + F.relu(1 + out[batch:]).mean()
         if c.lecam > 0:
-            anchors = [
-                0.99 * anchors[0] + 0.01 * float(out[:batch].mean()),
-                0.99 * anchors[1] + 0.01 * float(out[batch:].mean()),
-            ]
-            loss_d = loss_d + c.lecam * lecam_penalty(out[:batch], out[batch:], anchors[0], anchors[1])
+            anchors.update(float(out[:batch].mean()), float(out[batch:].mean()))
+            loss_d = loss_d + c.lecam * lecam_penalty(out[:batch], out[batch:], anchors.real, anchors.fake)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()

@@ -61,13 +61,13 @@ def test_a_stored_run_is_resumed_only_with_the_settings_it_was_started_with(gq, 
 
     monkeypatch.setattr(gq, "cxraug", fake_cxraug)
     runs, data = tmp_path / "runs" / "v", tmp_path / "data"
-    run = gq.train(data, runs, "cgan", 10, ["g_norm=none"], 1, rate=400.0)
-    assert gq.train(data, runs, "cgan", 20, ["g_norm=none"], 1, rate=400.0) == run
+    run = gq.train(data, runs, "cgan", 10, ["lecam=0.1"], 1, rate=400.0)
+    assert gq.train(data, runs, "cgan", 20, ["lecam=0.1"], 1, rate=400.0) == run
     assert calls[1][:3] == ("train-gen", "--resume", str(run)) and "8000" in calls[1]
     with pytest.raises(SystemExit, match="seed: 0 there, 1 now"):
-        gq.train(data, runs, "cgan", 20, ["g_norm=none"], 1, rate=400.0, seed=1)
+        gq.train(data, runs, "cgan", 20, ["lecam=0.1"], 1, rate=400.0, seed=1)
     with pytest.raises(SystemExit, match="sets"):
         gq.train(data, runs, "cgan", 20, [], 1, rate=400.0)
     with pytest.raises(SystemExit, match="data: 'fingerprint of data' there, 'fingerprint of other' now"):
-        gq.train(tmp_path / "other", runs, "cgan", 20, ["g_norm=none"], 1, rate=400.0)
+        gq.train(tmp_path / "other", runs, "cgan", 20, ["lecam=0.1"], 1, rate=400.0)
     assert len(calls) == 2

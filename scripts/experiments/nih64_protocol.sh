@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 19's NIH 64 px protocol: the cgan (defaults, and low-pass resampling with reflect
+# Issue 19's NIH 64 px protocol (its variant's keys were removed in issue 32: rerun it at commit
+# 940657f): the cgan (defaults, and low-pass resampling with reflect
 # padding) and the diffusion baseline, 60 CPU-minutes each (clock=cpu, one thread each, so three
 # jobs on two cores still get their whole budget), scored with three sampling seeds on val (the
 # choice) and then on test (the report). Every stage resumes: rerun the script after a stop.
