@@ -38,7 +38,9 @@ VARIANTS=(
 GQ=(benchmarks/gan_quality.py --out "$OUT" --split val --n 135 --budgets "$MIN" --no-diffusion --threads 1)
 BASE_SETS=""
 if [ "${DATASET:-pmnist32}" = nih32 ]; then
-  GQ+=(--dataset nih32 --match-real --seeds 0,1,2)
+  # The decision metrics share no weights with a D on ImageNet features (issue 32): FD_cxr, KID
+  # and precision/recall in the reference classifier's features; Inception FID beside them.
+  GQ+=(--dataset nih32 --match-real --seeds 0,1,2 --metrics fid,kid,pr,fd_cxr)
   BASE_SETS="balanced=true"
 fi
 $PY "${GQ[@]}" --only floor > /dev/null  # the real floor once, before the pairs start
