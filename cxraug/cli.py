@@ -13,7 +13,7 @@ import typer
 
 from cxraug import __version__
 from cxraug.commands import benchmark_cmd, compare_cmd, prepare_cmd, report_cmd, score_cmd, synth_cmd, train_cmd
-from cxraug.malloc import tune_malloc
+from cxraug.runtime import configure_process
 
 app = typer.Typer(
     name="cxraug",
@@ -95,10 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     signal.signal(signal.SIGTERM, functools.partial(_on_sigterm, main_pid=os.getpid()))
-    # Idle OpenMP threads sleep instead of spinning: on a machine shared with other jobs,
-    # spinning made 2-thread torch up to ~40x slower here. Must be set before torch loads.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    tune_malloc()  # fewer page faults in CPU tensor work (cxraug/malloc.py)
+    configure_process()  # OpenMP threads that sleep, malloc thresholds: before torch loads (cxraug/runtime.py)
     usage_error, abort = _cli_error_types()
     try:
         rv = app(args=argv, prog_name="cxraug", standalone_mode=False)

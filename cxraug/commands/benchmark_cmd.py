@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -13,13 +12,13 @@ from rich.table import Table
 
 from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS, PRIOR_DEPENDENT
 from cxraug.commands.common import (
-    configure_threads,
     err_console,
     out_console,
     parse_list,
     rich_line,
     rich_table,
     user_errors,
+    warner,
 )
 from cxraug.errors import UserError
 from cxraug.lock import output_lock
@@ -282,7 +281,8 @@ def _benchmark(
 
     if spread is not None and export_reduced is not None:
         raise UserError("--spread says how processes share training runs; --export-reduced trains nothing: drop one")
-    mode = check_spread(spread or "auto")
+    mode = spread or "auto"
+    check_spread(mode)
     if data is None:
         raise UserError("--data DIR is needed: a prepared dataset (from `cxraug prepare`)")
     options = cli_options(synthetic, arms, seeds, ratio, controlled_imbalance) | {"controls": controls}
@@ -298,16 +298,19 @@ def _benchmark(
             f"train a generator on it with `cxraug train-gen --data {written.root}`"
         )
         return
-    configure_threads()
-    from cxraug.benchmark.runner import run_benchmark
+    from cxraug import api
     from cxraug.progress import RichReporter
 
-    out = out or Path("runs") / f"benchmark-{Path(data).name}"
-    console = out_console()
-    # Under `accelerate launch` every process runs this; only rank 0 draws and prints.
-    main = int(os.environ.get("RANK", "0")) == 0
+    main = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch` only rank 0 draws and prints
     reporter = RichReporter(err_console(), disable=not main)  # progress on stderr: stdout stays the report
-    with output_lock(out, "benchmark folder") if main else contextlib.nullcontext():
-        report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=reporter, spread=mode)
-    if report is not None:  # the main process's
-        print_report(report, out, console)
+    done = api.benchmark(
+        data,
+        cfg,
+        out=out,
+        overwrite=overwrite,
+        reporter=reporter,
+        spread=mode,
+        warn=warner() if main else lambda _: None,
+    )
+    if done.report is not None:  # the main process's
+        print_report(done.report, done.out, out_console())

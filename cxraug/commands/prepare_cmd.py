@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cxraug.commands.common import out_console, parse_list, rich_line, styled, user_errors
+from cxraug.commands.common import out_console, parse_list, rich_line, styled, user_errors, warner
 from cxraug.data.prepared import absent_classes, imbalance_ratio, open_prepared, summary_rows
 from cxraug.data.records import SPLITS
 
@@ -95,11 +95,11 @@ def prepare(
 
 @user_errors
 def _prepare(cfg: PrepareConfig) -> None:
-    from cxraug.data.prepare import prepare as run_prepare
+    from cxraug import api
     from cxraug.progress import RichReporter
 
     console = out_console()
-    result = run_prepare(cfg, RichReporter(console))
+    result = api.prepare(cfg, reporter=RichReporter(console), warn=warner())
     meta = result.meta
     print_dataset(console, meta, f"prepared {result.out}")
     missing = sum(meta["missing_on_disk"].values())

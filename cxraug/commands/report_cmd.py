@@ -27,9 +27,7 @@ def report(
 
 @user_errors
 def _report(benchmark: Path, out: Path, compare: Path | None, note: str, columns: int, overwrite: bool) -> None:
-    from cxraug.studypage import StudyPageConfig, write_study_page
+    from cxraug import api
 
-    cfg = StudyPageConfig(
-        benchmark=benchmark, out=out, compare=compare, note=note, columns=columns, overwrite=overwrite
-    )
-    out_console().print(f"wrote {write_study_page(cfg)}")
+    page = api.report(benchmark, out, compare=compare, note=note, columns=columns, overwrite=overwrite)
+    out_console().print(f"wrote {page}")

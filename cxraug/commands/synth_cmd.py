@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from cxraug.commands.common import configure_threads, out_console, user_errors
+from cxraug.commands.common import out_console, user_errors, warner
 
 
 def synth(
@@ -65,23 +65,21 @@ def _synth(
     sets: list[str], device: str | None, allow_unseen: bool,
 ) -> None:  # fmt: skip
     """The options, validated into a SynthConfig here (inside user_errors: a bad value is one line)."""
+    from cxraug import api
     from cxraug.accel import process_state
     from cxraug.config import parse_sets
     from cxraug.progress import RichReporter
     from cxraug.synth import SynthConfig
-    from cxraug.synth import synth as run_synth
-    from cxraug.synthset import open_synthetic
 
-    configure_threads()
     console = out_console()
     main = process_state().is_main_process
     cfg = SynthConfig(
         run=run, classes=classes, n=n, out=out, seed=seed, batch_size=batch_size, overwrite=overwrite,
         options=parse_sets(sets), device=device, allow_unseen=allow_unseen,
     )  # fmt: skip
-    out = run_synth(cfg, RichReporter(console, disable=not main))
+    syn = api.synth(cfg, reporter=RichReporter(console, disable=not main), warn=warner() if main else lambda _: None)
     if main:
-        prov = open_synthetic(out).provenance
+        out, prov = syn.root, syn.provenance
         console.print(
             f"wrote {prov['n_images']} images ({len(prov['requested'])} class(es) x {prov['n_per_class']}, "
             f"{prov['size']}px, {prov['plugin']} step {prov['step']}) in {prov['seconds']:.1f}s to {out}"

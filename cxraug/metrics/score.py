@@ -49,6 +49,13 @@ class ScoreConfig:
     memorization_config: MemorizationConfig = field(default_factory=MemorizationConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)  # for fidelity and fd_cxr
 
+    def __post_init__(self) -> None:  # a str path, or one class / metric name, from Python
+        self.cache_dir = None if self.cache_dir is None else Path(self.cache_dir)
+        if isinstance(self.classes, str):
+            self.classes = [c.strip() for c in self.classes.split(",") if c.strip()]
+        if isinstance(self.metrics, str):
+            self.metrics = [m.strip() for m in self.metrics.split(",") if m.strip()]
+
     def validate(self) -> None:
         from cxraug.config import check_option
 
