@@ -402,7 +402,7 @@ def score(
         check_output(where, "score folder", "scores.json", [*inputs, *dataset_files(prepared.root)], overwrite)
         locks.enter_context(output_lock(where, "score folder"))  # also fails now, not after the work, if unwritable
         check_appendable(owner / "metrics.jsonl")  # the run's log takes the result's line after the work
-        slow = _slow_score(prepared, cfg, device, default_n, source)
+        slow = _slow_score(prepared, cfg, device, default_n) if run is not None else None
         if slow:
             (warn or _default_warn)(slow)
         extractor = load_feature_extractor(weights, device)
@@ -411,7 +411,8 @@ def score(
     return Scores(out=where, table=pd.read_csv(where / "scores.csv"), result=result)
 
 
-def _slow_score(prepared: Any, cfg: ScoreConfig, device: str, default_n: bool, source: Any) -> str | None:
+def _slow_score(prepared: Any, cfg: ScoreConfig, device: str, default_n: bool) -> str | None:
+    """Sampling a run at the default n: the images to read, and the time they will take."""
     from cxraug.classes import resolve_classes
 
     counts = prepared.counts(cfg.split)

@@ -21,6 +21,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Click's own help layout: it wraps every option name and help text to the terminal, where
+    # Rich's panels cut long option names with an ellipsis at 80 columns.
+    rich_markup_mode=None,
 )
 
 
@@ -39,15 +42,33 @@ def _root(
     """cxraug: prepare -> train-gen -> synth -> score / compare -> benchmark -> report."""
 
 
-app.command()(prepare_cmd.prepare)
-app.command()(prepare_cmd.info)
-app.command()(train_cmd.plugins)
-app.command("train-gen")(train_cmd.train_gen)
-app.command()(synth_cmd.synth)
-app.command()(benchmark_cmd.benchmark)
-app.command()(score_cmd.score)
-app.command()(compare_cmd.compare)
-app.command()(report_cmd.report)
+# One example per command, shown under its help (\b keeps click from rewrapping the lines).
+EXAMPLES = {
+    "prepare": "cxraug prepare --source sample --out data/sample",
+    "info": "cxraug info data/sample",
+    "plugins": "cxraug plugins",
+    "train-gen": "cxraug train-gen --plugin cgan --data data/sample --time-limit 3",
+    "synth": 'cxraug synth --run runs/00001-cgan-sample --class "No Finding" -n 500',
+    "score": "cxraug score --run runs/00001-cgan-sample --n 200",
+    "compare": "cxraug compare runs/00001-cgan-sample runs/00002-diffusion-sample --n 200",
+    "benchmark": "cxraug benchmark --data data/sample --synthetic cgan=SYNTH_DIR --seeds 3",
+    "report": "cxraug report --benchmark runs/benchmark-sample --out study/index.html",
+}
+
+
+def _example(name: str, extra: str = "") -> str:
+    return f"Example:\n\n\b\n  {EXAMPLES[name]}" + (f"\n\n{extra}" if extra else "")
+
+
+app.command(epilog=_example("prepare"))(prepare_cmd.prepare)
+app.command(epilog=_example("info"))(prepare_cmd.info)
+app.command(epilog=_example("plugins"))(train_cmd.plugins)
+app.command("train-gen", epilog=_example("train-gen", train_cmd.EPILOG))(train_cmd.train_gen)
+app.command(epilog=_example("synth"))(synth_cmd.synth)
+app.command(epilog=_example("benchmark", benchmark_cmd.epilog()))(benchmark_cmd.benchmark)
+app.command(epilog=_example("score"))(score_cmd.score)
+app.command(epilog=_example("compare"))(compare_cmd.compare)
+app.command(epilog=_example("report"))(report_cmd.report)
 
 
 def _cli_error_types() -> tuple[type[BaseException], type[BaseException]]:

@@ -153,10 +153,30 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
     return rich_table(t, console, caption=caption.strip(), full_in="summary.md", sections=[], interval_style="dim")
 
 
+TRAINING_KEYS = ("model", "epochs", "batch_size", "lr", "weight_decay", "rare_threshold", "min_test_patients")
+
+
+def _default(key: str) -> str:
+    """A BenchmarkConfig default as the help shows it (lists comma-separated)."""
+    from cxraug.benchmark.config import BenchmarkConfig
+
+    field = BenchmarkConfig.model_fields[key]
+    value = field.get_default(call_default_factory=True)
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def epilog() -> str:
+    """The training and reporting defaults that --set changes, computed from BenchmarkConfig."""
+    keys = ", ".join(f"{k}={_default(k)}" for k in TRAINING_KEYS)
+    return f"Defaults of --set (every key: docs/benchmark.md): {keys}."
+
+
 def benchmark(
     data: Annotated[
         Optional[Path],
-        typer.Option(help="Prepared dataset (from `cxraug prepare`); with --report-only, the stored one."),
+        typer.Option(
+            help="Prepared dataset (from `cxraug prepare`). Required, except with --report-only (the stored one)."
+        ),
     ] = None,
     synthetic: Annotated[
         Optional[list[str]],
@@ -170,23 +190,30 @@ def benchmark(
         Optional[str],
         typer.Option(
             help="Comma-separated arms: real, reweight, oversample, classic, logit-adjust, NAME, NAME@RATIO, "
-            "NAME+classic, NAME-only (default: the five baselines, NAME and NAME+classic; copy and noise "
-            "controls are added for every synthetic arm)."
+            "NAME+classic, NAME-only (copy and noise controls are added for every synthetic arm).",
+            show_default="the five baselines, NAME and NAME+classic",
         ),
     ] = None,
     controls: Annotated[
         Optional[bool],
         typer.Option(
             "--controls/--no-controls",
-            help="Add the copy and noise controls beside every synthetic arm (default: on).",
+            help="Add the copy and noise controls beside every synthetic arm.",
+            show_default="--controls",
         ),
     ] = None,
-    seeds: Annotated[Optional[str], typer.Option(help="Number of seeds (e.g. 5), or a list (e.g. 0,1,2).")] = None,
+    seeds: Annotated[
+        Optional[str],
+        typer.Option(help="Number of seeds (e.g. 5), or a list (e.g. 0,1,2).", show_default=_default("seeds")),
+    ] = None,
     ratio: Annotated[
         Optional[str],
-        typer.Option(help="Synthetic ratios, comma-separated: all (default: every image of the set), fill, xK, +N."),
+        typer.Option(
+            help="Synthetic ratios, comma-separated: all (every image of the set), fill, xK, +N.",
+            show_default=_default("ratios"),
+        ),
     ] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default runs/benchmark-<data>).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="runs/benchmark-DATA")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML file of options (see docs/benchmark.md).")] = None,
     set_: Annotated[
         Optional[list[str]],
@@ -196,7 +223,9 @@ def benchmark(
         Optional[list[str]],
         typer.Option(metavar="CLASS=N", help="Keep N training images of CLASS, chosen by patient (repeatable)."),
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Delete earlier runs in --out and start again.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Delete earlier runs in --out and start again.")
+    ] = False,
     export_reduced: Annotated[
         Optional[Path],
         typer.Option(
@@ -217,8 +246,9 @@ def benchmark(
         typer.Option(
             metavar="auto|runs|ddp",
             help="Under `accelerate launch` / torchrun: runs = each process trains whole arm x seed runs "
-            "on its own device; ddp = every run on all processes; auto (default) = runs unless there are "
+            "on its own device; ddp = every run on all processes; auto = runs unless there are "
             "fewer runs than processes.",
+            show_default="auto",
         ),
     ] = None,
 ) -> None:

@@ -121,6 +121,9 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+CLASSES_HELP = "Comma-separated class names (--class is the same option)."
+
+
 def warner(console: Console | None = None) -> Callable[[str], None]:
     """Print a ``cxraug.api`` warning as one yellow line (stderr: stdout may be --json)."""
     target = console or err_console()

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cxraug.commands.common import (
+    CLASSES_HELP,
     err_console,
     out_console,
     rich_line,
@@ -23,6 +24,7 @@ from cxraug.commands.options import (
     AsJson,
     BatchSize,
     CacheDir,
+    CompareSplit,
     Device,
     InceptionWeights,
     KidSubsets,
@@ -33,7 +35,6 @@ from cxraug.commands.options import (
     ReferenceEpochs,
     ReferenceModel,
     ScoreOptions,
-    Split,
     UseCache,
 )
 from cxraug.metrics.reference import ReferenceConfig
@@ -49,11 +50,14 @@ def compare(
         ),
     ],
     data: Annotated[
-        Optional[Path], typer.Option(help="Prepared dataset to compare on (default: the one the runs were trained on).")
+        Optional[Path],
+        typer.Option(help="Prepared dataset to compare on.", show_default="the one the runs were trained on"),
     ] = None,
-    split: Split = "val",
+    split: CompareSplit = "val",
     n: Annotated[int, typer.Option("--n", "-n", help="Synthetic images per class and run.")] = 1000,
-    classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all in common).")] = None,
+    classes: Annotated[
+        Optional[str], typer.Option("--classes", "--class", help=CLASSES_HELP, show_default="every class in common")
+    ] = None,
     metrics: Metrics = None,
     reference_model: ReferenceModel = ReferenceConfig.model,
     reference_epochs: ReferenceEpochs = ReferenceConfig.epochs,
@@ -66,7 +70,10 @@ def compare(
     ] = 1000,
     confidence: Annotated[float, typer.Option(help="Interval level.")] = 0.95,
     allow_different_data: Annotated[
-        bool, typer.Option(help="Compare runs trained on different datasets, on the one --data names.")
+        bool,
+        typer.Option(
+            "--allow-different-data", help="Compare runs trained on different datasets, on the one --data names."
+        ),
     ] = False,
     as_json: AsJson = False,
     batch_size: BatchSize = 64,
@@ -80,7 +87,7 @@ def compare(
     cache_dir: CacheDir = None,
     cache: UseCache = True,
     out: Annotated[
-        Optional[Path], typer.Option(help="Output folder (default: RUN_A's parent/compare/<split>-<time>).")
+        Optional[Path], typer.Option(help="Output folder.", show_default="the first run's parent/compare/SPLIT-TIME")
     ] = None,
     overwrite: Overwrite = False,
     set_: Annotated[

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cxraug.commands.common import (
+    CLASSES_HELP,
     err_console,
     out_console,
     rich_line,
@@ -39,6 +40,7 @@ from cxraug.commands.options import (
     Split,
     UseCache,
 )
+from cxraug.metric_names import split_label
 from cxraug.metrics.reference import ReferenceConfig
 from cxraug.metrics.registry import METRICS, SHOWN, shown
 from cxraug.tables import Cell, ReportTable, TableColumn, cells
@@ -50,11 +52,16 @@ def score(
         Optional[Path], typer.Option(help="A synthetic set written by `cxraug synth` (instead of --run).")
     ] = None,
     data: Annotated[
-        Optional[Path], typer.Option(help="Prepared dataset (default: the one the generator was trained on).")
+        Optional[Path], typer.Option(help="Prepared dataset.", show_default="the one the generator was trained on")
     ] = None,
     split: Split = "val",
-    n: Annotated[int, typer.Option("--n", "-n", help="Synthetic images per class.")] = 1000,
-    classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all available).")] = None,
+    n: Annotated[
+        int, typer.Option("--n", "-n", help="Synthetic images per class (a warning says when it will take long).")
+    ] = 1000,
+    classes: Annotated[
+        Optional[str],
+        typer.Option("--classes", "--class", help=CLASSES_HELP, show_default="every class both sides have"),
+    ] = None,
     metrics: Metrics = None,
     reference_model: ReferenceModel = ReferenceConfig.model,
     reference_epochs: ReferenceEpochs = ReferenceConfig.epochs,
@@ -72,14 +79,18 @@ def score(
         Optional[list[str]], typer.Option("--set", help="Sampling option key=value (plugin-specific).")
     ] = None,
     out: Annotated[
-        Optional[Path], typer.Option(help="Output folder (default RUN/scores/<split>-step<S>-<time>).")
+        Optional[Path], typer.Option(help="Output folder.", show_default="RUN/scores/SPLIT-stepS-TIME")
     ] = None,
     overwrite: Overwrite = False,
     allow_different_data: Annotated[
-        bool, typer.Option(help="Score on a --data other than the one the generator was trained on.")
+        bool,
+        typer.Option(
+            "--allow-different-data", help="Score on a --data other than the one the generator was trained on."
+        ),
     ] = False,
 ) -> None:
-    """Score synthetic images against real ones with the standard FID network, per class and overall."""
+    """Score synthetic images against real ones with the standard FID network, per class and overall.
+    Give --run or --images."""
     scoring = ScoreOptions(
         split=split, n=n, classes=classes, metrics=metrics, reference_model=reference_model,
         reference_epochs=reference_epochs, memorization=memorization, batch_size=batch_size, seed=seed,
@@ -141,7 +152,7 @@ def score_table(result: Any, console: Console) -> Table:
     ctx = result.context
     cols = ctx["metrics"]
     caption = rich_line(
-        f"split {ctx['split']}, {ctx['size']}px, up to {ctx['n_per_class']} synthetic images/class (seed {ctx['seed']}); "
+        f"split {split_label(ctx['split'])}, {ctx['size']}px, up to {ctx['n_per_class']} synthetic images/class (seed {ctx['seed']}); "
         f"{ctx['extractor']} weights sha256 {str(ctx['weights_sha256'])[:12]}",
         "" if ctx.get("weights_reference") else (" (not a known reference file)", "yellow"),
         f"; real-feature cache {ctx['cache']['hits']} hit(s), {ctx['cache']['misses']} miss(es)"
@@ -157,7 +168,7 @@ def score_table(result: Any, console: Console) -> Table:
         )
     if not ctx["data"]["real_data"]:
         caption = rich_line(("dataset is NOT real data", "bold yellow"), "\n", caption)
-    table = ReportTable(f"cxraug score: {ctx['data']['name']} ({ctx['split']})", [
+    table = ReportTable(f"cxraug score: {ctx['data']['name']} ({split_label(ctx['split'])})", [
         TableColumn("class", align="left", number=False), TableColumn("n real"), TableColumn("n fake")])  # fmt: skip
     # The Inception metrics' columns as the registry shows them; the reference ones are shown paired here.
     heads = {m: [(shown(o).label, shown(o).drop) for o in METRICS[m].outputs if o in SHOWN] for m in cols}

@@ -18,21 +18,33 @@ def synth(
             "write one set each."
         ),
     ],
-    class_: Annotated[list[str], typer.Option("--class", help="Class name(s), comma-separated or repeated, or all.")],
+    class_: Annotated[
+        list[str],
+        typer.Option(
+            "--classes",
+            "--class",
+            help="Class names, comma-separated or repeated, or all (--class is the same option).",
+        ),
+    ],
     n: Annotated[int, typer.Option("-n", "--n", help="Images per class.")] = 100,
     out: Annotated[
         Optional[Path],
-        typer.Option(help="Output folder (default RUN/synth/<classes>-n<N>-seed<S>; several runs: OUT/<run folder>)."),
+        typer.Option(
+            help="Output folder (several runs: one set in OUT/<run folder> each).",
+            show_default="RUN/synth/CLASSES-nN-seedS",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same images.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = 64,
     set_: Annotated[
         Optional[list[str]], typer.Option("--set", help="Sampling option key=value (plugin-specific).")
     ] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: Accelerate's choice).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    device: Annotated[
+        Optional[str], typer.Option(help="cpu, cuda, cuda:1.", show_default="Accelerate's choice")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
     allow_unseen: Annotated[
-        bool, typer.Option(help="Also sample classes with no training image ('all' leaves them out).")
+        bool, typer.Option("--allow-unseen", help="Also sample classes with no training image ('all' leaves them out).")
     ] = False,
 ) -> None:
     """Write synthetic images of the chosen classes as 8-bit PNGs with a manifest and provenance."""

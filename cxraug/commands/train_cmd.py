@@ -11,26 +11,50 @@ import typer
 from rich.table import Table
 
 from cxraug.commands.common import EnvironmentFault, environment_message, out_console, user_errors
+from cxraug.config import DEFAULT_STEPS, TrainConfig
 from cxraug.errors import UserError
+
+EPILOG = (
+    "Defaults computed: a key left out comes from --config, then the plugin's defaults; "
+    "`--dry-run` prints every resolved training and model key."
+)
+
+
+def _train_default(key: str) -> str:
+    """A training key's default, as train-gen resolves it when neither --config nor --set gives it."""
+    return f"{TrainConfig.model_fields[key].default}, or --config's"
 
 
 def train_gen(
-    plugin: Annotated[Optional[str], typer.Option(help="Generator plugin (see `cxraug plugins`).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Prepared dataset (from `cxraug prepare`).")] = None,
+    plugin: Annotated[
+        Optional[str], typer.Option(help="Generator plugin (see `cxraug plugins`). Required unless --resume.")
+    ] = None,
+    data: Annotated[
+        Optional[Path], typer.Option(help="Prepared dataset (from `cxraug prepare`). Required unless --resume.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder of numbered run directories.")] = Path("runs"),
     config: Annotated[Optional[Path], typer.Option(help="YAML config: train:/model: sections or flat keys.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Total optimisation steps (default 2000).")] = None,
+    steps: Annotated[
+        Optional[int],
+        typer.Option(help="Total optimisation steps.", show_default=f"{DEFAULT_STEPS}; with --time-limit: no cap"),
+    ] = None,
     time_limit: Annotated[
         Optional[float],
         typer.Option(help="Minutes of training steps; the run then ends as at --steps (with it alone: no step cap)."),
     ] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per step and process.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of weights, noise and data order.")] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option(help="Images per step and process.", show_default=_train_default("batch_size"))
+    ] = None,
+    seed: Annotated[
+        Optional[int], typer.Option(help="Seed of weights, noise and data order.", show_default=_train_default("seed"))
+    ] = None,
     seeds: Annotated[
         Optional[str],
         typer.Option(help="Train replicates, one run folder per seed, one after another (e.g. 0,1,2)."),
     ] = None,
-    mixed_precision: Annotated[Optional[str], typer.Option(help="no | fp16 | bf16 (GPU only).")] = None,
+    mixed_precision: Annotated[
+        Optional[str], typer.Option(help="no | fp16 | bf16 (GPU only).", show_default=_train_default("mixed_precision"))
+    ] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="key=value override (repeatable).")] = None,
     resume: Annotated[
         Optional[Path],
@@ -38,7 +62,7 @@ def train_gen(
             help="Continue this run exactly; other flags must agree with its config (--steps/--time-limit may change)."
         ),
     ] = None,
-    dry_run: Annotated[bool, typer.Option(help="Print the resolved config and exit.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")] = False,
 ) -> None:
     """Train a class-conditional generator on the training patients (Accelerate loop)."""
     args = TrainGenArgs(
