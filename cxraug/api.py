@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BenchmarkConfig", "BenchmarkResult", "CompareRun", "CxraugWarning", "PrepareConfig", "PrepareResult",
     "ScoreConfig", "Scores", "SynthConfig", "TrainGenConfig", "TrainedRun", "benchmark", "compare", "prepare",
-    "report", "score", "synth", "train_gen",
+    "reduce", "report", "score", "synth", "train_gen",
 ]  # fmt: skip
 
 PathLike = str | Path
@@ -129,6 +129,20 @@ def trainable_size_warning(size: int) -> str | None:
         f"no installed generator plugin trains {size} px images ({known} px); "
         "the dataset can be benchmarked, but train-gen will refuse it: prepare again with one of those --size values"
     )
+
+
+def reduce(
+    data: PathLike, out: PathLike, keep: Mapping[str, int], *, seed: int = 0, overwrite: bool = False
+) -> Path:
+    """A copy of a prepared dataset with only ``keep[CLASS]`` training images of each named class,
+    chosen by patient (val and test unchanged): a rare class made rare on purpose, to train a
+    generator on (``cxraug benchmark --controlled-imbalance CLASS=N --export-reduced OUT``)."""
+    from cxraug.benchmark import runner
+
+    configure_process()
+    cfg = benchmark_config(controlled_imbalance=keep, sets={"imbalance_seed": seed})
+    with reading_scope():
+        return runner.export_reduced(Path(data), cfg, Path(out), overwrite)
 
 
 # --- train-gen -------------------------------------------------------------------------------
@@ -323,32 +337,30 @@ class Scores:
     result: ScoreResult
 
 
-SECONDS_PER_IMAGE_THREAD = 1 / 16.0  # Inception at 299 px on one CPU thread, measured: ~16 img/s
+FASTEST_IMG_PER_S_PER_THREAD = 50.0  # Inception on a fast CPU core, generously: below this bound, no need to time it
 
 
-def score_seconds(n_images: int, device: str = "cpu") -> float | None:
-    """Rough seconds for the standard network to read ``n_images`` on the CPU (None on a GPU):
-    Inception's measured speed per thread times the threads torch will use."""
-    from cxraug.runtime import thread_count
+def measure_img_per_s(extractor: Any, size: int, n: int = 8) -> float:
+    """The extractor's speed here and now: one warm-up image, then ``n`` timed (a few seconds
+    on a busy CPU), so the estimate reflects this machine's load and threads."""
+    import numpy as np
 
-    if device not in ("cpu", "auto"):
-        return None
-    if device == "auto":
-        import torch
-
-        if torch.cuda.is_available():
-            return None
-    return n_images * SECONDS_PER_IMAGE_THREAD / thread_count()
+    blank = np.zeros((n, size, size), np.uint8)
+    extractor.extract(blank[:1], batch_size=1)
+    t0 = time.perf_counter()
+    extractor.extract(blank, batch_size=n)
+    return n / max(time.perf_counter() - t0, 1e-9)
 
 
-def slow_score_warning(n: int, n_classes: int, n_real: int, device: str, default_n: bool) -> str | None:
-    """A line when the default ``n`` makes a score take more than a few minutes."""
-    seconds = score_seconds(n * n_classes + n_real, device)
-    if not default_n or seconds is None or seconds <= SLOW_SCORE_SECONDS:
+def slow_score_warning(n: int, classes: int, n_real: int, img_per_s: float) -> str | None:
+    """A line when reading the default ``n`` per class (and the real side) takes more than a few minutes."""
+    seconds = (n * classes + n_real) / img_per_s
+    if seconds <= SLOW_SCORE_SECONDS:
         return None
     return (
-        f"scoring {n:,} synthetic images per class x {n_classes} class(es) plus {n_real:,} real ones "
-        f"takes about {seconds / 60:.0f} minutes on this CPU; lower it with --n (e.g. --n 200) or --classes"
+        f"scoring samples {n:,} images per class x {classes} class(es), and reads {n_real:,} real ones: about "
+        f"{seconds / 60:.0f} minutes of the FID network alone at the {img_per_s:.0f} img/s measured here; "
+        "lower it with --n (e.g. --n 200) or --classes"
     )
 
 
@@ -402,26 +414,31 @@ def score(
         check_output(where, "score folder", "scores.json", [*inputs, *dataset_files(prepared.root)], overwrite)
         locks.enter_context(output_lock(where, "score folder"))  # also fails now, not after the work, if unwritable
         check_appendable(owner / "metrics.jsonl")  # the run's log takes the result's line after the work
-        slow = _slow_score(prepared, cfg, device, default_n) if run is not None else None
-        if slow:
-            (warn or _default_warn)(slow)
         extractor = load_feature_extractor(weights, device)
+        slow = _slow_score(prepared, cfg, extractor) if run is not None and default_n else None
+        if slow:  # sampling a run at the default n: the one case that can take an hour unannounced
+            (warn or _default_warn)(slow)
         result = run_score(prepared, source, cfg, extractor, reporter)
         write_outputs(result, where, owner / "metrics.jsonl", overwrite=overwrite)
     return Scores(out=where, table=pd.read_csv(where / "scores.csv"), result=result)
 
 
-def _slow_score(prepared: Any, cfg: ScoreConfig, device: str, default_n: bool) -> str | None:
-    """Sampling a run at the default n: the images to read, and the time they will take."""
+def _slow_score(prepared: Any, cfg: ScoreConfig, extractor: Any) -> str | None:
+    """The warning for the images a score will read, if they take more than a few minutes."""
     from cxraug.classes import resolve_classes
+    from cxraug.runtime import thread_count
 
     counts = prepared.counts(cfg.split)
+    present = [c for c, k in counts.items() if k]
     try:
-        classes = resolve_classes(cfg.classes, [c for c, k in counts.items() if k]) if cfg.classes else None
+        classes = resolve_classes(cfg.classes, present) if cfg.classes else present
     except ValueError:
         return None  # score names the bad class itself
-    classes = classes or [c for c, k in counts.items() if k]
-    return slow_score_warning(cfg.n, len(classes), sum(counts[c] for c in classes), device, default_n)
+    n_real = sum(counts.get(c, 0) for c in classes)
+    optimistic = FASTEST_IMG_PER_S_PER_THREAD * thread_count()
+    if slow_score_warning(cfg.n, len(classes), n_real, optimistic) is None:
+        return None  # fast enough even at the best speed: not worth timing
+    return slow_score_warning(cfg.n, len(classes), n_real, measure_img_per_s(extractor, prepared.size))
 
 
 def _score_source(
