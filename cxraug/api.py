@@ -131,9 +131,7 @@ def trainable_size_warning(size: int) -> str | None:
     )
 
 
-def reduce(
-    data: PathLike, out: PathLike, keep: Mapping[str, int], *, seed: int = 0, overwrite: bool = False
-) -> Path:
+def reduce(data: PathLike, out: PathLike, keep: Mapping[str, int], *, seed: int = 0, overwrite: bool = False) -> Path:
     """A copy of a prepared dataset with only ``keep[CLASS]`` training images of each named class,
     chosen by patient (val and test unchanged): a rare class made rare on purpose, to train a
     generator on (``cxraug benchmark --controlled-imbalance CLASS=N --export-reduced OUT``)."""
