@@ -36,7 +36,7 @@ def test_the_walk_through_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
         for i, code in enumerate(blocks(DOC.read_text())):
-            exec(compile(code, f"docs/api.md block {i + 1}", "exec"), namespace)  # noqa: S102
+            exec(compile(code, f"docs/api.md block {i + 1}", "exec"), namespace)
     # What the page's comments say came out.
     assert namespace["data"].meta["counts"]["train"] == {"No Finding": 600, "Pneumonia": 600}
     run = namespace["run"]
