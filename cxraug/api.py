@@ -25,18 +25,30 @@ from cxraug.benchmark.config import BenchmarkConfig
 from cxraug.data.prepare import PrepareConfig, PrepareResult
 from cxraug.errors import UserError
 from cxraug.lock import output_lock, reading_scope
-from cxraug.metrics.score import ScoreConfig
 from cxraug.progress import Reporter
 from cxraug.runtime import configure, configure_process
-from cxraug.synth import SynthConfig
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from cxraug.benchmark.aggregate import BenchmarkReport
     from cxraug.compare.core import CompareResult
-    from cxraug.metrics.score import ScoreResult
+    from cxraug.metrics.score import ScoreConfig, ScoreResult
+    from cxraug.synth import SynthConfig
     from cxraug.synthset import SyntheticSet
+
+# Importing this module stays cheap (`cxraug prepare` and `report` never load torch): the
+# configs of the torch-side modules are imported when first named.
+_LAZY = {"ScoreConfig": "cxraug.metrics.score", "SynthConfig": "cxraug.synth"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cxraug.api' has no attribute {name!r}")
+
 
 __all__ = [
     "BenchmarkConfig", "BenchmarkResult", "CompareRun", "CxraugWarning", "PrepareConfig", "PrepareResult",
@@ -110,11 +122,13 @@ def prepare(
 
     configure_process()
     cfg = _config(PrepareConfig, config, kwargs)
-    cfg.validate()
-    size_warning = trainable_size_warning(cfg.size)  # before the work: it may be a long prepare
+    result = run_prepare(cfg, reporter)
+    # After the work: asking the plugins loads them (and torch), which the decoding pool, forked
+    # during the work, should not inherit.
+    size_warning = trainable_size_warning(cfg.size)
     if size_warning:
         (warn or _default_warn)(size_warning)
-    return run_prepare(cfg, reporter)
+    return result
 
 
 def trainable_size_warning(size: int) -> str | None:
@@ -294,33 +308,39 @@ def synth(
     """Write ``n`` synthetic images per class from a trained run (``cxraug synth``):
     ``synth(run="runs/00001-cgan-x", classes=["No Finding"], n=100)``. Returns the set (its
     folder ``.root``, its ``.provenance``), which score, benchmark and report take."""
+    from cxraug.synth import SynthConfig
     from cxraug.synth import synth as run_synth
     from cxraug.synthset import open_synthetic
 
     configure()
     cfg = _config(SynthConfig, config, kwargs)
-    for line in few_training_images(cfg.run, cfg.classes):
-        (warn or _default_warn)(line)
-    return open_synthetic(run_synth(cfg, reporter))
+    syn = open_synthetic(run_synth(cfg, reporter))
+    few = few_training_images(syn.provenance)
+    if few:  # after the work: a refused synth gets its one error line alone
+        (warn or _default_warn)(few)
+    return syn
 
 
-def few_training_images(run: PathLike, classes: Sequence[str], what: str = "") -> list[str]:
-    """A line for each chosen class the run's generator saw fewer than 10 training images of
-    (classes it saw none of are refused or left out by synth itself)."""
-    from cxraug.classes import resolve_classes
-    from cxraug.runs import read_run_config
-
-    counts = read_run_config(Path(run)).get("data", {}).get("counts_train") or {}
-    try:
-        chosen = resolve_classes(list(classes), list(counts))
-    except ValueError:  # synth names the bad class in its own words
-        return []
-    low = [(c, counts.get(c, 0)) for c in chosen if 0 < counts.get(c, 0) < FEW_TRAINING_IMAGES]
-    return [
-        f"{what}{c}: the generator saw {k} training image(s) of it (fewer than {FEW_TRAINING_IMAGES}); "
-        "its samples can be little more than copies of them, and a benchmark on them says little"
-        for c, k in low
+def few_training_images(provenance: Mapping[str, Any], what: str = "") -> str | None:
+    """One line naming the classes of a synthetic set whose generator saw fewer than 10 training
+    images of them (from the set's provenance), or None. Classes it saw none of are refused or
+    left out by synth itself."""
+    data = provenance.get("data")
+    counts = data.get("counts_train") if isinstance(data, dict) else None
+    if not isinstance(counts, dict):
+        return None  # a set written before the counts were recorded
+    requested = provenance.get("requested") or []
+    low = [
+        f"{c} ({counts[c]})"
+        for c in requested
+        if isinstance(counts.get(c), int) and 0 < counts[c] < FEW_TRAINING_IMAGES
     ]
+    if not low:
+        return None
+    return (
+        f"{what}the generator saw fewer than {FEW_TRAINING_IMAGES} training images of {', '.join(low)}; "
+        "its samples of those can be little more than copies of them, and a benchmark on them says little"
+    )
 
 
 # --- score -----------------------------------------------------------------------------------
@@ -391,6 +411,7 @@ def score(
     from cxraug.metrics.features import load_feature_extractor, resolve_device
     from cxraug.metrics.inception import locate_inception_weights
     from cxraug.metrics.report import default_out_dir, write_outputs
+    from cxraug.metrics.score import ScoreConfig
     from cxraug.metrics.score import score as run_score
 
     configure()
@@ -516,6 +537,7 @@ def compare(
     from cxraug.fsutil import check_output
     from cxraug.metrics.features import load_feature_extractor, resolve_device
     from cxraug.metrics.inception import locate_inception_weights
+    from cxraug.metrics.score import ScoreConfig
     from cxraug.replicates import parse_arm
     from cxraug.runs import run_inputs
 
@@ -638,12 +660,11 @@ def _few_in_synthetic(config: BenchmarkConfig) -> list[str]:
     for name, first in config.synthetic.items():
         for d in config.synthetic_replicates.get(name) or [first]:
             try:
-                prov = open_synthetic(d).provenance
+                line = few_training_images(open_synthetic(d).provenance, f"--synthetic {name}: ")
             except UserError:
                 continue  # the benchmark refuses it in its own words
-            run = prov.get("run")
-            if run and Path(run).is_dir():
-                lines += few_training_images(run, list(prov.get("requested") or []), f"--synthetic {name}: ")
+            if line:
+                lines.append(line)
     return lines
 
 
