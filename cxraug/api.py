@@ -69,7 +69,7 @@ class CxraugWarning(UserWarning):
 
 
 def _default_warn(message: str) -> None:
-    warnings.warn(message, CxraugWarning, stacklevel=3)
+    warnings.warn(message, CxraugWarning, stacklevel=4)  # the caller of the api function (past _scoped)
 
 
 def _config(cls: type[C], config: C | None, kwargs: dict[str, Any]) -> C:

@@ -60,15 +60,33 @@ def _example(name: str, extra: str = "") -> str:
     return f"Example:\n\n\b\n  {EXAMPLES[name]}" + (f"\n\n{extra}" if extra else "")
 
 
-app.command(epilog=_example("prepare"))(prepare_cmd.prepare)
-app.command(epilog=_example("info"))(prepare_cmd.info)
-app.command(epilog=_example("plugins"))(train_cmd.plugins)
-app.command("train-gen", epilog=_example("train-gen", train_cmd.EPILOG))(train_cmd.train_gen)
-app.command(epilog=_example("synth"))(synth_cmd.synth)
-app.command(epilog=_example("benchmark", benchmark_cmd.epilog()))(benchmark_cmd.benchmark)
-app.command(epilog=_example("score"))(score_cmd.score)
-app.command(epilog=_example("compare"))(compare_cmd.compare)
-app.command(epilog=_example("report"))(report_cmd.report)
+# The command list's one line each (click would cut each docstring's first sentence at 80 columns).
+SHORT = {
+    "prepare": "A chest X-ray download -> a prepared dataset.",
+    "info": "Images per class and split of a prepared dataset.",
+    "plugins": "The registered generator plugins.",
+    "train-gen": "Train a class-conditional generator.",
+    "synth": "Synthetic images of chosen classes, as PNGs.",
+    "benchmark": "Does synthetic data help a classifier? Arms x seeds.",
+    "score": "FID / KID and more per class, against real images.",
+    "compare": "Generator runs side by side, with what each cost.",
+    "report": "The study's front page, the answer first.",
+}
+
+
+def _command(name: str, fn: object, extra: str = "") -> None:
+    app.command(name, short_help=SHORT[name], epilog=_example(name, extra))(fn)  # type: ignore[arg-type]
+
+
+_command("prepare", prepare_cmd.prepare)
+_command("info", prepare_cmd.info)
+_command("plugins", train_cmd.plugins)
+_command("train-gen", train_cmd.train_gen, train_cmd.EPILOG)
+_command("synth", synth_cmd.synth)
+_command("benchmark", benchmark_cmd.benchmark, benchmark_cmd.epilog())
+_command("score", score_cmd.score)
+_command("compare", compare_cmd.compare)
+_command("report", report_cmd.report)
 
 
 def _cli_error_types() -> tuple[type[BaseException], type[BaseException]]:
