@@ -111,7 +111,8 @@ def _prepare(cfg: PrepareConfig) -> None:
     from cxraug.progress import RichReporter
 
     console = out_console()
-    result = api.prepare(cfg, reporter=RichReporter(console), warn=warner())
+    warnings: list[str] = []  # printed last, under the table, where they are seen
+    result = api.prepare(cfg, reporter=RichReporter(console), warn=warnings.append)
     meta = result.meta
     print_dataset(console, meta, f"prepared {result.out}")
     missing = sum(meta["missing_on_disk"].values())
@@ -131,6 +132,8 @@ def _prepare(cfg: PrepareConfig) -> None:
         if note != meta.get("note"):  # the not-real-data note is already printed under the table
             console.print(f"note: {note}")
     console.print(f"wrote {result.out} in {meta['seconds']:.1f}s")
+    for line in warnings:
+        warner()(line)
 
 
 def info(
