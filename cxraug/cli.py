@@ -13,7 +13,7 @@ import typer
 
 from cxraug import __version__
 from cxraug.commands import benchmark_cmd, compare_cmd, prepare_cmd, report_cmd, score_cmd, synth_cmd, train_cmd
-from cxraug.malloc import tune_malloc
+from cxraug.runtime import configure_process
 
 app = typer.Typer(
     name="cxraug",
@@ -21,6 +21,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Click's own help layout: it wraps every option name and help text to the terminal, where
+    # Rich's panels cut long option names with an ellipsis at 80 columns.
+    rich_markup_mode=None,
 )
 
 
@@ -39,15 +42,51 @@ def _root(
     """cxraug: prepare -> train-gen -> synth -> score / compare -> benchmark -> report."""
 
 
-app.command()(prepare_cmd.prepare)
-app.command()(prepare_cmd.info)
-app.command()(train_cmd.plugins)
-app.command("train-gen")(train_cmd.train_gen)
-app.command()(synth_cmd.synth)
-app.command()(benchmark_cmd.benchmark)
-app.command()(score_cmd.score)
-app.command()(compare_cmd.compare)
-app.command()(report_cmd.report)
+# One example per command, shown under its help (\b keeps click from rewrapping the lines).
+EXAMPLES = {
+    "prepare": "cxraug prepare --source sample --out data/sample",
+    "info": "cxraug info data/sample",
+    "plugins": "cxraug plugins",
+    "train-gen": "cxraug train-gen --plugin cgan --data data/sample --time-limit 3",
+    "synth": 'cxraug synth --run runs/00001-cgan-sample --class "No Finding" -n 500',
+    "score": "cxraug score --run runs/00001-cgan-sample --n 200",
+    "compare": "cxraug compare runs/00001-cgan-sample runs/00002-diffusion-sample --n 200",
+    "benchmark": "cxraug benchmark --data data/sample --synthetic cgan=SYNTH_DIR --seeds 3",
+    "report": "cxraug report --benchmark runs/benchmark-sample --out study/index.html",
+}
+
+
+def _example(name: str, extra: str = "") -> str:
+    return f"Example:\n\n\b\n  {EXAMPLES[name]}" + (f"\n\n{extra}" if extra else "")
+
+
+# The command list's one line each (click would cut each docstring's first sentence at 80 columns).
+SHORT = {
+    "prepare": "A chest X-ray download -> a prepared dataset.",
+    "info": "Images per class and split of a prepared dataset.",
+    "plugins": "The registered generator plugins.",
+    "train-gen": "Train a class-conditional generator.",
+    "synth": "Synthetic images of chosen classes, as PNGs.",
+    "benchmark": "Does synthetic data help a classifier? Arms x seeds.",
+    "score": "FID / KID and more per class, against real images.",
+    "compare": "Generator runs side by side, with what each cost.",
+    "report": "The study's front page, the answer first.",
+}
+
+
+def _command(name: str, fn: object, extra: str = "") -> None:
+    app.command(name, short_help=SHORT[name], epilog=_example(name, extra))(fn)  # type: ignore[arg-type]
+
+
+_command("prepare", prepare_cmd.prepare)
+_command("info", prepare_cmd.info)
+_command("plugins", train_cmd.plugins)
+_command("train-gen", train_cmd.train_gen, train_cmd.EPILOG)
+_command("synth", synth_cmd.synth)
+_command("benchmark", benchmark_cmd.benchmark, benchmark_cmd.epilog())
+_command("score", score_cmd.score)
+_command("compare", compare_cmd.compare)
+_command("report", report_cmd.report)
 
 
 def _cli_error_types() -> tuple[type[BaseException], type[BaseException]]:
@@ -95,10 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     signal.signal(signal.SIGTERM, functools.partial(_on_sigterm, main_pid=os.getpid()))
-    # Idle OpenMP threads sleep instead of spinning: on a machine shared with other jobs,
-    # spinning made 2-thread torch up to ~40x slower here. Must be set before torch loads.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    tune_malloc()  # fewer page faults in CPU tensor work (cxraug/malloc.py)
+    configure_process()  # OpenMP threads that sleep, malloc thresholds: before torch loads (cxraug/runtime.py)
     usage_error, abort = _cli_error_types()
     try:
         rv = app(args=argv, prog_name="cxraug", standalone_mode=False)

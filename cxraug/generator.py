@@ -90,6 +90,16 @@ class Generator(ABC):
     min_size: ClassVar[int] = 32
     max_size: ClassVar[int] = 256
 
+    @classmethod
+    def sizes(cls) -> list[int]:
+        """The image sizes this plugin trains: the powers of two from min_size to max_size
+        (override for another rule). prepare warns at a size no installed plugin lists."""
+        return [
+            1 << k
+            for k in range(max(cls.min_size, 1).bit_length() - 1, cls.max_size.bit_length())
+            if cls.min_size <= 1 << k <= cls.max_size
+        ]
+
     def __init__(self, config: PluginConfig, spec: DataSpec, seed: int = 0) -> None:
         self.config = config
         self.spec = spec

@@ -25,3 +25,13 @@ def resolve_metrics(names: Iterable[str] | None) -> list[str]:
     if unknown:
         raise UserError(f"unknown metric {unknown[0]!r}; known: {', '.join(METRIC_NAMES)}")
     return [n for n in METRIC_NAMES if n in wanted]
+
+
+# How a score on the train split is labelled wherever it is shown (StyleGAN2-ADA and most papers
+# score so; against held-out images a copying generator cannot look better than it is).
+TRAIN_SPLIT = "against the training images: also measures memorization"
+
+
+def split_label(split: str) -> str:
+    """The split as shown next to a number: 'train' says what scoring against it means."""
+    return f"train ({TRAIN_SPLIT})" if split == "train" else split

@@ -70,3 +70,15 @@ def describe() -> list[tuple[str, str, str]]:
             desc = f"(broken) {e}"
         rows.append((name, ep.value, desc))
     return rows
+
+
+def trainable_sizes() -> dict[str, list[int]]:
+    """Image sizes (px) each installed plugin trains, as it declares them (``Generator.sizes``);
+    a plugin that fails to load is left out (``cxraug plugins`` says why)."""
+    out = {}
+    for name in available():
+        try:
+            out[name] = get(name).sizes()
+        except UserError:
+            continue
+    return out

@@ -55,6 +55,12 @@ class SynthConfig:
     device: str | None = None
     allow_unseen: bool = False  # sample classes the generator saw no training image of
 
+    def __post_init__(self) -> None:  # str paths (and one class name) from Python work as well
+        self.run = Path(self.run)
+        self.out = None if self.out is None else Path(self.out)
+        if isinstance(self.classes, str):
+            self.classes = [self.classes]
+
 
 def default_out(cfg: SynthConfig, class_names: list[str], all_classes: list[str], options: Any = None) -> Path:
     """RUN/synth/<classes>-n<N>-seed<S>[-<options>]: sampling options that differ from the

@@ -167,7 +167,7 @@ def test_user_errors(runs: dict[str, Path], tmp_path: Path, cheap_extractor) -> 
 
     error([str(runs["cgan"])], "at least two runs")
     error([str(runs["cgan"]), str(runs["cgan"]), "--bootstrap", "1"], "--bootstrap must be 0")
-    error([str(runs["cgan"]), str(runs["cgan"]), "--split", "train"], "use --split val")
+    error([str(runs["cgan"]), str(runs["cgan"]), "--split", "train"], "compare on val or test")
     error([str(runs["cgan"]), str(tmp_path / "nope"), "--out", str(tmp_path / "o")], "does not exist")
     error([str(runs["cgan"]), str(runs["cgan"]), "--set", "sampler=ddim"], "has the sampling option(s) sampler")
 

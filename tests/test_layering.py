@@ -18,7 +18,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "cxraug", "cxraug.errors", "cxraug.fsutil", "cxraug.integrity", "cxraug.lock",
             "cxraug.progress", "cxraug.resources", "cxraug.rng", "cxraug.accel", "cxraug.config",
             "cxraug.metric_names", "cxraug.classes", "cxraug.grid", "cxraug.ema", "cxraug.malloc", "cxraug.page",
-            "cxraug.significance", "cxraug.tables",
+            "cxraug.significance", "cxraug.tables", "cxraug.runtime",
         ),
     ),
     ("data", ("cxraug.data",)),
@@ -30,6 +30,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("classify", ("cxraug.classify",)),
     ("metrics", ("cxraug.metrics",)),
     ("analysis", ("cxraug.benchmark", "cxraug.compare", "cxraug.studypage")),
+    ("api", ("cxraug.api",)),
     ("interface", ("cxraug.commands", "cxraug.cli")),
 )  # fmt: skip
 # The entry point runs the CLI: it sits on top whatever its name says.

@@ -145,7 +145,6 @@ def test_user_errors(copies_set: Path, phantom32: Path, cheap_extractor, tmp_pat
     _error([*base, "--classes", "Hernai"], "unknown class 'Hernai'; did you mean 'Hernia'")
     _error([*base, "--classes", "Hernia"], "no synthetic images of Hernia; available: No Finding, Infiltration")
     _error([*base, "--metrics", "fid,isc"], "unknown metric 'isc'; known: fid, kid, pr, dc")
-    _error([*base, "--split", "train"], "use --split val")
     _error([*base, "--split", "valid"], "unknown split 'valid'")
     _error([*base, "--n", "1"], "--n must be at least 2")
     _error([*base, "--set", "steps=4"], "--set applies to --run")

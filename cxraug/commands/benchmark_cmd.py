@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -13,13 +12,13 @@ from rich.table import Table
 
 from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS, PRIOR_DEPENDENT
 from cxraug.commands.common import (
-    configure_threads,
     err_console,
     out_console,
     parse_list,
     rich_line,
     rich_table,
     user_errors,
+    warner,
 )
 from cxraug.errors import UserError
 from cxraug.lock import output_lock
@@ -154,10 +153,30 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
     return rich_table(t, console, caption=caption.strip(), full_in="summary.md", sections=[], interval_style="dim")
 
 
+TRAINING_KEYS = ("model", "epochs", "batch_size", "lr", "weight_decay", "rare_threshold", "min_test_patients")
+
+
+def _default(key: str) -> str:
+    """A BenchmarkConfig default as the help shows it (lists comma-separated)."""
+    from cxraug.benchmark.config import BenchmarkConfig
+
+    field = BenchmarkConfig.model_fields[key]
+    value = field.get_default(call_default_factory=True)
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def epilog() -> str:
+    """The training and reporting defaults that --set changes, computed from BenchmarkConfig."""
+    keys = ", ".join(f"{k}={_default(k)}" for k in TRAINING_KEYS)
+    return f"Defaults of --set (every key: docs/benchmark.md): {keys}."
+
+
 def benchmark(
     data: Annotated[
         Optional[Path],
-        typer.Option(help="Prepared dataset (from `cxraug prepare`); with --report-only, the stored one."),
+        typer.Option(
+            help="Prepared dataset (from `cxraug prepare`). Required, except with --report-only (the stored one)."
+        ),
     ] = None,
     synthetic: Annotated[
         Optional[list[str]],
@@ -171,23 +190,30 @@ def benchmark(
         Optional[str],
         typer.Option(
             help="Comma-separated arms: real, reweight, oversample, classic, logit-adjust, NAME, NAME@RATIO, "
-            "NAME+classic, NAME-only (default: the five baselines, NAME and NAME+classic; copy and noise "
-            "controls are added for every synthetic arm)."
+            "NAME+classic, NAME-only (copy and noise controls are added for every synthetic arm).",
+            show_default="the five baselines, NAME and NAME+classic",
         ),
     ] = None,
     controls: Annotated[
         Optional[bool],
         typer.Option(
             "--controls/--no-controls",
-            help="Add the copy and noise controls beside every synthetic arm (default: on).",
+            help="Add the copy and noise controls beside every synthetic arm.",
+            show_default="--controls",
         ),
     ] = None,
-    seeds: Annotated[Optional[str], typer.Option(help="Number of seeds (e.g. 5), or a list (e.g. 0,1,2).")] = None,
+    seeds: Annotated[
+        Optional[str],
+        typer.Option(help="Number of seeds (e.g. 5), or a list (e.g. 0,1,2).", show_default=_default("seeds")),
+    ] = None,
     ratio: Annotated[
         Optional[str],
-        typer.Option(help="Synthetic ratios, comma-separated: all (default: every image of the set), fill, xK, +N."),
+        typer.Option(
+            help="Synthetic ratios, comma-separated: all (every image of the set), fill, xK, +N.",
+            show_default=_default("ratios"),
+        ),
     ] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default runs/benchmark-<data>).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="runs/benchmark-DATA")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML file of options (see docs/benchmark.md).")] = None,
     set_: Annotated[
         Optional[list[str]],
@@ -197,7 +223,9 @@ def benchmark(
         Optional[list[str]],
         typer.Option(metavar="CLASS=N", help="Keep N training images of CLASS, chosen by patient (repeatable)."),
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Delete earlier runs in --out and start again.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Delete earlier runs in --out and start again.")
+    ] = False,
     export_reduced: Annotated[
         Optional[Path],
         typer.Option(
@@ -218,8 +246,9 @@ def benchmark(
         typer.Option(
             metavar="auto|runs|ddp",
             help="Under `accelerate launch` / torchrun: runs = each process trains whole arm x seed runs "
-            "on its own device; ddp = every run on all processes; auto (default) = runs unless there are "
+            "on its own device; ddp = every run on all processes; auto = runs unless there are "
             "fewer runs than processes.",
+            show_default="auto",
         ),
     ] = None,
 ) -> None:
@@ -282,7 +311,8 @@ def _benchmark(
 
     if spread is not None and export_reduced is not None:
         raise UserError("--spread says how processes share training runs; --export-reduced trains nothing: drop one")
-    mode = check_spread(spread or "auto")
+    mode = spread or "auto"
+    check_spread(mode)
     if data is None:
         raise UserError("--data DIR is needed: a prepared dataset (from `cxraug prepare`)")
     options = cli_options(synthetic, arms, seeds, ratio, controlled_imbalance) | {"controls": controls}
@@ -298,16 +328,19 @@ def _benchmark(
             f"train a generator on it with `cxraug train-gen --data {written.root}`"
         )
         return
-    configure_threads()
-    from cxraug.benchmark.runner import run_benchmark
+    from cxraug import api
     from cxraug.progress import RichReporter
 
-    out = out or Path("runs") / f"benchmark-{Path(data).name}"
-    console = out_console()
-    # Under `accelerate launch` every process runs this; only rank 0 draws and prints.
-    main = int(os.environ.get("RANK", "0")) == 0
+    main = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch` only rank 0 draws and prints
     reporter = RichReporter(err_console(), disable=not main)  # progress on stderr: stdout stays the report
-    with output_lock(out, "benchmark folder") if main else contextlib.nullcontext():
-        report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=reporter, spread=mode)
-    if report is not None:  # the main process's
-        print_report(report, out, console)
+    done = api.benchmark(
+        data,
+        cfg,
+        out=out,
+        overwrite=overwrite,
+        reporter=reporter,
+        spread=mode,
+        warn=warner() if main else lambda _: None,
+    )
+    if done.report is not None:  # the main process's
+        print_report(done.report, done.out, out_console())

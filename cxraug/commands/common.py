@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -17,6 +16,7 @@ from rich.text import Text
 
 from cxraug.errors import UserError
 from cxraug.fsutil import short
+from cxraug.runtime import configure_threads as configure_threads  # the one setup, shared with cxraug.api
 from cxraug.tables import Cell, ReportTable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -121,22 +121,13 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def configure_threads() -> None:
-    """Use every core for intra-op CPU work (torch defaults to physical cores, sometimes 1);
-    the processes a launcher starts on one machine (LOCAL_WORLD_SIZE) share the cores out."""
-    import torch
+CLASSES_HELP = "Comma-separated class names (--class is the same option)."
 
-    text = os.environ.get("CXRAUG_THREADS")
-    if text is None:
-        # Launched processes on one machine share its cores (LOCAL_WORLD_SIZE from the launcher).
-        n = max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    elif text.strip().isascii() and text.strip().isdigit() and 1 <= int(text) <= 4096:
-        n = int(text)
-    else:  # isdigit alone takes '²' and other digits int() refuses
-        raise UserError(
-            f"CXRAUG_THREADS={short(text, 20)!r} is not a number of threads; set it to 1 to 4096, or unset it"
-        )
-    torch.set_num_threads(n)
+
+def warner(console: Console | None = None) -> Callable[[str], None]:
+    """Print a ``cxraug.api`` warning as one yellow line (stderr: stdout may be --json)."""
+    target = console or err_console()
+    return lambda message: target.print(rich_line(("warning:", "bold yellow"), " ", message))
 
 
 def parse_list(value: str | None) -> list[str] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -13,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cxraug.commands.common import (
-    configure_threads,
+    CLASSES_HELP,
     err_console,
     out_console,
     rich_line,
@@ -25,6 +24,7 @@ from cxraug.commands.options import (
     AsJson,
     BatchSize,
     CacheDir,
+    CompareSplit,
     Device,
     InceptionWeights,
     KidSubsets,
@@ -35,11 +35,8 @@ from cxraug.commands.options import (
     ReferenceEpochs,
     ReferenceModel,
     ScoreOptions,
-    Split,
     UseCache,
 )
-from cxraug.fsutil import check_output
-from cxraug.lock import output_lock
 from cxraug.metrics.reference import ReferenceConfig
 
 
@@ -53,11 +50,14 @@ def compare(
         ),
     ],
     data: Annotated[
-        Optional[Path], typer.Option(help="Prepared dataset to compare on (default: the one the runs were trained on).")
+        Optional[Path],
+        typer.Option(help="Prepared dataset to compare on.", show_default="the one the runs were trained on"),
     ] = None,
-    split: Split = "val",
+    split: CompareSplit = "val",
     n: Annotated[int, typer.Option("--n", "-n", help="Synthetic images per class and run.")] = 1000,
-    classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all in common).")] = None,
+    classes: Annotated[
+        Optional[str], typer.Option("--classes", "--class", help=CLASSES_HELP, show_default="every class in common")
+    ] = None,
     metrics: Metrics = None,
     reference_model: ReferenceModel = ReferenceConfig.model,
     reference_epochs: ReferenceEpochs = ReferenceConfig.epochs,
@@ -70,7 +70,10 @@ def compare(
     ] = 1000,
     confidence: Annotated[float, typer.Option(help="Interval level.")] = 0.95,
     allow_different_data: Annotated[
-        bool, typer.Option(help="Compare runs trained on different datasets, on the one --data names.")
+        bool,
+        typer.Option(
+            "--allow-different-data", help="Compare runs trained on different datasets, on the one --data names."
+        ),
     ] = False,
     as_json: AsJson = False,
     batch_size: BatchSize = 64,
@@ -84,7 +87,7 @@ def compare(
     cache_dir: CacheDir = None,
     cache: UseCache = True,
     out: Annotated[
-        Optional[Path], typer.Option(help="Output folder (default: RUN_A's parent/compare/<split>-<time>).")
+        Optional[Path], typer.Option(help="Output folder.", show_default="the first run's parent/compare/SPLIT-TIME")
     ] = None,
     overwrite: Overwrite = False,
     set_: Annotated[
@@ -132,50 +135,24 @@ class CompareArgs:
 
 @user_errors
 def _compare(args: CompareArgs) -> None:
-    from cxraug.compare.bootstrap import BootstrapConfig
-    from cxraug.compare.core import CompareConfig
-    from cxraug.compare.core import compare as run_compare
-    from cxraug.compare.output import write_outputs
-    from cxraug.compare.replicated import ArmSpec
-    from cxraug.config import parse_sets
-    from cxraug.data.prepared import dataset_files
-    from cxraug.metrics.features import load_feature_extractor, resolve_device
-    from cxraug.metrics.inception import locate_inception_weights
+    from cxraug import api
+    from cxraug.compare.report import lead_line, verdict_lines
     from cxraug.progress import RichReporter
-    from cxraug.replicates import parse_arm
-    from cxraug.runs import run_inputs
 
-    configure_threads()
-    sc = args.scoring.config()
-    specs = [parse_arm(a) for a in args.runs]
-    arms = [ArmSpec(name, tuple(Path(p) for p in parts)) for name, parts in specs]
-    cfg = CompareConfig(
-        runs=[r for a in arms for r in a.runs],
-        arms=arms if any(name or len(parts) > 1 for name, parts in specs) else [], score=sc, data=args.data, allow_different_data=args.allow_different_data,
-        bootstrap=BootstrapConfig(resamples=args.bootstrap, confidence=args.confidence, seed=args.scoring.seed),
-        speed_images=args.speed_images, grid_columns=args.grid, benchmark=args.benchmark,
-        sample_values=parse_sets(args.sets),
+    console = out_console()
+    compared = api.compare(
+        args.runs, args.scoring.config(), data=args.data, benchmark=args.benchmark, bootstrap=args.bootstrap,
+        confidence=args.confidence, allow_different_data=args.allow_different_data, speed_images=args.speed_images,
+        grid=args.grid, device=args.device, inception_weights=args.inception_weights, out=args.out,
+        overwrite=args.overwrite, sample_options=args.sets,
+        reporter=RichReporter(err_console()),  # stderr: under --json, stdout stays one JSON object
     )  # fmt: skip
-    cfg.validate()  # every option before loading anything slow or touching an image
-    resolve_device(args.device)
-    out = args.out or _default_out(cfg)
-    inputs = [p for run in cfg.runs for p in run_inputs(run)]
-    inputs += [*(dataset_files(cfg.data) if cfg.data else []), *([cfg.benchmark] if cfg.benchmark else [])]
-    check_output(out, "compare folder", "compare.json", inputs, args.overwrite)  # before the work, not after it
-    with output_lock(out, "compare folder"):
-        weights = locate_inception_weights(args.inception_weights)  # missing weights: fail before sampling
-        extractor = load_feature_extractor(weights, args.device)
-        console = out_console()
-        reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
-        result = run_compare(cfg, extractor, args.device, reporter)
-        write_outputs(result, out, overwrite=args.overwrite)
+    result, out = compared.result, compared.out
     if args.as_json:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
         return
     for t in (cost_table(result, console), quality_table(result, console)):
         console.print(t)
-    from cxraug.compare.report import lead_line, verdict_lines
-
     if result.context.get("warning"):
         console.print(styled(result.context["warning"], "bold yellow"))
     console.print(lead_line(result), markup=False)
@@ -184,16 +161,6 @@ def _compare(args: CompareArgs) -> None:
     for line in result.context.get("notes") or []:
         console.print(line, markup=False)
     console.print(f"wrote {out} (compare.md, compare.html, compare.json, compare.csv, images)", markup=False)
-
-
-def _default_out(cfg: Any) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    base = Path(cfg.runs[0]).resolve().parent / "compare" / f"{cfg.score.split}-{stamp}"
-    out, k = base, 1
-    while out.exists():
-        k += 1
-        out = base.with_name(f"{base.name}-{k}")
-    return out
 
 
 def cost_table(result: Any, console: Console) -> Table:

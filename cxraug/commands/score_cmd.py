@@ -3,7 +3,6 @@ reference classifier label fidelity and FD in chest-X-ray features) per class.""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +14,14 @@ from rich.table import Table
 from rich.text import Text
 
 from cxraug.commands.common import (
-    configure_threads,
+    CLASSES_HELP,
     err_console,
     out_console,
     rich_line,
     rich_table,
     styled,
     user_errors,
+    warner,
 )
 from cxraug.commands.options import (
     AsJson,
@@ -40,8 +40,7 @@ from cxraug.commands.options import (
     Split,
     UseCache,
 )
-from cxraug.errors import UserError
-from cxraug.lock import output_lock
+from cxraug.metric_names import split_label
 from cxraug.metrics.reference import ReferenceConfig
 from cxraug.metrics.registry import METRICS, SHOWN, shown
 from cxraug.tables import Cell, ReportTable, TableColumn, cells
@@ -53,11 +52,16 @@ def score(
         Optional[Path], typer.Option(help="A synthetic set written by `cxraug synth` (instead of --run).")
     ] = None,
     data: Annotated[
-        Optional[Path], typer.Option(help="Prepared dataset (default: the one the generator was trained on).")
+        Optional[Path], typer.Option(help="Prepared dataset.", show_default="the one the generator was trained on")
     ] = None,
     split: Split = "val",
-    n: Annotated[int, typer.Option("--n", "-n", help="Synthetic images per class.")] = 1000,
-    classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes (default: all available).")] = None,
+    n: Annotated[
+        int, typer.Option("--n", "-n", help="Synthetic images per class (a warning says when it will take long).")
+    ] = 1000,
+    classes: Annotated[
+        Optional[str],
+        typer.Option("--classes", "--class", help=CLASSES_HELP, show_default="every class both sides have"),
+    ] = None,
     metrics: Metrics = None,
     reference_model: ReferenceModel = ReferenceConfig.model,
     reference_epochs: ReferenceEpochs = ReferenceConfig.epochs,
@@ -75,14 +79,18 @@ def score(
         Optional[list[str]], typer.Option("--set", help="Sampling option key=value (plugin-specific).")
     ] = None,
     out: Annotated[
-        Optional[Path], typer.Option(help="Output folder (default RUN/scores/<split>-step<S>-<time>).")
+        Optional[Path], typer.Option(help="Output folder.", show_default="RUN/scores/SPLIT-stepS-TIME")
     ] = None,
     overwrite: Overwrite = False,
     allow_different_data: Annotated[
-        bool, typer.Option(help="Score on a --data other than the one the generator was trained on.")
+        bool,
+        typer.Option(
+            "--allow-different-data", help="Score on a --data other than the one the generator was trained on."
+        ),
     ] = False,
 ) -> None:
-    """Score synthetic images against real ones with the standard FID network, per class and overall."""
+    """Score synthetic images against real ones with the standard FID network, per class and overall.
+    Give --run or --images."""
     scoring = ScoreOptions(
         split=split, n=n, classes=classes, metrics=metrics, reference_model=reference_model,
         reference_epochs=reference_epochs, memorization=memorization, batch_size=batch_size, seed=seed,
@@ -114,71 +122,24 @@ class ScoreArgs:
 
 @user_errors
 def _score(args: ScoreArgs) -> None:
-    from cxraug.data.prepared import check_trained_on, dataset_files, open_prepared
-    from cxraug.fsutil import check_appendable, check_output
-    from cxraug.metrics.features import load_feature_extractor, resolve_device
-    from cxraug.metrics.inception import locate_inception_weights
-    from cxraug.metrics.report import default_out_dir, write_outputs
-    from cxraug.metrics.score import score as run_score
+    from cxraug import api
     from cxraug.progress import RichReporter
 
-    configure_threads()
-    if (args.run is None) == (args.images is None):
-        raise UserError("pass either --run RUN (sample its generator) or --images DIR (a `cxraug synth` set)")
-    cfg = args.scoring.config()
-    cfg.validate()  # every option before loading anything slow or touching an image
-    resolve_device(args.device)
-    with contextlib.ExitStack() as locks:  # one writer per score folder
-        weights = locate_inception_weights(args.inception_weights)  # missing weights: fail before sampling
-        source, owner, trained, inputs, step = _source(args, cfg)
-        if args.data is None and not trained.get("path"):
-            raise UserError("the generator's training data is not recorded; pass --data DATA")
-        data = open_prepared(args.data or trained["path"])
-        if not args.allow_different_data:  # as compare does: a number on other data is not this run's
-            check_trained_on(data, {owner.name: trained}, "pass --allow-different-data to score on it anyway")
-        out = args.out or default_out_dir(owner, cfg.split, step)
-        check_output(out, "score folder", "scores.json", [*inputs, *dataset_files(data.root)], args.overwrite)
-        locks.enter_context(output_lock(out, "score folder"))  # also fails now, not after the work, if unwritable
-        check_appendable(owner / "metrics.jsonl")  # the run's log takes the result's line after the work
-        extractor = load_feature_extractor(weights, args.device)
-        console = out_console()
-        reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
-        result = run_score(data, source, cfg, extractor, reporter)
-        write_outputs(result, out, owner / "metrics.jsonl", overwrite=args.overwrite)
+    console = out_console()
+    scores = api.score(
+        args.scoring.config(), run=args.run, images=args.images, data=args.data, out=args.out,
+        overwrite=args.overwrite, device=args.device, inception_weights=args.inception_weights,
+        sample_options=args.sets, allow_different_data=args.allow_different_data,
+        reporter=RichReporter(err_console()),  # stderr: under --json, stdout stays one JSON object
+        warn=warner(),
+    )  # fmt: skip
+    result, out = scores.result, scores.out
     if args.as_json:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
         return
     console.print(score_table(result, console))
     for line in notes(result, out):
         console.print(line)
-
-
-def _source(args: ScoreArgs, cfg: Any) -> tuple[Any, Path, dict, list[Path], Any]:
-    """The synthetic images, the folder that owns the results, the generator's training data
-    as its run recorded it (path, fingerprint, identity), the files read, and the generator's step."""
-    from cxraug.metrics.sources import generator_source, images_source
-
-    if args.images is not None:
-        from cxraug.synthset import open_synthetic, set_files
-
-        syn = open_synthetic(args.images)
-        if args.sets:
-            raise UserError("--set applies to --run (sampling now); a synthetic set is already sampled")
-        trained = syn.provenance.get("data")
-        trained = trained if isinstance(trained, dict) else {}
-        return images_source(syn), Path(args.images), trained, set_files(syn.root), syn.provenance.get("step")
-    from cxraug.config import parse_sets
-    from cxraug.metrics.features import resolve_device
-    from cxraug.runs import load_generator, run_inputs
-
-    gen, meta = load_generator(args.run)
-    values = parse_sets(args.sets)
-    options = gen.parse_sample_options(values)
-    gen.to(resolve_device(args.device))
-    info = {"run": str(Path(args.run).resolve()), "step": meta.get("step"), "plugin": meta.get("plugin")}
-    source = generator_source(gen, seed=cfg.seed, batch_size=cfg.batch_size, options=options, info=info)
-    run = Path(args.run)
-    return source, run, meta.get("data") or {}, run_inputs(run), meta.get("step")
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -191,7 +152,7 @@ def score_table(result: Any, console: Console) -> Table:
     ctx = result.context
     cols = ctx["metrics"]
     caption = rich_line(
-        f"split {ctx['split']}, {ctx['size']}px, up to {ctx['n_per_class']} synthetic images/class (seed {ctx['seed']}); "
+        f"split {split_label(ctx['split'])}, {ctx['size']}px, up to {ctx['n_per_class']} synthetic images/class (seed {ctx['seed']}); "
         f"{ctx['extractor']} weights sha256 {str(ctx['weights_sha256'])[:12]}",
         "" if ctx.get("weights_reference") else (" (not a known reference file)", "yellow"),
         f"; real-feature cache {ctx['cache']['hits']} hit(s), {ctx['cache']['misses']} miss(es)"
@@ -207,7 +168,7 @@ def score_table(result: Any, console: Console) -> Table:
         )
     if not ctx["data"]["real_data"]:
         caption = rich_line(("dataset is NOT real data", "bold yellow"), "\n", caption)
-    table = ReportTable(f"cxraug score: {ctx['data']['name']} ({ctx['split']})", [
+    table = ReportTable(f"cxraug score: {ctx['data']['name']} ({split_label(ctx['split'])})", [
         TableColumn("class", align="left", number=False), TableColumn("n real"), TableColumn("n fake")])  # fmt: skip
     # The Inception metrics' columns as the registry shows them; the reference ones are shown paired here.
     heads = {m: [(shown(o).label, shown(o).drop) for o in METRICS[m].outputs if o in SHOWN] for m in cols}

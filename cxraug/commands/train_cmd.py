@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,27 +10,51 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from cxraug.commands.common import EnvironmentFault, configure_threads, environment_message, out_console, user_errors
-from cxraug.lock import output_lock
+from cxraug.commands.common import EnvironmentFault, environment_message, out_console, user_errors
+from cxraug.config import DEFAULT_STEPS, TrainConfig
+from cxraug.errors import UserError
+
+EPILOG = (
+    "Defaults computed: a key left out comes from --config, then the plugin's defaults; "
+    "`--dry-run` prints every resolved training and model key."
+)
+
+
+def _train_default(key: str) -> str:
+    """A training key's default, as train-gen resolves it when neither --config nor --set gives it."""
+    return f"{TrainConfig.model_fields[key].default}, or --config's"
 
 
 def train_gen(
-    plugin: Annotated[Optional[str], typer.Option(help="Generator plugin (see `cxraug plugins`).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Prepared dataset (from `cxraug prepare`).")] = None,
+    plugin: Annotated[
+        Optional[str], typer.Option(help="Generator plugin (see `cxraug plugins`). Required unless --resume.")
+    ] = None,
+    data: Annotated[
+        Optional[Path], typer.Option(help="Prepared dataset (from `cxraug prepare`). Required unless --resume.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder of numbered run directories.")] = Path("runs"),
     config: Annotated[Optional[Path], typer.Option(help="YAML config: train:/model: sections or flat keys.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Total optimisation steps (default 2000).")] = None,
+    steps: Annotated[
+        Optional[int],
+        typer.Option(help="Total optimisation steps.", show_default=f"{DEFAULT_STEPS}; with --time-limit: no cap"),
+    ] = None,
     time_limit: Annotated[
         Optional[float],
         typer.Option(help="Minutes of training steps; the run then ends as at --steps (with it alone: no step cap)."),
     ] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per step and process.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of weights, noise and data order.")] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option(help="Images per step and process.", show_default=_train_default("batch_size"))
+    ] = None,
+    seed: Annotated[
+        Optional[int], typer.Option(help="Seed of weights, noise and data order.", show_default=_train_default("seed"))
+    ] = None,
     seeds: Annotated[
         Optional[str],
         typer.Option(help="Train replicates, one run folder per seed, one after another (e.g. 0,1,2)."),
     ] = None,
-    mixed_precision: Annotated[Optional[str], typer.Option(help="no | fp16 | bf16 (GPU only).")] = None,
+    mixed_precision: Annotated[
+        Optional[str], typer.Option(help="no | fp16 | bf16 (GPU only).", show_default=_train_default("mixed_precision"))
+    ] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="key=value override (repeatable).")] = None,
     resume: Annotated[
         Optional[Path],
@@ -39,7 +62,7 @@ def train_gen(
             help="Continue this run exactly; other flags must agree with its config (--steps/--time-limit may change)."
         ),
     ] = None,
-    dry_run: Annotated[bool, typer.Option(help="Print the resolved config and exit.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")] = False,
 ) -> None:
     """Train a class-conditional generator on the training patients (Accelerate loop)."""
     args = TrainGenArgs(
@@ -109,109 +132,50 @@ def _parse_seeds(text: str) -> list[int]:
 
 @user_errors
 def _train_gen(args: TrainGenArgs) -> None:
-    with contextlib.ExitStack() as locks:  # one writer per run directory (cxraug/lock.py)
-        _train_gen_locked(locks, args)
-
-
-def _train_gen_locked(locks: contextlib.ExitStack, args: TrainGenArgs) -> None:
-    from cxraug import registry, runs
+    from cxraug import api
     from cxraug.accel import process_state
-    from cxraug.config import load_config_file, parse_sets, resolve
-    from cxraug.data.prepared import open_prepared
-    from cxraug.errors import UserError
-    from cxraug.metrics.training import check_training_metrics, training_evaluation
     from cxraug.progress import RichReporter
-    from cxraug.train import RunSpec, check_batch_memory, check_runtime, spec_from_run, start_run, train
 
-    configure_threads()
+    cfg = api.TrainGenConfig(
+        plugin=args.plugin, data=args.data, out=args.out, config=args.config, sets=args.sets, resume=args.resume,
+        **args.flags(),
+    )  # fmt: skip
+    if args.dry_run:
+        if args.resume is not None:
+            raise UserError("--dry-run starts no run; it does not combine with --resume")
+        print(json.dumps(api.resolved_train_config(cfg), indent=2))
+        return
     console = out_console()
-    flags = args.flags()
-    file_values, sets = load_config_file(args.config), parse_sets(args.sets)
-    if args.resume is not None:
-        run = Path(args.resume)
-        runs.read_run_config(run)  # a clear line for a wrong folder, before any lock file appears
-        changes = _resume_changes(run, args, file_values, flags, sets)
-        if process_state().is_main_process:  # before its config.json may change
-            locks.enter_context(output_lock(run, "run directory"))
-        spec = spec_from_run(run, changes)
-        resume = True
-    else:
-        if args.plugin is None or args.data is None:
-            raise UserError("train-gen needs --plugin and --data (or --resume RUN_DIR)")
-        cls = registry.get(args.plugin)
-        data = open_prepared(args.data)
-        train_cfg, model_cfg = resolve(cls.Config, file_values, flags, sets)
-        spec = RunSpec(args.plugin, train_cfg, model_cfg, data.root)
-        if args.dry_run:
-            print(
-                json.dumps(
-                    {"plugin": spec.plugin, "train": train_cfg.model_dump(), "model": model_cfg.model_dump()}, indent=2
-                )
-            )
-            return
-        check_runtime(train_cfg)
-        check_batch_memory(train_cfg, data)
-        check_training_metrics(train_cfg)
-        cls(model_cfg, _spec_of(data))  # build once to fail early on a bad model/size combination
-        run = start_run(spec, args.out)
-        if process_state().is_main_process:
-            locks.enter_context(output_lock(run, "run directory"))
-        resume = False
+    main = process_state().is_main_process
+    started: list[Path] = []
 
-    state = process_state()
-    main = state.is_main_process
-    if main:
+    def on_start(run: Path) -> None:
+        started.append(run)
         console.print(f"run directory: {run}")
+
     try:
-        check_runtime(spec.train)  # a resumed run's too, before a reference classifier may train
-        evaluation = training_evaluation(spec.train, open_prepared(spec.data_path), state)
-        summary = train(run, spec, RichReporter(console, disable=not main), resume=resume, evaluation=evaluation)
+        trained = api.train_gen(cfg, reporter=RichReporter(console, disable=not main), on_start=on_start)
     except OSError as e:  # a full disk: the run continues with --resume (the same command would start a new one)
-        if environment_message(e) is None:
+        if not started or environment_message(e) is None:
             raise
-        raise EnvironmentFault(e, f"continue the run with `cxraug train-gen --resume {run}`") from None
+        raise EnvironmentFault(e, f"continue the run with `cxraug train-gen --resume {started[0]}`") from None
     if main:
+        summary, train_cfg = trained.summary, _saved_train(trained.run)
         losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
-        why = {"time_limit": f"time limit {spec.train.time_limit} min reached", "steps": "step cap reached"}
+        why = {"time_limit": f"time limit {train_cfg.get('time_limit')} min reached", "steps": "step cap reached"}
         console.print(
             f"done: step {summary['step']} ({why.get(summary['reason'], 'stopped')}; "
             f"{summary['step'] - summary['start']} steps this session, {summary['seconds']:.0f}s); "
-            f"training steps so far {summary['train_s'] / 60:.1f} {'CPU-' if spec.train.clock == 'cpu' else ''}min; "
+            f"training steps so far {summary['train_s'] / 60:.1f} {'CPU-' if train_cfg.get('clock') == 'cpu' else ''}min; "
             f"last losses: {losses or 'none'}"
         )
-        console.print(f"run directory: {run}")
+        console.print(f"run directory: {trained.run}")
 
 
-def _resume_changes(run: Path, args: TrainGenArgs, file_values: dict, flags: dict, sets: dict) -> dict:
-    """What a ``--resume`` command changes (steps, time limit); every other flag it repeats
-    must agree with the run's saved config, so the original command with --resume works."""
-    from cxraug import registry
-    from cxraug.config import explicit_values, resume_changes
-    from cxraug.errors import UserError
+def _saved_train(run: Path) -> dict[str, Any]:
     from cxraug.runs import read_run_config
 
-    saved = read_run_config(run)
-    if args.plugin is not None and args.plugin != saved["plugin"]:
-        raise UserError(
-            f"--resume {run.name}: the run's plugin is {saved['plugin']!r}, the command gives {args.plugin!r}; "
-            "drop --plugin to continue the run, or start a new run"
-        )
-    if args.data is not None and Path(args.data).resolve() != Path(saved["data"]["path"]).resolve():
-        raise UserError(
-            f"--resume {run.name}: the run trains on {saved['data']['path']}, the command gives --data "
-            f"{Path(args.data).resolve()}; drop --data to continue the run, or start a new run"
-        )
-    if args.dry_run:
-        raise UserError("--dry-run starts no run; it does not combine with --resume")
-    cls = registry.get(saved["plugin"])
-    given_train, given_model = explicit_values(cls.Config, file_values, flags, sets)
-    return resume_changes(run.name, saved, cls.Config, given_train, given_model)
-
-
-def _spec_of(data):
-    from cxraug.generator import DataSpec
-
-    return DataSpec(classes=tuple(data.classes), size=data.size)
+    return read_run_config(run)["train"]
 
 
 def plugins() -> None:

@@ -61,6 +61,11 @@ class CompareConfig:
             self.runs = [r for a in self.arms for r in a.runs]
         if len(self.arm_specs()) < 2:
             raise UserError("compare needs at least two runs or arms (RUN_A RUN_B [RUN ...], or NAME=RUN1,RUN2 ...)")
+        if self.score.split == "train":  # its real-vs-real floor draws training images: it would be 0
+            raise UserError(
+                "compare --split train: its real-vs-real floor is drawn from the training images; compare on val "
+                "or test (`cxraug score --split train` scores one run against the training images)"
+            )
         self.score.validate()
         if self.bootstrap.resamples < 0 or self.bootstrap.resamples == 1:
             raise UserError(f"--bootstrap must be 0 (no intervals) or at least 2 (got {self.bootstrap.resamples})")

@@ -68,6 +68,12 @@ class PrepareConfig:
     overwrite: bool = False
     n: int = 2000  # phantom only
 
+    def __post_init__(self) -> None:  # str paths from Python work as Path ones do
+        self.out = Path(self.out)
+        self.data_dir, self.npz, self.labels = (
+            None if p is None else Path(p) for p in (self.data_dir, self.npz, self.labels)
+        )
+
     def validate(self) -> None:
         from cxraug.config import check_option
 

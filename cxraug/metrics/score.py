@@ -20,6 +20,7 @@ from cxraug.classes import resolve_classes
 from cxraug.data.prepared import PreparedData, fingerprint
 from cxraug.errors import UserError
 from cxraug.fsutil import short
+from cxraug.metric_names import TRAIN_SPLIT
 from cxraug.metrics.cache import FeatureCache, default_cache_dir
 from cxraug.metrics.memorization import MemorizationConfig, MemorizationResult
 from cxraug.metrics.real import real_features
@@ -30,6 +31,8 @@ from cxraug.progress import NullReporter, Reporter
 from cxraug.resources import require_memory
 
 SPLITS = ("train", "val", "test")
+
+
 OVERALL = "all"
 
 
@@ -49,14 +52,19 @@ class ScoreConfig:
     memorization_config: MemorizationConfig = field(default_factory=MemorizationConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)  # for fidelity and fd_cxr
 
+    def __post_init__(self) -> None:  # a str path, or one class / metric name, from Python
+        self.cache_dir = None if self.cache_dir is None else Path(self.cache_dir)
+        if isinstance(self.classes, str):
+            self.classes = [c.strip() for c in self.classes.split(",") if c.strip()]
+        if isinstance(self.metrics, str):
+            self.metrics = [m.strip() for m in self.metrics.split(",") if m.strip()]
+
     def validate(self) -> None:
         from cxraug.config import check_option
 
         check_option("--seed", self.seed)
         if self.split not in SPLITS:
-            raise UserError(f"unknown split {short(self.split, 60)!r}; choose val (default) or test")
-        if self.split == "train":
-            raise UserError("scoring against the train split measures memorization, not quality; use --split val")
+            raise UserError(f"unknown split {short(self.split, 60)!r}; choose val (default), test or train")
         if self.n < 2:
             raise UserError(f"--n must be at least 2 (got {self.n})")
         if self.batch_size < 1:
@@ -325,6 +333,8 @@ def score_source(
         result.context["reference"] = reference.describe()  # next to every number that used it
     if cfg.split == "test":
         result.context["warning"] = "scored on the TEST split: do not use these numbers to choose models"
+    elif cfg.split == "train":
+        result.context["warning"] = f"scored {TRAIN_SPLIT}: a generator that copies them scores best"
     return result
 
 
