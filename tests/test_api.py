@@ -172,6 +172,8 @@ def test_score_warns_when_the_default_n_takes_long(
     run: Path, tmp_path: Path, phantom32: Path, cheap_extractor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(api, "measure_img_per_s", lambda extractor, size, n=8: 2.0)  # a slow CPU
+    # ... and no bound that skips the timing, whatever CXRAUG_THREADS says
+    monkeypatch.setattr(api, "FASTEST_IMG_PER_S_PER_THREAD", 2.0)
 
     class Said(Exception):
         pass
@@ -184,7 +186,6 @@ def test_score_warns_when_the_default_n_takes_long(
     seen: list[str] = []
     api.score(run=run, n=10, classes="No Finding", min_images=10, out=tmp_path / "b", warn=seen.append)
     assert seen == []  # an n the user chose is not second-guessed
-    monkeypatch.setattr(api, "FASTEST_IMG_PER_S_PER_THREAD", 2.0)  # ... where even one class takes long
     res = runner.invoke(app, ["score", "--run", str(run), "--classes", "No Finding", "--out", str(tmp_path / "c")])
     assert res.exit_code == 0, res.output
     assert "warning: scoring samples 1,000 images per class x 1 class(es)" in res.stderr
