@@ -12,7 +12,16 @@ from typing import Annotated, Optional
 import typer
 
 from cxraug import __version__
-from cxraug.commands import benchmark_cmd, compare_cmd, prepare_cmd, report_cmd, score_cmd, synth_cmd, train_cmd
+from cxraug.commands import (
+    benchmark_cmd,
+    compare_cmd,
+    prepare_cmd,
+    report_cmd,
+    score_cmd,
+    study_cmd,
+    synth_cmd,
+    train_cmd,
+)
 from cxraug.malloc import tune_malloc
 
 app = typer.Typer(
@@ -48,6 +57,7 @@ app.command()(benchmark_cmd.benchmark)
 app.command()(score_cmd.score)
 app.command()(compare_cmd.compare)
 app.command()(report_cmd.report)
+app.command()(study_cmd.study)
 
 
 def _cli_error_types() -> tuple[type[BaseException], type[BaseException]]:
