@@ -32,7 +32,11 @@ def study(
         Optional[float], typer.Option(help="Minutes of training steps per generator run (or --gen-steps).")
     ] = None,
     gen_steps: Annotated[
-        Optional[int], typer.Option(help="Optimiser steps per generator run: reproducible (or --time-limit).")
+        Optional[str],
+        typer.Option(
+            metavar="N|PLUGIN=N,...",
+            help="Optimiser steps per generator run, reproducible (or --time-limit); one per plugin: cgan=1000,diffusion=120.",
+        ),
     ] = None,
     clock: Annotated[
         Optional[str], typer.Option(metavar="wall|cpu", help="What --time-limit counts [default: wall].")
@@ -85,6 +89,20 @@ def _ints(option: str, text: str | None) -> int | list[int] | None:
         raise UserError(f"{option} {text!r}: give a count (e.g. 3) or a list (e.g. 0,1,2)") from None
 
 
+def _steps(text: str | None) -> int | dict[str, int] | None:
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            return int(text)
+        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+        return {name.strip(): int(n) for name, n in pairs}
+    except ValueError:
+        raise UserError(
+            f"--gen-steps {text!r}: give steps (e.g. 2000) or steps per plugin (cgan=1000,diffusion=120)"
+        ) from None
+
+
 @user_errors
 def _study(data, rare, sizes, generators, gen_seeds, seeds, time_limit, gen_steps, clock, ratios, out, config,
            sets, set_gen, set_sample, compare_n, max_hours, force, shard) -> None:  # fmt: skip
@@ -102,7 +120,7 @@ def _study(data, rare, sizes, generators, gen_seeds, seeds, time_limit, gen_step
     options = {
         "data": data, "rare": rare, "sizes": size_list, "generators": parse_list(generators),
         "gen_seeds": _ints("--gen-seeds", gen_seeds), "seeds": _ints("--seeds", seeds), "time_limit": time_limit,
-        "gen_steps": gen_steps, "clock": clock, "ratios": parse_list(ratios), "compare_n": compare_n,
+        "gen_steps": _steps(gen_steps), "clock": clock, "ratios": parse_list(ratios), "compare_n": compare_n,
         "max_hours": max_hours, "force": force or None,
         "bench_sets": parse_key_values(sets, "--set"), "gen_sets": parse_plugin_sets(set_gen, "--set-gen"),
         "sample_sets": parse_plugin_sets(set_sample, "--set-sample"),

@@ -25,7 +25,8 @@ class StudyConfig(BaseModel):
     gen_seeds: list[int] = Field(default_factory=lambda: [0])  # generator replicates (training seeds)
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])  # classifier seeds of every benchmark
     time_limit: float | None = Field(None, gt=0)  # minutes of training steps per generator run
-    gen_steps: int | None = Field(None, ge=1)  # or: optimiser steps per generator run (reproducible)
+    # or: optimiser steps per generator run (reproducible); one number, or one per plugin
+    gen_steps: int | dict[str, int] | None = None
     clock: Literal["wall", "cpu"] = "wall"  # what --time-limit counts (cpu: this process's CPU seconds)
     ratios: list[str] = Field(default_factory=lambda: ["fill"])  # several: chosen on validation
     gen_sets: dict[str, dict[str, Any]] = Field(default_factory=dict)  # plugin -> train-gen --set
@@ -35,6 +36,8 @@ class StudyConfig(BaseModel):
     compare_bootstrap: int = Field(1000, ge=0)
     compare_min_images: int = Field(20, ge=2)
     compare_speed_images: int = Field(128, ge=1)
+    compare_metrics: list[str] | None = None  # None: compare's default metrics
+    compare_memorization: bool = True
     imbalance_seed: int = 0  # which patients each reduction keeps
     max_hours: float = Field(48.0, gt=0)  # refuse a grid estimated to take longer (unless force)
     force: bool = False
@@ -102,8 +105,17 @@ class StudyConfig(BaseModel):
                     )
         return self
 
-    def budget_text(self) -> str:
+    def steps_of(self, plugin: str) -> int | None:
+        if isinstance(self.gen_steps, dict):
+            return self.gen_steps.get(plugin)
+        return self.gen_steps
+
+    def budget_text(self, plugin: str | None = None) -> str:
         if self.gen_steps is not None:
+            if plugin is not None:
+                return f"{self.steps_of(plugin):,} steps"
+            if isinstance(self.gen_steps, dict):
+                return ", ".join(f"{g} {n:,} steps" for g, n in self.gen_steps.items())
             return f"{self.gen_steps:,} steps"
         return f"{self.time_limit:g} {'CPU-' if self.clock == 'cpu' else ''}min"
 

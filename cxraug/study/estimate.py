@@ -41,7 +41,7 @@ def estimate(cfg, image_size: int, train_counts: dict[str, int], synth_n: dict[i
         if cfg.time_limit is not None:
             per_gen += cfg.time_limit * 60
         else:
-            per_gen += cfg.gen_steps * SECONDS_PER_STEP_32PX.get(g, UNKNOWN_PLUGIN_S) * scale
+            per_gen += cfg.steps_of(g) * SECONDS_PER_STEP_32PX.get(g, UNKNOWN_PLUGIN_S) * scale
     n_gen = len(cfg.gen_seeds)
     bench = cfg.bench_sets
     epochs = int(bench.get("epochs", 8)) if str(bench.get("epochs", 8)).isdigit() else 8

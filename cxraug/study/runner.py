@@ -211,8 +211,9 @@ class Study:
                 return cell.info()
             cell.start()
             t0 = time.time()
-            with self.reporter.task(name, None):
+            with self.reporter.task(name, 1) as advance:
                 info = work(cell)
+                advance(1)
             info.setdefault("seconds", round(time.time() - t0, 1))
             cell.finish(**info)
             self.done_here += 1
@@ -237,7 +238,7 @@ class Study:
 
     def train(self, n: int, data_cell: Cell, data: Path, g: str, seed: int) -> tuple[Cell, Path]:
         cfg = self.cfg
-        budget = {"steps": cfg.gen_steps} if cfg.gen_steps is not None else {"time_limit": cfg.time_limit,
+        budget = {"steps": cfg.steps_of(g)} if cfg.gen_steps is not None else {"time_limit": cfg.time_limit,
                                                                              "clock": cfg.clock}  # fmt: skip
         sets = cfg.gen_sets.get(g, {})
         cell = Cell(self.size_folder(n) / f"gen-{g}-s{seed}",
@@ -251,12 +252,12 @@ class Study:
             shutil.rmtree(runs, ignore_errors=True)
             argv = ["train-gen", "--plugin", g, "--data", str(data), "--out", str(runs), "--seed", str(seed)]
             if cfg.gen_steps is not None:
-                argv += ["--steps", str(cfg.gen_steps)]
+                argv += ["--steps", str(cfg.steps_of(g))]
             else:
                 argv += ["--time-limit", str(cfg.time_limit), "--set", f"clock={cfg.clock}"]
             return cxraug(argv + _sets_args(sets), c.folder / "log.txt")
 
-        self._do(cell, f"n={n}: train {g} (seed {seed}, {cfg.budget_text()})", work)
+        self._do(cell, f"n={n}: train {g} (seed {seed}, {cfg.budget_text(g)})", work)
         found = sorted(p.parent for p in runs.glob("*/config.json"))
         if not found:
             raise UserError(f"{cell.folder} holds no run; delete that folder and run the study again")
@@ -359,16 +360,19 @@ class Study:
         cell = Cell(self.size_folder(n) / "compare",
                     {"stage": "compare", "n": cfg.compare_n, "bootstrap": cfg.compare_bootstrap,
                      "min_images": cfg.compare_min_images, "speed_images": cfg.compare_speed_images,
+                     "metrics": cfg.compare_metrics, "memorization": cfg.compare_memorization,
                      "sets": samples, "runs": [c.hash for c in gen_cells], "rare": cfg.rare})  # fmt: skip
         out = cell.folder / "out"
 
         def work(c: Cell) -> dict[str, Any]:
             shutil.rmtree(out, ignore_errors=True)  # a killed compare starts over (it keeps no partial state)
             arms = [f"{g}={','.join(str(r) for r in sc.runs[g])}" for g in cfg.generators]
+            extra = ["--metrics", ",".join(cfg.compare_metrics)] if cfg.compare_metrics else []
+            extra += [] if cfg.compare_memorization else ["--no-memorization"]
             return cxraug(["compare", *arms, "--classes", cfg.rare, "-n", str(cfg.compare_n), "--split", "val",
                            "--bootstrap", str(cfg.compare_bootstrap), "--min-images", str(cfg.compare_min_images),
                            "--speed-images", str(cfg.compare_speed_images), "--out", str(out),
-                           *_sets_args(samples)], c.folder / "log.txt")  # fmt: skip
+                           *extra, *_sets_args(samples)], c.folder / "log.txt")  # fmt: skip
 
         info = self._do(cell, f"n={n}: compare the generators on validation images", work)
         sc.compare = out
