@@ -19,14 +19,14 @@ def study(
         typer.Option(help="Its training images kept (by patient), comma-separated, e.g. 10,25,50. Required."),
     ] = None,
     generators: Annotated[
-        Optional[str], typer.Option(help="Generator plugins, comma-separated [default: cgan,diffusion].")
+        Optional[str], typer.Option(help="Generator plugins, comma-separated (default: cgan,diffusion).")
     ] = None,
     gen_seeds: Annotated[
         Optional[str],
-        typer.Option(help="Generator replicates: a count (e.g. 3) or training seeds (0,1,2) [default: 0]."),
+        typer.Option(help="Generator replicates: a count (e.g. 3) or training seeds (0,1,2) (default: 0)."),
     ] = None,
     seeds: Annotated[
-        Optional[str], typer.Option(help="Classifier seeds of every benchmark: a count or a list [default: 3].")
+        Optional[str], typer.Option(help="Classifier seeds of every benchmark: a count or a list (default: 3).")
     ] = None,
     time_limit: Annotated[
         Optional[float], typer.Option(help="Minutes of training steps per generator run (or --gen-steps).")
@@ -39,11 +39,11 @@ def study(
         ),
     ] = None,
     clock: Annotated[
-        Optional[str], typer.Option(metavar="wall|cpu", help="What --time-limit counts [default: wall].")
+        Optional[str], typer.Option(metavar="wall|cpu", help="What --time-limit counts (default: wall).")
     ] = None,
     ratios: Annotated[
         Optional[str],
-        typer.Option(help="Synthetic ratios: fill, xK, +N; several are chosen between on validation [default: fill]."),
+        typer.Option(help="Synthetic ratios: fill, xK, +N; several are chosen between on validation (default: fill)."),
     ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Study folder (continued if it exists). Required.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML file of these options (see docs/study.md).")] = None,
@@ -60,12 +60,12 @@ def study(
         typer.Option(metavar="PLUGIN:KEY=VALUE", help="A sampling option of one plugin (synth and compare)."),
     ] = None,
     compare_n: Annotated[
-        Optional[int], typer.Option(help="Synthetic images per generator in compare [default: 200].")
+        Optional[int], typer.Option(help="Synthetic images per generator in compare (default: 200).")
     ] = None,
     max_hours: Annotated[
-        Optional[float], typer.Option(help="Refuse a grid estimated to take longer [default: 48].")
+        Optional[float], typer.Option(help="Refuse a grid estimated to take longer (default: 48).")
     ] = None,
-    force: Annotated[bool, typer.Option(help="Run a grid over the time or disk limit anyway.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run a grid over the time or disk limit anyway.")] = False,
     shard: Annotated[
         Optional[str],
         typer.Option(metavar="I/K", help="Do sizes I, I+K, ... only (a Slurm array task; see docs/study.md)."),
