@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +67,18 @@ class Cell:
         if rec is None or rec.get("status") != "done":
             raise UserError(f"{self.folder} is not finished; run the study again to finish it")
         return rec
+
+
+@dataclass
+class SizeCells:
+    """Where the cells of one size are, once done."""
+
+    n: int
+    data: Path
+    runs: dict[str, list[Path]] = field(default_factory=dict)  # generator -> its replicate runs
+    sets: dict[str, list[Path]] = field(default_factory=dict)
+    chosen: dict[str, str] = field(default_factory=dict)  # generator -> ratio chosen on validation
+    selection: dict[str, dict[str, float | None]] = field(default_factory=dict)  # gen -> ratio -> val AUROC
+    benchmark: Path | None = None
+    compare: Path | None = None
+    cost: dict[str, dict[str, float]] = field(default_factory=dict)  # cell name -> seconds, cpu_seconds

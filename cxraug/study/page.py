@@ -22,9 +22,9 @@ from cxraug.page import Bullets, Heading, Image, Link, Para, html, markdown
 from cxraug.tables import Cell, ReportTable, TableColumn, cells, page_block
 
 if TYPE_CHECKING:
+    from cxraug.study.cells import SizeCells
     from cxraug.study.config import StudyConfig
     from cxraug.study.estimate import Estimate
-    from cxraug.study.runner import SizeCells
 
 COMPARISONS = ("copy control", "best baseline")
 

@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,28 +36,13 @@ from cxraug.errors import UserError
 from cxraug.fsutil import read_json, write_json
 from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
-from cxraug.study.cells import Cell
+from cxraug.study.cells import Cell, SizeCells
 from cxraug.study.config import StudyConfig, key_dict
 
 MARKER = "study.json"
 FORMAT = 1
 DIST_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE",
             "MASTER_ADDR", "MASTER_PORT", "GROUP_WORLD_SIZE", "TORCHELASTIC_RUN_ID")  # fmt: skip
-
-
-@dataclass
-class SizeCells:
-    """Where the cells of one size are, once done."""
-
-    n: int
-    data: Path
-    runs: dict[str, list[Path]] = field(default_factory=dict)  # generator -> its replicate runs
-    sets: dict[str, list[Path]] = field(default_factory=dict)
-    chosen: dict[str, str] = field(default_factory=dict)  # generator -> ratio chosen on validation
-    selection: dict[str, dict[str, float | None]] = field(default_factory=dict)  # gen -> ratio -> val AUROC
-    benchmark: Path | None = None
-    compare: Path | None = None
-    cost: dict[str, dict[str, float]] = field(default_factory=dict)  # cell name -> seconds, cpu_seconds
 
 
 @dataclass
