@@ -121,15 +121,14 @@ def _study(data, rare, sizes, generators, gen_seeds, seeds, time_limit, gen_step
         "data": data, "rare": rare, "sizes": size_list, "generators": parse_list(generators),
         "gen_seeds": _ints("--gen-seeds", gen_seeds), "seeds": _ints("--seeds", seeds), "time_limit": time_limit,
         "gen_steps": _steps(gen_steps), "clock": clock, "ratios": parse_list(ratios), "compare_n": compare_n,
-        "max_hours": max_hours, "force": force or None,
+        "max_hours": max_hours, "force": force or None, "out": out,
         "bench_sets": parse_key_values(sets, "--set"), "gen_sets": parse_plugin_sets(set_gen, "--set-gen"),
         "sample_sets": parse_plugin_sets(set_sample, "--set-sample"),
     }  # fmt: skip
     cfg = build_config(config, options)
-    if out is None:
-        raise UserError("--out DIR is needed: the study folder (a killed study continues there)")
     console = out_console()
-    result = run_study(cfg, out, reporter=RichReporter(err_console()), shard=shard)
+    result = run_study(cfg, reporter=RichReporter(err_console()), shard=shard)
+    out = result.out
     if not result.complete:
         console.print(
             f"this process's cells are done ({result.trained} made, {result.reused} reused); the page is written "

@@ -19,6 +19,7 @@ class StudyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     data: Path  # a prepared dataset (train, val and test)
+    out: Path | None = None  # the study folder (run_study's out= wins)
     rare: str  # the class made rare: its training images cut to each size
     sizes: list[int]  # rare-class training images kept (by patient), one cell row per size
     generators: list[str] = Field(default_factory=lambda: ["cgan", "diffusion"])

@@ -402,12 +402,16 @@ def _json(v: Any) -> str:
     return json.dumps(v)
 
 
-def run_study(cfg: StudyConfig, out: Path, reporter: Reporter | None = None, shard: str | None = None) -> StudyResult:
+def run_study(
+    cfg: StudyConfig, out: Path | str | None = None, reporter: Reporter | None = None, shard: str | None = None
+) -> StudyResult:
     """Run the cells of this process's share that are not done, then (if every cell is done)
     write the page. ``shard``: ``I/K`` (a Slurm array task), else the launcher's rank."""
     from cxraug.study.estimate import check_estimate, estimate
 
-    out = Path(out)
+    if out is None and cfg.out is None:
+        raise UserError("--out DIR is needed: the study folder (a killed study continues there)")
+    out = Path(out if out is not None else cfg.out)
     study = Study(cfg, out, reporter)
     study.check()
     study.check_out()
