@@ -46,3 +46,4 @@ wait "$second" || status=$?
 [ "$status" = 0 ] || { tail -n 3 "$OUT"/shard-*.log >&2; echo "a shard failed; see $OUT/shard-*.log" >&2; exit "$status"; }
 $CXR "${STUDY[@]}"  # every cell is done: reuses them all, prints the table, writes the page
 echo "demo finished in $(($(date +%s) - t_start))s"
+echo "open $(cd "$OUT/study" && pwd)/study.html"

@@ -67,6 +67,7 @@ def test_demo_is_a_study_with_every_cell_and_a_verdict_with_an_interval(demo: tu
     assert lines[-2].startswith("demo finished in ") and lines[-1] == "open " + str(
         (out / "study" / "study.html").resolve()
     )
+    assert "open" in lines[-3]  # the study's own last line, under the table and the answer
     assert "0 cells made" in printed, "the last call only reads the cells the two shards made"
     study = out / "study"
     for f in ("study.html", "study.md", "study.csv", "curve.png", "quality.png"):
