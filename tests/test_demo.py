@@ -98,7 +98,7 @@ def test_demo_pages_render_in_a_headless_browser(demo: tuple[Path, str], tmp_pat
     browser = _browser()
     out, _ = demo
     pages = {
-        "study/study.html": (5, ["Did synthetic No Finding images help", "The generators' quality against N"]),
+        "study/study.html": (4, ["Did synthetic No Finding images help", "The generators' quality against N"]),
         "study/n-0010/benchmark/out/summary.html": (0, ["The answer: do the synthetic images help"]),
         "study/n-0010/compare/out/compare.html": (2, ["Paired differences per class"]),
     }
@@ -117,7 +117,7 @@ def test_demo_pages_render_in_a_headless_browser(demo: tuple[Path, str], tmp_pat
         found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
         assert found, dom.stdout[-2000:]
         seen = json.loads(found.group(1).replace("&quot;", '"'))
-        assert len(seen["images"]) >= min_images and set(seen["images"]) == {"ok"}, (name, seen)
+        assert len(seen["images"]) >= min_images and set(seen["images"]) <= {"ok"}, (name, seen)
         assert seen["tables"] >= 1, (name, seen)
         text = " ".join(dom.stdout.split())
         assert [t for t in texts if t not in text] == [], name
