@@ -44,7 +44,7 @@ class Cell:
             diff = [k for k in sorted(set(stored or {}) | set(self.key)) if (stored or {}).get(k) != self.key.get(k)]
             raise UserError(
                 f"{self.folder} was made with other settings ({', '.join(diff[:3]) or 'its key'} differ); "
-                "a study never mixes them: use another --out, or delete that folder to recompute it"
+                "a study never mixes them: use another --out, or delete that folder (and the cells made from it) to recompute"
             )
         return rec
 
