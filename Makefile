@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine (only Python needed):
-#   make demo   - install, then the study in miniature on the built-in real chest X-rays (~10 min)
+#   make demo   - install, then `cxraug study` in miniature on the built-in real chest X-rays (~10 min)
 #   make test   - install, then run the test suite
 PYTHON ?= python3
 VENV ?= .venv

@@ -12,7 +12,16 @@ from typing import Annotated, Optional
 import typer
 
 from cxraug import __version__
-from cxraug.commands import benchmark_cmd, compare_cmd, prepare_cmd, report_cmd, score_cmd, synth_cmd, train_cmd
+from cxraug.commands import (
+    benchmark_cmd,
+    compare_cmd,
+    prepare_cmd,
+    report_cmd,
+    score_cmd,
+    study_cmd,
+    synth_cmd,
+    train_cmd,
+)
 from cxraug.runtime import configure_process
 
 app = typer.Typer(
@@ -53,6 +62,7 @@ EXAMPLES = {
     "compare": "cxraug compare runs/00001-cgan-sample runs/00002-diffusion-sample --n 200",
     "benchmark": "cxraug benchmark --data data/sample --synthetic cgan=SYNTH_DIR --seeds 3",
     "report": "cxraug report --benchmark runs/benchmark-sample --out study/index.html",
+    "study": 'cxraug study --data data/sample --rare "No Finding" --sizes 10,50 --generators cgan,diffusion --gen-steps cgan=1000,diffusion=120',
 }
 
 
@@ -71,6 +81,7 @@ SHORT = {
     "score": "FID / KID and more per class, against real images.",
     "compare": "Generator runs side by side, with what each cost.",
     "report": "The study's front page, the answer first.",
+    "study": "The whole question as a curve over rare-class sizes.",
 }
 
 
@@ -87,6 +98,7 @@ _command("benchmark", benchmark_cmd.benchmark, benchmark_cmd.epilog())
 _command("score", score_cmd.score)
 _command("compare", compare_cmd.compare)
 _command("report", report_cmd.report)
+_command("study", study_cmd.study)
 
 
 def _cli_error_types() -> tuple[type[BaseException], type[BaseException]]:

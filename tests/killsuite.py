@@ -327,3 +327,74 @@ def kill_once(stage: Stage, b: Path, w: Path, reference: dict, span: float, rng:
 def _diff(a: dict, b: dict) -> str:
     keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     return "; ".join(f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in keys[:3])
+
+
+# --- the study: many stages in one command -------------------------------------------------------
+# Not in STAGES (tests/test_study.py runs it, once, beside its own straight run): a toy study on
+# the built-in sample, one size, both generators, two ratios (so the ratio is chosen on
+# validation), two classifier seeds.
+TOY_STUDY_YAML = """\
+compare_n: 20
+compare_bootstrap: 50
+compare_min_images: 10
+compare_speed_images: 8
+compare_metrics: [fid, kid]
+compare_memorization: false
+gen_sets:
+  cgan: {batch_size: 16, z_dim: 16, g_ch: 4, d_ch: 4, max_ch: 16, embed_dim: 8, standing_stats_batches: 2,
+         sample_every: 0}
+  diffusion: {batch_size: 8, block_out_channels: [8, 16], sample_every: 0}
+sample_sets:
+  diffusion: {steps: 4}
+bench_sets: {model: tiny, epochs: 1, bootstrap_draws: 200, plots: false}
+"""
+QUALITY = ("run", "class", "fid", "kid", "precision", "recall", "density", "coverage")
+STUDY_COST_FIELDS = ("gen_cpu_min", "gen_wall_min", "cell_cpu_min")  # timings: differ run to run
+
+
+def make_study_inputs(b: Path, run: Runner = cli_inprocess) -> Path:
+    """B/sample32 (the built-in real sample at 32 px) and B/toy-study.yaml."""
+    b.mkdir(parents=True, exist_ok=True)
+    code, text = run(["prepare", "--source", "sample", "--size", "32", "--out", str(b / "sample32")])
+    assert code == 0, text
+    (b / "toy-study.yaml").write_text(TOY_STUDY_YAML)
+    return b
+
+
+def study_argv(b: Path, w: Path) -> list[str]:
+    return ["study", "--data", str(b / "sample32"), "--rare", "No Finding", "--sizes", "10",
+            "--gen-steps", "cgan=4,diffusion=2", "--seeds", "2", "--ratios", "+20,x1",
+            "--set", "arms=[real,cgan,diffusion]", "--config", str(b / "toy-study.yaml"), "--out", str(w / "study")]  # fmt: skip
+
+
+def digest_study(out: Path) -> dict:
+    """Every number of study.csv but the timings, and each benchmark's and compare's results."""
+    with open(out / "study.csv", newline="") as f:
+        rows = [{k: v for k, v in r.items() if k not in STUDY_COST_FIELDS} for r in csv.DictReader(f)]
+    found = {"rows": rows}
+    for size in sorted(out.glob("n-*")):
+        found[f"{size.name}/benchmark"] = sha(size / "benchmark" / "out" / "results.csv")
+        with open(size / "compare" / "out" / "compare.csv", newline="") as f:  # quality, not timings or paths
+            found[f"{size.name}/compare"] = [
+                {k: v for k, v in r.items() if k.startswith(QUALITY)} for r in csv.DictReader(f)
+            ]
+        sel = size / "select" / "cell.json"
+        if sel.is_file():
+            found[f"{size.name}/chosen"] = json.loads(sel.read_text())["chosen"]
+    return found
+
+
+def check_study(out: Path, straight: dict) -> list[str]:
+    """After a kill: every cell record is whole JSON, and a page, if written, says what a straight run says."""
+    problems = []
+    for rec in out.glob("n-*/*/cell.json"):
+        try:
+            json.loads(rec.read_text())
+        except ValueError as e:
+            problems.append(f"{rec} is not whole: {e}")
+    if (out / "study.csv").is_file() and digest_study(out) != straight:
+        problems.append(f"{out}/study.csv differs from a straight run")
+    return problems
+
+
+STUDY = Stage("study", study_argv, lambda w: w / "study", digest_study, lambda w, s: check_study(w / "study", s))

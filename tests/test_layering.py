@@ -29,7 +29,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("classify", ("cxraug.classify",)),
     ("metrics", ("cxraug.metrics",)),
-    ("analysis", ("cxraug.benchmark", "cxraug.compare", "cxraug.studypage")),
+    ("analysis", ("cxraug.benchmark", "cxraug.compare", "cxraug.studypage", "cxraug.study")),
     ("api", ("cxraug.api",)),
     ("interface", ("cxraug.commands", "cxraug.cli")),
 )  # fmt: skip

@@ -1,0 +1,239 @@
+"""`cxraug study` at toy size on the built-in sample: end to end (the ratio chosen on validation
+patients only, the test split read only by the chosen arms, the page and its CSV from one
+table), a SIGKILL at a random moment then the same command again gives the same numbers as
+the straight run (so two runs agree), the page in a headless browser, and every refusal of bad
+input in one line with exit code 2 before any work."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+from killsuite import STUDY, cli_inprocess, digest_study, kill_once, make_study_inputs, study_argv
+
+from cxraug.cli import main
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CXRAUG_THREADS", "1")
+        return make_study_inputs(tmp_path_factory.mktemp("study") / "inputs")
+
+
+def _need_inception() -> None:
+    from cxraug.errors import UserError
+    from cxraug.metrics.inception import locate_inception_weights
+
+    try:
+        locate_inception_weights()  # compare scores with the standard FID network
+    except UserError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def straight(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict, float]:
+    import time
+
+    _need_inception()
+    w = tmp_path_factory.mktemp("straight")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CXRAUG_THREADS", "1")
+        mp.setenv("COLUMNS", "160")
+        t0 = time.perf_counter()
+        code, text = cli_inprocess(study_argv(inputs, w))
+    assert code == 0, text[-3000:]
+    return w / "study", text, digest_study(w / "study"), time.perf_counter() - t0
+
+
+@pytest.mark.slow
+def test_study_end_to_end_chooses_on_validation_and_writes_one_page(straight, inputs: Path) -> None:
+    out, printed, _, _ = straight
+    for f in ("study.html", "study.md", "study.csv", "curve.png", "quality.png", "samples_n0010.png", "study.json"):
+        assert (out / f).is_file(), f
+    assert printed.strip().splitlines()[-1] == f"open {(out / 'study.html').resolve()}"
+    assert "Did synthetic No Finding images help" in printed and "cells made" in printed
+    with open(out / "study.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["n"], r["generator"], r["comparison"]) for r in rows] == [
+        ("10", g, c) for g in ("cgan", "diffusion") for c in ("copy control", "best baseline")]  # fmt: skip
+    # The ratio: chosen per generator on halves of the validation patients, never on test.
+    sel = json.loads((out / "n-0010" / "select" / "cell.json").read_text())
+    assert set(sel["chosen"]) == {"cgan", "diffusion"} and set(sel["chosen"].values()) <= {"+20", "x1"}
+    for g, ratio in sel["chosen"].items():
+        scores = sel["validation_auroc"][g]
+        assert scores[ratio] == max(scores.values())
+        assert {r["ratio"] for r in rows if r["generator"] == g} == {ratio}
+    from cxraug.data.prepared import open_prepared
+
+    reduced, chosen_on = (
+        open_prepared(out / "n-0010" / "data" / "prepared"),
+        open_prepared(out / "n-0010" / "select" / "data"),
+    )
+    assert chosen_on.patients("test") | chosen_on.patients("val") == reduced.patients("val")
+    assert not chosen_on.patients("test") & reduced.patients("test")
+    assert reduced.counts("train")["No Finding"] == 10
+    # The benchmark at N ran each generator at its chosen ratio only (test read once per chosen cell).
+    results = json.loads((out / "n-0010" / "benchmark" / "out" / "results.json").read_text())
+    synthetic_arms = {a["name"] for a in results["arms"] if a["kind"] == "synthetic"}
+    assert synthetic_arms == {f"{g}@{r}" for g, r in sel["chosen"].items()}
+    assert {a["name"] for a in results["arms"]} >= {"real", "copy", "noise"} or any(
+        a["name"].startswith("copy") for a in results["arms"]
+    )
+    # One table model: the Markdown page holds the CSV's numbers.
+    md = (out / "study.md").read_text()
+    assert md.index("## The answer") < md.index("## Δ AUROC") < md.index("## The generators' quality")
+    for r in rows:
+        if r["delta_auroc"]:
+            assert f"{float(r['delta_auroc']):+.3f}" in md
+    # Generator replicates trained on the reduced set alone.
+    for g in ("cgan", "diffusion"):
+        run = next((out / "n-0010" / f"gen-{g}-s0" / "runs").glob("*/config.json"))
+        assert Path(json.loads(run.read_text())["data"]["path"]).resolve() == (out / "n-0010/data/prepared").resolve()
+
+
+@pytest.mark.slow
+def test_a_killed_study_resumes_to_the_same_numbers(straight, inputs: Path, tmp_path: Path, monkeypatch) -> None:
+    """Also the reproducibility check: a second toy run (killed part way, then rerun) gives the
+    straight run's numbers, timings aside."""
+    _, _, reference, seconds = straight
+    monkeypatch.setenv("CXRAUG_THREADS", "1")
+    trial = kill_once(STUDY, inputs, tmp_path / "killed", reference, seconds / 2, random.Random("study"), cli_inprocess)
+    assert trial.kill_at_s is not None, "the study finished before the kill; nothing was tested"
+    assert trial.survived, trial.problems
+    # The rerun reused what the killed run had finished.
+    done = [json.loads(p.read_text())["status"] for p in (tmp_path / "killed" / "study").glob("n-*/*/cell.json")]
+    assert done and set(done) == {"done"}
+
+
+@pytest.mark.slow
+def test_study_page_renders_in_a_headless_browser(straight, tmp_path: Path) -> None:
+    from test_compare_html import PROBE, _browser, _run_browser
+
+    browser = _browser()
+    out = straight[0]
+    page = (out / "study.html").read_text()
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
+    probe = tmp_path / "study.html"
+    probe.write_text(
+        re.sub(r"<meta http-equiv=\"Content-Security-Policy\"[^>]*>", "", page).replace("</body>", PROBE + "</body>")
+    )
+    dom = _run_browser(browser, tmp_path / "profile", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
+    assert found, dom.stdout[-2000:]
+    seen = json.loads(found.group(1).replace("&quot;", '"'))
+    assert len(seen["images"]) >= 3 and set(seen["images"]) == {"ok"}, seen
+    assert seen["tables"] >= 1
+    text = " ".join(dom.stdout.split())
+    assert text.index("The answer") < text.index("against N")
+    for href in re.findall(r'href="([^"]+)"', page):  # relative links that resolve
+        assert not href.startswith("/") and (out / href).is_file(), href
+
+
+# --- refusals: one line, exit 2, nothing started ---------------------------------------------------
+def _cli(argv: list[str], capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return int(e.value.code), capsys.readouterr().err
+
+
+def _base(inputs: Path, out: Path) -> list[str]:
+    return ["study", "--data", str(inputs / "sample32"), "--rare", "No Finding", "--gen-steps", "10", "--out", str(out)]
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--sizes", "10,700"], "only 600 training images"),
+        (["--sizes", "10,25,10"], "10 is given twice"),
+        (["--sizes", "10", "--generators", "cgan,stylegan9"], "unknown generator"),
+        (["--sizes", "10,x"], "whole numbers"),
+        (["--sizes", "10", "--time-limit", "5"], "budget once"),
+        (["--sizes", "10", "--ratios", "all"], "a study sizes its sets"),
+        (["--sizes", "10", "--rare", "Hernia"], "not a class"),
+        (["--sizes", "10", "--set", "seeds=5"], "the study sets it"),
+        (["--sizes", "10", "--set-gen", "cgan:seed=3"], "the study sets it"),
+        (["--sizes", "10", "--set-gen", "diffusion"], "PLUGIN:KEY=VALUE"),
+        (["--sizes", "10", "--shard", "2/2"], "--shard"),
+        (["--sizes", "10,25,50", "--gen-steps", "2000000"], "over the limit"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(inputs: Path, tmp_path: Path, capsys, extra: list[str], says: str) -> None:
+    argv = _base(inputs, tmp_path / "s")
+    if "--gen-steps" in extra:
+        i = argv.index("--gen-steps")
+        del argv[i : i + 2]
+    code, err = _cli(argv + extra, capsys)
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "s").exists()  # refused before any work
+
+
+def test_a_grid_the_disk_cannot_hold_is_refused_unless_forced(
+    inputs: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 1000, 1000))
+    code, err = _cli([*_base(inputs, tmp_path / "s"), "--sizes", "10"], capsys)
+    assert code == 2 and "GB free" in err and "--force" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_out_folder_of_something_else_is_refused(inputs: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "mine.txt").write_text("mine")
+    code, err = _cli([*_base(inputs, tmp_path / "s"), "--sizes", "10"], capsys)
+    assert code == 2 and "not a study folder" in err and (tmp_path / "s" / "mine.txt").read_text() == "mine"
+
+
+def test_a_cell_made_with_other_settings_is_refused_never_mixed(tmp_path: Path) -> None:
+    from cxraug.errors import UserError
+    from cxraug.study.cells import Cell
+
+    Cell(tmp_path / "c", {"stage": "train", "steps": 10}).start()
+    assert not Cell(tmp_path / "c", {"stage": "train", "steps": 10}).done()
+    with pytest.raises(UserError, match=r"other settings .*steps"):
+        Cell(tmp_path / "c", {"stage": "train", "steps": 20}).done()
+    Cell(tmp_path / "c", {"stage": "train", "steps": 10}).finish(seconds=1.0)
+    assert Cell(tmp_path / "c", {"stage": "train", "steps": 10}).done()
+
+
+def test_the_config_file_gives_the_same_options(inputs: Path, tmp_path: Path) -> None:
+    from cxraug.study.config import build_config
+
+    f = tmp_path / "study.yaml"
+    f.write_text(
+        f"data: {inputs / 'sample32'}\nrare: No Finding\nsizes: [50, 10]\ngen_steps: {{cgan: 100, diffusion: 10}}\n"
+        "seeds: 5\ngen_seeds: 2\nratios: [fill, x2]\nbench_sets: {epochs: 3}\n"
+    )
+    cfg = build_config(f, {"bench_sets": {"model": "tiny"}})
+    assert cfg.sizes == [10, 50] and cfg.seeds == [0, 1, 2, 3, 4] and cfg.gen_seeds == [0, 1]
+    assert cfg.steps_of("diffusion") == 10 and cfg.bench_sets == {"epochs": 3, "model": "tiny"}
+    assert cfg.budget_text() == "cgan 100 steps, diffusion 10 steps"
+
+
+def test_processes_share_the_sizes_out_and_each_cell_runs_as_one_process(monkeypatch) -> None:
+    from cxraug.errors import UserError
+    from cxraug.study.runner import child_env, shard_of
+
+    sizes = [10, 25, 50, 100, 200]
+    for k in (1, 2, 3, 5, 7):
+        dealt = [n for i in range(k) for n in sizes[shard_of(f"{i}/{k}")[0] :: k]]
+        assert sorted(dealt) == sizes  # every size once, whatever the number of processes
+    for bad in ("2/2", "a/b", "1", "-1/2", "0/0"):
+        with pytest.raises(UserError, match="--shard"):
+            shard_of(bad)
+    for k, v in {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2",
+                 "MASTER_ADDR": "h", "MASTER_PORT": "1", "CUDA_VISIBLE_DEVICES": "4,5"}.items():  # fmt: skip
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("CXRAUG_THREADS", raising=False)
+    assert shard_of(None) == (3, 4)  # the launcher's rank and world size
+    env = child_env()
+    assert not {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"} & set(env)
+    assert env["CUDA_VISIBLE_DEVICES"] == "5" and int(env["CXRAUG_THREADS"]) >= 1
