@@ -62,7 +62,7 @@ EXAMPLES = {
     "compare": "cxraug compare runs/00001-cgan-sample runs/00002-diffusion-sample --n 200",
     "benchmark": "cxraug benchmark --data data/sample --synthetic cgan=SYNTH_DIR --seeds 3",
     "report": "cxraug report --benchmark runs/benchmark-sample --out study/index.html",
-    "study": 'cxraug study --data data/sample --rare "No Finding" --sizes 10,50 --generators cgan,diffusion --gen-steps cgan=1000,diffusion=120',
+    "study": "cxraug study --config study.yaml --sizes 10,25,50 --out study",
 }
 
 

@@ -14,7 +14,11 @@ from cxraug.cli import EXAMPLES, app
 runner = CliRunner()
 COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
 # Options a command needs in one of its modes: the help says when ("Required unless ...").
-REQUIRED_IN_A_MODE = {"train-gen": ("--plugin", "--data"), "benchmark": ("--data",)}
+REQUIRED_IN_A_MODE = {
+    "train-gen": ("--plugin", "--data"),
+    "benchmark": ("--data",),
+    "study": ("--data", "--rare", "--sizes", "--out"),
+}
 
 
 def _help(name: str, columns: int = 80) -> str:
@@ -94,6 +98,7 @@ NO_VALUE = {
     "compare": ("--benchmark", "--allow-different-data"),
     "benchmark": ("--synthetic", "--controlled-imbalance", "--export-reduced", "--report-only"),
     "report": ("--compare", "--note"),
+    "study": ("--time-limit", "--gen-steps", "--set-gen", "--set-sample", "--shard", "--force"),
 }
 
 

@@ -12,21 +12,28 @@ from cxraug.errors import UserError
 
 
 def study(
-    data: Annotated[Optional[Path], typer.Option(help="Prepared dataset (from `cxraug prepare`). Required.")] = None,
-    rare: Annotated[Optional[str], typer.Option(help='The class made rare, e.g. "No Finding". Required.')] = None,
+    data: Annotated[
+        Optional[Path],
+        typer.Option(help="Prepared dataset (from `cxraug prepare`). Required unless --config gives it."),
+    ] = None,
+    rare: Annotated[
+        Optional[str], typer.Option(help='The class made rare, e.g. "No Finding". Required unless --config gives it.')
+    ] = None,
     sizes: Annotated[
         Optional[str],
-        typer.Option(help="Its training images kept (by patient), comma-separated, e.g. 10,25,50. Required."),
+        typer.Option(
+            help="Its training images kept (by patient), comma-separated, e.g. 10,25,50. Required unless --config gives it."
+        ),
     ] = None,
     generators: Annotated[
-        Optional[str], typer.Option(help="Generator plugins, comma-separated (default: cgan,diffusion).")
+        Optional[str], typer.Option(help="Generator plugins, comma-separated.", show_default="cgan,diffusion")
     ] = None,
     gen_seeds: Annotated[
         Optional[str],
-        typer.Option(help="Generator replicates: a count (e.g. 3) or training seeds (0,1,2) (default: 0)."),
+        typer.Option(help="Generator replicates: a count (e.g. 3) or training seeds (0,1,2).", show_default="0"),
     ] = None,
     seeds: Annotated[
-        Optional[str], typer.Option(help="Classifier seeds of every benchmark: a count or a list (default: 3).")
+        Optional[str], typer.Option(help="Classifier seeds of every benchmark: a count or a list.", show_default="3")
     ] = None,
     time_limit: Annotated[
         Optional[float], typer.Option(help="Minutes of training steps per generator run (or --gen-steps).")
@@ -39,13 +46,17 @@ def study(
         ),
     ] = None,
     clock: Annotated[
-        Optional[str], typer.Option(metavar="wall|cpu", help="What --time-limit counts (default: wall).")
+        Optional[str], typer.Option(metavar="wall|cpu", help="What --time-limit counts.", show_default="wall")
     ] = None,
     ratios: Annotated[
         Optional[str],
-        typer.Option(help="Synthetic ratios: fill, xK, +N; several are chosen between on validation (default: fill)."),
+        typer.Option(
+            help="Synthetic ratios: fill, xK, +N; several are chosen between on validation.", show_default="fill"
+        ),
     ] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Study folder (continued if it exists). Required.")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Study folder (continued if it exists). Required unless --config gives it.")
+    ] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML file of these options (see docs/study.md).")] = None,
     set_: Annotated[
         Optional[list[str]],
@@ -60,10 +71,10 @@ def study(
         typer.Option(metavar="PLUGIN:KEY=VALUE", help="A sampling option of one plugin (synth and compare)."),
     ] = None,
     compare_n: Annotated[
-        Optional[int], typer.Option(help="Synthetic images per generator in compare (default: 200).")
+        Optional[int], typer.Option(help="Synthetic images per generator in compare.", show_default="200")
     ] = None,
     max_hours: Annotated[
-        Optional[float], typer.Option(help="Refuse a grid estimated to take longer (default: 48).")
+        Optional[float], typer.Option(help="Refuse a grid estimated to take longer (hours).", show_default="48")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Run a grid over the time or disk limit anyway.")] = False,
     shard: Annotated[
@@ -72,10 +83,7 @@ def study(
     ] = None,
 ) -> None:
     """Run the study: for each size N of the rare class, generators trained on it alone, their
-    images benchmarked against the copy control and the best baseline; one page, the answer first.
-
-    Example: cxraug study --data data/sample32 --rare "No Finding" --sizes 10,25,50 --gen-steps 2000 --out study/
-    """
+    images benchmarked against the copy control and the best baseline; one page, the answer first."""
     _study(data, rare, sizes, generators, gen_seeds, seeds, time_limit, gen_steps, clock, ratios, out, config,
            set_, set_gen, set_sample, compare_n, max_hours, force, shard)  # fmt: skip
 
