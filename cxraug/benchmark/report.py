@@ -125,7 +125,7 @@ def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
         "summary": report.arm_summary,
         "paired_differences": report.arm_diff,
         "per_class_summary": [
-            {"arm": a, "class": c, **est, "diff": report.class_diff.get((a, c), {})}
+            {"arm": a, "class": c, **est, "diff": report.class_diff.get((a, c), {}) if report.changes(a, c) else {}}
             for (a, c), est in report.class_summary.items()
         ],
         "exploratory": [{**v, "metric": m} for m in EXPLORATORY_METRICS for v in report.exploratory(m)],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from cxraug.benchmark.aggregate import MDE_POWER, images, patients
+from cxraug.benchmark.aggregate import MDE_POWER, NOT_CHANGED, images, patients
 from cxraug.benchmark.answer import class_lines, class_reason, lead, no_verdicts_reason, shared_reason, stat_cell
 from cxraug.benchmark.metrics import RUN_METRICS
 from cxraug.benchmark.primary import comparison_word
@@ -271,7 +271,9 @@ def rare_blocks(report: BenchmarkReport) -> list[Block]:
         for arm in report.arms:
             s = report.class_summary[(arm.name, name)]
             row = [Cell(arm.name), *(stat_cell(s[m]) for m in ("auroc", "recall", "precision", "f1"))]
-            if ref and arm.name != ref:
+            if ref and arm.name != ref and not arm.changes_class(c):
+                row += cells(NOT_CHANGED, "", "", "", "")
+            elif ref and arm.name != ref:
                 d = report.class_diff[(arm.name, name)]
                 row += [stat_cell(d["auroc"], signed=True),
                         *cells(d["auroc"].noise_text(), _mde_text(d["auroc"]), format_p(d["auroc"].p)),

@@ -222,15 +222,21 @@ def benchmark(
             "fewer runs than processes.",
         ),
     ] = None,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Print the plan (rare classes, reachable verdicts, runs, time) and exit.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Train even when the plan says no verdict is reachable.")
+    ] = False,
 ) -> None:
     """Train one classifier under several arms and seeds; report whether synthetic data helps."""
     if report_only is not None:
-        others = [synthetic, arms, seeds, ratio, out, controlled_imbalance, spread, controls is not None]
+        others = [synthetic, arms, seeds, ratio, out, controlled_imbalance, spread, controls is not None, plan, force]
         _report_only(report_only, data, config, set_, others)
         return
     _benchmark(
         data, synthetic, arms, seeds, ratio, out, config, set_, controlled_imbalance, overwrite, export_reduced, spread,
-        controls,
+        controls, plan, force,
     )  # fmt: skip
 
 
@@ -276,8 +282,11 @@ def _benchmark(
     export_reduced: Path | None = None,
     spread: str | None = None,
     controls: bool | None = None,
+    plan: bool = False,
+    force: bool = False,
 ) -> None:
     from cxraug.benchmark.config import build_config
+    from cxraug.commands.plan_hooks import benchmark_gate, benchmark_plan_only
     from cxraug.benchmark.spread import check_spread
 
     if spread is not None and export_reduced is not None:
@@ -287,6 +296,8 @@ def _benchmark(
         raise UserError("--data DIR is needed: a prepared dataset (from `cxraug prepare`)")
     options = cli_options(synthetic, arms, seeds, ratio, controlled_imbalance) | {"controls": controls}
     cfg = build_config(config, options, sets)
+    if plan and export_reduced is not None:
+        raise UserError("--plan prints what a benchmark would train; --export-reduced trains nothing: drop one")
     if export_reduced is not None:
         from cxraug.benchmark import runner
         from cxraug.data.prepared import open_prepared
@@ -304,10 +315,14 @@ def _benchmark(
 
     out = out or Path("runs") / f"benchmark-{Path(data).name}"
     console = out_console()
+    if plan:
+        benchmark_plan_only(data, cfg, out, overwrite, console)
+        return
     # Under `accelerate launch` every process runs this; only rank 0 draws and prints.
     main = int(os.environ.get("RANK", "0")) == 0
     reporter = RichReporter(err_console(), disable=not main)  # progress on stderr: stdout stays the report
     with output_lock(out, "benchmark folder") if main else contextlib.nullcontext():
-        report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=reporter, spread=mode)
+        gate = benchmark_gate(force, err_console(), main)
+        report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=reporter, spread=mode, before_training=gate)
     if report is not None:  # the main process's
         print_report(report, out, console)

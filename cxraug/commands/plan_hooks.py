@@ -1,0 +1,57 @@
+"""The plan a long command prints before its first step (``--plan`` prints it alone and exits 0):
+the commands call these hooks, the plans themselves are built below the interface
+(cxraug.benchmark.forecast, cxraug.workplan)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from cxraug.errors import UserError
+
+if TYPE_CHECKING:
+    from cxraug.benchmark.config import BenchmarkConfig
+    from cxraug.benchmark.plan import Plan
+
+FORCE_HINT = "pass --force to train anyway"
+
+
+def print_lines(lines: list[str], console: Console) -> None:
+    for line in lines:
+        console.print(line, soft_wrap=True)
+
+
+def benchmark_plan_only(data: Path, cfg: BenchmarkConfig, out: Path, overwrite: bool, console: Console) -> None:
+    """``benchmark --plan``: the plan, from the dataset, the sets and a few timed steps; trains nothing."""
+    from cxraug.benchmark.forecast import forecast, measure
+    from cxraug.benchmark.plan import rare_classes
+    from cxraug.benchmark.runner import RESULT, make_plan, run_dir
+
+    plan = make_plan(Path(data), cfg)
+    rare, rule = rare_classes(plan)
+    jobs = [(a.name, s) for a in plan.arms for s in plan.seeds]
+    stored = 0 if overwrite else sum((run_dir(out, a, s) / RESULT).is_file() for a, s in jobs)
+    fc = forecast(plan, rare, rule, len(jobs) - stored, measure(plan))
+    print_lines(fc.lines(), console)
+    if why := fc.unreachable():
+        console.print(f"this benchmark would stop here: {why}; {FORCE_HINT}")
+
+
+def benchmark_gate(force: bool, console: Console, main: bool) -> Callable[[Plan, list[int], str, int], None]:
+    """What run_benchmark calls once its checks pass: print the plan (main process), and stop
+    every process alike, before training, when no verdict is reachable and not ``force``."""
+
+    def before_training(plan: Plan, rare: list[int], rule: str, pending: int) -> None:
+        from cxraug.benchmark.forecast import forecast, measure
+
+        fc = forecast(plan, rare, rule, pending, measure(plan) if main and pending else None)
+        if main:
+            print_lines(fc.lines(), console)
+        why = fc.unreachable()
+        if why and pending and not force:
+            raise UserError(f"{why}: nothing trained; {FORCE_HINT}")
+
+    return before_training
