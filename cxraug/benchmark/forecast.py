@@ -104,10 +104,11 @@ class BenchmarkForecast:
         for arm, counts in self.adds.items():
             added = ", ".join(f"{n} {c}" for c, n in counts.items()) or "nothing"
             out.append(f"  {arm} adds synthetic images: {added}")
+        rare_names = [c.name for c in self.rare]
         for arm, classes in self.not_rare.items():
             out.append(
                 f"  note: {arm} adds images of {', '.join(classes)}, not rare by that rule: no verdict there "
-                f"(to ask about it, --set rare_classes=[{','.join(classes)}])"
+                f"(to ask about it, --set rare_classes=[{','.join(sorted({*classes, *rare_names}))}])"
             )
         out.append(
             f"  seeds: {self.seeds} ({MIN_SEEDS} needed for intervals and verdicts); detectable ΔAUROC: "
@@ -118,8 +119,8 @@ class BenchmarkForecast:
             detect = "no test image" if math.isnan(c.detectable) else f"about {c.detectable:.3f}"
             verdict = "verdict reachable" if c.reachable else f"no verdict possible: {', '.join(c.why_not)}"
             out.append(
-                f"  {c.name}: {c.train_images} real training images; test: {c.test_images} images of "
-                f"{c.test_patients} patients, {c.test_negatives} negatives; detectable ΔAUROC {detect}; {verdict}"
+                f"  {c.name}: {_n(c.train_images, 'real training image')}; test: {_n(c.test_images, 'image')} of "
+                f"{_n(c.test_patients, 'patient')}, {c.test_negatives} negatives; detectable ΔAUROC {detect}; {verdict}"
             )
         runs = f"  runs: {self.runs} ({self.runs // max(self.seeds, 1)} arms x {self.seeds} seeds), {self.pending} to train"
         runs += f", {self.steps} steps of batch {self.batch_size} and {self.evaluations} validation checks each"
@@ -135,8 +136,14 @@ class BenchmarkForecast:
         return out
 
 
+def _n(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def duration(seconds: float) -> str:
     """'45 s', '12 min', '3.4 h'."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
@@ -169,9 +176,9 @@ def forecast(plan: Plan, rare: list[int], rule: str, pending: int, timing: StepT
         if not by:
             why.append("no synthetic arm adds images of it")
         if n_pat < cfg.min_test_patients:
-            why.append(f"{n_pat} test patients, {cfg.min_test_patients} needed")
+            why.append(f"{_n(n_pat, 'test patient')}, {cfg.min_test_patients} needed")
         if len(plan.seeds) < MIN_SEEDS:
-            why.append(f"{len(plan.seeds)} seeds, {MIN_SEEDS} needed")
+            why.append(f"{_n(len(plan.seeds), 'seed')}, {MIN_SEEDS} needed")
         if by and not has_controls:
             why.append("no copy control or baseline arm to compare with")
         n_pos, n_neg = int(pos.sum()), int((~pos).sum())
