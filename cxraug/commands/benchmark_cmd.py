@@ -286,8 +286,8 @@ def _benchmark(
     force: bool = False,
 ) -> None:
     from cxraug.benchmark.config import build_config
-    from cxraug.commands.plan_hooks import benchmark_gate, benchmark_plan_only
     from cxraug.benchmark.spread import check_spread
+    from cxraug.commands.plan_hooks import benchmark_gate, benchmark_plan_only
 
     if spread is not None and export_reduced is not None:
         raise UserError("--spread says how processes share training runs; --export-reduced trains nothing: drop one")
