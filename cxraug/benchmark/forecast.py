@@ -151,7 +151,9 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def forecast(plan: Plan, rare: list[int], rule: str, pending: int, timing: StepTiming | None = None) -> BenchmarkForecast:
+def forecast(
+    plan: Plan, rare: list[int], rule: str, pending: int, timing: StepTiming | None = None
+) -> BenchmarkForecast:
     """What the benchmark will be able to say, from the plan and the test split's counts."""
     from cxraug.classify.trainset import split_patients
 

@@ -323,6 +323,8 @@ def _benchmark(
     reporter = RichReporter(err_console(), disable=not main)  # progress on stderr: stdout stays the report
     with output_lock(out, "benchmark folder") if main else contextlib.nullcontext():
         gate = benchmark_gate(force, err_console(), main)
-        report = run_benchmark(data, cfg, out, overwrite=overwrite, reporter=reporter, spread=mode, before_training=gate)
+        report = run_benchmark(
+            data, cfg, out, overwrite=overwrite, reporter=reporter, spread=mode, before_training=gate
+        )
     if report is not None:  # the main process's
         print_report(report, out, console)
