@@ -25,7 +25,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "generation",
         ("cxraug.generator", "cxraug.registry", "cxraug.runs", "cxraug.checkpoint", "cxraug.train",
-         "cxraug.synth", "cxraug.synthset", "cxraug.testing", "cxraug.replicates"),
+         "cxraug.synth", "cxraug.synthset", "cxraug.testing", "cxraug.replicates", "cxraug.runpage"),
     ),
     ("classify", ("cxraug.classify",)),
     ("metrics", ("cxraug.metrics",)),

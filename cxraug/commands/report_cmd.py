@@ -11,23 +11,45 @@ from cxraug.commands.common import out_console, user_errors
 
 
 def report(
-    benchmark: Annotated[Path, typer.Option(help="A `cxraug benchmark` folder.")],
-    out: Annotated[Path, typer.Option(help="The HTML file to write, e.g. study/index.html.")],
+    benchmark: Annotated[Optional[Path], typer.Option(help="A `cxraug benchmark` folder.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="The HTML file to write, e.g. study/index.html.")] = None,
     compare: Annotated[
         Optional[Path], typer.Option(help="A `cxraug compare` folder of the generator runs behind the synthetic sets.")
     ] = None,
     note: Annotated[str, typer.Option(help="A line under the title, e.g. the budget the study ran on.")] = "",
     columns: Annotated[int, typer.Option(help="Images per row of the sample grids.", min=1, max=32)] = 10,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing page at --out.")] = False,
+    run: Annotated[
+        Optional[Path], typer.Option(metavar="RUN", help="Rebuild a train-gen run's own page, RUN/run.html, alone.")
+    ] = None,
 ) -> None:
     """One page that leads with the answer: did the synthetic images beat their controls and the best
     baseline (with intervals), each generator's samples beside real images, links to the other pages."""
+    if run is not None:
+        _run_page(run, [benchmark, out, compare, note, overwrite])
+        return
     _report(benchmark, out, compare, note, columns, overwrite)
 
 
 @user_errors
-def _report(benchmark: Path, out: Path, compare: Path | None, note: str, columns: int, overwrite: bool) -> None:
+def _run_page(run: Path, others: list) -> None:
+    from cxraug.errors import UserError
+    from cxraug.runpage import rebuild
+
+    if any(others):
+        raise UserError("--run rebuilds RUN/run.html alone; give --benchmark, --out and the rest without it")
+    out_console().print(f"wrote {rebuild(run)}")
+
+
+@user_errors
+def _report(
+    benchmark: Path | None, out: Path | None, compare: Path | None, note: str, columns: int, overwrite: bool
+) -> None:
+    from cxraug.errors import UserError
     from cxraug.studypage import StudyPageConfig, write_study_page
+
+    if benchmark is None or out is None:
+        raise UserError("report needs --benchmark DIR and --out FILE (or --run RUN for a training run's page)")
 
     cfg = StudyPageConfig(
         benchmark=benchmark, out=out, compare=compare, note=note, columns=columns, overwrite=overwrite
