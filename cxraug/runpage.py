@@ -163,6 +163,8 @@ def build_run_page(run: Path) -> str:
 def write_run_page(run: Path) -> Path:
     """Write (or replace) ``run/run.html`` atomically; returns its path."""
     out = Path(run) / PAGE
+    for tmp in Path(run).glob(f".{PAGE}.*.tmp"):  # a write a kill interrupted (the run's lock: no other writer)
+        tmp.unlink(missing_ok=True)
     atomic_write_text(out, build_run_page(Path(run)))
     return out
 

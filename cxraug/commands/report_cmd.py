@@ -34,11 +34,15 @@ def report(
 @user_errors
 def _run_page(run: Path, others: list) -> None:
     from cxraug.errors import UserError
+    from cxraug.lock import output_lock
     from cxraug.runpage import rebuild
+    from cxraug.runs import read_run_config
 
     if any(others):
         raise UserError("--run rebuilds RUN/run.html alone; give --benchmark, --out and the rest without it")
-    out_console().print(f"wrote {rebuild(run)}")
+    read_run_config(run)  # one line for a folder that is not a run, before its lock file appears
+    with output_lock(run, "run directory"):  # a training run rewrites it at each checkpoint itself
+        out_console().print(f"wrote {rebuild(run)}")
 
 
 @user_errors
