@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -94,6 +95,9 @@ def compare(
             help="Sampling option key=value, applied to every run whose plugin has it (e.g. guidance=2).",
         ),
     ] = None,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Print the images to extract and the estimated time, and exit.")
+    ] = False,
 ) -> None:
     """Compare generator runs on the same real images, n, noise seed and network, with what each cost."""
     scoring = ScoreOptions(
@@ -105,7 +109,7 @@ def compare(
         CompareArgs(scoring=scoring, runs=list(runs), data=data, benchmark=benchmark, bootstrap=bootstrap,
                     confidence=confidence, allow_different_data=allow_different_data, as_json=as_json,
                     speed_images=speed_images, grid=grid, device=device, inception_weights=inception_weights,
-                    out=out, overwrite=overwrite, sets=set_ or [])
+                    out=out, overwrite=overwrite, sets=set_ or [], plan=plan)
     )  # fmt: skip
 
 
@@ -128,10 +132,12 @@ class CompareArgs:
     out: Path | None
     overwrite: bool
     sets: list[str]
+    plan: bool = False
 
 
 @user_errors
 def _compare(args: CompareArgs) -> None:
+    from cxraug.commands.plan_hooks import PlanShown, compare_hook
     from cxraug.compare.bootstrap import BootstrapConfig
     from cxraug.compare.core import CompareConfig
     from cxraug.compare.core import compare as run_compare
@@ -159,6 +165,11 @@ def _compare(args: CompareArgs) -> None:
     cfg.validate()  # every option before loading anything slow or touching an image
     resolve_device(args.device)
     out = args.out or _default_out(cfg)
+    if args.plan:  # before any output folder or lock
+        extractor = load_feature_extractor(locate_inception_weights(args.inception_weights), args.device)
+        with contextlib.suppress(PlanShown):
+            run_compare(cfg, extractor, args.device, before_work=compare_hook(out_console(), True, sc, extractor))
+        return
     inputs = [p for run in cfg.runs for p in run_inputs(run)]
     inputs += [*(dataset_files(cfg.data) if cfg.data else []), *([cfg.benchmark] if cfg.benchmark else [])]
     check_output(out, "compare folder", "compare.json", inputs, args.overwrite)  # before the work, not after it
@@ -167,7 +178,8 @@ def _compare(args: CompareArgs) -> None:
         extractor = load_feature_extractor(weights, args.device)
         console = out_console()
         reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
-        result = run_compare(cfg, extractor, args.device, reporter)
+        hook = compare_hook(err_console(), False, sc, extractor)
+        result = run_compare(cfg, extractor, args.device, reporter, before_work=hook)
         write_outputs(result, out, overwrite=args.overwrite)
     if args.as_json:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))

@@ -1,6 +1,6 @@
 """The plan a long command prints before its first step (``--plan`` prints it alone and exits 0):
 the commands call these hooks, the plans themselves are built below the interface
-(cxraug.benchmark.forecast, cxraug.workplan)."""
+(cxraug.benchmark.forecast, cxraug.metrics.workplan, cxraug.trainplan)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from cxraug.errors import UserError
 if TYPE_CHECKING:
     from cxraug.benchmark.config import BenchmarkConfig
     from cxraug.benchmark.plan import Plan
+    from cxraug.data.prepared import PreparedData
+    from cxraug.metrics.score import ScoreConfig
+    from cxraug.metrics.sources import FakeSource
 
 FORCE_HINT = "pass --force to train anyway"
 
@@ -55,3 +58,33 @@ def benchmark_gate(force: bool, console: Console, main: bool) -> Callable[[Plan,
             raise UserError(f"{why}: nothing trained; {FORCE_HINT}")
 
     return before_training
+
+
+def score_hook(
+    console: Console, only: bool, data: PreparedData, source: FakeSource, label: str, cfg: ScoreConfig, extractor
+) -> Callable[[list[str]], None]:
+    """What score calls before drawing any image: print its plan; with ``only`` (--plan), stop."""
+    from cxraug.metrics.workplan import extraction_plan
+
+    def before_work(classes: list[str]) -> None:
+        print_lines(extraction_plan("score", data, classes, cfg, {label: source}, extractor).lines(), console)
+        if only:
+            raise PlanShown
+
+    return before_work
+
+
+class PlanShown(Exception):
+    """Raised by a --plan hook once the plan is printed: the command stops there, exit 0."""
+
+
+def compare_hook(console: Console, only: bool, score: ScoreConfig, extractor):
+    """What compare calls before drawing any image: print its plan; with ``only`` (--plan), stop."""
+    from cxraug.metrics.workplan import extraction_plan
+
+    def before_work(data: PreparedData, classes: list[str], sources: dict[str, FakeSource]) -> None:
+        print_lines(extraction_plan("compare", data, classes, score, sources, extractor).lines(), console)
+        if only:
+            raise PlanShown
+
+    return before_work

@@ -81,6 +81,9 @@ def score(
     allow_different_data: Annotated[
         bool, typer.Option(help="Score on a --data other than the one the generator was trained on.")
     ] = False,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Print the images to extract and the estimated time, and exit.")
+    ] = False,
 ) -> None:
     """Score synthetic images against real ones with the standard FID network, per class and overall."""
     scoring = ScoreOptions(
@@ -91,7 +94,7 @@ def score(
     _score(
         ScoreArgs(scoring=scoring, run=run, images=images, data=data, as_json=as_json, device=device,
                   inception_weights=inception_weights, sets=set_ or [], out=out, overwrite=overwrite,
-                  allow_different_data=allow_different_data)
+                  allow_different_data=allow_different_data, plan=plan)
     )  # fmt: skip
 
 
@@ -110,10 +113,12 @@ class ScoreArgs:
     out: Path | None
     overwrite: bool
     allow_different_data: bool = False
+    plan: bool = False
 
 
 @user_errors
 def _score(args: ScoreArgs) -> None:
+    from cxraug.commands.plan_hooks import PlanShown, score_hook
     from cxraug.data.prepared import check_trained_on, dataset_files, open_prepared
     from cxraug.fsutil import check_appendable, check_output
     from cxraug.metrics.features import load_feature_extractor, resolve_device
@@ -136,6 +141,18 @@ def _score(args: ScoreArgs) -> None:
         data = open_prepared(args.data or trained["path"])
         if not args.allow_different_data:  # as compare does: a number on other data is not this run's
             check_trained_on(data, {owner.name: trained}, "pass --allow-different-data to score on it anyway")
+        label = Path(args.run or args.images).name
+        if args.plan:  # before any output folder or lock
+            extractor = load_feature_extractor(weights, args.device)
+            with contextlib.suppress(PlanShown):
+                run_score(
+                    data,
+                    source,
+                    cfg,
+                    extractor,
+                    before_work=score_hook(out_console(), True, data, source, label, cfg, extractor),
+                )
+            return
         out = args.out or default_out_dir(owner, cfg.split, step)
         check_output(out, "score folder", "scores.json", [*inputs, *dataset_files(data.root)], args.overwrite)
         locks.enter_context(output_lock(out, "score folder"))  # also fails now, not after the work, if unwritable
@@ -143,7 +160,8 @@ def _score(args: ScoreArgs) -> None:
         extractor = load_feature_extractor(weights, args.device)
         console = out_console()
         reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
-        result = run_score(data, source, cfg, extractor, reporter)
+        hook = score_hook(err_console(), False, data, source, label, cfg, extractor)
+        result = run_score(data, source, cfg, extractor, reporter, before_work=hook)
         write_outputs(result, out, owner / "metrics.jsonl", overwrite=args.overwrite)
     if args.as_json:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
