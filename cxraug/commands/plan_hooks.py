@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from cxraug.data.prepared import PreparedData
     from cxraug.metrics.score import ScoreConfig
     from cxraug.metrics.sources import FakeSource
+    from cxraug.train import RunSpec
 
 FORCE_HINT = "pass --force to train anyway"
 
@@ -88,3 +89,24 @@ def compare_hook(console: Console, only: bool, score: ScoreConfig, extractor):
             raise PlanShown
 
     return before_work
+
+
+def print_train_plan(spec: RunSpec, run: Path | None, console: Console) -> None:
+    """train-gen's plan (main process): the budget and its duration, from a few steps timed here."""
+    from cxraug.accel import process_state
+    from cxraug.data.prepared import open_prepared
+    from cxraug.fsutil import read_jsonl
+    from cxraug.runs import METRICS, checkpoints
+    from cxraug.trainplan import train_plan
+
+    state = process_state()
+    if not state.is_main_process:
+        return
+    found = checkpoints(run) if run is not None else []
+    start = found[-1][0] if found else 0
+    used = 0.0  # training seconds up to the checkpoint it resumes from, as the run logged them
+    if start and (run / METRICS).is_file():
+        logged = [r for r in read_jsonl(run / METRICS) if isinstance(r.get("train_s"), int | float)]
+        used = max((float(r["train_s"]) for r in logged if (r.get("step") or 0) <= start), default=0.0)
+    plan = train_plan(spec, open_prepared(spec.data_path), state.num_processes, start, used)
+    print_lines(plan.lines(), console)

@@ -11,7 +11,14 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from cxraug.commands.common import EnvironmentFault, configure_threads, environment_message, out_console, user_errors
+from cxraug.commands.common import (
+    EnvironmentFault,
+    configure_threads,
+    environment_message,
+    err_console,
+    out_console,
+    user_errors,
+)
 from cxraug.lock import output_lock
 
 
@@ -40,11 +47,15 @@ def train_gen(
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the resolved config and exit.")] = False,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Print the budget and the estimated duration (a few steps timed), and exit.")
+    ] = False,
 ) -> None:
     """Train a class-conditional generator on the training patients (Accelerate loop)."""
     args = TrainGenArgs(
-        plugin, data, out, config, steps, time_limit, batch_size, seed, mixed_precision, set_ or [], resume, dry_run
-    )
+        plugin, data, out, config, steps, time_limit, batch_size, seed, mixed_precision, set_ or [], resume, dry_run,
+        plan,
+    )  # fmt: skip
     if seeds is None:
         _train_gen(args)
     else:
@@ -67,6 +78,7 @@ class TrainGenArgs:
     sets: list[str]
     resume: Path | None
     dry_run: bool
+    plan: bool = False
 
     def flags(self) -> dict[str, Any]:
         """The flags that are training keys (None: not given)."""
@@ -116,6 +128,7 @@ def _train_gen(args: TrainGenArgs) -> None:
 def _train_gen_locked(locks: contextlib.ExitStack, args: TrainGenArgs) -> None:
     from cxraug import registry, runs
     from cxraug.accel import process_state
+    from cxraug.commands.plan_hooks import print_train_plan
     from cxraug.config import load_config_file, parse_sets, resolve
     from cxraug.data.prepared import open_prepared
     from cxraug.errors import UserError
@@ -133,7 +146,17 @@ def _train_gen_locked(locks: contextlib.ExitStack, args: TrainGenArgs) -> None:
         changes = _resume_changes(run, args, file_values, flags, sets)
         if process_state().is_main_process:  # before its config.json may change
             locks.enter_context(output_lock(run, "run directory"))
+        if args.plan:  # the changes applied in memory only: --plan writes nothing
+            from dataclasses import replace
+
+            from cxraug.config import TrainConfig, validated
+
+            spec = spec_from_run(run)
+            spec = replace(spec, train=validated(TrainConfig, {**spec.train.model_dump(), **changes}, "option"))
+            print_train_plan(spec, run, out_console())
+            return
         spec = spec_from_run(run, changes)
+        print_train_plan(spec, run, err_console())
         resume = True
     else:
         if args.plugin is None or args.data is None:
@@ -153,6 +176,9 @@ def _train_gen_locked(locks: contextlib.ExitStack, args: TrainGenArgs) -> None:
         check_batch_memory(train_cfg, data)
         check_training_metrics(train_cfg)
         cls(model_cfg, _spec_of(data))  # build once to fail early on a bad model/size combination
+        print_train_plan(spec, None, out_console() if args.plan else err_console())
+        if args.plan:  # before any run folder
+            return
         run = start_run(spec, args.out)
         if process_state().is_main_process:
             locks.enter_context(output_lock(run, "run directory"))
