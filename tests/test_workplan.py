@@ -57,7 +57,7 @@ def test_train_gen_prints_its_plan_first_and_resume_plan_changes_nothing(phantom
             "--steps", "4", "--batch-size", "8", *TINY_CGAN]  # fmt: skip
     code, printed, err = _cli(argv, capsys)
     assert code == 0, err
-    assert "plan of train-gen" in err and "budget: 4 steps" in _words(err)  # stderr: stdout stays the run's lines
+    assert "plan of train-gen" in printed and "budget: 4 steps" in _words(printed) and not err.strip()
     (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     before = (run / "config.json").read_bytes()
     code, printed, err = _cli(["train-gen", "--resume", str(run), "--steps", "9", "--plan"], capsys)

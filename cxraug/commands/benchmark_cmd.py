@@ -322,7 +322,7 @@ def _benchmark(
     main = int(os.environ.get("RANK", "0")) == 0
     reporter = RichReporter(err_console(), disable=not main)  # progress on stderr: stdout stays the report
     with output_lock(out, "benchmark folder") if main else contextlib.nullcontext():
-        gate = benchmark_gate(force, err_console(), main)
+        gate = benchmark_gate(force, console, main)
         report = run_benchmark(
             data, cfg, out, overwrite=overwrite, reporter=reporter, spread=mode, before_training=gate
         )

@@ -178,7 +178,7 @@ def _compare(args: CompareArgs) -> None:
         extractor = load_feature_extractor(weights, args.device)
         console = out_console()
         reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
-        hook = compare_hook(err_console(), False, sc, extractor)
+        hook = compare_hook(err_console() if args.as_json else console, False, sc, extractor)  # --json: stdout is JSON
         result = run_compare(cfg, extractor, args.device, reporter, before_work=hook)
         write_outputs(result, out, overwrite=args.overwrite)
     if args.as_json:

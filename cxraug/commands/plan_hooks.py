@@ -1,4 +1,6 @@
-"""The plan a long command prints before its first step (``--plan`` prints it alone and exits 0):
+"""The plan a long command prints before its first step (``--plan`` prints it alone and exits 0),
+on stdout (stderr keeps an error to its one line; under score's and compare's --json, stdout
+keeps its one JSON object, and the plan goes to stderr):
 the commands call these hooks, the plans themselves are built below the interface
 (cxraug.benchmark.forecast, cxraug.metrics.workplan, cxraug.trainplan)."""
 
@@ -25,7 +27,7 @@ FORCE_HINT = "pass --force to train anyway"
 
 def print_lines(lines: list[str], console: Console) -> None:
     for line in lines:
-        console.print(line, soft_wrap=True)
+        console.print(line)
 
 
 def benchmark_plan_only(data: Path, cfg: BenchmarkConfig, out: Path, overwrite: bool, console: Console) -> None:

@@ -160,7 +160,8 @@ def _score(args: ScoreArgs) -> None:
         extractor = load_feature_extractor(weights, args.device)
         console = out_console()
         reporter = RichReporter(err_console())  # stderr: under --json, stdout stays one JSON object
-        hook = score_hook(err_console(), False, data, source, label, cfg, extractor)
+        plan_console = err_console() if args.as_json else console  # --json: stdout is one JSON object
+        hook = score_hook(plan_console, False, data, source, label, cfg, extractor)
         result = run_score(data, source, cfg, extractor, reporter, before_work=hook)
         write_outputs(result, out, owner / "metrics.jsonl", overwrite=args.overwrite)
     if args.as_json:

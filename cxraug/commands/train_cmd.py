@@ -11,14 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from cxraug.commands.common import (
-    EnvironmentFault,
-    configure_threads,
-    environment_message,
-    err_console,
-    out_console,
-    user_errors,
-)
+from cxraug.commands.common import EnvironmentFault, configure_threads, environment_message, out_console, user_errors
 from cxraug.lock import output_lock
 
 
@@ -156,7 +149,7 @@ def _train_gen_locked(locks: contextlib.ExitStack, args: TrainGenArgs) -> None:
             print_train_plan(spec, run, out_console())
             return
         spec = spec_from_run(run, changes)
-        print_train_plan(spec, run, err_console())
+        print_train_plan(spec, run, out_console())
         resume = True
     else:
         if args.plugin is None or args.data is None:
@@ -176,7 +169,7 @@ def _train_gen_locked(locks: contextlib.ExitStack, args: TrainGenArgs) -> None:
         check_batch_memory(train_cfg, data)
         check_training_metrics(train_cfg)
         cls(model_cfg, _spec_of(data))  # build once to fail early on a bad model/size combination
-        print_train_plan(spec, None, out_console() if args.plan else err_console())
+        print_train_plan(spec, None, out_console())
         if args.plan:  # before any run folder
             return
         run = start_run(spec, args.out)
