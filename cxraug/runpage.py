@@ -119,7 +119,10 @@ def build_run_page(run: Path) -> str:
             css="note",
         ),
         Heading(2, "Budget used"),
-        Table(["", ""], _budget_rows(config, train, stops[-1] if stops else None, ckpts[-1][0] if ckpts else None)),
+        Table(
+            ["budget", "used"],
+            _budget_rows(config, train, stops[-1] if stops else None, ckpts[-1][0] if ckpts else None),
+        ),
     ]
     pngs: dict[str, bytes] = {}
     losses = [k for k in dict.fromkeys(k for r in train for k in r) if k not in _NOT_LOSSES]
@@ -128,7 +131,7 @@ def build_run_page(run: Path) -> str:
         pngs["losses.png"] = _curves(
             train,
             losses,
-            f"training losses, logged every {config.get('train', {}).get('log_every', '?')} steps (one batch each)",
+            f"losses and other values the plugin logs, every {config.get('train', {}).get('log_every', '?')} steps (one batch each)",
             "value",
         )
         blocks.append(Image("losses.png", "training losses against step"))

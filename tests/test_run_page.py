@@ -50,13 +50,26 @@ def test_train_gen_writes_a_self_contained_run_page(run):
     assert "Training-time evaluation" in page and "fid_every=K" in page  # off, and said so
 
 
-def test_run_page_is_updated_at_each_checkpoint(phantom32, tmp_path):
-    """A run stopped after its first checkpoint has a page that says so."""
+def test_run_page_is_updated_at_each_checkpoint(phantom32, tmp_path, monkeypatch):
+    """Written after each checkpoint (steps 2, 4, 6) and once more when the run ends."""
     from gen_helpers import tiny_run
 
-    first = tiny_run("cgan", phantom32, tmp_path / "runs", steps=3, checkpoint_every=3, sample_every=3)
-    page = (first / PAGE).read_text()
-    assert "steps done</td><td>3 of 3" in page and "last checkpoint</td><td>step 3" in page
+    import cxraug.train
+
+    seen = []
+    real = cxraug.train.write_run_page
+
+    def spy(run):
+        path = real(run)
+        seen.append(re.search(r"steps done</td><td>(\d+) of 6", path.read_text()).group(1))
+        return path
+
+    monkeypatch.setattr(cxraug.train, "write_run_page", spy)
+    run = tiny_run("cgan", phantom32, tmp_path / "runs", steps=6, checkpoint_every=2, sample_every=2)
+    assert seen == ["2", "4", "6", "6"]
+    page = (run / PAGE).read_text()
+    assert "last checkpoint</td><td>step 6" in page and "finished at step 6" in page
+    assert not list(run.glob(".run.html.*"))  # no temporary left
 
 
 def test_report_run_rebuilds_the_page(run, tmp_path, capsys):
