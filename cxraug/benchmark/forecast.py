@@ -92,7 +92,7 @@ class BenchmarkForecast:
         if not self.has_synthetic or any(c.reachable for c in self.rare):
             return None
         if not self.rare:
-            return "there is no rare class"
+            return f"there is no rare class ({self.rare_rule})"
         why = "; ".join(f"{c.name}: {', '.join(c.why_not)}" for c in self.rare)
         return f"no rare class can get a verdict ({why})"
 
