@@ -120,3 +120,20 @@ def test_all_unreachable_stops_before_training_unless_forced(phantom32, hernia, 
     results = json.loads((out / "results.json").read_text())
     by = {(r["arm"], r["class"]): r["diff"] for r in results["per_class_summary"]}
     assert by[("cgan", "Edema")] == {} and by[("cgan", "Hernia")]
+    # cgan changes a rare class (Hernia): its rare averages keep their differences
+    assert "rare_auroc" in results["paired_differences"]["cgan"]
+
+
+def test_an_arm_that_changes_no_rare_class_has_no_rare_difference(phantom32, hernia, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CXRAUG_THREADS", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--data", str(phantom32), "--synthetic", f"cgan={hernia}", "--out", str(out), *CHEAP,
+            "--set", "rare_classes=[Edema]", "--seeds", "1", "--force"]  # fmt: skip
+    code, printed, err = _cli(argv, capsys)
+    assert code == 0, err
+    assert "not changed by this arm" in printed  # the terminal's Δ rare AUROC cell of cgan
+    results = json.loads((out / "results.json").read_text())
+    assert "rare_auroc" not in results["paired_differences"]["cgan"]
+    assert "macro_auroc" in results["paired_differences"]["cgan"]  # the whole model did change
+    assert not [e for e in results["exploratory"] if e["arm"] == "cgan"]

@@ -100,6 +100,11 @@ class BenchmarkReport:
         found = next((a for a in self.arms if a.name == arm), None)
         return found is None or found.changes_class(self.classes.index(name))
 
+    def changes_rare(self, arm: str) -> bool:
+        """Whether ``arm`` changes any rare class: its rare-class averages differ from the
+        reference's only then (the differences are reported only then)."""
+        return any(self.changes(arm, self.classes[c]) for c in self.rare)
+
     def n_test(self, name: str) -> int:
         """Positive test images of a class."""
         return int(self.per_class.loc[self.per_class["class"] == name, "n_pos"].iloc[0])

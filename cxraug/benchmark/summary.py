@@ -227,9 +227,15 @@ def arm_blocks(report: BenchmarkReport) -> list[Block]:
     results = _table(title, header, rows)
     out: list[Block] = [*_blocks(arms), *_blocks(results, (_no_interval_caption(report) + " " + DAGGER).strip())]
     if report.reference:
+
+        def diff_cell(arm: str, m: str) -> Cell:
+            if m.startswith("rare_") and not report.changes_rare(arm):
+                return Cell(NOT_CHANGED)
+            return stat_cell(report.arm_diff[arm][m], signed=True)
+
         rows = [
-            [Cell(arm.name), *(stat_cell(report.arm_diff[arm.name][m], signed=True) for m in RUN_METRICS),
-             Cell(report.arm_diff[arm.name]["rare_auroc"].noise_text())]
+            [Cell(arm.name), *(diff_cell(arm.name, m) for m in RUN_METRICS),
+             Cell(report.arm_diff[arm.name]["rare_auroc"].noise_text() if report.changes_rare(arm.name) else "")]
             for arm in report.arms
             if arm.name != report.reference
         ]  # fmt: skip

@@ -83,6 +83,7 @@ def _no_interval_note(report: BenchmarkReport) -> str:
 
 
 def results_table(report: BenchmarkReport, console: Console) -> Table:
+    from cxraug.benchmark.aggregate import NOT_CHANGED
     from cxraug.benchmark.answer import stat_cell
 
     conf = f"{report.plan.cfg.confidence:.0%}"
@@ -109,7 +110,10 @@ def results_table(report: BenchmarkReport, console: Console) -> Table:
         row += cells(s["macro_auroc"].noise_text())
         if report.reference:
             d = report.arm_diff[arm.name]["rare_auroc"]
-            row.append(Cell("") if arm.name == report.reference else stat_cell(d, signed=True))
+            if arm.name == report.reference:
+                row.append(Cell(""))
+            else:  # an arm that adds no image of a rare class has no rare difference to report
+                row.append(stat_cell(d, signed=True) if report.changes_rare(arm.name) else Cell(NOT_CHANGED))
         t.rows.append(row)
     return rich_table(t, console, caption=caption.strip(), full_in="summary.md", sections=[], interval_style="dim")
 
