@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from cxraug.config import UNTIL_TIME_LIMIT
 from cxraug.data.prepared import PreparedData
+from cxraug.progress import duration_text
 
 if TYPE_CHECKING:
     from cxraug.train import RunSpec
@@ -68,18 +69,10 @@ class TrainPlan:
         ends = "the time limit" if by_steps is None or secs < by_steps else "the step cap"
         reach = f"; about {int(secs / self.step_s) + self.start:,} steps by then" if ends == "the time limit" else ""
         out.append(
-            f"  estimated duration: {duration(secs)} of training steps, ending at {ends}{reach} ({speed}); "
+            f"  estimated duration: {duration_text(secs)} of training steps, ending at {ends}{reach} ({speed}); "
             "grids, checkpoints and evaluation come on top"
         )
         return out
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def measure_step(spec: RunSpec, data: PreparedData) -> float:

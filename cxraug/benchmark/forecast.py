@@ -23,6 +23,7 @@ import numpy as np
 from cxraug.benchmark.plan import Plan
 from cxraug.benchmark.statistics import MIN_SEEDS
 from cxraug.classify.timing import StepTiming
+from cxraug.progress import duration_text
 
 ASSUMED_AUROC = 0.80  # the AUROC the standard error is taken at (it changes little from 0.7 to 0.9)
 ALPHA, POWER = 0.05, 0.80
@@ -128,8 +129,8 @@ class BenchmarkForecast:
         if self.timing is not None and self.run_seconds is not None:
             t = self.timing
             out.append(
-                f"  estimated time: {duration(self.run_seconds * self.pending)} on one process "
-                f"({duration(self.run_seconds)} a run; {t.train_step_s:.3f} s a step measured over "
+                f"  estimated time: {duration_text(self.run_seconds * self.pending)} on one process "
+                f"({duration_text(self.run_seconds)} a run; {t.train_step_s:.3f} s a step measured over "
                 f"{t.steps_timed} steps on {t.device}, x {self.steps} steps, plus {self.eval_images} images predicted)"
             )
         out += [f"  note: {n}" for n in self.notes]
@@ -138,17 +139,6 @@ class BenchmarkForecast:
 
 def _n(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def duration(seconds: float) -> str:
-    """'45 s', '12 min', '3.4 h'."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def forecast(

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 FORCE_HINT = "pass --force to train anyway"
 
 
+class PlanShown(Exception):
+    """Raised by a --plan hook once the plan is printed: the command stops there, exit 0."""
+
+
 def print_lines(lines: list[str], console: Console) -> None:
     for line in lines:
         console.print(line)
@@ -77,11 +81,9 @@ def score_hook(
     return before_work
 
 
-class PlanShown(Exception):
-    """Raised by a --plan hook once the plan is printed: the command stops there, exit 0."""
-
-
-def compare_hook(console: Console, only: bool, score: ScoreConfig, extractor):
+def compare_hook(
+    console: Console, only: bool, score: ScoreConfig, extractor
+) -> Callable[[PreparedData, list[str], dict[str, FakeSource]], None]:
     """What compare calls before drawing any image: print its plan; with ``only`` (--plan), stop."""
     from cxraug.metrics.workplan import extraction_plan
 

@@ -20,7 +20,7 @@ from cxraug.data.prepared import PreparedData
 from cxraug.metrics.registry import metrics_in
 from cxraug.metrics.score import ScoreConfig
 from cxraug.metrics.sources import FakeSource
-from cxraug.progress import NullReporter
+from cxraug.progress import NullReporter, duration_text
 
 TIMED_IMAGES = 8  # images sampled, and features extracted, to time each
 
@@ -68,19 +68,11 @@ class ExtractionPlan:
             out.append(f"  memorization: {self.memorization:,} {which} to compare with")
         out.append(
             f"  features to extract: at most {self.n_extract:,} images ({self.extract_s * 1e3:.1f} ms an image "
-            f"measured on {TIMED_IMAGES}); estimated time: at most {_duration(self.seconds)}"
+            f"measured on {TIMED_IMAGES}); estimated time: at most {duration_text(self.seconds)}"
         )
         if self.reference:
             out.append("  fidelity / FD cxr: the reference classifier trains first unless cached (not in the estimate)")
         return out
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def time_extraction(extractor: Any, size: int, batch_size: int) -> float:
