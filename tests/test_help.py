@@ -14,7 +14,7 @@ from cxraug.cli import EXAMPLES, app
 runner = CliRunner()
 COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
 # Options a command needs in one of its modes: the help says when ("Required unless ...").
-REQUIRED_IN_A_MODE = {"train-gen": ("--plugin", "--data"), "benchmark": ("--data",)}
+REQUIRED_IN_A_MODE = {"train-gen": ("--plugin", "--data"), "benchmark": ("--data",), "report": ("--benchmark", "--out")}
 
 
 def _help(name: str, columns: int = 80) -> str:
@@ -88,12 +88,12 @@ def test_defaults_shown_one_way_and_required_marked(name: str) -> None:
 NO_VALUE = {
     "*": ("--overwrite", "--json", "--config", "--set", "--out"),
     "prepare": ("--data-dir", "--views", "--strict", "--npz", "--labels"),
-    "train-gen": ("--time-limit", "--seeds", "--resume", "--dry-run"),
+    "train-gen": ("--time-limit", "--seeds", "--resume", "--dry-run", "--plan"),
     "synth": ("--allow-unseen",),
-    "score": ("--run", "--images", "--allow-different-data"),
-    "compare": ("--benchmark", "--allow-different-data"),
-    "benchmark": ("--synthetic", "--controlled-imbalance", "--export-reduced", "--report-only"),
-    "report": ("--compare", "--note"),
+    "score": ("--run", "--images", "--allow-different-data", "--plan"),
+    "compare": ("--benchmark", "--allow-different-data", "--plan"),
+    "benchmark": ("--synthetic", "--controlled-imbalance", "--export-reduced", "--report-only", "--plan", "--force"),
+    "report": ("--compare", "--note", "--run"),
 }
 
 
@@ -108,3 +108,10 @@ def test_class_and_classes_are_one_option() -> None:
 def test_score_split_train_is_labelled() -> None:
     text = " ".join(_help("score").split())
     assert "train (against the training images: also measures memorization)" in text
+
+
+def test_every_long_command_has_plan() -> None:
+    for name in ("train-gen", "score", "compare", "benchmark"):
+        command = get_command(app).commands[name]  # type: ignore[attr-defined]
+        assert ["--plan"] in [p.opts for p in command.params], name
+    assert "--force" in " ".join(_help("benchmark").split())
