@@ -6,7 +6,11 @@ returns a typed result; nothing is printed. ``cxraug.commands`` parse options, c
 print. A mistake in the inputs raises :class:`cxraug.errors.UserError` (its message is the
 CLI's one line). Warnings a user would want (a size no plugin trains, a class with very few
 training images, a score that will take long) go to ``warn`` (default: :func:`warnings.warn`
-with :class:`CxraugWarning`). A walk through the whole study: docs/api.md.
+with :class:`CxraugWarning`). The long ones (train_gen, score, compare, benchmark) build a plan
+before their first step (what they will do, and how long it should take, from a few steps
+timed here): it is on their result (``.plan``), its lines go to ``say`` as soon as it is built
+(default: nowhere), and ``plan_only=True`` returns it without doing the work. A walk through
+the whole study: docs/api.md.
 """
 
 from __future__ import annotations
@@ -32,10 +36,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cxraug.benchmark.aggregate import BenchmarkReport
+    from cxraug.benchmark.forecast import BenchmarkForecast
     from cxraug.compare.core import CompareResult
     from cxraug.metrics.score import ScoreConfig, ScoreResult
+    from cxraug.metrics.workplan import ExtractionPlan
     from cxraug.synth import SynthConfig
     from cxraug.synthset import SyntheticSet
+    from cxraug.train import RunSpec
+    from cxraug.trainplan import TrainPlan
 
 # Importing this module stays cheap (`cxraug prepare` and `report` never load torch): the
 # configs of the torch-side modules are imported when first named.
@@ -53,11 +61,12 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BenchmarkConfig", "BenchmarkResult", "CompareRun", "CxraugWarning", "PrepareConfig", "PrepareResult",
     "ScoreConfig", "Scores", "SynthConfig", "TrainGenConfig", "TrainedRun", "benchmark", "compare", "prepare",
-    "reduce", "report", "score", "synth", "train_gen",
+    "reduce", "report", "report_run", "score", "synth", "train_gen",
 ]  # fmt: skip
 
 PathLike = str | Path
 Warn = Callable[[str], None]
+Say = Callable[[str], None]  # takes a plan's lines, one at a time (the CLI prints them)
 C = TypeVar("C")
 
 FEW_TRAINING_IMAGES = 10  # a class a generator saw fewer training images of: its samples say little
@@ -66,6 +75,18 @@ SLOW_SCORE_SECONDS = 180  # a score expected to take longer than this is said be
 
 class CxraugWarning(UserWarning):
     """Something a user would want to know before relying on a result (never an error)."""
+
+
+FORCE_HINT = "pass --force to train anyway"  # from Python: force=True
+
+
+class _PlanOnly(Exception):
+    """Raised by a plan hook under ``plan_only``, once the plan is built: the work stops there."""
+
+
+def _say(say: Say | None, lines: list[str]) -> None:
+    for line in lines if say is not None else []:
+        say(line)
 
 
 def _default_warn(message: str) -> None:
@@ -191,10 +212,11 @@ class TrainGenConfig:
 class TrainedRun:
     """A trained run: its folder (what synth and score take) and what the session did."""
 
-    run: Path
+    run: Path | None  # None: plan_only on a new run (no folder made)
     step: int  # the run's step at the end
-    reason: str  # why it stopped: "steps" or "time_limit"
-    summary: dict[str, Any]  # losses, seconds, steps this session, training time so far
+    reason: str  # why it stopped: "steps" or "time_limit"; "plan": plan_only, nothing trained
+    summary: dict[str, Any]  # losses, seconds, steps this session, training time so far ({} under plan_only)
+    plan: TrainPlan | None = None  # the budget and its estimated duration (None on a process other than the main one)
 
 
 def resolved_train_config(config: TrainGenConfig | None = None, /, **kwargs: Any) -> dict[str, Any]:
@@ -219,23 +241,33 @@ def train_gen(
     *,
     reporter: Reporter | None = None,
     on_start: Callable[[Path], None] | None = None,
+    plan_only: bool = False,
+    say: Say | None = None,
     **kwargs: Any,
 ) -> TrainedRun:
     """Train a class-conditional generator (``cxraug train-gen``): a new numbered run in
-    ``out``, or ``resume=RUN`` to continue one. ``on_start(run)`` is called once the run folder
-    exists, before the first step. Returns the run folder and how the session ended."""
+    ``out``, or ``resume=RUN`` to continue one. Its plan (the budget in steps, images, passes
+    and time, its duration from a few steps of a throwaway copy timed here) goes to ``say``
+    before the first step; ``plan_only=True`` returns it having written nothing (no run folder,
+    a resumed run's config unchanged). ``on_start(run)`` is called once the run folder exists,
+    before the first step. Returns the run folder, how the session ended, and the plan."""
     configure()
     cfg = _config(TrainGenConfig, config, kwargs)
     with contextlib.ExitStack() as locks:  # one writer per run directory (cxraug/lock.py)
-        return _train_gen_locked(locks, cfg, reporter, on_start)
+        return _train_gen_locked(locks, cfg, reporter, on_start, plan_only, say)
 
 
 def _train_gen_locked(
-    locks: contextlib.ExitStack, cfg: TrainGenConfig, reporter: Reporter | None, on_start: Callable[[Path], None] | None
+    locks: contextlib.ExitStack,
+    cfg: TrainGenConfig,
+    reporter: Reporter | None,
+    on_start: Callable[[Path], None] | None,
+    plan_only: bool,
+    say: Say | None,
 ) -> TrainedRun:
     from cxraug import registry, runs
     from cxraug.accel import process_state
-    from cxraug.config import load_config_file, parse_sets, resolve
+    from cxraug.config import TrainConfig, load_config_file, parse_sets, resolve, validated
     from cxraug.data.prepared import open_prepared
     from cxraug.generator import DataSpec
     from cxraug.metrics.training import check_training_metrics, training_evaluation
@@ -249,7 +281,15 @@ def _train_gen_locked(
         changes = _resume_changes(run, cfg, file_values, flags, sets)
         if process_state().is_main_process:  # before its config.json may change
             locks.enter_context(output_lock(run, "run directory"))
+        if plan_only:  # the changes applied in memory only: the plan writes nothing
+            spec = spec_from_run(run)
+            spec = dataclasses.replace(
+                spec, train=validated(TrainConfig, {**spec.train.model_dump(), **changes}, "option")
+            )
+            plan = _train_plan(spec, run, say)
+            return TrainedRun(run=run, step=plan.start if plan else 0, reason="plan", summary={}, plan=plan)
         spec = spec_from_run(run, changes)
+        plan = _train_plan(spec, run, say)
         resume = True
     else:
         if cfg.plugin is None or cfg.data is None:
@@ -262,6 +302,9 @@ def _train_gen_locked(
         check_batch_memory(train_cfg, data)
         check_training_metrics(train_cfg)
         cls(model_cfg, DataSpec(classes=tuple(data.classes), size=data.size))  # fail early on a bad model/size
+        plan = _train_plan(spec, None, say)
+        if plan_only:  # before any run folder
+            return TrainedRun(run=None, step=0, reason="plan", summary={}, plan=plan)
         run = start_run(spec, cfg.out)
         if process_state().is_main_process:
             locks.enter_context(output_lock(run, "run directory"))
@@ -272,7 +315,30 @@ def _train_gen_locked(
     check_runtime(spec.train)  # a resumed run's too, before a reference classifier may train
     evaluation = training_evaluation(spec.train, open_prepared(spec.data_path), state)
     summary = train(run, spec, reporter, resume=resume, evaluation=evaluation)
-    return TrainedRun(run=run, step=int(summary["step"]), reason=str(summary["reason"]), summary=summary)
+    return TrainedRun(run=run, step=int(summary["step"]), reason=str(summary["reason"]), summary=summary, plan=plan)
+
+
+def _train_plan(spec: RunSpec, run: Path | None, say: Say | None) -> TrainPlan | None:
+    """train-gen's plan (main process; None on the others): the budget and its duration, from a
+    few steps timed here; a resumed ``run`` counts from its last checkpoint and the time spent."""
+    from cxraug.accel import process_state
+    from cxraug.data.prepared import open_prepared
+    from cxraug.fsutil import read_jsonl
+    from cxraug.runs import METRICS, checkpoints
+    from cxraug.trainplan import train_plan
+
+    state = process_state()
+    if not state.is_main_process:
+        return None
+    found = checkpoints(run) if run is not None else []
+    start = found[-1][0] if found else 0
+    used = 0.0  # training seconds up to the checkpoint it resumes from, as the run logged them
+    if run is not None and start and (run / METRICS).is_file():
+        logged = [r for r in read_jsonl(run / METRICS) if isinstance(r.get("train_s"), int | float)]
+        used = max((float(r["train_s"]) for r in logged if (r.get("step") or 0) <= start), default=0.0)
+    plan = train_plan(spec, open_prepared(spec.data_path), state.num_processes, start, used)
+    _say(say, plan.lines())
+    return plan
 
 
 def _resume_changes(run: Path, cfg: TrainGenConfig, file_values: dict, flags: dict, sets: dict) -> dict:
@@ -348,11 +414,13 @@ def few_training_images(provenance: Mapping[str, Any], what: str = "") -> str | 
 
 @dataclass
 class Scores:
-    """A score folder: where it is, the per-class table (scores.csv as a DataFrame), the result."""
+    """A score folder: where it is, the per-class table (scores.csv as a DataFrame), the result,
+    and the plan said before the work (under ``plan_only``, the plan alone: the rest is None)."""
 
-    out: Path
-    table: pd.DataFrame
-    result: ScoreResult
+    out: Path | None
+    table: pd.DataFrame | None
+    result: ScoreResult | None
+    plan: ExtractionPlan | None = None
 
 
 FASTEST_IMG_PER_S_PER_THREAD = 50.0  # Inception on a fast CPU core, generously: below this bound, no need to time it
@@ -398,12 +466,16 @@ def score(
     allow_different_data: bool = False,
     reporter: Reporter | None = None,
     warn: Warn | None = None,
+    plan_only: bool = False,
+    say: Say | None = None,
     **kwargs: Any,
 ) -> Scores:
     """FID / KID and more per class (``cxraug score``) of a run's generator (``run=``) or a
     synthetic set (``images=``) against real images of ``data`` (default: the data the generator
     was trained on). Options of :class:`ScoreConfig` (split, n, classes, metrics, ...) as a config
-    or keywords. Returns the score folder and its table."""
+    or keywords. Its plan (images to draw and extract, the time measured on a few) goes to
+    ``say`` before any image is drawn; ``plan_only=True`` returns it, writing nothing. Returns
+    the score folder, its table and the plan."""
     import pandas as pd
 
     from cxraug.data.prepared import check_trained_on, dataset_files, open_prepared
@@ -413,6 +485,7 @@ def score(
     from cxraug.metrics.report import default_out_dir, write_outputs
     from cxraug.metrics.score import ScoreConfig
     from cxraug.metrics.score import score as run_score
+    from cxraug.metrics.workplan import extraction_plan
 
     configure()
     cfg = _config(ScoreConfig, config, kwargs)
@@ -429,6 +502,20 @@ def score(
         prepared = open_prepared(data or trained["path"])
         if not allow_different_data:  # as compare does: a number on other data is not this run's
             check_trained_on(prepared, {owner.name: trained}, "pass --allow-different-data to score on it anyway")
+        planned: list[ExtractionPlan] = []
+
+        def before_work(classes: list[str]) -> None:  # every check passed, no image drawn yet
+            plan = extraction_plan("score", prepared, classes, cfg, {owner.name: source}, extractor)
+            planned.append(plan)
+            _say(say, plan.lines())
+            if plan_only:
+                raise _PlanOnly
+
+        if plan_only:  # before any output folder or lock
+            extractor = load_feature_extractor(weights, device)
+            with contextlib.suppress(_PlanOnly):
+                run_score(prepared, source, cfg, extractor, before_work=before_work)
+            return Scores(out=None, table=None, result=None, plan=planned[0])
         where = Path(out) if out is not None else default_out_dir(owner, cfg.split, step)
         check_output(where, "score folder", "scores.json", [*inputs, *dataset_files(prepared.root)], overwrite)
         locks.enter_context(output_lock(where, "score folder"))  # also fails now, not after the work, if unwritable
@@ -437,9 +524,9 @@ def score(
         slow = _slow_score(prepared, cfg, extractor) if run is not None and default_n else None
         if slow:  # sampling a run at the default n: the one case that can take an hour unannounced
             (warn or _default_warn)(slow)
-        result = run_score(prepared, source, cfg, extractor, reporter)
+        result = run_score(prepared, source, cfg, extractor, reporter, before_work=before_work)
         write_outputs(result, where, owner / "metrics.jsonl", overwrite=overwrite)
-    return Scores(out=where, table=pd.read_csv(where / "scores.csv"), result=result)
+    return Scores(out=where, table=pd.read_csv(where / "scores.csv"), result=result, plan=planned[0])
 
 
 def _slow_score(prepared: Any, cfg: ScoreConfig, extractor: Any) -> str | None:
@@ -494,11 +581,13 @@ def _score_source(
 
 @dataclass
 class CompareRun:
-    """A compare folder: where it is, the quality table (compare.csv as a DataFrame), the result."""
+    """A compare folder: where it is, the quality table (compare.csv as a DataFrame), the result,
+    and the plan said before the work (under ``plan_only``, the plan alone: the rest is None)."""
 
-    out: Path
-    table: pd.DataFrame
-    result: CompareResult
+    out: Path | None
+    table: pd.DataFrame | None
+    result: CompareResult | None
+    plan: ExtractionPlan | None = None
 
 
 @_scoped
@@ -520,11 +609,15 @@ def compare(
     overwrite: bool = False,
     sample_options: Mapping[str, Any] | Sequence[str] | None = None,
     reporter: Reporter | None = None,
+    plan_only: bool = False,
+    say: Say | None = None,
     **kwargs: Any,
 ) -> CompareRun:
     """Generator runs side by side on the same real images, n, seed and network, with what each
     cost (``cxraug compare``). ``runs``: run folders, or ``"NAME=RUN1,RUN2"`` for replicates.
-    Options of :class:`ScoreConfig` as a config or keywords. Returns the folder and its table."""
+    Options of :class:`ScoreConfig` as a config or keywords. Its plan (images to draw and
+    extract, the time measured on a few) goes to ``say`` before any image is drawn;
+    ``plan_only=True`` returns it, writing nothing. Returns the folder, its table and the plan."""
     import pandas as pd
 
     from cxraug.compare.bootstrap import BootstrapConfig
@@ -538,6 +631,7 @@ def compare(
     from cxraug.metrics.features import load_feature_extractor, resolve_device
     from cxraug.metrics.inception import locate_inception_weights
     from cxraug.metrics.score import ScoreConfig
+    from cxraug.metrics.workplan import extraction_plan
     from cxraug.replicates import parse_arm
     from cxraug.runs import run_inputs
 
@@ -555,6 +649,20 @@ def compare(
     )  # fmt: skip
     cfg.validate()  # every option before loading anything slow or touching an image
     resolve_device(device)
+    planned: list[ExtractionPlan] = []
+
+    def before_work(data: Any, classes: list[str], sources: dict[str, Any]) -> None:  # checked, nothing drawn
+        plan = extraction_plan("compare", data, classes, sc, sources, extractor)
+        planned.append(plan)
+        _say(say, plan.lines())
+        if plan_only:
+            raise _PlanOnly
+
+    if plan_only:  # before any output folder or lock
+        extractor = load_feature_extractor(locate_inception_weights(_path(inception_weights)), device)
+        with contextlib.suppress(_PlanOnly):
+            run_compare(cfg, extractor, device, before_work=before_work)
+        return CompareRun(out=None, table=None, result=None, plan=planned[0])
     where = Path(out) if out is not None else _compare_out(cfg)
     inputs = [p for r in cfg.runs for p in run_inputs(r)]
     inputs += [*(dataset_files(cfg.data) if cfg.data else []), *([cfg.benchmark] if cfg.benchmark else [])]
@@ -562,9 +670,9 @@ def compare(
     with output_lock(where, "compare folder"):
         weights = locate_inception_weights(_path(inception_weights))  # missing weights: fail before sampling
         extractor = load_feature_extractor(weights, device)
-        result = run_compare(cfg, extractor, device, reporter)
+        result = run_compare(cfg, extractor, device, reporter, before_work=before_work)
         write_outputs(result, where, overwrite=overwrite)
-    return CompareRun(out=where, table=pd.read_csv(where / "compare.csv"), result=result)
+    return CompareRun(out=where, table=pd.read_csv(where / "compare.csv"), result=result, plan=planned[0])
 
 
 def _compare_out(cfg: Any) -> Path:
@@ -582,10 +690,12 @@ def _compare_out(cfg: Any) -> Path:
 
 @dataclass
 class BenchmarkResult:
-    """A benchmark folder and its report (None on a process other than the main one)."""
+    """A benchmark folder, its report (None on a process other than the main one, and under
+    ``plan_only``), and the plan said before training (None on a process other than the main one)."""
 
     out: Path
     report: BenchmarkReport | None
+    plan: BenchmarkForecast | None = None
 
 
 def benchmark_config(
@@ -627,11 +737,21 @@ def benchmark(
     spread: str = "auto",
     reporter: Reporter | None = None,
     warn: Warn | None = None,
+    plan_only: bool = False,
+    force: bool = False,
+    say: Say | None = None,
     **kwargs: Any,
 ) -> BenchmarkResult:
     """Train one classifier under several arms and seeds and answer whether the synthetic images
     help (``cxraug benchmark``). ``config``: a :class:`BenchmarkConfig` (or the keywords of
-    :func:`benchmark_config`). Output: ``out`` (default runs/benchmark-<data>)."""
+    :func:`benchmark_config`). Output: ``out`` (default runs/benchmark-<data>).
+
+    Once every check has passed and before anything is trained or written, its plan (the rare
+    classes and why, what each synthetic set adds, whether each class can get a verdict and the
+    ΔAUROC its test images could detect, the runs and their time from a few timed steps) goes
+    to ``say``; when no verdict is reachable it stops there with a UserError unless
+    ``force=True``. ``plan_only=True`` returns the plan, training and writing nothing."""
+    from cxraug.benchmark.forecast import forecast, measure
     from cxraug.benchmark.runner import run_benchmark
     from cxraug.benchmark.spread import check_spread
 
@@ -644,12 +764,48 @@ def benchmark(
     for line in _few_in_synthetic(config):
         (warn or _default_warn)(line)
     where = Path(out) if out is not None else Path("runs") / f"benchmark-{Path(data).name}"
+    if plan_only:
+        plan = _benchmark_plan(Path(data), config, where, overwrite)
+        _say(say, plan.lines())
+        if why := plan.unreachable():
+            _say(say, [f"this benchmark would stop here: {why}; {FORCE_HINT}"])
+        return BenchmarkResult(out=where, report=None, plan=plan)
     import os
 
     main = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch` every process runs this
+    planned: list[BenchmarkForecast] = []
+
+    def before_training(plan: Any, rare: list[int], rule: str, pending: int) -> None:
+        """On every process, checks passed, nothing written: say the plan (main process), and
+        stop every process alike when no verdict is reachable and not ``force``."""
+        fc = forecast(plan, rare, rule, pending, measure(plan) if main and pending else None)
+        if main:
+            planned.append(fc)
+            _say(say, fc.lines())
+        why = fc.unreachable()
+        if why and pending and not force:
+            raise UserError(f"{why}: nothing trained; {FORCE_HINT}")
+
     with output_lock(where, "benchmark folder") if main else contextlib.nullcontext():
-        report = run_benchmark(Path(data), config, where, overwrite=overwrite, reporter=reporter, spread=mode)
-    return BenchmarkResult(out=where, report=report)
+        report = run_benchmark(
+            Path(data), config, where, overwrite=overwrite, reporter=reporter, spread=mode,
+            before_training=before_training,
+        )  # fmt: skip
+    return BenchmarkResult(out=where, report=report, plan=planned[0] if planned else None)
+
+
+def _benchmark_plan(data: Path, config: BenchmarkConfig, out: Path, overwrite: bool) -> BenchmarkForecast:
+    """The plan alone, from the dataset, the sets and a few timed steps (runs stored in ``out``
+    are not counted as to train, unless ``overwrite``); trains and writes nothing."""
+    from cxraug.benchmark.forecast import forecast, measure
+    from cxraug.benchmark.plan import rare_classes
+    from cxraug.benchmark.runner import RESULT, make_plan, run_dir
+
+    plan = make_plan(data, config)
+    rare, rule = rare_classes(plan)
+    jobs = [(a.name, s) for a in plan.arms for s in plan.seeds]
+    stored = 0 if overwrite else sum((run_dir(out, a, s) / RESULT).is_file() for a, s in jobs)
+    return forecast(plan, rare, rule, len(jobs) - stored, measure(plan))
 
 
 def _few_in_synthetic(config: BenchmarkConfig) -> list[str]:
@@ -691,3 +847,16 @@ def report(
         overwrite=overwrite,
     )  # fmt: skip
     return write_study_page(cfg)
+
+
+@_scoped
+def report_run(run: PathLike) -> Path:
+    """Rebuild a train-gen run's own page, ``RUN/run.html`` (``cxraug report --run RUN``): loss
+    curves, training-time FID, sample grids over time, the budget used. Returns its path."""
+    from cxraug.runpage import rebuild
+    from cxraug.runs import read_run_config
+
+    configure_process()
+    read_run_config(Path(run))  # one line for a folder that is not a run, before its lock file appears
+    with output_lock(Path(run), "run directory"):  # a training run rewrites it at each checkpoint itself
+        return rebuild(Path(run))

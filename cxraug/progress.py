@@ -50,3 +50,14 @@ class RichReporter:
         with Progress(*columns, console=self.console, disable=self.disable, transient=False) as p:
             tid = p.add_task(description, total=total)
             yield lambda n=1: p.advance(tid, n)
+
+
+def duration_text(seconds: float) -> str:
+    """A time estimate in words: '4.2 s', '45 s', '12 min', '3.4 h'."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

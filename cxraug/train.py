@@ -33,6 +33,7 @@ from cxraug.generator import DataSpec, Generator
 from cxraug.grid import class_grid, save_png
 from cxraug.progress import NullReporter, Reporter
 from cxraug.rng import derive_seed, epoch_order, step_rng
+from cxraug.runpage import write_run_page
 
 TRAIN_SPLITS = ["train"]  # the generator sees the classifier's training patients only
 
@@ -342,6 +343,7 @@ class _Loop:
         if self.accelerator.is_main_process:  # export first: a crash between the two redoes the steps and rewrites both
             _export(self.gen, self.run, step, self.provenance)
             _save_checkpoint(self.gen, self.run, step, self.cfg.keep_checkpoints, self.clock)
+            write_run_page(self.run)
         self.clock.other_s += self.timer() - t_other
 
 
@@ -427,6 +429,7 @@ def train(
         stop = {"step": done, "kind": "stop", "reason": reason, "time_limit_min": train_cfg.time_limit}
         stop.update(train_s=round(clock.train_s, 2), other_s=round(clock.other_s, 2), images_seen=clock.images)
         append_jsonl(run / runs.METRICS, stop)
+        write_run_page(run)  # says the run finished, and why
     accelerator.wait_for_everyone()
     if train_cfg.tensorboard:
         accelerator.end_training()

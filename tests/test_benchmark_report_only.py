@@ -36,7 +36,13 @@ def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as e:
         main(argv)
     captured = capsys.readouterr()
-    return e.value.code, captured.out, captured.err
+    # The Hernia set comes from a generator that saw 8 Hernia images: every benchmark on it warns
+    # so (cxraug.api, tested in test_api.py); the error checks below are about the line after it.
+    err = "".join(line for line in captured.err.splitlines(keepends=True) if not line.startswith(FEW_WARNING))
+    return e.value.code, captured.out, err
+
+
+FEW_WARNING = "warning: --synthetic cgan: the generator saw fewer than 10 training images of Hernia"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +60,8 @@ def test_seed_workflow_runs_with_defaults_and_fits_80_columns(phantom32, workflo
     monkeypatch.setenv("CXRAUG_THREADS", "1")
     monkeypatch.setenv("COLUMNS", "80")
     # Hernia is 2.8% of the phantom's training images: named rare here (on NIH it is 0.1%).
-    base = ["benchmark", "--data", str(phantom32), "--synthetic", f"cgan={workflow}", *CHEAP, *RARE]
+    # Hernia has 1 test patient (10 needed for a verdict): --force trains anyway (tests/test_benchmark_plan.py).
+    base = ["benchmark", "--data", str(phantom32), "--synthetic", f"cgan={workflow}", *CHEAP, *RARE, "--force"]
     # The old default (fill up to the majority class) needs more than 20 Hernia images ...
     code, _, err = _cli([*base, "--ratio", "fill", "--out", str(tmp_path / "fill")], capsys)
     assert code == 2 and "synthetic images of Hernia are needed" in err and len(err.strip().splitlines()) == 1

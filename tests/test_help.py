@@ -17,6 +17,7 @@ COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
 REQUIRED_IN_A_MODE = {
     "train-gen": ("--plugin", "--data"),
     "benchmark": ("--data",),
+    "report": ("--benchmark", "--out"),
     "study": ("--data", "--rare", "--sizes", "--out"),
 }
 
@@ -92,12 +93,12 @@ def test_defaults_shown_one_way_and_required_marked(name: str) -> None:
 NO_VALUE = {
     "*": ("--overwrite", "--json", "--config", "--set", "--out"),
     "prepare": ("--data-dir", "--views", "--strict", "--npz", "--labels"),
-    "train-gen": ("--time-limit", "--seeds", "--resume", "--dry-run"),
+    "train-gen": ("--time-limit", "--seeds", "--resume", "--dry-run", "--plan"),
     "synth": ("--allow-unseen",),
-    "score": ("--run", "--images", "--allow-different-data"),
-    "compare": ("--benchmark", "--allow-different-data"),
-    "benchmark": ("--synthetic", "--controlled-imbalance", "--export-reduced", "--report-only"),
-    "report": ("--compare", "--note"),
+    "score": ("--run", "--images", "--allow-different-data", "--plan"),
+    "compare": ("--benchmark", "--allow-different-data", "--plan"),
+    "benchmark": ("--synthetic", "--controlled-imbalance", "--export-reduced", "--report-only", "--plan", "--force"),
+    "report": ("--compare", "--note", "--run"),
     "study": ("--time-limit", "--gen-steps", "--set-gen", "--set-sample", "--shard", "--force"),
 }
 
@@ -113,3 +114,10 @@ def test_class_and_classes_are_one_option() -> None:
 def test_score_split_train_is_labelled() -> None:
     text = " ".join(_help("score").split())
     assert "train (against the training images: also measures memorization)" in text
+
+
+def test_every_long_command_has_plan() -> None:
+    for name in ("train-gen", "score", "compare", "benchmark"):
+        command = get_command(app).commands[name]  # type: ignore[attr-defined]
+        assert ["--plan"] in [p.opts for p in command.params], name
+    assert "--force" in " ".join(_help("benchmark").split())

@@ -25,7 +25,8 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "generation",
         ("cxraug.generator", "cxraug.registry", "cxraug.runs", "cxraug.checkpoint", "cxraug.train",
-         "cxraug.synth", "cxraug.synthset", "cxraug.testing", "cxraug.replicates"),
+         "cxraug.synth", "cxraug.synthset", "cxraug.testing", "cxraug.replicates", "cxraug.runpage",
+         "cxraug.trainplan"),
     ),
     ("classify", ("cxraug.classify",)),
     ("metrics", ("cxraug.metrics",)),

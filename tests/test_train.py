@@ -164,11 +164,12 @@ KILL_AT_STEP_4 = """
 import os, signal, sys
 from cxraug_cgan.plugin import CGAN
 from cxraug.cli import main
+from cxraug.trainplan import TIMED_STEPS
 
 real_step, calls = CGAN.train_step, []
 def train_step(self, images, labels, accelerator):
     calls.append(1)
-    if len(calls) == 4:
+    if len(calls) == TIMED_STEPS + 1 + 4:  # after the plan's warm-up and timed steps (a throwaway copy)
         os.kill(os.getpid(), signal.SIGKILL)
     return real_step(self, images, labels, accelerator)
 CGAN.train_step = train_step

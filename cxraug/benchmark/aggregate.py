@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from cxraug.benchmark.arms import Arm
     from cxraug.benchmark.plan import Plan, RunRecord
 
+NOT_CHANGED = "not changed by this arm"  # the Δ cell of an arm that adds no image of the class
 EXPLORATORY_METRICS = ("auroc", "f1")  # per rare class x arm, vs the reference: shown, never a verdict
 MDE_POWER = 0.8
 
@@ -80,18 +81,29 @@ class BenchmarkReport:
         return family_size(self.primary)
 
     def exploratory(self, metric: str = "auroc") -> list[dict]:
-        """Per rare class and non-reference arm: the paired difference from the reference arm,
-        outside the primary family (an interval and a raw p, no verdict)."""
+        """Per rare class and non-reference arm that changes the class: the paired difference
+        from the reference arm, outside the primary family (an interval and a raw p, no verdict).
+        An arm that adds no image of a class has no difference reported there."""
         out = []
         if self.reference is None:
             return out
         for c in self.rare:
             name = self.classes[c]
             for arm in self.arms:
-                if arm.name != self.reference:
+                if arm.name != self.reference and arm.changes_class(c):
                     d = self.class_diff[(arm.name, name)][metric]
                     out.append({"class": name, "arm": arm.name, "synthetic": arm.uses_synthetic, "diff": d})
         return out
+
+    def changes(self, arm: str, name: str) -> bool:
+        """Whether ``arm`` changes class ``name`` (see Arm.changes_class); True for a name not run."""
+        found = next((a for a in self.arms if a.name == arm), None)
+        return found is None or found.changes_class(self.classes.index(name))
+
+    def changes_rare(self, arm: str) -> bool:
+        """Whether ``arm`` changes any rare class: its rare-class averages differ from the
+        reference's only then (the differences are reported only then)."""
+        return any(self.changes(arm, self.classes[c]) for c in self.rare)
 
     def n_test(self, name: str) -> int:
         """Positive test images of a class."""

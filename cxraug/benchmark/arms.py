@@ -103,6 +103,14 @@ class Arm:
     def is_control(self) -> bool:
         return self.kind in CONTROL_KINDS
 
+    def changes_class(self, c: int) -> bool:
+        """Whether the arm changes class ``c``'s training images: an arm that adds images (a
+        synthetic set, a control) changes only the classes it adds to; a baseline changes how
+        every class is trained. A difference from the reference is reported only where True."""
+        if self.uses_synthetic or self.is_control:
+            return dict(self.quota).get(c, 0) > 0
+        return True
+
     def describe(self) -> str:
         ratio = self.ratio.describe() if self.ratio else ""
         return {

@@ -123,9 +123,12 @@ def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
             "mde_power": MDE_POWER,
         },
         "summary": report.arm_summary,
-        "paired_differences": report.arm_diff,
+        "paired_differences": {  # rare-class averages only for arms that change a rare class
+            a: {m: d for m, d in diffs.items() if report.changes_rare(a) or not m.startswith("rare_")}
+            for a, diffs in report.arm_diff.items()
+        },
         "per_class_summary": [
-            {"arm": a, "class": c, **est, "diff": report.class_diff.get((a, c), {})}
+            {"arm": a, "class": c, **est, "diff": report.class_diff.get((a, c), {}) if report.changes(a, c) else {}}
             for (a, c), est in report.class_summary.items()
         ],
         "exploratory": [{**v, "metric": m} for m in EXPLORATORY_METRICS for v in report.exploratory(m)],

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -355,12 +356,15 @@ def run_benchmark(
     overwrite: bool = False,
     reporter: Reporter | None = None,
     spread: Spread = "auto",
+    before_training: Callable[[Plan, list[int], str, int], None] | None = None,
 ):
     """Run what is missing of arms x seeds into ``out``, then write and return the report.
 
     Under several processes (``accelerate launch``, ``torchrun``) ``spread`` says how they
     share the work (see :mod:`cxraug.benchmark.spread`); only the main process builds, writes
-    and returns the report, the others return None."""
+    and returns the report, the others return None. ``before_training(plan, rare, rule,
+    pending)`` runs on every process once every check has passed and before anything is
+    written (the command prints its plan there, and may stop with a UserError)."""
     from cxraug.benchmark.aggregate import build_report
     from cxraug.benchmark.training import train_run
 
@@ -376,7 +380,7 @@ def run_benchmark(
             raise UserError(f"{out / MARKER} is not a benchmark record; use another --out, or --overwrite")
         check_format(out, previous)
         check_same_data(out, plan.data, previous)
-    rare, _ = rare_classes(plan)
+    rare, rule = rare_classes(plan)
     question = declare(plan, rare)
 
     data, train_labels, real_index = plan.data, plan.train_labels, plan.real_index
@@ -396,6 +400,8 @@ def run_benchmark(
     if previous is not None and _any_run(out):
         # Runs exist, so test results may have been seen: the question declared then stands.
         question = previous.get("question", question)
+    if before_training is not None:
+        before_training(plan, rare, rule, len(pending))
     if accelerator.is_main_process:
         _prepare_out(out, overwrite)
         write_json(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from cxraug.benchmark.aggregate import MDE_POWER, images, patients
+from cxraug.benchmark.aggregate import MDE_POWER, NOT_CHANGED, images, patients
 from cxraug.benchmark.answer import class_lines, class_reason, lead, no_verdicts_reason, shared_reason, stat_cell
 from cxraug.benchmark.metrics import RUN_METRICS
 from cxraug.benchmark.primary import comparison_word
@@ -227,9 +227,15 @@ def arm_blocks(report: BenchmarkReport) -> list[Block]:
     results = _table(title, header, rows)
     out: list[Block] = [*_blocks(arms), *_blocks(results, (_no_interval_caption(report) + " " + DAGGER).strip())]
     if report.reference:
+
+        def diff_cell(arm: str, m: str) -> Cell:
+            if m.startswith("rare_") and not report.changes_rare(arm):
+                return Cell(NOT_CHANGED)
+            return stat_cell(report.arm_diff[arm][m], signed=True)
+
         rows = [
-            [Cell(arm.name), *(stat_cell(report.arm_diff[arm.name][m], signed=True) for m in RUN_METRICS),
-             Cell(report.arm_diff[arm.name]["rare_auroc"].noise_text())]
+            [Cell(arm.name), *(diff_cell(arm.name, m) for m in RUN_METRICS),
+             Cell(report.arm_diff[arm.name]["rare_auroc"].noise_text() if report.changes_rare(arm.name) else "")]
             for arm in report.arms
             if arm.name != report.reference
         ]  # fmt: skip
@@ -271,7 +277,9 @@ def rare_blocks(report: BenchmarkReport) -> list[Block]:
         for arm in report.arms:
             s = report.class_summary[(arm.name, name)]
             row = [Cell(arm.name), *(stat_cell(s[m]) for m in ("auroc", "recall", "precision", "f1"))]
-            if ref and arm.name != ref:
+            if ref and arm.name != ref and not arm.changes_class(c):
+                row += cells(NOT_CHANGED, "", "", "", "")
+            elif ref and arm.name != ref:
                 d = report.class_diff[(arm.name, name)]
                 row += [stat_cell(d["auroc"], signed=True),
                         *cells(d["auroc"].noise_text(), _mde_text(d["auroc"]), format_p(d["auroc"].p)),

@@ -17,6 +17,7 @@ from cxraug.commands.common import (
     parse_list,
     rich_line,
     rich_table,
+    sayer,
     user_errors,
     warner,
 )
@@ -82,6 +83,7 @@ def _no_interval_note(report: BenchmarkReport) -> str:
 
 
 def results_table(report: BenchmarkReport, console: Console) -> Table:
+    from cxraug.benchmark.aggregate import NOT_CHANGED
     from cxraug.benchmark.answer import stat_cell
 
     conf = f"{report.plan.cfg.confidence:.0%}"
@@ -108,7 +110,10 @@ def results_table(report: BenchmarkReport, console: Console) -> Table:
         row += cells(s["macro_auroc"].noise_text())
         if report.reference:
             d = report.arm_diff[arm.name]["rare_auroc"]
-            row.append(Cell("") if arm.name == report.reference else stat_cell(d, signed=True))
+            if arm.name == report.reference:
+                row.append(Cell(""))
+            else:  # an arm that adds no image of a rare class has no rare difference to report
+                row.append(stat_cell(d, signed=True) if report.changes_rare(arm.name) else Cell(NOT_CHANGED))
         t.rows.append(row)
     return rich_table(t, console, caption=caption.strip(), full_in="summary.md", sections=[], interval_style="dim")
 
@@ -251,15 +256,30 @@ def benchmark(
             show_default="auto",
         ),
     ] = None,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the plan (rare classes, reachable verdicts, runs, estimated time) and exit; "
+            "nothing is trained or written.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Train even when the plan says no verdict is reachable (else: exit 2 before training)."
+        ),
+    ] = False,
 ) -> None:
-    """Train one classifier under several arms and seeds; report whether synthetic data helps."""
+    """Train one classifier under several arms and seeds; report whether synthetic data helps.
+    The plan is printed first."""
     if report_only is not None:
-        others = [synthetic, arms, seeds, ratio, out, controlled_imbalance, spread, controls is not None]
+        others = [synthetic, arms, seeds, ratio, out, controlled_imbalance, spread, controls is not None, plan, force]
         _report_only(report_only, data, config, set_, others)
         return
     _benchmark(
         data, synthetic, arms, seeds, ratio, out, config, set_, controlled_imbalance, overwrite, export_reduced, spread,
-        controls,
+        controls, plan, force,
     )  # fmt: skip
 
 
@@ -305,6 +325,8 @@ def _benchmark(
     export_reduced: Path | None = None,
     spread: str | None = None,
     controls: bool | None = None,
+    plan: bool = False,
+    force: bool = False,
 ) -> None:
     from cxraug.benchmark.config import build_config
     from cxraug.benchmark.spread import check_spread
@@ -317,6 +339,8 @@ def _benchmark(
         raise UserError("--data DIR is needed: a prepared dataset (from `cxraug prepare`)")
     options = cli_options(synthetic, arms, seeds, ratio, controlled_imbalance) | {"controls": controls}
     cfg = build_config(config, options, sets)
+    if plan and export_reduced is not None:
+        raise UserError("--plan prints what a benchmark would train; --export-reduced trains nothing: drop one")
     if export_reduced is not None:
         from cxraug.benchmark import runner
         from cxraug.data.prepared import open_prepared
@@ -341,6 +365,9 @@ def _benchmark(
         reporter=reporter,
         spread=mode,
         warn=warner() if main else lambda _: None,
+        plan_only=plan,
+        force=force,
+        say=sayer() if main else None,
     )
     if done.report is not None:  # the main process's
         print_report(done.report, done.out, out_console())

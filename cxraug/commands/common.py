@@ -130,6 +130,13 @@ def warner(console: Console | None = None) -> Callable[[str], None]:
     return lambda message: target.print(rich_line(("warning:", "bold yellow"), " ", message))
 
 
+def sayer(console: Console | None = None) -> Callable[[str], None]:
+    """Print a ``cxraug.api`` plan's lines as they come (stdout; stderr under --json, where
+    stdout keeps its one JSON object). Plain text: a plan's brackets are not Rich markup."""
+    target = console or out_console()
+    return lambda line: target.print(line, markup=False, highlight=False)
+
+
 def parse_list(value: str | None) -> list[str] | None:
     if value is None:
         return None

@@ -17,6 +17,7 @@ from cxraug.commands.common import (
     out_console,
     rich_line,
     rich_table,
+    sayer,
     styled,
     user_errors,
 )
@@ -97,8 +98,15 @@ def compare(
             help="Sampling option key=value, applied to every run whose plugin has it (e.g. guidance=2).",
         ),
     ] = None,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan", help="Print the images to draw and extract and the estimated time, and exit; nothing is written."
+        ),
+    ] = False,
 ) -> None:
-    """Compare generator runs on the same real images, n, noise seed and network, with what each cost."""
+    """Compare generator runs on the same real images, n, noise seed and network, with what each cost.
+    The plan is printed first."""
     scoring = ScoreOptions(
         split=split, n=n, classes=classes, metrics=metrics, reference_model=reference_model,
         reference_epochs=reference_epochs, memorization=memorization, batch_size=batch_size, seed=seed,
@@ -108,7 +116,7 @@ def compare(
         CompareArgs(scoring=scoring, runs=list(runs), data=data, benchmark=benchmark, bootstrap=bootstrap,
                     confidence=confidence, allow_different_data=allow_different_data, as_json=as_json,
                     speed_images=speed_images, grid=grid, device=device, inception_weights=inception_weights,
-                    out=out, overwrite=overwrite, sets=set_ or [])
+                    out=out, overwrite=overwrite, sets=set_ or [], plan=plan)
     )  # fmt: skip
 
 
@@ -131,6 +139,7 @@ class CompareArgs:
     out: Path | None
     overwrite: bool
     sets: list[str]
+    plan: bool = False
 
 
 @user_errors
@@ -146,8 +155,11 @@ def _compare(args: CompareArgs) -> None:
         grid=args.grid, device=args.device, inception_weights=args.inception_weights, out=args.out,
         overwrite=args.overwrite, sample_options=args.sets,
         reporter=RichReporter(err_console()),  # stderr: under --json, stdout stays one JSON object
+        plan_only=args.plan, say=sayer(err_console() if args.as_json and not args.plan else console),
     )  # fmt: skip
     result, out = compared.result, compared.out
+    if result is None or out is None:  # --plan: printed, nothing else done
+        return
     if args.as_json:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
         return

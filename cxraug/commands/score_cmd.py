@@ -19,6 +19,7 @@ from cxraug.commands.common import (
     out_console,
     rich_line,
     rich_table,
+    sayer,
     styled,
     user_errors,
     warner,
@@ -88,9 +89,15 @@ def score(
             "--allow-different-data", help="Score on a --data other than the one the generator was trained on."
         ),
     ] = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan", help="Print the images to draw and extract and the estimated time, and exit; nothing is written."
+        ),
+    ] = False,
 ) -> None:
     """Score synthetic images against real ones with the standard FID network, per class and overall.
-    Give --run or --images."""
+    Give --run or --images. The plan is printed first."""
     scoring = ScoreOptions(
         split=split, n=n, classes=classes, metrics=metrics, reference_model=reference_model,
         reference_epochs=reference_epochs, memorization=memorization, batch_size=batch_size, seed=seed,
@@ -99,7 +106,7 @@ def score(
     _score(
         ScoreArgs(scoring=scoring, run=run, images=images, data=data, as_json=as_json, device=device,
                   inception_weights=inception_weights, sets=set_ or [], out=out, overwrite=overwrite,
-                  allow_different_data=allow_different_data)
+                  allow_different_data=allow_different_data, plan=plan)
     )  # fmt: skip
 
 
@@ -118,6 +125,7 @@ class ScoreArgs:
     out: Path | None
     overwrite: bool
     allow_different_data: bool = False
+    plan: bool = False
 
 
 @user_errors
@@ -132,8 +140,12 @@ def _score(args: ScoreArgs) -> None:
         sample_options=args.sets, allow_different_data=args.allow_different_data,
         reporter=RichReporter(err_console()),  # stderr: under --json, stdout stays one JSON object
         warn=warner(),
+        plan_only=args.plan,
+        say=sayer(err_console() if args.as_json and not args.plan else console),
     )  # fmt: skip
     result, out = scores.result, scores.out
+    if result is None or out is None:  # --plan: printed, nothing else done
+        return
     if args.as_json:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))
         return

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from cxraug.commands.common import EnvironmentFault, environment_message, out_console, user_errors
+from cxraug.commands.common import EnvironmentFault, environment_message, out_console, sayer, user_errors
 from cxraug.config import DEFAULT_STEPS, TrainConfig
 from cxraug.errors import UserError
 
@@ -63,11 +63,20 @@ def train_gen(
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")] = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the budget and its estimated duration (a few steps timed), and exit; nothing is written.",
+        ),
+    ] = False,
 ) -> None:
-    """Train a class-conditional generator on the training patients (Accelerate loop)."""
+    """Train a class-conditional generator on the training patients (Accelerate loop).
+    The plan is printed before the first step."""
     args = TrainGenArgs(
-        plugin, data, out, config, steps, time_limit, batch_size, seed, mixed_precision, set_ or [], resume, dry_run
-    )
+        plugin, data, out, config, steps, time_limit, batch_size, seed, mixed_precision, set_ or [], resume, dry_run,
+        plan,
+    )  # fmt: skip
     if seeds is None:
         _train_gen(args)
     else:
@@ -90,6 +99,7 @@ class TrainGenArgs:
     sets: list[str]
     resume: Path | None
     dry_run: bool
+    plan: bool = False
 
     def flags(self) -> dict[str, Any]:
         """The flags that are training keys (None: not given)."""
@@ -154,12 +164,15 @@ def _train_gen(args: TrainGenArgs) -> None:
         console.print(f"run directory: {run}")
 
     try:
-        trained = api.train_gen(cfg, reporter=RichReporter(console, disable=not main), on_start=on_start)
+        trained = api.train_gen(
+            cfg, reporter=RichReporter(console, disable=not main), on_start=on_start, plan_only=args.plan,
+            say=sayer(console),
+        )  # fmt: skip
     except OSError as e:  # a full disk: the run continues with --resume (the same command would start a new one)
         if not started or environment_message(e) is None:
             raise
         raise EnvironmentFault(e, f"continue the run with `cxraug train-gen --resume {started[0]}`") from None
-    if main:
+    if main and trained.run is not None and trained.reason != "plan":
         summary, train_cfg = trained.summary, _saved_train(trained.run)
         losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
         why = {"time_limit": f"time limit {train_cfg.get('time_limit')} min reached", "steps": "step cap reached"}

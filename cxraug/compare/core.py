@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from cxraug.compare.bootstrap import BootstrapConfig
 from cxraug.compare.cost import SamplingCost, export_parameters, measure_sampling, training_cost
 from cxraug.compare.replicated import ArmSpec, arm_labels
 from cxraug.compare.rows import FLOOR, lead_metric, rows_and_differences
+from cxraug.data.prepared import PreparedData
 from cxraug.errors import UserError
 from cxraug.metrics.score import (
     Pair,
@@ -31,7 +33,7 @@ from cxraug.metrics.score import (
     real_side,
     score_source,
 )
-from cxraug.metrics.sources import train_images_source
+from cxraug.metrics.sources import FakeSource, train_images_source
 from cxraug.progress import NullReporter, Reporter
 from cxraug.replicates import check_replicates
 
@@ -190,8 +192,14 @@ def features_sha256(feats: np.ndarray) -> str:
 
 
 def compare(
-    cfg: CompareConfig, extractor: Any, device: Any = "auto", reporter: Reporter | None = None
+    cfg: CompareConfig,
+    extractor: Any,
+    device: Any = "auto",
+    reporter: Reporter | None = None,
+    before_work: Callable[[PreparedData, list[str], dict[str, FakeSource]], None] | None = None,
 ) -> CompareResult:
+    """``before_work(data, classes, sources)``: called once the runs are loaded and checked, before
+    any image is drawn (the command prints its plan there; it may raise to stop)."""
     t0 = time.perf_counter()
     cfg.validate()
     reporter = reporter or NullReporter()
@@ -206,6 +214,8 @@ def compare(
     floor_source = train_images_source(data, seed=sc.seed)  # the real-vs-real floor (rows.py)
     many = f" x {len(sources)} runs and the real-vs-real floor"
     check_fake_memory([*sources.values(), floor_source], classes, sc.n, extractor.num_features, many)
+    if before_work is not None:
+        before_work(data, classes, {**sources, "real-vs-real floor (training images)": floor_source})
 
     run_info = []
     for e in entries:  # cost first: sampling is timed before any feature work fills the allocator

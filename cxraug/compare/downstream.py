@@ -39,7 +39,7 @@ def benchmark_deltas(bench: Path, entries: list[Any]) -> tuple[list[dict[str, An
     rows = []
     for item in res.per_class:
         syn = res.arm_sets.get(item.arm)
-        if syn not in matched:
+        if syn not in matched or not item.diff:  # no difference: the arm adds no image of the class
             continue
         for m in METRICS:
             d = item.diff.get(m, NO_DIFFERENCE)

@@ -10,6 +10,7 @@ the val split (never test). Every row says what it was computed on.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,14 +243,19 @@ def score(
     extractor: Any,
     reporter: Reporter | None = None,
     reference: Any = None,  # a ReferenceClassifier; None: loaded or trained when fidelity/fd_cxr are asked
+    before_work: Callable[[list[str]], None] | None = None,
 ) -> ScoreResult:
-    """Per-class and overall metrics of ``source`` against ``data``'s ``cfg.split``."""
+    """Per-class and overall metrics of ``source`` against ``data``'s ``cfg.split``.
+    ``before_work(classes)``: called once every check has passed, before any image is drawn or
+    featured (the command prints its plan there; it may raise to stop)."""
     t0 = time.perf_counter()
     cfg.validate()
     reporter = reporter or NullReporter()
     check_size(data, source)
     classes = choose_classes(cfg, data, source)
     check_fake_memory([source], classes, cfg.n, extractor.num_features)
+    if before_work is not None:
+        before_work(classes)
     real = real_side(data, classes, cfg, extractor, reporter)
     return score_source(real, source, cfg, reporter, t0=t0, reference=reference)
 

@@ -1,0 +1,119 @@
+"""run.html (issue 34): train-gen writes the run's own page at every checkpoint (budget, loss
+curves, training-time FID, sample grids over time), self-contained; `cxraug report --run`
+rebuilds it; and it renders in a headless browser (skipped where none is installed)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from test_compare_html import PROBE, _browser, _run_browser
+
+from cxraug.cli import main
+from cxraug.runpage import MAX_GRIDS, PAGE, spaced
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    captured = capsys.readouterr()
+    return e.value.code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def run(phantom32, tmp_path_factory):
+    """A toy train-gen: 12 cgan steps, a grid and a checkpoint every 4, logged every 2."""
+    root = tmp_path_factory.mktemp("runpage")
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(root), "--steps", "12",
+            "--batch-size", "16", "--set", "sample_every=4", "--set", "checkpoint_every=4", "--set", "log_every=2"]  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0
+    (found,) = [p for p in root.iterdir() if p.is_dir()]
+    return found
+
+
+def test_spaced_keeps_the_ends():
+    assert spaced(list(range(3)), 8) == [0, 1, 2]
+    picked = spaced(list(range(100)), 8)
+    assert len(picked) == 8 and picked[0] == 0 and picked[-1] == 99
+
+
+def test_train_gen_writes_a_self_contained_run_page(run):
+    page = (run / PAGE).read_text()
+    assert "http://" not in page and "https://" not in page and "<script" not in page and 'src="data:' in page
+    assert "steps done</td><td>12 of 12" in page and "finished at step 12: step cap reached" in page
+    assert "losses against step" in page
+    # one grid per 4 steps: 4, 8, 12, each shown
+    assert [int(s) for s in re.findall(r'alt="samples at step (\d+)"', page)] == [4, 8, 12]
+    assert "Training-time evaluation" in page and "fid_every=K" in page  # off, and said so
+
+
+def test_run_page_is_updated_at_each_checkpoint(phantom32, tmp_path, monkeypatch):
+    """Written after each checkpoint (steps 2, 4, 6) and once more when the run ends."""
+    from gen_helpers import tiny_run
+
+    import cxraug.train
+
+    seen = []
+    real = cxraug.train.write_run_page
+
+    def spy(run):
+        path = real(run)
+        seen.append(re.search(r"steps done</td><td>(\d+) of 6", path.read_text()).group(1))
+        return path
+
+    monkeypatch.setattr(cxraug.train, "write_run_page", spy)
+    run = tiny_run("cgan", phantom32, tmp_path / "runs", steps=6, checkpoint_every=2, sample_every=2)
+    assert seen == ["2", "4", "6", "6"]
+    page = (run / PAGE).read_text()
+    assert "last checkpoint</td><td>step 6" in page and "finished at step 6" in page
+    assert not list(run.glob(".run.html.*"))  # no temporary left
+
+
+def test_report_run_rebuilds_the_page(run, tmp_path, capsys):
+    (run / PAGE).unlink()
+    code, printed, err = _cli(["report", "--run", str(run)], capsys)
+    assert code == 0, err
+    assert (run / PAGE).is_file() and str(run / PAGE) in " ".join(printed.split())
+    code, _, err = _cli(["report", "--run", str(tmp_path)], capsys)
+    assert code == 2 and "is not a cxraug run" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _cli(["report", "--run", str(run), "--benchmark", str(tmp_path)], capsys)
+    assert code == 2 and "--run" in err and len(err.strip().splitlines()) == 1
+
+
+def test_many_grids_are_thinned(run, tmp_path):
+    import shutil
+
+    from cxraug.runpage import build_run_page
+
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    grid = (copy / "samples" / "step-0000004.png").read_bytes()
+    for step in range(16, 80, 4):
+        (copy / "samples" / f"step-{step:07d}.png").write_bytes(grid)
+    steps = [int(s) for s in re.findall(r'alt="samples at step (\d+)"', build_run_page(copy))]
+    assert len(steps) == MAX_GRIDS and steps[0] == 4 and steps[-1] == 76
+
+
+def test_run_page_renders_in_a_headless_browser(run, tmp_path):
+    browser = _browser()
+    html = (run / PAGE).read_text()
+    n_img = len(re.findall(r"<img ", html))
+    assert n_img == 4  # losses and three grids
+    probe = tmp_path / "probe" / "page.html"
+    probe.parent.mkdir()
+    probe.write_text(re.sub(r"<meta http-equiv=\"Content-Security-Policy\"[^>]*>", "", html).replace(
+        "</body>", PROBE + "</body>"))  # fmt: skip
+    dom = _run_browser(browser, tmp_path / "profile", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
+    assert found, dom.stdout[-2000:]
+    seen = json.loads(found.group(1).replace("&quot;", '"'))
+    assert seen["images"] == ["ok"] * n_img and seen["tables"] == 1  # the budget
+    shot = tmp_path / "shot" / "run.png"
+    shot.parent.mkdir()
+    r = _run_browser(browser, tmp_path / "profile", "--window-size=1280,2400", f"--screenshot={shot}",
+                     (run / PAGE).as_uri())  # fmt: skip
+    assert r.returncode == 0 and shot.is_file() and shot.stat().st_size > 10_000, r.stderr[-2000:]
