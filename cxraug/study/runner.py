@@ -28,9 +28,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cxraug.errors import UserError
 from cxraug.fsutil import read_json, write_json
@@ -39,7 +40,15 @@ from cxraug.progress import NullReporter, Reporter
 from cxraug.study.cells import Cell, SizeCells
 from cxraug.study.config import StudyConfig, key_dict
 
+if TYPE_CHECKING:
+    from cxraug.study.estimate import Estimate
+    from cxraug.study.plan import StudyPlan, VerdictOutlook
+
 MARKER = "study.json"
+# A study needs every cell's numbers, verdict or not: the curve shows each size's interval (and
+# a selection benchmark has no controls, so never a verdict). The benchmark would otherwise stop
+# before training when no verdict is reachable (too few seeds or test patients).
+FORCE = "--force"
 FORMAT = 1
 DIST_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE",
             "MASTER_ADDR", "MASTER_PORT", "GROUP_WORLD_SIZE", "TORCHELASTIC_RUN_ID")  # fmt: skip
@@ -54,6 +63,7 @@ class StudyResult:
     page: Path | None = None
     trained: int = 0  # cells done by this call
     reused: int = 0
+    plan: StudyPlan | None = None  # what was said before the work
 
 
 def shard_of(shard: str | None) -> tuple[int, int]:
@@ -207,10 +217,55 @@ class Study:
     def size_folder(self, n: int) -> Path:
         return self.out / f"n-{n:04d}"
 
+    # Each cell's key, built the same way whether the cell is planned or made.
+    def reduce_cell(self, n: int) -> Cell:
+        cfg = self.cfg
+        return Cell(self.size_folder(n) / "data", {"stage": "reduce", "source": self.fingerprint, "rare": cfg.rare,
+                                                   "n": n, "imbalance_seed": cfg.imbalance_seed})  # fmt: skip
+
+    def train_cell(self, n: int, data_cell: Cell, g: str, seed: int) -> Cell:
+        cfg = self.cfg
+        budget = {"steps": cfg.steps_of(g)} if cfg.gen_steps is not None else {"time_limit": cfg.time_limit,
+                                                                             "clock": cfg.clock}  # fmt: skip
+        return Cell(self.size_folder(n) / f"gen-{g}-s{seed}",
+                    {"stage": "train", "plugin": g, "seed": seed, **budget, "sets": cfg.gen_sets.get(g, {}),
+                     "data": data_cell.hash})  # fmt: skip
+
+    def synth_cell(self, n: int, gen_cell: Cell, g: str, seed: int) -> Cell:
+        cfg = self.cfg
+        return Cell(self.size_folder(n) / f"synth-{g}-s{seed}",
+                    {"stage": "synth", "n": self.synth_n(n), "class": cfg.rare, "sets": cfg.sample_sets.get(g, {}),
+                     "run": gen_cell.hash})  # fmt: skip
+
+    def select_cell(self, n: int, set_cells: list[Cell]) -> Cell:
+        cfg = self.cfg
+        return Cell(self.size_folder(n) / "select",
+                    {"stage": "select", "ratios": cfg.ratios, "seeds": cfg.seeds, "bench": cfg.bench_sets,
+                     "sets": [c.hash for c in set_cells], "rare": cfg.rare})  # fmt: skip
+
+    def benchmark_cell(self, n: int, data_cell: Cell, chosen: dict[str, str], set_cells: list[Cell]) -> Cell:
+        cfg = self.cfg
+        return Cell(self.size_folder(n) / "benchmark",
+                    {"stage": "benchmark", "seeds": cfg.seeds, "bench": cfg.bench_sets, "chosen": chosen,
+                     "sets": [c.hash for c in set_cells], "data": data_cell.hash, "rare": cfg.rare})  # fmt: skip
+
+    def compare_samples(self) -> dict[str, Any]:
+        samples: dict[str, Any] = {}
+        for g in self.cfg.generators:
+            samples |= self.cfg.sample_sets.get(g, {})
+        return samples
+
+    def compare_cell(self, n: int, gen_cells: list[Cell]) -> Cell:
+        cfg = self.cfg
+        return Cell(self.size_folder(n) / "compare",
+                    {"stage": "compare", "n": cfg.compare_n, "bootstrap": cfg.compare_bootstrap,
+                     "min_images": cfg.compare_min_images, "speed_images": cfg.compare_speed_images,
+                     "metrics": cfg.compare_metrics, "memorization": cfg.compare_memorization,
+                     "sets": self.compare_samples(), "runs": [c.hash for c in gen_cells], "rare": cfg.rare})  # fmt: skip
+
     def reduce(self, n: int) -> tuple[Cell, Path]:
         cfg = self.cfg
-        cell = Cell(self.size_folder(n) / "data", {"stage": "reduce", "source": self.fingerprint, "rare": cfg.rare,
-                                                   "n": n, "imbalance_seed": cfg.imbalance_seed})  # fmt: skip
+        cell = self.reduce_cell(n)
         prepared = cell.folder / "prepared"
 
         def work(c: Cell) -> dict[str, Any]:
@@ -223,11 +278,8 @@ class Study:
 
     def train(self, n: int, data_cell: Cell, data: Path, g: str, seed: int) -> tuple[Cell, Path]:
         cfg = self.cfg
-        budget = {"steps": cfg.steps_of(g)} if cfg.gen_steps is not None else {"time_limit": cfg.time_limit,
-                                                                             "clock": cfg.clock}  # fmt: skip
         sets = cfg.gen_sets.get(g, {})
-        cell = Cell(self.size_folder(n) / f"gen-{g}-s{seed}",
-                    {"stage": "train", "plugin": g, "seed": seed, **budget, "sets": sets, "data": data_cell.hash})  # fmt: skip
+        cell = self.train_cell(n, data_cell, g, seed)
         runs = cell.folder / "runs"
 
         def work(c: Cell) -> dict[str, Any]:
@@ -252,8 +304,7 @@ class Study:
         cfg = self.cfg
         count = self.synth_n(n)
         sets = cfg.sample_sets.get(g, {})
-        cell = Cell(self.size_folder(n) / f"synth-{g}-s{seed}",
-                    {"stage": "synth", "n": count, "class": cfg.rare, "sets": sets, "run": gen_cell.hash})  # fmt: skip
+        cell = self.synth_cell(n, gen_cell, g, seed)
         out = cell.folder / "set"
 
         def work(c: Cell) -> dict[str, Any]:
@@ -281,9 +332,7 @@ class Study:
         if len(cfg.ratios) == 1:
             sc.chosen = {g: cfg.ratios[0] for g in cfg.generators}
             return
-        cell = Cell(self.size_folder(n) / "select",
-                    {"stage": "select", "ratios": cfg.ratios, "seeds": cfg.seeds, "bench": cfg.bench_sets,
-                     "sets": [c.hash for c in set_cells], "rare": cfg.rare})  # fmt: skip
+        cell = self.select_cell(n, set_cells)
 
         def work(c: Cell) -> dict[str, Any]:
             from cxraug.data.prepared import open_prepared
@@ -294,6 +343,7 @@ class Study:
                 write_selection_data(open_prepared(data), cfg.rare, sel)
             cost = cxraug(["benchmark", "--data", str(sel), *self._synthetic_args(sc.sets),
                            "--arms", ",".join(cfg.generators), "--ratio", ",".join(cfg.ratios), "--no-controls",
+                           FORCE,
                            "--seeds", ",".join(map(str, cfg.seeds)), *self._bench_sets(), "--set", "plots=false",
                            "--out", str(c.folder / "out")], c.folder / "log.txt")  # fmt: skip
             res = read_json(c.folder / "out" / "results.json")
@@ -324,14 +374,12 @@ class Study:
 
     def benchmark(self, n: int, data: Path, data_cell: Cell, sc: SizeCells, set_cells: list[Cell]) -> None:
         cfg = self.cfg
-        cell = Cell(self.size_folder(n) / "benchmark",
-                    {"stage": "benchmark", "seeds": cfg.seeds, "bench": cfg.bench_sets, "chosen": sc.chosen,
-                     "sets": [c.hash for c in set_cells], "data": data_cell.hash, "rare": cfg.rare})  # fmt: skip
+        cell = self.benchmark_cell(n, data_cell, sc.chosen, set_cells)
 
         def work(c: Cell) -> dict[str, Any]:
             return cxraug(["benchmark", "--data", str(data), *self._synthetic_args(sc.sets),
                            "--arms", ",".join(self.arms(sc.chosen)), "--seeds", ",".join(map(str, cfg.seeds)),
-                           *self._bench_sets(), "--out", str(c.folder / "out")], c.folder / "log.txt")  # fmt: skip
+                           *self._bench_sets(), FORCE, "--out", str(c.folder / "out")], c.folder / "log.txt")  # fmt: skip
 
         info = self._do(cell, f"n={n}: benchmark ({len(cfg.seeds)} seeds)", work)
         sc.benchmark = cell.folder / "out"
@@ -339,14 +387,8 @@ class Study:
 
     def compare(self, n: int, sc: SizeCells, gen_cells: list[Cell]) -> None:
         cfg = self.cfg
-        samples: dict[str, Any] = {}
-        for g in cfg.generators:
-            samples |= cfg.sample_sets.get(g, {})
-        cell = Cell(self.size_folder(n) / "compare",
-                    {"stage": "compare", "n": cfg.compare_n, "bootstrap": cfg.compare_bootstrap,
-                     "min_images": cfg.compare_min_images, "speed_images": cfg.compare_speed_images,
-                     "metrics": cfg.compare_metrics, "memorization": cfg.compare_memorization,
-                     "sets": samples, "runs": [c.hash for c in gen_cells], "rare": cfg.rare})  # fmt: skip
+        samples = self.compare_samples()
+        cell = self.compare_cell(n, gen_cells)
         out = cell.folder / "out"
 
         def work(c: Cell) -> dict[str, Any]:
@@ -385,6 +427,66 @@ class Study:
         self.compare(n, sc, gen_cells)
         return sc
 
+    # --- the plan, before any work ------------------------------------------------------------
+    def plan(self, est: Estimate, shard: tuple[int, int]) -> StudyPlan:
+        """Every cell of the grid and its state, read from the cells' records; writes nothing."""
+        from cxraug.study.estimate import check_estimate
+        from cxraug.study.plan import DONE, TO_MAKE, PlannedCell, SizePlan, StudyPlan, cell_state
+
+        cfg = self.cfg
+        mine = set(cfg.sizes[shard[0] :: shard[1]])
+        sizes = []
+        for n in cfg.sizes:
+            data_cell = self.reduce_cell(n)
+            cells, gen_cells, set_cells = [data_cell], [], []
+            for g in cfg.generators:
+                for s in cfg.gen_seeds:
+                    gen_cells.append(self.train_cell(n, data_cell, g, s))
+                    set_cells.append(self.synth_cell(n, gen_cells[-1], g, s))
+            cells += gen_cells + set_cells
+            chosen = {g: cfg.ratios[0] for g in cfg.generators} if len(cfg.ratios) == 1 else None
+            if chosen is None:
+                select = self.select_cell(n, set_cells)
+                cells.append(select)
+                if cell_state(select) == DONE:
+                    chosen = select.info()["chosen"]
+            planned = [PlannedCell(c.folder.name, cell_state(c)) for c in cells]
+            if chosen is not None:
+                planned.append(
+                    PlannedCell("benchmark", cell_state(self.benchmark_cell(n, data_cell, chosen, set_cells)))
+                )
+            else:  # its key holds the ratios validation will choose
+                planned.append(PlannedCell("benchmark", TO_MAKE))
+            compare = self.compare_cell(n, gen_cells)
+            planned.append(PlannedCell(compare.folder.name, cell_state(compare)))
+            sizes.append(SizePlan(n, self.synth_n(n), planned, here=n in mine))
+        try:
+            check_estimate(est, self.out, cfg.max_hours, cfg.force)
+            refused = None
+        except UserError as e:
+            refused = str(e)
+        return StudyPlan(self.out, cfg, str(self.data.root), sizes, est, self.verdict_outlook(), refused, shard)
+
+    def verdict_outlook(self) -> VerdictOutlook:
+        import numpy as np
+
+        from cxraug.benchmark.config import BenchmarkConfig
+        from cxraug.benchmark.forecast import detectable_auroc_difference
+        from cxraug.benchmark.statistics import MIN_SEEDS
+        from cxraug.classify.trainset import split_patients
+        from cxraug.study.plan import VerdictOutlook
+
+        data, cfg = self.data, self.cfg
+        labels = np.asarray(data.labels("test"))
+        pos = labels == data.classes.index(cfg.rare)
+        patients = np.asarray(split_patients(data, "test"), dtype=str)
+        need = int(cfg.bench_sets.get("min_test_patients", BenchmarkConfig.model_fields["min_test_patients"].default))
+        return VerdictOutlook(
+            test_images=int(pos.sum()), test_patients=len(set(patients[pos])), min_test_patients=need,
+            seeds=len(cfg.seeds), min_seeds=MIN_SEEDS,
+            detectable=detectable_auroc_difference(int(pos.sum()), int((~pos).sum())),
+        )  # fmt: skip
+
     def size_done(self, n: int) -> bool:
         f = self.size_folder(n)
         return all((f / p / "cell.json").is_file() and read_json(f / p / "cell.json").get("status") == "done"
@@ -403,10 +505,16 @@ def _json(v: Any) -> str:
 
 
 def run_study(
-    cfg: StudyConfig, out: Path | str | None = None, reporter: Reporter | None = None, shard: str | None = None
+    cfg: StudyConfig,
+    out: Path | str | None = None,
+    reporter: Reporter | None = None,
+    shard: str | None = None,
+    before_work: Callable[[StudyPlan], None] | None = None,
 ) -> StudyResult:
     """Run the cells of this process's share that are not done, then (if every cell is done)
-    write the page. ``shard``: ``I/K`` (a Slurm array task), else the launcher's rank."""
+    write the page. ``shard``: ``I/K`` (a Slurm array task), else the launcher's rank.
+    ``before_work(plan)``: called once every check of the options has passed, before the time
+    and disk limits are applied and before anything is written (it may raise to stop there)."""
     from cxraug.study.estimate import check_estimate, estimate
 
     if out is None and cfg.out is None:
@@ -417,6 +525,9 @@ def run_study(
     study.check_out()
     index, count = shard_of(shard)
     est = estimate(cfg, study.data.size, study.data.counts("train"), {n: study.synth_n(n) for n in cfg.sizes})
+    plan = study.plan(est, (index, count))
+    if before_work is not None:
+        before_work(plan)
     check_estimate(est, out, cfg.max_hours, cfg.force)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / MARKER).is_file():
@@ -433,4 +544,4 @@ def run_study(
         from cxraug.study.page import write_page
 
         page = write_page(cfg, out, sizes, est)
-    return StudyResult(out, cfg, sizes, complete, page, done_here, reused)
+    return StudyResult(out, cfg, sizes, complete, page, done_here, reused, plan)
