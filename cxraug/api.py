@@ -6,7 +6,7 @@ returns a typed result; nothing is printed. ``cxraug.commands`` parse options, c
 print. A mistake in the inputs raises :class:`cxraug.errors.UserError` (its message is the
 CLI's one line). Warnings a user would want (a size no plugin trains, a class with very few
 training images, a score that will take long) go to ``warn`` (default: :func:`warnings.warn`
-with :class:`CxraugWarning`). The long ones (train_gen, score, compare, benchmark) build a plan
+with :class:`CxraugWarning`). The long ones (train_gen, score, compare, benchmark, study) build a plan
 before their first step (what they will do, and how long it should take, from a few steps
 timed here): it is on their result (``.plan``), its lines go to ``say`` as soon as it is built
 (default: nowhere), and ``plan_only=True`` returns it without doing the work. A walk through
@@ -31,6 +31,7 @@ from cxraug.errors import UserError
 from cxraug.lock import output_lock, reading_scope
 from cxraug.progress import Reporter
 from cxraug.runtime import configure, configure_process
+from cxraug.study.config import StudyConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from cxraug.compare.core import CompareResult
     from cxraug.metrics.score import ScoreConfig, ScoreResult
     from cxraug.metrics.workplan import ExtractionPlan
+    from cxraug.study.plan import StudyPlan
+    from cxraug.study.runner import StudyResult
     from cxraug.synth import SynthConfig
     from cxraug.synthset import SyntheticSet
     from cxraug.train import RunSpec
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 
 # Importing this module stays cheap (`cxraug prepare` and `report` never load torch): the
 # configs of the torch-side modules are imported when first named.
-_LAZY = {"ScoreConfig": "cxraug.metrics.score", "SynthConfig": "cxraug.synth"}
+_LAZY = {"ScoreConfig": "cxraug.metrics.score", "SynthConfig": "cxraug.synth", "StudyResult": "cxraug.study.runner"}
 
 
 def __getattr__(name: str) -> Any:
@@ -60,8 +63,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BenchmarkConfig", "BenchmarkResult", "CompareRun", "CxraugWarning", "PrepareConfig", "PrepareResult",
-    "ScoreConfig", "Scores", "SynthConfig", "TrainGenConfig", "TrainedRun", "benchmark", "compare", "prepare",
-    "reduce", "report", "report_run", "score", "synth", "train_gen",
+    "ScoreConfig", "Scores", "StudyConfig", "StudyResult", "SynthConfig", "TrainGenConfig", "TrainedRun",
+    "benchmark", "compare", "prepare", "reduce", "report", "report_run", "score", "study", "study_config", "synth",
+    "train_gen",
 ]  # fmt: skip
 
 PathLike = str | Path
@@ -822,6 +826,65 @@ def _few_in_synthetic(config: BenchmarkConfig) -> list[str]:
             if line:
                 lines.append(line)
     return lines
+
+
+# --- study -----------------------------------------------------------------------------------
+
+
+def study_config(config: StudyConfig | PathLike | None = None, **kwargs: Any) -> StudyConfig:
+    """The study's options: a :class:`StudyConfig`, or a YAML file of them (``str`` or
+    ``Path``), with ``kwargs`` over it (None values ignored, dicts merged)."""
+    from cxraug.study.config import build_config, key_dict
+
+    if isinstance(config, StudyConfig):
+        return build_config(None, {**key_dict(config), **kwargs}) if kwargs else config
+    return build_config(_path(config), kwargs)
+
+
+@_scoped
+def study(
+    config: StudyConfig | PathLike | None = None,
+    /,
+    *,
+    out: PathLike | None = None,
+    shard: str | None = None,
+    reporter: Reporter | None = None,
+    plan_only: bool = False,
+    say: Say | None = None,
+    **kwargs: Any,
+) -> StudyResult:
+    """For each rare-class size, generators trained on it alone, their images benchmarked
+    against the copy control and the best baseline; one page (``cxraug study``). ``config``: a
+    :class:`StudyConfig` or its YAML file, and/or its fields as keywords (``data=``, ``rare=``,
+    ``sizes=``, ``gen_steps=`` or ``time_limit=``, ...). ``out`` (or the config's): the study
+    folder, continued if it exists. ``shard``: ``"I/K"``, this process's share of the sizes.
+
+    Once the options are checked and before anything is written, its plan (the grid, each cell
+    done, started or to make, the estimated time and disk, whether verdicts are reachable) goes
+    to ``say``; ``plan_only=True`` returns it (``.plan``) and writes nothing. A grid over the
+    time or disk limit is refused then unless ``force=True``. Returns the study's result: its
+    folder, its sizes' cells and page once every cell is done (``complete``)."""
+    from cxraug.runtime import thread_count
+    from cxraug.study.runner import StudyResult, run_study
+
+    cfg = study_config(config, **kwargs)
+    # The cells run as `cxraug` processes of their own, which set their threads as a command does;
+    # this process only reads the cells' records, so it gets the process settings they inherit.
+    configure_process()
+    thread_count()  # a bad CXRAUG_THREADS: one line now, not a failed first cell
+    planned: list[StudyPlan] = []
+
+    def before_work(plan: StudyPlan) -> None:
+        planned.append(plan)
+        _say(say, plan.lines())
+        if plan_only:
+            raise _PlanOnly
+
+    try:
+        return run_study(cfg, _path(out), reporter=reporter, shard=shard, before_work=before_work)
+    except _PlanOnly:
+        where = Path(out) if out is not None else planned[0].out
+        return StudyResult(where, cfg, [], complete=False, plan=planned[0])
 
 
 # --- report ----------------------------------------------------------------------------------

@@ -49,3 +49,6 @@ def test_the_walk_through_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert ("No Finding", "cgan") in bench.report.answers
     assert namespace["page"] == Path("study/index.html") and (tmp_path / "study/index.html").stat().st_size > 0
     assert namespace["draw"].run == Path("study/runs/00001-cgan-sample32-rare")  # a str became a Path
+    grid = namespace["grid"]  # the study's plan alone: nothing made
+    assert grid.plan is not None and not grid.complete and not (tmp_path / "study/curve").exists()
+    assert grid.plan.estimate.cells == 24

@@ -99,7 +99,7 @@ NO_VALUE = {
     "compare": ("--benchmark", "--allow-different-data", "--plan"),
     "benchmark": ("--synthetic", "--controlled-imbalance", "--export-reduced", "--report-only", "--plan", "--force"),
     "report": ("--compare", "--note", "--run"),
-    "study": ("--time-limit", "--gen-steps", "--set-gen", "--set-sample", "--shard", "--force"),
+    "study": ("--time-limit", "--gen-steps", "--set-gen", "--set-sample", "--shard", "--force", "--plan"),
 }
 
 
@@ -117,7 +117,7 @@ def test_score_split_train_is_labelled() -> None:
 
 
 def test_every_long_command_has_plan() -> None:
-    for name in ("train-gen", "score", "compare", "benchmark"):
+    for name in ("train-gen", "score", "compare", "benchmark", "study"):
         command = get_command(app).commands[name]  # type: ignore[attr-defined]
         assert ["--plan"] in [p.opts for p in command.params], name
     assert "--force" in " ".join(_help("benchmark").split())

@@ -135,6 +135,55 @@ def test_study_page_renders_in_a_headless_browser(straight, tmp_path: Path) -> N
         assert not href.startswith("/") and (out / href).is_file(), href
 
 
+# --- the plan, and the same study from Python ---------------------------------------------------------
+def test_the_plan_alone_makes_nothing_from_the_cli_or_python(inputs: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    from cxraug import api
+
+    monkeypatch.setenv("COLUMNS", "300")  # a plan's line whole
+
+    out = tmp_path / "s"
+    with pytest.raises(SystemExit) as e:
+        main([*_base(inputs, out), "--sizes", "10,25", "--seeds", "2", "--ratios", "+20,x1", "--plan"])
+    printed = capsys.readouterr().out
+    assert e.value.code == 0 and not out.exists(), printed
+    assert printed.startswith(f"plan of the study in {out}") and "cells: 16 to make, 0 to continue, 0 done" in printed
+    assert "n=25 (25 synthetic images a run): to make: data, gen-cgan-s0" in printed and "estimated" in printed
+    assert "none reachable (2 classifier seeds, 3 needed)" in printed  # the benchmarks run anyway (--force)
+    lines: list[str] = []
+    res = api.study(data=str(inputs / "sample32"), rare="No Finding", sizes=[10, 25], gen_steps=10, seeds=2,
+                    ratios=["+20", "x1"], out=str(out), plan_only=True, say=lines.append)  # fmt: skip
+    assert not out.exists() and res.plan is not None and not res.complete and res.out == out
+    assert lines == res.plan.lines() and [ln for ln in printed.splitlines() if ln.startswith("  n=")] == [
+        ln for ln in lines if ln.startswith("  n=")
+    ]
+    # over the time limit: the plan says so (exit 0); the run itself is refused (exit 2, test below)
+    res = api.study(data=inputs / "sample32", rare="No Finding", sizes=[10, 25, 50], gen_steps=2_000_000,
+                    out=out, plan_only=True)  # fmt: skip
+    assert "over the limit" in res.plan.lines()[-1] and not out.exists()
+
+
+@pytest.mark.slow
+def test_api_study_gives_the_cli_study(straight, inputs: Path, tmp_path: Path) -> None:
+    """The same options from Python (a YAML file as str, keywords): every cell of the CLI's study
+    is reused as it is (same keys), the plan says so, and the page's numbers are the CLI's."""
+    import shutil
+
+    from cxraug import api
+    from cxraug.study.page import study_rows
+
+    out = tmp_path / "study"
+    shutil.copytree(straight[0], out)
+    lines: list[str] = []
+    res = api.study(str(inputs / "toy-study.yaml"), data=str(inputs / "sample32"), rare="No Finding", sizes=[10],
+                    gen_steps={"cgan": 4, "diffusion": 2}, seeds=2, ratios=["+20", "x1"],
+                    bench_sets={"arms": ["real", "cgan", "diffusion"]}, out=out, say=lines.append)  # fmt: skip
+    assert res.complete and res.trained == 0 and res.reused > 0 and res.page == out / "study.html"
+    assert "  cells: 0 to make, 0 to continue, 8 done" in lines
+    assert digest_study(out) == straight[2]
+    with open(out / "study.csv", newline="") as f:
+        assert len(study_rows(res.config, res.sizes)) == len(list(csv.DictReader(f)))
+
+
 # --- refusals: one line, exit 2, nothing started ---------------------------------------------------
 def _cli(argv: list[str], capsys) -> tuple[int, str]:
     with pytest.raises(SystemExit) as e:

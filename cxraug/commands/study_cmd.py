@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cxraug.commands.common import err_console, out_console, parse_list, rich_table, user_errors
+from cxraug.commands.common import err_console, out_console, parse_list, rich_table, sayer, user_errors
 from cxraug.errors import UserError
 
 
@@ -77,15 +77,24 @@ def study(
         Optional[float], typer.Option(help="Refuse a grid estimated to take longer (hours).", show_default="48")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Run a grid over the time or disk limit anyway.")] = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the plan (the grid, cells done or to make, estimated time and disk, reachable verdicts) "
+            "and exit; nothing is made or written.",
+        ),
+    ] = False,
     shard: Annotated[
         Optional[str],
         typer.Option(metavar="I/K", help="Do sizes I, I+K, ... only (a Slurm array task; see docs/study.md)."),
     ] = None,
 ) -> None:
     """Run the study: for each size N of the rare class, generators trained on it alone, their
-    images benchmarked against the copy control and the best baseline; one page, the answer first."""
+    images benchmarked against the copy control and the best baseline; one page, the answer first.
+    The plan is printed first."""
     _study(data, rare, sizes, generators, gen_seeds, seeds, time_limit, gen_steps, clock, ratios, out, config,
-           set_, set_gen, set_sample, compare_n, max_hours, force, shard)  # fmt: skip
+           set_, set_gen, set_sample, compare_n, max_hours, force, shard, plan)  # fmt: skip
 
 
 def _ints(option: str, text: str | None) -> int | list[int] | None:
@@ -113,10 +122,10 @@ def _steps(text: str | None) -> int | dict[str, int] | None:
 
 @user_errors
 def _study(data, rare, sizes, generators, gen_seeds, seeds, time_limit, gen_steps, clock, ratios, out, config,
-           sets, set_gen, set_sample, compare_n, max_hours, force, shard) -> None:  # fmt: skip
+           sets, set_gen, set_sample, compare_n, max_hours, force, shard, plan) -> None:  # fmt: skip
+    from cxraug import api
     from cxraug.progress import RichReporter
-    from cxraug.study.config import build_config, parse_key_values, parse_plugin_sets
-    from cxraug.study.runner import run_study
+    from cxraug.study.config import parse_key_values, parse_plugin_sets
 
     if sizes is not None:
         try:
@@ -133,10 +142,12 @@ def _study(data, rare, sizes, generators, gen_seeds, seeds, time_limit, gen_step
         "bench_sets": parse_key_values(sets, "--set"), "gen_sets": parse_plugin_sets(set_gen, "--set-gen"),
         "sample_sets": parse_plugin_sets(set_sample, "--set-sample"),
     }  # fmt: skip
-    cfg = build_config(config, options)
     console = out_console()
-    result = run_study(cfg, reporter=RichReporter(err_console()), shard=shard)
-    out = result.out
+    result = api.study(config, shard=shard, reporter=RichReporter(err_console()), plan_only=plan,
+                       say=sayer(console), **options)  # fmt: skip
+    if plan:
+        return
+    cfg, out = result.config, result.out
     if not result.complete:
         console.print(
             f"this process's cells are done ({result.trained} made, {result.reused} reused); the page is written "
