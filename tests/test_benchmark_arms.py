@@ -33,9 +33,7 @@ CLASSES = ["A", "B", "C"]
 
 def _train_patients(root):
     data = open_prepared(root)
-    df = data.manifest()
-    df = df[df["split"] == "train"].sort_values("index")
-    return data, data.labels("train"), df["patient_id"].astype(str).to_numpy()
+    return data, data.labels("train"), data.split_rows("train")["patient_id"].astype(str).to_numpy()
 
 
 def test_controlled_imbalance_keeps_n_images_chosen_by_patient(phantom32):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from cxraug.classes import NIH_CLASSES
 from cxraug.data.prepare import PrepareConfig, assign_splits, prepare
-from cxraug.data.prepared import open_prepared
+from cxraug.data.prepared import PreparedData, open_prepared
 from cxraug.data.sources.nih import scan_nih
 from cxraug.errors import UserError
 
@@ -93,6 +93,24 @@ def test_arrays_labels_and_manifest_agree(nih64: Path) -> None:
         assert list(part["index"]) == list(range(len(part)))
         assert list(part["label"]) == list(labels)
         assert [data.classes[i] for i in labels] == list(part["class"])
+
+
+def test_split_rows_follow_the_arrays_whatever_the_csv_order(nih64: Path, tmp_path: Path) -> None:
+    """``split_rows`` (the one reader of "a split's rows in stored order") sorts by the index
+    column, not by the file's row order, and refuses a manifest that lost a row."""
+    data = open_prepared(nih64)
+    for name in ("labels_train.npy", "labels_val.npy", "labels_test.npy"):
+        (tmp_path / name).write_bytes((nih64 / name).read_bytes())
+    data.manifest().sample(frac=1.0, random_state=0).to_csv(tmp_path / "manifest.csv", index=False)
+    shuffled = PreparedData(tmp_path, data.meta)
+    for split in ("train", "val", "test"):
+        rows = shuffled.split_rows(split)
+        assert list(rows["index"]) == list(range(len(rows))) and list(rows["label"]) == list(data.labels(split))
+        assert rows.equals(data.split_rows(split))
+    data.manifest().iloc[1:].to_csv(tmp_path / "manifest.csv", index=False)
+    lost = data.manifest().iloc[0]["split"]
+    with pytest.raises(UserError, match=f"manifest.csv and labels_{lost}.npy disagree"):
+        shuffled.split_rows(lost)
 
 
 def _row(manifest: pd.DataFrame, image_id: str) -> pd.Series:

@@ -84,8 +84,7 @@ def test_builtin_sample_is_real_pneumoniamnist_with_its_licence(tmp_path: Path) 
 
 def _npz_index(data, split: str) -> np.ndarray:
     """Row of each prepared image in the npz array (from its image id, e.g. ...-train-000042)."""
-    m = data.manifest().query("split == @split").sort_values("index")
-    return m["image_id"].str.rsplit("-", n=1).str[1].astype(int).to_numpy()
+    return data.split_rows(split)["image_id"].str.rsplit("-", n=1).str[1].astype(int).to_numpy()
 
 
 def _chestmnist(path: Path) -> dict[str, list[str | None]]:

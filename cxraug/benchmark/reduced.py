@@ -41,7 +41,7 @@ def write_reduced(
             for name in (f"images_{split}.npy", f"labels_{split}.npy"):
                 shutil.copyfile(data.root / name, stage / name)
         df = data.manifest()
-        train = df[df["split"] == "train"].set_index("index").loc[real_index].reset_index()
+        train = data.split_rows("train").iloc[real_index].reset_index(drop=True)
         train["index"] = np.arange(len(train))
         rest = df[df["split"] != "train"]
         import pandas as pd

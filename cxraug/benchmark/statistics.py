@@ -13,9 +13,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from cxraug.significance import ADJUSTMENT_NAMES, ADJUSTMENTS, benjamini_hochberg, holm
+from cxraug.significance import ADJUSTMENT_NAMES, ADJUSTMENTS
 
-__all__ = ["ADJUSTMENTS", "ADJUSTMENT_NAMES", "Estimate", "Stat", "benjamini_hochberg", "holm", "mean_ci", "verdict"]
+__all__ = ["ADJUSTMENTS", "ADJUSTMENT_NAMES", "Estimate", "Stat", "mean_ci", "verdict"]
 
 HELPED, NO_EVIDENCE, HURT = "helped", "no evidence it helps", "hurt"
 PRIOR_DEPENDENT = "depends on the class prior"  # said wherever F1, precision, recall or accuracy appear

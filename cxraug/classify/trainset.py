@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from cxraug.data.prepared import PreparedData
-from cxraug.errors import UserError
 
 REAL_ARMS = ("real", "reweight", "oversample", "classic", "logit-adjust")
 
@@ -90,10 +89,5 @@ def real_train_set(
 
 
 def split_patients(data: PreparedData, split: str) -> np.ndarray:
-    """Patient id of each row of a split's arrays (manifest rows ordered by index)."""
-    df = data.manifest()
-    df = df[df["split"] == split].sort_values("index")
-    patients = df["patient_id"].astype(str).to_numpy()
-    if len(patients) != len(data.labels(split)):
-        raise UserError(f"{data.root}: manifest.csv and labels_{split}.npy disagree; prepare the dataset again")
-    return patients
+    """Patient id of each row of a split's arrays (manifest rows in stored order)."""
+    return data.split_rows(split)["patient_id"].astype(str).to_numpy()

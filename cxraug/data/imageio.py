@@ -46,11 +46,6 @@ def pil_to_grey(img: Image.Image) -> Image.Image:
     return img.convert("L")
 
 
-def pil_to_grey_u8(img: Image.Image) -> np.ndarray:
-    """Any Pillow mode -> HxW uint8 array (see ``pil_to_grey``)."""
-    return np.asarray(pil_to_grey(img), dtype=np.uint8)
-
-
 def open_grey(path: str) -> Image.Image:
     """Decode an image file to a mode "L" Pillow image. Raises OSError/ValueError on a bad file."""
     with Image.open(path) as img:

@@ -55,6 +55,15 @@ class PreparedData:
 
         return pd.read_csv(self.root / "manifest.csv", dtype={"patient_id": str, "image_id": str})
 
+    def split_rows(self, split: str):
+        """One split's manifest rows in stored order: row i (pandas index reset) describes
+        images_{split}.npy[i] and labels_{split}.npy[i], the manifest's ``index`` column."""
+        df = self.manifest()
+        rows = df[df["split"] == split].sort_values("index").reset_index(drop=True)
+        if len(rows) != len(self.labels(split)):
+            raise UserError(f"{self.root}: manifest.csv and labels_{split}.npy disagree; prepare the dataset again")
+        return rows
+
     def patients(self, split: str) -> set[str]:
         df = self.manifest()
         return set(df.loc[df["split"] == split, "patient_id"])

@@ -394,9 +394,4 @@ def _memorization(
 
 def _image_ids(data: PreparedData) -> list[str]:
     """Train-split image ids in stored order (the manifest's ``index`` column)."""
-    df = data.manifest()
-    df = df[df["split"] == "train"]
-    if "index" in df.columns and "image_id" in df.columns:
-        df = df.sort_values("index")
-        return [str(x) for x in df["image_id"]]
-    return [f"train[{i}]" for i in range(len(data.labels("train")))]
+    return [str(x) for x in data.split_rows("train")["image_id"]]
