@@ -9,17 +9,70 @@ process and would inherit a calling run's mixed precision).
 Without CUDA Accelerate must be told it is on the CPU: only then do the processes of
 ``torchrun`` / ``accelerate launch`` join over gloo (else each would think itself alone, and
 main).
+
+What training code may call on an accelerator is typed here: :class:`Trainer` (a real
+``Accelerator`` or a stand-in: :class:`OneDevice`, ``benchmark.spread.OneProcess``) and
+:class:`RunAccelerator` (what a generator's training loop calls; always a real ``Accelerator``).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
+    from accelerate import Accelerator
+    from accelerate.state import PartialState
     from torch.utils.data import DataLoader
+
+MixedPrecision = Literal["no", "fp16", "bf16"]
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """What the classifier's fit and the benchmark's runs call on an accelerator: Accelerate's
+    ``Accelerator`` has these, and so does each stand-in used where one does not fit."""
+
+    @property
+    def device(self) -> torch.device: ...
+    @property
+    def num_processes(self) -> int: ...
+    @property
+    def process_index(self) -> int: ...
+    @property
+    def is_main_process(self) -> bool: ...
+    def prepare(self, *objects: Any) -> Any: ...  # Any: models, optimizers and loaders, as given
+    def backward(self, loss: torch.Tensor, /) -> None: ...
+    def autocast(self) -> AbstractContextManager: ...
+    def gather_for_metrics(self, tensors: Any, /) -> Any: ...  # Any: a tensor or a tuple of them
+    def unwrap_model(self, model: torch.nn.Module, /) -> torch.nn.Module: ...
+    def free_memory(self) -> object: ...
+
+
+@runtime_checkable
+class RunAccelerator(Trainer, Protocol):
+    """What a generator plugin's ``setup``/``train_step`` and train-gen's loop also call:
+    collectives, clipping and trackers (a real ``Accelerator``; no stand-in has them)."""
+
+    def wait_for_everyone(self) -> None: ...
+    def reduce(self, tensor: torch.Tensor, /, reduction: str = ...) -> torch.Tensor: ...
+    def clip_grad_norm_(self, parameters: Iterable[torch.nn.Parameter], /, max_norm: float) -> object: ...
+    def log(self, values: dict, /, step: int | None = ...) -> None: ...
+    def init_trackers(self, project_name: str, /) -> None: ...
+    def end_training(self) -> None: ...
+
+
+def check_mixed_precision(mixed_precision: str, said: str, force_cpu: bool = False) -> None:
+    """Mixed precision needs a GPU: every command refuses it on the CPU, before any output
+    exists (``said``: the setting as the user wrote it, e.g. ``--mixed-precision bf16``)."""
+    from cxraug.errors import UserError
+
+    if mixed_precision != "no" and use_cpu(force_cpu):
+        raise UserError(f"{said} needs a GPU; on the CPU use `no`")
 
 
 def use_cpu(force_cpu: bool = False) -> bool:
@@ -53,22 +106,34 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def process_state() -> Any:
+def process_state() -> PartialState:
     """Accelerate's per-process state (rank, world, device) without an Accelerator."""
     from accelerate import PartialState
 
     return PartialState(cpu=use_cpu())
 
 
+@overload
 def make_accelerator(
     *,
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no",
+    mixed_precision: MixedPrecision = ...,
+    force_cpu: bool = ...,
+    project_dir: Path | None = ...,
+    tensorboard: bool = ...,
+    barrier_hours: float | None = ...,
+    one_device: None = ...,
+) -> Accelerator: ...
+@overload
+def make_accelerator(*, mixed_precision: Literal["no"] = ..., one_device: torch.device) -> OneDevice: ...
+def make_accelerator(
+    *,
+    mixed_precision: MixedPrecision = "no",
     force_cpu: bool = False,
     project_dir: Path | None = None,
     tensorboard: bool = False,
     barrier_hours: float | None = None,
     one_device: torch.device | None = None,
-) -> Any:
+) -> Accelerator | OneDevice:
     """An Accelerator with the caller's rules, or (``one_device``) a :class:`OneDevice`.
 
     ``project_dir``: where tensorboard logs go (its ``tb`` folder); ``barrier_hours``: how long
@@ -95,7 +160,7 @@ def make_accelerator(
 
 
 class OneDevice:
-    """What the classifier's fit needs of an Accelerator, on one device in full float32.
+    """A :class:`Trainer` on one device in full float32, with no Accelerator behind it.
 
     For helper trainings run inside another command (the reference classifier inside
     ``train-gen``): Accelerate's state is one per process, so a new ``Accelerator()`` there
@@ -107,7 +172,7 @@ class OneDevice:
     def __init__(self, device: torch.device) -> None:
         self.device = device
 
-    def prepare(self, *objs):
+    def prepare(self, *objs: Any) -> Any:
         from torch.utils.data import DataLoader
 
         out = tuple(_OnDevice(o, self.device) if isinstance(o, DataLoader) else self._move(o) for o in objs)
@@ -121,10 +186,10 @@ class OneDevice:
     def backward(self, loss: torch.Tensor) -> None:
         loss.backward()
 
-    def autocast(self):
+    def autocast(self) -> AbstractContextManager:
         return contextlib.nullcontext()
 
-    def gather_for_metrics(self, tensors):
+    def gather_for_metrics(self, tensors: Any) -> Any:
         return tensors
 
     def unwrap_model(self, model: torch.nn.Module) -> torch.nn.Module:

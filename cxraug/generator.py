@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from cxraug.accel import RunAccelerator
 from cxraug.errors import UserError
 from cxraug.rng import derive_seed
 
@@ -133,11 +134,11 @@ class Generator(ABC):
         :class:`cxraug.errors.UserError` naming the key and what to do."""
 
     @abstractmethod
-    def setup(self, accelerator: Any) -> None:
+    def setup(self, accelerator: RunAccelerator) -> None:
         """Create optimizers and ``accelerator.prepare`` the trainable modules."""
 
     @abstractmethod
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: Any) -> dict[str, float]:
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: RunAccelerator) -> dict[str, float]:
         """One optimisation step on a batch (images in [-1, 1], N x C x S x S); returns losses."""
 
     @abstractmethod

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from cxraug import __version__, registry, runs
-from cxraug.accel import make_accelerator, process_state
+from cxraug.accel import RunAccelerator, check_mixed_precision, make_accelerator, process_state
 from cxraug.checkpoint import load_latest as load_latest_checkpoint
 from cxraug.config import UNTIL_TIME_LIMIT, TrainConfig
 from cxraug.data.dataset import to_model_range, to_uint8
@@ -108,8 +108,7 @@ def data_provenance(data: PreparedData) -> dict[str, Any]:
 
 def check_runtime(train: TrainConfig) -> None:
     """Fail before any output exists when the machine cannot run this config."""
-    if train.mixed_precision != "no" and not torch.cuda.is_available():
-        raise UserError(f"--mixed-precision {train.mixed_precision} needs a GPU; on the CPU use `no`")
+    check_mixed_precision(train.mixed_precision, f"--mixed-precision {train.mixed_precision}")
     if train.tensorboard:
         try:
             import tensorboard  # noqa: F401
@@ -149,7 +148,7 @@ def check_batch_memory(train: TrainConfig, data: PreparedData) -> None:
     require_memory(what, train.batch_size * per_image, "choose a smaller --batch-size")
 
 
-def make_run_accelerator(train: TrainConfig, run: Path):
+def make_run_accelerator(train: TrainConfig, run: Path) -> RunAccelerator:
     check_runtime(train)
     return make_accelerator(mixed_precision=train.mixed_precision, project_dir=run, tensorboard=train.tensorboard)
 
@@ -232,13 +231,13 @@ def _export(gen: Generator, run: Path, step: int, provenance: dict[str, Any]) ->
     gen.export(run / runs.EXPORT_DIR, extra={"run": run.name, "step": step, "data": provenance})
 
 
-def _out_of_time(clock: Clock, limit_s: float | None, accelerator: Any) -> bool:
+def _out_of_time(clock: Clock, limit_s: float | None, accelerator: RunAccelerator) -> bool:
     """Whether the budget is spent; under several processes the main one decides for all
     (their clocks differ a little, and all must stop at the same step)."""
     return _step_flags(accelerator, clock, limit_s, "")[1]
 
 
-def _step_flags(accelerator: Any, clock: Clock, limit_s: float | None, bad: str) -> tuple[str, bool]:
+def _step_flags(accelerator: RunAccelerator, clock: Clock, limit_s: float | None, bad: str) -> tuple[str, bool]:
     """What every process must agree on after a step, in one small all-reduce: whether any
     process saw a non-finite loss (``bad``: its description, "" if none) and whether the main
     process's time budget is spent. Returns (the first bad process's description, out of time),
@@ -284,7 +283,7 @@ class _Loop:
     cfg: TrainConfig
     gen: Generator
     data: PreparedData
-    accelerator: Any
+    accelerator: RunAccelerator
     clock: Clock
     timer: Callable[[], float]
     evaluation: PeriodicEvaluation | None

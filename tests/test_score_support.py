@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cxraug.accel import RunAccelerator
 from cxraug.data.prepared import open_prepared
 from cxraug.generator import DataSpec, Generator, PluginConfig
 
@@ -55,10 +56,10 @@ class ArrayGenerator(Generator):
     def build(self) -> None:
         pass
 
-    def setup(self, accelerator: Any) -> None:
+    def setup(self, accelerator: RunAccelerator) -> None:
         raise NotImplementedError("test double: sampling only")
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: Any) -> dict[str, float]:
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: RunAccelerator) -> dict[str, float]:
         raise NotImplementedError("test double: sampling only")
 
     def state(self) -> dict[str, Any]:

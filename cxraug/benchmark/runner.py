@@ -308,10 +308,9 @@ def check_predictions(where: Path, preds: dict[str, np.ndarray], split: str, lab
 
 
 def _make_accelerator(cfg: BenchmarkConfig):
-    from cxraug.accel import make_accelerator, use_cpu
+    from cxraug.accel import check_mixed_precision, make_accelerator
 
-    if cfg.mixed_precision == "fp16" and use_cpu(cfg.cpu):
-        raise UserError("mixed_precision=fp16 needs a GPU; use bf16 or no on a CPU")
+    check_mixed_precision(cfg.mixed_precision, f"mixed_precision={cfg.mixed_precision}", force_cpu=cfg.cpu)
     # The long timeout is for the last barrier of --spread runs: a process whose share is done
     # waits there for the others' last runs, which may take hours at 256 px.
     return make_accelerator(mixed_precision=cfg.mixed_precision, force_cpu=cfg.cpu, barrier_hours=BARRIER_HOURS)

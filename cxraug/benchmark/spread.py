@@ -14,9 +14,14 @@ same number of threads per run).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Literal
 
 from cxraug.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+    from accelerate import Accelerator
 
 Spread = Literal["auto", "runs", "ddp"]
 SPREADS: tuple[str, ...] = ("auto", "runs", "ddp")
@@ -45,7 +50,8 @@ def share(pending: list, rank: int, world: int) -> list:
 
 
 class OneProcess:
-    """The accelerator one run sees when it is trained alone on this process's device.
+    """The accelerator (a ``cxraug.accel.Trainer``) one run sees when it is trained alone on
+    this process's device.
 
     It is the launched Accelerator (device, mixed precision, autocast, backward) without the
     parts that join processes: models are not wrapped in DDP, loaders are not sharded, and
@@ -56,11 +62,11 @@ class OneProcess:
     process_index = 0
     is_main_process = True
 
-    def __init__(self, accelerator: Any) -> None:
+    def __init__(self, accelerator: Accelerator) -> None:
         self._acc = accelerator
 
     @property
-    def device(self):
+    def device(self) -> torch.device:
         return self._acc.device
 
     def prepare(self, *objects: Any) -> Any:
@@ -84,13 +90,13 @@ class OneProcess:
     def gather_for_metrics(self, tensors: Any) -> Any:
         return tensors
 
-    def autocast(self):
+    def autocast(self) -> AbstractContextManager:
         return self._acc.autocast()
 
-    def backward(self, loss: Any) -> None:
+    def backward(self, loss: torch.Tensor) -> None:
         self._acc.backward(loss)
 
-    def unwrap_model(self, model: Any) -> Any:
+    def unwrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
         return self._acc.unwrap_model(model)
 
     def free_memory(self) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cxraug.accel import Trainer
 from cxraug.benchmark.config import BenchmarkConfig
 from cxraug.classify.fit import eval_loader, fit_select, predict
 from cxraug.classify.scores import choose_thresholds
@@ -37,7 +38,7 @@ def train_run(
     test: tuple[np.ndarray, np.ndarray],
     cfg: BenchmarkConfig,
     seed: int,
-    accelerator,
+    accelerator: Trainer,
     steps: int,
     evaluations: int,
 ) -> RunOutput:

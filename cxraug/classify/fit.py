@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
+from cxraug.accel import Trainer
 from cxraug.classify.augment import augment_batch
 from cxraug.classify.config import ClassifierConfig
 from cxraug.classify.models import build_classifier
@@ -79,7 +80,7 @@ def eval_loader(images: np.ndarray, labels: np.ndarray, cfg: ClassifierConfig) -
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader: DataLoader, accelerator) -> tuple[np.ndarray, np.ndarray]:
+def predict(model: torch.nn.Module, loader: DataLoader, accelerator: Trainer) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and labels of every row of the loader's split, in the split's order.
 
     Under several processes each predicts a shard and ``gather_for_metrics`` joins them; the
@@ -129,7 +130,7 @@ def fit_select(
     val: tuple[np.ndarray, np.ndarray],
     cfg: ClassifierConfig,
     seed: int,
-    accelerator,
+    accelerator: Trainer,
 ) -> Fitted:
     """Train for a number of optimiser steps and keep the validation check (every
     ``eval_every`` steps, and the last step) with the best validation macro AUROC.

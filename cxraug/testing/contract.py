@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from accelerate import Accelerator
 
+from cxraug.accel import make_accelerator
 from cxraug.generator import DataSpec, Generator
 
 SPEC = DataSpec(classes=("No Finding", "Hernia", "Mass"), size=32)
@@ -58,7 +58,7 @@ def check_train_step_sample_state_export(cls: type[Generator], directory: Path) 
 
 def _train_step_sample_state_export(cls: type[Generator], directory: Path) -> None:
     gen = build(cls)
-    acc = Accelerator(cpu=True)
+    acc = make_accelerator(force_cpu=True)  # as train-gen builds it, on the CPU in float32
     gen.setup(acc)
     x, y = batch()
     losses = gen.train_step(x, y, acc)
@@ -80,7 +80,7 @@ def _train_step_sample_state_export(cls: type[Generator], directory: Path) -> No
     buf.seek(0)
     state = torch.load(buf, weights_only=True)
     twin = build(cls, seed=99)
-    twin.setup(Accelerator(cpu=True))
+    twin.setup(make_accelerator(force_cpu=True))
     twin.load_state(state)
     a, b = gen.train_step(x, y, acc), twin.train_step(x, y, acc)
     assert a == b

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from cxraug.accel import RunAccelerator
 from cxraug.ema import EMA
 from cxraug.errors import UserError
 from cxraug.generator import Generator
@@ -108,7 +109,7 @@ class CGAN(Generator):
         self.opt_d: Any = None
         self._stats_for: tuple[bool, float | None] = (False, None)  # (fresh, truncation they were computed at)
 
-    def setup(self, accelerator: Any) -> None:
+    def setup(self, accelerator: RunAccelerator) -> None:
         c = self.config
         if c.sync_bn and accelerator.num_processes > 1:
             # A small per-process batch makes BatchNorm's statistics noisy under DDP; torch's
@@ -143,7 +144,7 @@ class CGAN(Generator):
         return c.d_features_weight
 
     def _d_step(
-        self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, accelerator: Any, wf: float
+        self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, accelerator: RunAccelerator, wf: float
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
         """One discriminator update: reals and fresh fakes in one forward per D (one DDP forward
         per backward); the feature D scores the same augmented images."""
@@ -178,7 +179,7 @@ class CGAN(Generator):
         self.ada.observe(d_real, reduce=lambda t: accelerator.reduce(t, reduction="sum"))
         return loss_d, d_real, d_fake, logs
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: Any) -> dict[str, float]:
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: RunAccelerator) -> dict[str, float]:
         n, dev = images.shape[0], images.device
         rng = self.step_generator(accelerator.process_index, dev)  # noise and augmentation draws
         wf = self.features_weight()

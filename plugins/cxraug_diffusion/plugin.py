@@ -7,6 +7,7 @@ from typing import Any, ClassVar, cast
 import torch
 import torch.nn.functional as F
 
+from cxraug.accel import RunAccelerator
 from cxraug.errors import UserError
 from cxraug.generator import Generator, SampleOptions
 
@@ -49,7 +50,7 @@ class Diffusion(Generator):
         self.train_model: Any = None  # accelerator-prepared model (DDP-wrapped on several processes)
         self.optimizer: Any = None
 
-    def setup(self, accelerator: Any) -> None:
+    def setup(self, accelerator: RunAccelerator) -> None:
         c = self.config
         self.ema.model.to(accelerator.device)
         opt = torch.optim.AdamW(
@@ -62,7 +63,7 @@ class Diffusion(Generator):
         warm = self.config.lr_warmup_steps
         return self.config.lr * min(1.0, (self.steps_done + 1) / warm) if warm else self.config.lr
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: Any) -> dict[str, float]:
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, accelerator: RunAccelerator) -> dict[str, float]:
         if self.optimizer is None:
             raise RuntimeError("Diffusion.setup(accelerator) must be called before train_step")
         n, device = images.shape[0], images.device
