@@ -24,7 +24,7 @@ def write_selection_data(data: PreparedData, rare: str, out: Path, seed: int = 0
     import pandas as pd
 
     df = data.manifest()
-    val = df[df["split"] == "val"].sort_values("index")
+    val = data.split_rows("val")
     patients = np.array(sorted(val["patient_id"].unique()))
     rng = np.random.default_rng(seed)
     chosen = set(patients[rng.permutation(len(patients))[: len(patients) // 2]])
