@@ -210,6 +210,15 @@ def _base(inputs: Path, out: Path) -> list[str]:
         (["--sizes", "10", "--set-gen", "diffusion"], "PLUGIN:KEY=VALUE"),
         (["--sizes", "10", "--shard", "2/2"], "--shard"),
         (["--sizes", "10,25,50", "--gen-steps", "2000000"], "over the limit"),
+        (["--sizes", "10", "--generators", "cgan"], "give two or more"),
+        (["--sizes", "10", "--gen-steps", "cgan=10"], "no steps for diffusion"),
+        (["--sizes", "10", "--gen-steps", "0"], "at least 1 step"),
+        (["--sizes", "10", "--gen-steps", "cgan=10,diffusion=5,dcgan=3"], "dcgan is not among"),
+        (["--sizes", "10", "--set", "epoch=1"], "unknown option 'epoch'"),
+        (["--sizes", "10", "--set", "epochs=x"], "'epochs'"),
+        (["--sizes", "10", "--set-gen", "cgan:bach_size=32"], "unknown config key 'bach_size'"),
+        (["--sizes", "10", "--set-gen", "cgan:batch_size=-3"], "'batch_size'"),
+        (["--sizes", "10", "--set-sample", "diffusion:steps=0"], "'steps'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(inputs: Path, tmp_path: Path, capsys, extra: list[str], says: str) -> None:
