@@ -295,3 +295,10 @@ def test_processes_share_the_sizes_out_and_each_cell_runs_as_one_process(monkeyp
     env = child_env()
     assert not {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"} & set(env)
     assert env["CUDA_VISIBLE_DEVICES"] == "5" and int(env["CXRAUG_THREADS"]) >= 1
+
+
+def test_the_estimate_says_minutes_under_an_hour() -> None:
+    from cxraug.study.estimate import Estimate
+
+    assert Estimate(136 / 3600, 60_000_000, 5).text() == "about 2 min and 0.06 GB over 5 cells"  # was "0.0 h"
+    assert Estimate(1.84, 370_000_000, 24).text() == "about 1.8 h and 0.37 GB over 24 cells"

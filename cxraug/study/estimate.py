@@ -30,7 +30,9 @@ class Estimate:
     cells: int
 
     def text(self) -> str:
-        return f"about {self.hours:.1f} h and {self.bytes / 1e9:.2f} GB over {self.cells} cells"
+        # under an hour in minutes: a toy grid's "0.0 h" said nothing
+        took = f"{self.hours:.1f} h" if self.hours >= 1 else f"{max(1, round(self.hours * 60))} min"
+        return f"about {took} and {self.bytes / 1e9:.2f} GB over {self.cells} cells"
 
 
 def estimate(cfg, image_size: int, train_counts: dict[str, int], synth_n: dict[int, int]) -> Estimate:
