@@ -243,6 +243,14 @@ def test_a_grid_the_disk_cannot_hold_is_refused_unless_forced(
     assert code == 2 and "GB free" in err and "--force" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_file_at_out_is_refused_by_the_plan_too(inputs: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "f").write_text("mine")
+    for out in (tmp_path / "f", tmp_path / "f" / "sub"):
+        code, err = _cli([*_base(inputs, out), "--sizes", "10", "--plan"], capsys)  # the plan said "to make", exit 0
+        assert code == 2 and "is a file" in err and len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / "f").read_text() == "mine"
+
+
 def test_an_out_folder_of_something_else_is_refused(inputs: Path, tmp_path: Path, capsys) -> None:
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "mine.txt").write_text("mine")

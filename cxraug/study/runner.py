@@ -198,6 +198,11 @@ class Study:
 
     def check_out(self) -> None:
         out = self.out
+        probe = out  # a file at --out (or above it) is refused here, so --plan says so too
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if probe.exists() and not probe.is_dir():
+            raise UserError(f"--out {out}: {probe} is a file, not a folder; choose another --out")
         if (
             out.is_dir()
             and any(p for p in out.iterdir() if not p.name.startswith("."))
