@@ -310,3 +310,18 @@ def test_the_estimate_says_minutes_under_an_hour() -> None:
 
     assert Estimate(136 / 3600, 60_000_000, 5).text() == "about 2 min and 0.06 GB over 5 cells"  # was "0.0 h"
     assert Estimate(1.84, 370_000_000, 24).text() == "about 1.8 h and 0.37 GB over 24 cells"
+
+
+def test_a_size_below_compares_minimum_says_why_it_has_no_floor() -> None:
+    from cxraug.study.config import StudyConfig
+    from cxraug.study.page import StudyRow, no_floor_note
+
+    cfg = StudyConfig(data="d", rare="No Finding", sizes=[10, 50], gen_steps=10)
+
+    def row(n: int, fid: float | None) -> StudyRow:
+        return StudyRow(n, "cgan", 1, "fill", "copy control", "copy", 0.0, -0.1, 0.1, 1.0, "no evidence", "-",
+                        fid, None, None, 0.1, 0.1, 0.1, 234)  # fmt: skip
+
+    note = no_floor_note(cfg, [row(10, None), row(50, 12.5)])
+    assert "No floor at N = 10:" in note and "minimum of 20" in note and "50" not in note.split(":")[0]
+    assert no_floor_note(cfg, [row(50, 12.5)]) == ""
