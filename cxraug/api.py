@@ -656,7 +656,7 @@ def compare(
     arms = [ArmSpec(name, tuple(Path(p) for p in parts)) for name, parts in specs]
     cfg = CompareConfig(
         runs=[r for a in arms for r in a.runs],
-        arms=arms if any(name or len(parts) > 1 for name, parts in specs) else [], score=sc, data=_path(data),
+        arms=arms if any(name or len(parts) > 1 for name, parts in specs) else [], score=sc, data=_path(data, "data"),
         allow_different_data=allow_different_data,
         bootstrap=BootstrapConfig(resamples=bootstrap, confidence=confidence, seed=sc.seed),
         speed_images=speed_images, grid_columns=grid, benchmark=_path(benchmark),
@@ -892,7 +892,7 @@ def study(
             raise _PlanOnly
 
     try:
-        return run_study(cfg, _path(out), reporter=reporter, shard=shard, before_work=before_work)
+        return run_study(cfg, _path(out, "out"), reporter=reporter, shard=shard, before_work=before_work)
     except _PlanOnly:
         where = _path(out, "out") if out is not None else planned[0].out
         return StudyResult(where, cfg, [], complete=False, plan=planned[0])

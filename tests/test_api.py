@@ -217,6 +217,11 @@ def test_score_against_the_training_images_is_labelled(tmp_path: Path, phantom32
         (lambda d: api.report_run(3), "run must be a str or Path"),
         (lambda d: api.report(None, "x.html"), "report needs a benchmark folder"),
         (lambda d: api.report(7, "x.html"), "benchmark must be a str or Path"),
+        (lambda d: api.study(data=d, rare="x", sizes=[1], gen_steps=1, out=5, plan_only=True), "out must be a str"),
+        (
+            lambda d: api.study(data=d, rare="No Finding", sizes=[1], gen_steps=1, out="s", shard=1, plan_only=True),
+            "shard must be a str",
+        ),
     ],
 )
 def test_wrong_types_are_a_user_error_not_a_traceback(

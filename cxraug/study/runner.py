@@ -69,6 +69,8 @@ class StudyResult:
 def shard_of(shard: str | None) -> tuple[int, int]:
     """(index, count): ``--shard I/K``, else the launcher's RANK / WORLD_SIZE, else (0, 1)."""
     if shard:
+        if not isinstance(shard, str):  # from Python: "I/K", as on the command line
+            raise UserError(f"shard must be a str 'I/K', e.g. shard='0/4' (got {shard!r:.40})")
         i, slash, k = shard.partition("/")
         if not slash or not i.isdigit() or not k.isdigit() or int(k) < 1 or int(i) >= int(k):
             raise UserError(f"--shard {shard!r}: give I/K with 0 <= I < K, e.g. --shard 0/4")
