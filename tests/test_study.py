@@ -325,3 +325,18 @@ def test_a_size_below_compares_minimum_says_why_it_has_no_floor() -> None:
     note = no_floor_note(cfg, [row(10, None), row(50, 12.5)])
     assert "No floor at N = 10:" in note and "minimum of 20" in note and "50" not in note.split(":")[0]
     assert no_floor_note(cfg, [row(50, 12.5)]) == ""
+
+
+def test_a_cell_of_other_settings_is_refused_before_any_work(inputs: Path, tmp_path: Path, capsys) -> None:
+    from cxraug.study.cells import Cell
+    from cxraug.study.config import build_config
+    from cxraug.study.runner import Study
+
+    out = tmp_path / "s"
+    argv = [*_base(inputs, out), "--sizes", "10,25"]
+    cfg = build_config(None, {"data": inputs / "sample32", "rare": "No Finding", "sizes": [10, 25], "gen_steps": 10})
+    Study(cfg, out).write_marker()
+    Cell(out / "n-0025" / "data", {"stage": "reduce", "n": 999}).start()  # made with other settings
+    code, err = _cli(argv, capsys)  # the sizes before it were made first, then it stopped at n = 25
+    assert code == 2 and "n-0025/data was made with other settings" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "n-0010").exists()

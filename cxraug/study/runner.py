@@ -465,7 +465,7 @@ class Study:
     def plan(self, est: Estimate, shard: tuple[int, int]) -> StudyPlan:
         """Every cell of the grid and its state, read from the cells' records; writes nothing."""
         from cxraug.study.estimate import check_estimate
-        from cxraug.study.plan import DONE, TO_MAKE, PlannedCell, SizePlan, StudyPlan, cell_state
+        from cxraug.study.plan import DONE, TO_MAKE, PlannedCell, SizePlan, StudyPlan, cell_state, planned
 
         cfg = self.cfg
         mine = set(cfg.sizes[shard[0] :: shard[1]])
@@ -484,16 +484,14 @@ class Study:
                 cells.append(select)
                 if cell_state(select) == DONE:
                     chosen = select.info()["chosen"]
-            planned = [PlannedCell(c.folder.name, cell_state(c)) for c in cells]
+            states = [planned(c.folder.name, c) for c in cells]
             if chosen is not None:
-                planned.append(
-                    PlannedCell("benchmark", cell_state(self.benchmark_cell(n, data_cell, chosen, set_cells)))
-                )
+                states.append(planned("benchmark", self.benchmark_cell(n, data_cell, chosen, set_cells)))
             else:  # its key holds the ratios validation will choose
-                planned.append(PlannedCell("benchmark", TO_MAKE))
+                states.append(PlannedCell("benchmark", TO_MAKE))
             compare = self.compare_cell(n, gen_cells)
-            planned.append(PlannedCell(compare.folder.name, cell_state(compare)))
-            sizes.append(SizePlan(n, self.synth_n(n), planned, here=n in mine))
+            states.append(planned(compare.folder.name, compare))
+            sizes.append(SizePlan(n, self.synth_n(n), states, here=n in mine))
         try:
             check_estimate(est, self.out, cfg.max_hours, cfg.force)
             refused = None
@@ -563,6 +561,11 @@ def run_study(
     if before_work is not None:
         before_work(plan)
     check_estimate(est, out, cfg.max_hours, cfg.force)
+    from cxraug.study.plan import OTHER
+
+    other = [c.why for s in plan.sizes if s.here for c in s.cells if c.state == OTHER]
+    if other:  # refused before any work, not after the sizes before it were made
+        raise UserError(other[0])
     out.mkdir(parents=True, exist_ok=True)
     if not (out / MARKER).is_file():
         study.write_marker()
