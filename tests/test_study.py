@@ -340,3 +340,23 @@ def test_a_cell_of_other_settings_is_refused_before_any_work(inputs: Path, tmp_p
     code, err = _cli(argv, capsys)  # the sizes before it were made first, then it stopped at n = 25
     assert code == 2 and "n-0025/data was made with other settings" in err and len(err.strip().splitlines()) == 1
     assert not (out / "n-0010").exists()
+
+
+def test_a_killed_compare_is_redone_by_compares_overwrite_not_deleted(
+    inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxraug.study import runner
+    from cxraug.study.cells import SizeCells
+    from cxraug.study.config import build_config
+
+    cfg = build_config(None, {"data": inputs / "sample32", "rare": "No Finding", "sizes": [10], "gen_steps": 10})
+    study = runner.Study(cfg, tmp_path / "s")
+    cell = study.compare_cell(10, [])
+    cell.start()  # killed after compare wrote its folder
+    (cell.folder / "out").mkdir()
+    (cell.folder / "out" / "my-notes.txt").write_text("mine")
+    argvs: list[list[str]] = []
+    monkeypatch.setattr(runner, "cxraug", lambda argv, log: argvs.append(argv) or {"seconds": 0.0, "cpu_seconds": 0.0})
+    study.compare(10, SizeCells(10, tmp_path, runs={"cgan": [tmp_path / "a"], "diffusion": [tmp_path / "b"]}), [])
+    assert "--overwrite" in argvs[0]  # compare's own rule: it refuses a folder holding a file it did not write
+    assert (cell.folder / "out" / "my-notes.txt").read_text() == "mine"  # was shutil.rmtree'd

@@ -426,13 +426,15 @@ class Study:
         out = cell.folder / "out"
 
         def work(c: Cell) -> dict[str, Any]:
-            shutil.rmtree(out, ignore_errors=True)  # a killed compare starts over (it keeps no partial state)
+            # a killed compare starts over (it keeps no partial state); compare's own --overwrite replaces
+            # only what compare wrote, never a file of the user's put there (docs/reliability.md)
+            again = ["--overwrite"] if out.exists() else []
             arms = [f"{g}={','.join(str(r) for r in sc.runs[g])}" for g in cfg.generators]
             extra = ["--metrics", ",".join(cfg.compare_metrics)] if cfg.compare_metrics else []
             extra += [] if cfg.compare_memorization else ["--no-memorization"]
             return cxraug(["compare", *arms, "--classes", cfg.rare, "-n", str(cfg.compare_n), "--split", "val",
                            "--bootstrap", str(cfg.compare_bootstrap), "--min-images", str(cfg.compare_min_images),
-                           "--speed-images", str(cfg.compare_speed_images), "--out", str(out),
+                           "--speed-images", str(cfg.compare_speed_images), "--out", str(out), *again,
                            *extra, *_sets_args(samples)], c.folder / "log.txt")  # fmt: skip
 
         info = self._do(cell, f"n={n}: compare the generators on validation images", work)
