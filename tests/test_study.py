@@ -360,3 +360,17 @@ def test_a_killed_compare_is_redone_by_compares_overwrite_not_deleted(
     study.compare(10, SizeCells(10, tmp_path, runs={"cgan": [tmp_path / "a"], "diffusion": [tmp_path / "b"]}), [])
     assert "--overwrite" in argvs[0]  # compare's own rule: it refuses a folder holding a file it did not write
     assert (cell.folder / "out" / "my-notes.txt").read_text() == "mine"  # was shutil.rmtree'd
+
+
+def test_the_estimate_counts_drawing_the_synthetic_images() -> None:
+    from cxraug.study.config import StudyConfig
+    from cxraug.study.estimate import estimate
+
+    def hours(**kw) -> float:
+        cfg = StudyConfig(data="d", rare="No Finding", sizes=[10], gen_steps=10, **kw)
+        return estimate(cfg, 32, {"No Finding": 600, "Pneumonia": 600}, {10: 590}).hours
+
+    # twice the diffusion sampler's default steps: 0.09 s more an image, for synth's 590 and compare's 200
+    extra = (hours(sample_sets={"diffusion": {"steps": 40}}) - hours()) * 3600
+    assert extra == pytest.approx(0.09 * (590 + 200), rel=1e-6)
+    assert hours() * 3600 > 0.09 * (590 + 200)  # the default draw is in it too (it was left out)
