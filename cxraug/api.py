@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -108,8 +109,13 @@ def _config(cls: type[C], config: C | None, kwargs: dict[str, Any]) -> C:
     return dataclasses.replace(config, **kwargs) if kwargs else config  # type: ignore[type-var]
 
 
-def _path(p: PathLike | None) -> Path | None:
-    return None if p is None else Path(p)
+def _path(p: PathLike | None, what: str = "a path") -> Path | None:
+    """``p`` as a Path; anything but a str or path-like is one line, not pathlib's TypeError."""
+    if p is None:
+        return None
+    if not isinstance(p, (str, os.PathLike)):
+        raise UserError(f"{what} must be a str or Path (got {type(p).__name__} {p!r:.60})")
+    return Path(p)
 
 
 def _sets(values: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
@@ -120,6 +126,8 @@ def _sets(values: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
         import json
 
         return [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in values.items()]
+    if isinstance(values, str) or any(not isinstance(v, str) for v in values):
+        raise UserError(f"sets: give a dict {{key: value}} or a list of 'key=value' strings (got {values!r:.60})")
     return list(values)
 
 
@@ -179,7 +187,7 @@ def reduce(data: PathLike, out: PathLike, keep: Mapping[str, int], *, seed: int 
     configure_process()
     cfg = benchmark_config(controlled_imbalance=keep, sets={"imbalance_seed": seed})
     with reading_scope():
-        return runner.export_reduced(Path(data), cfg, Path(out), overwrite)
+        return runner.export_reduced(_path(data, "data"), cfg, _path(out, "out"), overwrite)
 
 
 # --- train-gen -------------------------------------------------------------------------------
@@ -203,8 +211,9 @@ class TrainGenConfig:
     resume: Path | None = None  # continue this run exactly
 
     def __post_init__(self) -> None:
-        self.data, self.config, self.resume = _path(self.data), _path(self.config), _path(self.resume)
-        self.out = Path(self.out)
+        self.data, self.config = _path(self.data, "data"), _path(self.config, "config")
+        self.resume = _path(self.resume, "resume")
+        self.out = _path(self.out, "out")  # type: ignore[assignment]
 
     def flags(self) -> dict[str, Any]:
         """The options that are training keys (None: not given)."""
@@ -520,7 +529,7 @@ def score(
             with contextlib.suppress(_PlanOnly):
                 run_score(prepared, source, cfg, extractor, before_work=before_work)
             return Scores(out=None, table=None, result=None, plan=planned[0])
-        where = Path(out) if out is not None else default_out_dir(owner, cfg.split, step)
+        where = _path(out, "out") if out is not None else default_out_dir(owner, cfg.split, step)
         check_output(where, "score folder", "scores.json", [*inputs, *dataset_files(prepared.root)], overwrite)
         locks.enter_context(output_lock(where, "score folder"))  # also fails now, not after the work, if unwritable
         check_appendable(owner / "metrics.jsonl")  # the run's log takes the result's line after the work
@@ -566,18 +575,18 @@ def _score_source(
             raise UserError("--set applies to --run (sampling now); a synthetic set is already sampled")
         trained = syn.provenance.get("data")
         trained = trained if isinstance(trained, dict) else {}
-        return images_source(syn), Path(images), trained, set_files(syn.root), syn.provenance.get("step")
+        return images_source(syn), _path(images, "images"), trained, set_files(syn.root), syn.provenance.get("step")
     from cxraug.config import parse_sets
     from cxraug.metrics.features import resolve_device
     from cxraug.runs import load_generator, run_inputs
 
     assert run is not None
-    gen, meta = load_generator(Path(run))
+    gen, meta = load_generator(_path(run, "run"))
     options = gen.parse_sample_options(parse_sets(sets))
     gen.to(resolve_device(device))
-    info = {"run": str(Path(run).resolve()), "step": meta.get("step"), "plugin": meta.get("plugin")}
+    info = {"run": str(_path(run, "run").resolve()), "step": meta.get("step"), "plugin": meta.get("plugin")}
     source = generator_source(gen, seed=cfg.seed, batch_size=cfg.batch_size, options=options, info=info)
-    return source, Path(run), meta.get("data") or {}, run_inputs(Path(run)), meta.get("step")
+    return source, _path(run, "run"), meta.get("data") or {}, run_inputs(_path(run, "run")), meta.get("step")
 
 
 # --- compare ---------------------------------------------------------------------------------
@@ -641,11 +650,13 @@ def compare(
 
     configure()
     sc = _config(ScoreConfig, config, kwargs)
-    specs = [parse_arm(str(a)) for a in runs]
+    if isinstance(runs, (str, os.PathLike)):  # one str would be read letter by letter
+        raise UserError(f"compare takes a list of runs, e.g. [run_a, run_b] (got one: {str(runs)!r:.80})")
+    specs = [parse_arm(str(_path(a, "each run"))) for a in runs]
     arms = [ArmSpec(name, tuple(Path(p) for p in parts)) for name, parts in specs]
     cfg = CompareConfig(
         runs=[r for a in arms for r in a.runs],
-        arms=arms if any(name or len(parts) > 1 for name, parts in specs) else [], score=sc, data=_path(data),
+        arms=arms if any(name or len(parts) > 1 for name, parts in specs) else [], score=sc, data=_path(data, "data"),
         allow_different_data=allow_different_data,
         bootstrap=BootstrapConfig(resamples=bootstrap, confidence=confidence, seed=sc.seed),
         speed_images=speed_images, grid_columns=grid, benchmark=_path(benchmark),
@@ -667,7 +678,7 @@ def compare(
         with contextlib.suppress(_PlanOnly):
             run_compare(cfg, extractor, device, before_work=before_work)
         return CompareRun(out=None, table=None, result=None, plan=planned[0])
-    where = Path(out) if out is not None else _compare_out(cfg)
+    where = _path(out, "out") if out is not None else _compare_out(cfg)
     inputs = [p for r in cfg.runs for p in run_inputs(r)]
     inputs += [*(dataset_files(cfg.data) if cfg.data else []), *([cfg.benchmark] if cfg.benchmark else [])]
     check_output(where, "compare folder", "compare.json", inputs, overwrite)  # before the work, not after it
@@ -767,9 +778,9 @@ def benchmark(
     configure()
     for line in _few_in_synthetic(config):
         (warn or _default_warn)(line)
-    where = Path(out) if out is not None else Path("runs") / f"benchmark-{Path(data).name}"
+    where = _path(out, "out") if out is not None else Path("runs") / f"benchmark-{_path(data, 'data').name}"
     if plan_only:
-        plan = _benchmark_plan(Path(data), config, where, overwrite)
+        plan = _benchmark_plan(_path(data, "data"), config, where, overwrite)
         _say(say, plan.lines())
         if why := plan.unreachable():
             _say(say, [f"this benchmark would stop here: {why}; {FORCE_HINT}"])
@@ -792,7 +803,7 @@ def benchmark(
 
     with output_lock(where, "benchmark folder") if main else contextlib.nullcontext():
         report = run_benchmark(
-            Path(data), config, where, overwrite=overwrite, reporter=reporter, spread=mode,
+            _path(data, "data"), config, where, overwrite=overwrite, reporter=reporter, spread=mode,
             before_training=before_training,
         )  # fmt: skip
     return BenchmarkResult(out=where, report=report, plan=planned[0] if planned else None)
@@ -881,9 +892,9 @@ def study(
             raise _PlanOnly
 
     try:
-        return run_study(cfg, _path(out), reporter=reporter, shard=shard, before_work=before_work)
+        return run_study(cfg, _path(out, "out"), reporter=reporter, shard=shard, before_work=before_work)
     except _PlanOnly:
-        where = Path(out) if out is not None else planned[0].out
+        where = _path(out, "out") if out is not None else planned[0].out
         return StudyResult(where, cfg, [], complete=False, plan=planned[0])
 
 
@@ -905,8 +916,11 @@ def report(
     from cxraug.studypage import StudyPageConfig, write_study_page
 
     configure_process()
+    if benchmark is None or out is None:
+        raise UserError("report needs a benchmark folder and the page to write: api.report(BENCH, 'index.html')")
     cfg = StudyPageConfig(
-        benchmark=Path(benchmark), out=Path(out), compare=_path(compare), note=note, columns=columns,
+        benchmark=_path(benchmark, "benchmark"), out=_path(out, "out"), compare=_path(compare, "compare"),
+        note=note, columns=columns,
         overwrite=overwrite,
     )  # fmt: skip
     return write_study_page(cfg)
@@ -920,6 +934,6 @@ def report_run(run: PathLike) -> Path:
     from cxraug.runs import read_run_config
 
     configure_process()
-    read_run_config(Path(run))  # one line for a folder that is not a run, before its lock file appears
-    with output_lock(Path(run), "run directory"):  # a training run rewrites it at each checkpoint itself
-        return rebuild(Path(run))
+    read_run_config(_path(run, "run"))  # one line for a folder that is not a run, before its lock file appears
+    with output_lock(_path(run, "run"), "run directory"):  # a training run rewrites it at each checkpoint itself
+        return rebuild(_path(run, "run"))

@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -56,6 +57,10 @@ class SynthConfig:
     allow_unseen: bool = False  # sample classes the generator saw no training image of
 
     def __post_init__(self) -> None:  # str paths (and one class name) from Python work as well
+        if not isinstance(self.n, int) or isinstance(self.n, bool):  # else a TypeError deep in synth
+            raise UserError(f"n must be a whole number of images per class (got {self.n!r:.40})")
+        if not isinstance(self.run, (str, os.PathLike)):
+            raise UserError(f"run must be a str or Path (got {type(self.run).__name__})")
         self.run = Path(self.run)
         self.out = None if self.out is None else Path(self.out)
         if isinstance(self.classes, str):

@@ -202,3 +202,32 @@ def test_score_against_the_training_images_is_labelled(tmp_path: Path, phantom32
     text = " ".join(res.stdout.split())
     assert "train (against the training images: also measures memorization)" in text
     assert "scored against the training images: also measures memorization" in text
+
+
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        (lambda d: api.train_gen(plugin="cgan", data=5, steps=2, plan_only=True), "data must be a str or Path"),
+        (lambda d: api.train_gen(plugin="cgan", data=d, steps=2, sets=[1], plan_only=True), "sets: give a dict"),
+        (lambda d: api.synth(run="nope", classes="No Finding", n="x"), "n must be a whole number"),
+        (lambda d: api.synth(run=3, classes="No Finding", n=5), "run must be a str or Path"),
+        (lambda d: api.compare("runs/00001-cgan", plan_only=True), "compare takes a list of runs"),
+        (lambda d: api.compare(["a", 7], plan_only=True), "each run must be a str or Path"),
+        (lambda d: api.benchmark(d, out=3, plan_only=True), "out must be a str or Path"),
+        (lambda d: api.report_run(3), "run must be a str or Path"),
+        (lambda d: api.report(None, "x.html"), "report needs a benchmark folder"),
+        (lambda d: api.report(7, "x.html"), "benchmark must be a str or Path"),
+        (lambda d: api.study(data=d, rare="x", sizes=[1], gen_steps=1, out=5, plan_only=True), "out must be a str"),
+        (
+            lambda d: api.study(data=d, rare="No Finding", sizes=[1], gen_steps=1, out="s", shard=1, plan_only=True),
+            "shard must be a str",
+        ),
+    ],
+)
+def test_wrong_types_are_a_user_error_not_a_traceback(
+    call, says: str, phantom32: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=says):
+        call(phantom32)
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -122,6 +122,7 @@ def test_runs_of_another_world_size_are_refused_with_what_to_launch(phantom32, o
     [
         (["--spread", "many"], "--spread 'many': choose runs"),
         (["--spread", "runs", "--export-reduced", "{tmp}/reduced"], "--export-reduced trains nothing"),
+        (["--force", "--export-reduced", "{tmp}/reduced", "--controlled-imbalance", "Hernia=2"], "--force trains past"),
     ],
 )
 def test_spread_errors_are_one_line(extra, expected, phantom32, tmp_path, capsys):

@@ -210,6 +210,15 @@ def _base(inputs: Path, out: Path) -> list[str]:
         (["--sizes", "10", "--set-gen", "diffusion"], "PLUGIN:KEY=VALUE"),
         (["--sizes", "10", "--shard", "2/2"], "--shard"),
         (["--sizes", "10,25,50", "--gen-steps", "2000000"], "over the limit"),
+        (["--sizes", "10", "--generators", "cgan"], "give two or more"),
+        (["--sizes", "10", "--gen-steps", "cgan=10"], "no steps for diffusion"),
+        (["--sizes", "10", "--gen-steps", "0"], "at least 1 step"),
+        (["--sizes", "10", "--gen-steps", "cgan=10,diffusion=5,dcgan=3"], "dcgan is not among"),
+        (["--sizes", "10", "--set", "epoch=1"], "unknown option 'epoch'"),
+        (["--sizes", "10", "--set", "epochs=x"], "'epochs'"),
+        (["--sizes", "10", "--set-gen", "cgan:bach_size=32"], "unknown config key 'bach_size'"),
+        (["--sizes", "10", "--set-gen", "cgan:batch_size=-3"], "'batch_size'"),
+        (["--sizes", "10", "--set-sample", "diffusion:steps=0"], "'steps'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(inputs: Path, tmp_path: Path, capsys, extra: list[str], says: str) -> None:
@@ -232,6 +241,14 @@ def test_a_grid_the_disk_cannot_hold_is_refused_unless_forced(
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 1000, 1000))
     code, err = _cli([*_base(inputs, tmp_path / "s"), "--sizes", "10"], capsys)
     assert code == 2 and "GB free" in err and "--force" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_file_at_out_is_refused_by_the_plan_too(inputs: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "f").write_text("mine")
+    for out in (tmp_path / "f", tmp_path / "f" / "sub"):
+        code, err = _cli([*_base(inputs, out), "--sizes", "10", "--plan"], capsys)  # the plan said "to make", exit 0
+        assert code == 2 and "is a file" in err and len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / "f").read_text() == "mine"
 
 
 def test_an_out_folder_of_something_else_is_refused(inputs: Path, tmp_path: Path, capsys) -> None:
@@ -286,3 +303,74 @@ def test_processes_share_the_sizes_out_and_each_cell_runs_as_one_process(monkeyp
     env = child_env()
     assert not {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"} & set(env)
     assert env["CUDA_VISIBLE_DEVICES"] == "5" and int(env["CXRAUG_THREADS"]) >= 1
+
+
+def test_the_estimate_says_minutes_under_an_hour() -> None:
+    from cxraug.study.estimate import Estimate
+
+    assert Estimate(136 / 3600, 60_000_000, 5).text() == "about 2 min and 0.06 GB over 5 cells"  # was "0.0 h"
+    assert Estimate(1.84, 370_000_000, 24).text() == "about 1.8 h and 0.37 GB over 24 cells"
+
+
+def test_a_size_below_compares_minimum_says_why_it_has_no_floor() -> None:
+    from cxraug.study.config import StudyConfig
+    from cxraug.study.page import StudyRow, no_floor_note
+
+    cfg = StudyConfig(data="d", rare="No Finding", sizes=[10, 50], gen_steps=10)
+
+    def row(n: int, fid: float | None) -> StudyRow:
+        return StudyRow(n, "cgan", 1, "fill", "copy control", "copy", 0.0, -0.1, 0.1, 1.0, "no evidence", "-",
+                        fid, None, None, 0.1, 0.1, 0.1, 234)  # fmt: skip
+
+    note = no_floor_note(cfg, [row(10, None), row(50, 12.5)])
+    assert "No floor at N = 10:" in note and "minimum of 20" in note and "50" not in note.split(":")[0]
+    assert no_floor_note(cfg, [row(50, 12.5)]) == ""
+
+
+def test_a_cell_of_other_settings_is_refused_before_any_work(inputs: Path, tmp_path: Path, capsys) -> None:
+    from cxraug.study.cells import Cell
+    from cxraug.study.config import build_config
+    from cxraug.study.runner import Study
+
+    out = tmp_path / "s"
+    argv = [*_base(inputs, out), "--sizes", "10,25"]
+    cfg = build_config(None, {"data": inputs / "sample32", "rare": "No Finding", "sizes": [10, 25], "gen_steps": 10})
+    Study(cfg, out).write_marker()
+    Cell(out / "n-0025" / "data", {"stage": "reduce", "n": 999}).start()  # made with other settings
+    code, err = _cli(argv, capsys)  # the sizes before it were made first, then it stopped at n = 25
+    assert code == 2 and "n-0025/data was made with other settings" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "n-0010").exists()
+
+
+def test_a_killed_compare_is_redone_by_compares_overwrite_not_deleted(
+    inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxraug.study import runner
+    from cxraug.study.cells import SizeCells
+    from cxraug.study.config import build_config
+
+    cfg = build_config(None, {"data": inputs / "sample32", "rare": "No Finding", "sizes": [10], "gen_steps": 10})
+    study = runner.Study(cfg, tmp_path / "s")
+    cell = study.compare_cell(10, [])
+    cell.start()  # killed after compare wrote its folder
+    (cell.folder / "out").mkdir()
+    (cell.folder / "out" / "my-notes.txt").write_text("mine")
+    argvs: list[list[str]] = []
+    monkeypatch.setattr(runner, "cxraug", lambda argv, log: argvs.append(argv) or {"seconds": 0.0, "cpu_seconds": 0.0})
+    study.compare(10, SizeCells(10, tmp_path, runs={"cgan": [tmp_path / "a"], "diffusion": [tmp_path / "b"]}), [])
+    assert "--overwrite" in argvs[0]  # compare's own rule: it refuses a folder holding a file it did not write
+    assert (cell.folder / "out" / "my-notes.txt").read_text() == "mine"  # was shutil.rmtree'd
+
+
+def test_the_estimate_counts_drawing_the_synthetic_images() -> None:
+    from cxraug.study.config import StudyConfig
+    from cxraug.study.estimate import estimate
+
+    def hours(**kw) -> float:
+        cfg = StudyConfig(data="d", rare="No Finding", sizes=[10], gen_steps=10, **kw)
+        return estimate(cfg, 32, {"No Finding": 600, "Pneumonia": 600}, {10: 590}).hours
+
+    # twice the diffusion sampler's default steps: 0.09 s more an image, for synth's 590 and compare's 200
+    extra = (hours(sample_sets={"diffusion": {"steps": 40}}) - hours()) * 3600
+    assert extra == pytest.approx(0.09 * (590 + 200), rel=1e-6)
+    assert hours() * 3600 > 0.09 * (590 + 200)  # the default draw is in it too (it was left out)

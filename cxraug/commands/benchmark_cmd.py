@@ -341,6 +341,8 @@ def _benchmark(
     cfg = build_config(config, options, sets)
     if plan and export_reduced is not None:
         raise UserError("--plan prints what a benchmark would train; --export-reduced trains nothing: drop one")
+    if force and export_reduced is not None:  # silently ignored until now
+        raise UserError("--force trains past an unreachable verdict; --export-reduced trains nothing: drop one")
     if export_reduced is not None:
         from cxraug.benchmark import runner
         from cxraug.data.prepared import open_prepared

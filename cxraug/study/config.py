@@ -95,6 +95,18 @@ class StudyConfig(BaseModel):
     def _budget(self) -> StudyConfig:
         if (self.time_limit is None) == (self.gen_steps is None):
             raise ValueError("give the generators' budget once: --gen-steps N (reproducible) or --time-limit MINUTES")
+        if self.gen_steps is not None:  # every generator's steps, positive: a cell must not fail on it later
+            steps = (
+                self.gen_steps if isinstance(self.gen_steps, dict) else dict.fromkeys(self.generators, self.gen_steps)
+            )
+            for plugin in steps:
+                if plugin not in self.generators:
+                    raise ValueError(f"--gen-steps {plugin}=...: {plugin} is not among --generators")
+            for plugin in self.generators:
+                if plugin not in steps:
+                    raise ValueError(f"--gen-steps gives no steps for {plugin}: e.g. --gen-steps {plugin}=1000,...")
+                if steps[plugin] < 1:
+                    raise ValueError(f"--gen-steps {plugin}={steps[plugin]}: give at least 1 step")
         for key in ("controlled_imbalance", "synthetic", "seeds", "ratios", "rare_classes", "controls"):
             if key in self.bench_sets:
                 raise ValueError(f"--set {key}: the study sets it for every benchmark; use the study's own option")

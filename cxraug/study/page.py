@@ -96,6 +96,19 @@ def study_rows(cfg: StudyConfig, sizes: list[SizeCells]) -> list[StudyRow]:
     return rows
 
 
+def no_floor_note(cfg: StudyConfig, rows: list[StudyRow]) -> str:
+    """Why a size has no FID above the floor: its floor draws the N real training images the
+    generators saw, and compare scores none below --min-images (the column said only "-")."""
+    few = sorted({r.n for r in rows if r.fid_minus_floor is None and r.n < cfg.compare_min_images})
+    if not few:
+        return ""
+    return (
+        f" No floor at N = {', '.join(map(str, few))}: the floor draws the N real {cfg.rare} training images the "
+        f"generators saw, fewer than compare's minimum of {cfg.compare_min_images} (`compare_min_images`); "
+        "each run's FID alone is on that size's compare page."
+    )
+
+
 def _signed(v: float | None) -> str:
     return "-" if v is None else f"{v:+.3f}"
 
@@ -296,7 +309,8 @@ def write_page(cfg: StudyConfig, out: Path, sizes: list[SizeCells], est: Estimat
         Image("quality.png", "FID above the real-vs-real floor against N (validation images)"),
         Para(
             f"FID of {cfg.compare_n} synthetic {cfg.rare} images per generator against the validation images, "
-            "minus the real-vs-real floor (real training images scored the same way), from `cxraug compare`.",
+            "minus the real-vs-real floor (real training images scored the same way), from `cxraug compare`."
+            + no_floor_note(cfg, rows),
             css="note",
         ),
         Heading(2, "What the generators drew"),

@@ -31,6 +31,15 @@ def cell_state(cell: Cell) -> str:
 class PlannedCell:
     name: str  # the cell's folder name, e.g. gen-cgan-s0
     state: str
+    why: str = ""  # made with other settings: the cell's own line, naming what differs
+
+
+def planned(name: str, cell: Cell) -> PlannedCell:
+    try:
+        cell.record()
+    except UserError as e:
+        return PlannedCell(name, OTHER, str(e))
+    return PlannedCell(name, cell_state(cell))
 
 
 @dataclass

@@ -69,6 +69,8 @@ class StudyResult:
 def shard_of(shard: str | None) -> tuple[int, int]:
     """(index, count): ``--shard I/K``, else the launcher's RANK / WORLD_SIZE, else (0, 1)."""
     if shard:
+        if not isinstance(shard, str):  # from Python: "I/K", as on the command line
+            raise UserError(f"shard must be a str 'I/K', e.g. shard='0/4' (got {shard!r:.40})")
         i, slash, k = shard.partition("/")
         if not slash or not i.isdigit() or not k.isdigit() or int(k) < 1 or int(i) >= int(k):
             raise UserError(f"--shard {shard!r}: give I/K with 0 <= I < K, e.g. --shard 0/4")
@@ -156,13 +158,40 @@ class Study:
         for g in cfg.generators:
             if g not in known:
                 raise UserError(f"--generators {g!r}: unknown generator; installed: {', '.join(known)}")
+        if len(cfg.generators) < 2:  # each size's compare cell needs two arms; it would fail after the benchmark
+            raise UserError(
+                f"--generators {','.join(cfg.generators)}: a study compares its generators at each size; "
+                "give two or more, e.g. --generators cgan,diffusion"
+            )
         for name, what in ((cfg.gen_sets, "--set-gen"), (cfg.sample_sets, "--set-sample")):
             for g in name:
                 if g not in cfg.generators:
                     raise UserError(f"{what} {g}:...: {g} is not among --generators ({', '.join(cfg.generators)})")
+        self.check_sets()
         for split in ("val", "test"):
             if data.counts(split).get(cfg.rare, 0) == 0:
                 raise UserError(f"{data.root} has no {cfg.rare} images in {split}; the study needs them")
+
+    def check_sets(self) -> None:
+        """--set, --set-gen and --set-sample validated as the cells' commands will read them, so a
+        wrong key or value is refused before any work, not after the generators have trained."""
+        from cxraug import registry
+        from cxraug.benchmark.config import build_config
+        from cxraug.config import resolve, validated
+
+        cfg = self.cfg
+        bench = {k: v for k, v in cfg.bench_sets.items() if k != "arms"}  # arms: checked with the study's own
+        try:
+            build_config(None, None, [a for a in _sets_args(bench) if a != "--set"])
+        except UserError as e:
+            raise UserError(f"--set: {e}") from None
+        for g, sets in cfg.gen_sets.items():
+            try:
+                resolve(registry.get(g).Config, {}, {"steps": 1}, sets)
+            except UserError as e:
+                raise UserError(f"--set-gen {g}:...: {e}") from None
+        for g, sets in cfg.sample_sets.items():
+            validated(registry.get(g).SampleOptions, sets, f"--set-sample {g}: sampling option")
 
     def synth_n(self, n: int) -> int:
         counts = self.data.counts("train")
@@ -171,6 +200,11 @@ class Study:
 
     def check_out(self) -> None:
         out = self.out
+        probe = out  # a file at --out (or above it) is refused here, so --plan says so too
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if probe.exists() and not probe.is_dir():
+            raise UserError(f"--out {out}: {probe} is a file, not a folder; choose another --out")
         if (
             out.is_dir()
             and any(p for p in out.iterdir() if not p.name.startswith("."))
@@ -392,13 +426,15 @@ class Study:
         out = cell.folder / "out"
 
         def work(c: Cell) -> dict[str, Any]:
-            shutil.rmtree(out, ignore_errors=True)  # a killed compare starts over (it keeps no partial state)
+            # a killed compare starts over (it keeps no partial state); compare's own --overwrite replaces
+            # only what compare wrote, never a file of the user's put there (docs/reliability.md)
+            again = ["--overwrite"] if out.exists() else []
             arms = [f"{g}={','.join(str(r) for r in sc.runs[g])}" for g in cfg.generators]
             extra = ["--metrics", ",".join(cfg.compare_metrics)] if cfg.compare_metrics else []
             extra += [] if cfg.compare_memorization else ["--no-memorization"]
             return cxraug(["compare", *arms, "--classes", cfg.rare, "-n", str(cfg.compare_n), "--split", "val",
                            "--bootstrap", str(cfg.compare_bootstrap), "--min-images", str(cfg.compare_min_images),
-                           "--speed-images", str(cfg.compare_speed_images), "--out", str(out),
+                           "--speed-images", str(cfg.compare_speed_images), "--out", str(out), *again,
                            *extra, *_sets_args(samples)], c.folder / "log.txt")  # fmt: skip
 
         info = self._do(cell, f"n={n}: compare the generators on validation images", work)
@@ -431,7 +467,7 @@ class Study:
     def plan(self, est: Estimate, shard: tuple[int, int]) -> StudyPlan:
         """Every cell of the grid and its state, read from the cells' records; writes nothing."""
         from cxraug.study.estimate import check_estimate
-        from cxraug.study.plan import DONE, TO_MAKE, PlannedCell, SizePlan, StudyPlan, cell_state
+        from cxraug.study.plan import DONE, TO_MAKE, PlannedCell, SizePlan, StudyPlan, cell_state, planned
 
         cfg = self.cfg
         mine = set(cfg.sizes[shard[0] :: shard[1]])
@@ -450,16 +486,14 @@ class Study:
                 cells.append(select)
                 if cell_state(select) == DONE:
                     chosen = select.info()["chosen"]
-            planned = [PlannedCell(c.folder.name, cell_state(c)) for c in cells]
+            states = [planned(c.folder.name, c) for c in cells]
             if chosen is not None:
-                planned.append(
-                    PlannedCell("benchmark", cell_state(self.benchmark_cell(n, data_cell, chosen, set_cells)))
-                )
+                states.append(planned("benchmark", self.benchmark_cell(n, data_cell, chosen, set_cells)))
             else:  # its key holds the ratios validation will choose
-                planned.append(PlannedCell("benchmark", TO_MAKE))
+                states.append(PlannedCell("benchmark", TO_MAKE))
             compare = self.compare_cell(n, gen_cells)
-            planned.append(PlannedCell(compare.folder.name, cell_state(compare)))
-            sizes.append(SizePlan(n, self.synth_n(n), planned, here=n in mine))
+            states.append(planned(compare.folder.name, compare))
+            sizes.append(SizePlan(n, self.synth_n(n), states, here=n in mine))
         try:
             check_estimate(est, self.out, cfg.max_hours, cfg.force)
             refused = None
@@ -529,6 +563,11 @@ def run_study(
     if before_work is not None:
         before_work(plan)
     check_estimate(est, out, cfg.max_hours, cfg.force)
+    from cxraug.study.plan import OTHER
+
+    other = [c.why for s in plan.sizes if s.here for c in s.cells if c.state == OTHER]
+    if other:  # refused before any work, not after the sizes before it were made
+        raise UserError(other[0])
     out.mkdir(parents=True, exist_ok=True)
     if not (out / MARKER).is_file():
         study.write_marker()
