@@ -298,7 +298,12 @@ def write_page(cfg: StudyConfig, out: Path, sizes: list[SizeCells], est: Estimat
             f"{budget.get('steps', '?')} steps of batch {budget.get('batch_size', '?')} for every arm at the first N) "
             f"and read the test split once per run ({rows[0].test_patients if rows else '?'} test patients); "
             "Δ with its 95% paired bootstrap interval over test patients, seeds"
-            + (" and generator replicates" if len(cfg.gen_seeds) > 1 else "")
+            + (
+                " and generator replicates"
+                if len(cfg.gen_seeds) > 1
+                else " (one training seed per generator: the interval covers that one trained generator, "
+                "not another training run of it)"
+            )
             + "; 'helped' means better than both its copy control and the best baseline, Holm-adjusted.",
             css="note",
         ),
