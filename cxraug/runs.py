@@ -11,6 +11,7 @@ runs/00001-cgan-cxr64/
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,17 @@ def next_run_dir(root: Path, plugin: str, data_name: str) -> Path:
             return run
         except FileExistsError:
             continue
+
+
+def clear_unstarted_runs(root: Path) -> None:
+    """Remove the numbered run folders under ``root`` that a killed train-gen made but never wrote
+    a config into (``next_run_dir`` runs before the config is written); nothing else, so a
+    user's own files beside them stay."""
+    if not root.is_dir():
+        return
+    for p in root.iterdir():
+        if _NUM.match(p.name) and p.is_dir() and not (p / CONFIG).exists():
+            shutil.rmtree(p)
 
 
 def checkpoints(run: Path) -> list[tuple[int, Path]]:

@@ -376,3 +376,17 @@ def test_the_estimate_counts_drawing_the_synthetic_images() -> None:
     extra = (hours(sample_sets={"diffusion": {"steps": 40}}) - hours()) * 3600
     assert extra == pytest.approx(0.09 * (590 + 200), rel=1e-6)
     assert hours() * 3600 > 0.09 * (590 + 200)  # the default draw is in it too (it was left out)
+
+
+def test_a_train_cell_redone_removes_only_the_run_folder_it_never_started(tmp_path: Path) -> None:
+    from cxraug.runs import clear_unstarted_runs
+
+    runs = tmp_path / "runs"
+    (runs / "00001-cgan-prepared").mkdir(parents=True)  # killed before its config.json
+    (runs / "00002-cgan-prepared").mkdir()
+    (runs / "00002-cgan-prepared" / "config.json").write_text("{}")  # a started run: resumed, not removed
+    (runs / "notes.txt").write_text("mine")
+    (runs / "mine").mkdir()
+    clear_unstarted_runs(runs)
+    assert sorted(p.name for p in runs.iterdir()) == ["00002-cgan-prepared", "mine", "notes.txt"]
+    clear_unstarted_runs(tmp_path / "absent")  # nothing to do

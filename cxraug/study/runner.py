@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from cxraug.errors import UserError
 from cxraug.fsutil import read_json, write_json
 from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
+from cxraug.runs import clear_unstarted_runs
 from cxraug.study.cells import Cell, SizeCells
 from cxraug.study.config import StudyConfig, key_dict
 
@@ -320,7 +320,7 @@ class Study:
             found = sorted(p.parent for p in runs.glob("*/config.json"))
             if found:  # a killed run: continue it exactly
                 return cxraug(["train-gen", "--resume", str(found[-1])], c.folder / "log.txt")
-            shutil.rmtree(runs, ignore_errors=True)
+            clear_unstarted_runs(runs)  # a run killed before its config: only its own folder, never a user's files
             argv = ["train-gen", "--plugin", g, "--data", str(data), "--out", str(runs), "--seed", str(seed)]
             if cfg.gen_steps is not None:
                 argv += ["--steps", str(cfg.steps_of(g))]
