@@ -304,7 +304,9 @@ def write_page(cfg: StudyConfig, out: Path, sizes: list[SizeCells], est: Estimat
                 else " (one training seed per generator: the interval covers that one trained generator, "
                 "not another training run of it)"
             )
-            + "; 'helped' means better than both its copy control and the best baseline, Holm-adjusted.",
+            + "; 'helped' means better than both its copy control and the best baseline, Holm-adjusted. The "
+            "verdict rests on the adjusted p (a t reference below 5 seeds), not on the interval, which is "
+            "unadjusted: with few seeds an interval can exclude zero without a verdict.",
             css="note",
         ),
         Heading(2, f"Δ AUROC of {cfg.rare} against N"),
