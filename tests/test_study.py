@@ -392,3 +392,19 @@ def test_a_train_cell_redone_removes_only_the_run_folder_it_never_started(tmp_pa
     clear_unstarted_runs(runs)
     assert sorted(p.name for p in runs.iterdir()) == ["00002-cgan-prepared", "mine", "notes.txt"]
     clear_unstarted_runs(tmp_path / "absent")  # nothing to do
+
+
+def test_the_estimate_counts_only_the_arms_given() -> None:
+    from cxraug.study.config import StudyConfig
+    from cxraug.study.estimate import estimate
+
+    def seconds(bench: dict) -> float:
+        cfg = StudyConfig(data="d", rare="No Finding", sizes=[10], gen_steps=10, bench_sets=bench)
+        return estimate(cfg, 32, {"No Finding": 600, "Pneumonia": 600}, {10: 590}).hours * 3600
+
+    every = seconds({})  # 5 baselines + NAME, NAME+classic and a control pair per generator: 13 arms
+    demo = seconds({"arms": ["real", "oversample", "classic", "logit-adjust", "cgan", "diffusion"]})  # + copy, noise
+    only_real = seconds({"arms": ["real"]})  # no synthetic arm: no controls
+    assert only_real < demo < every
+    # The benchmark part is linear in the arms: (13 - 8) arms' worth between every and demo, 7 between demo and real.
+    assert (every - demo) / (demo - only_real) == pytest.approx(5 / 7, rel=1e-6)

@@ -62,7 +62,11 @@ def estimate(cfg, image_size: int, train_counts: dict[str, int], synth_n: dict[i
     others = sum(n for c, n in train_counts.items() if c != cfg.rare)
     seconds, disk, cells = 0.0, 0, 0
     per_size_data = sum(train_counts.values()) * image_size**2 * 2  # reduced copy, val and test included roughly
-    arms = 5 + 4 * len(cfg.generators)  # baselines, NAME and NAME+classic, copy and noise
+    given = bench.get("arms")
+    if isinstance(given, list) and given:  # arms= restricts them (the demo does): those, and one control pair
+        arms = len(given) + (2 if any(str(a).split("@")[0].split("+")[0] in cfg.generators for a in given) else 0)
+    else:
+        arms = 5 + 4 * len(cfg.generators)  # baselines, NAME and NAME+classic, copy and noise
     for n in cfg.sizes:
         largest = others + n + synth_n[n]
         steps = int(bench["steps"]) if str(bench.get("steps", "")).isdigit() else max(1, epochs * largest // batch)
