@@ -95,6 +95,7 @@ def test_the_report_says_m_and_the_t_reference(clear) -> None:
 
     line = adjustment_line(clear)
     assert "m = 64" in line and "a t reference (3 seeds" in line and "primary family only" in line
+    assert "The verdict rests on that adjusted p, not on the intervals" in line  # which of the two decides
 
 
 def test_three_seeds_use_a_t_reference_and_tiny_p_prints_as_a_bound() -> None:

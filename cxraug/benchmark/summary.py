@@ -88,8 +88,9 @@ def adjustment_line(report: BenchmarkReport) -> str:
     return (
         f"Verdicts are {ADJUSTMENT_NAMES[cfg.adjust]}-adjusted over the primary family only, m = {n} comparisons; "
         f"each p is from z = Δ / bootstrap sd with {ref}; the strictest step needs a p below "
-        f"{per_test_level(alpha, n):.2g}. Every other difference on this page is exploratory: an interval and a "
-        "raw p, no verdict."
+        f"{per_test_level(alpha, n):.2g}. The verdict rests on that adjusted p, not on the intervals, which are "
+        "unadjusted bootstrap intervals: with few seeds or many comparisons an interval can exclude zero without a "
+        "verdict. Every other difference on this page is exploratory: an interval and a raw p, no verdict."
     )
 
 
