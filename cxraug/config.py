@@ -94,6 +94,14 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``; nested dicts merged key by key, anything else replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def load_config_file(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}

@@ -10,6 +10,7 @@ import math
 import time
 
 import pytest
+from cli_helpers import run_main as _cli
 from gen_helpers import tiny_run
 
 from cxraug.benchmark.forecast import detectable_auroc_difference, hanley_mcneil_se
@@ -17,13 +18,6 @@ from cxraug.cli import main
 
 CHEAP = ["--set", "model=tiny", "--set", "steps=3", "--set", "evaluations=1", "--set", "bootstrap_draws=100",
          "--set", "plots=false", "--arms", "real,cgan"]  # fmt: skip
-
-
-def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    captured = capsys.readouterr()
-    return e.value.code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_main
 from gen_helpers import tiny_run
 from torch.utils.data import DataLoader
 
@@ -33,13 +34,11 @@ SAME_NUMBERS = (
 
 
 def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    captured = capsys.readouterr()
+    code, out, err = run_main(argv, capsys)
     # The Hernia set comes from a generator that saw 8 Hernia images: every benchmark on it warns
     # so (cxraug.api, tested in test_api.py); the error checks below are about the line after it.
-    err = "".join(line for line in captured.err.splitlines(keepends=True) if not line.startswith(FEW_WARNING))
-    return e.value.code, captured.out, err
+    err = "".join(line for line in err.splitlines(keepends=True) if not line.startswith(FEW_WARNING))
+    return code, out, err
 
 
 FEW_WARNING = "warning: --synthetic cgan: the generator saw fewer than 10 training images of Hernia"

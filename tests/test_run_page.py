@@ -8,17 +8,11 @@ import json
 import re
 
 import pytest
+from cli_helpers import run_main as _cli
 from test_compare_html import PROBE, _browser, _run_browser
 
 from cxraug.cli import main
 from cxraug.runpage import MAX_GRIDS, PAGE, spaced
-
-
-def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    captured = capsys.readouterr()
-    return e.value.code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -7,21 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_main as _cli
 from gen_helpers import tiny_run
 from test_score_support import PixelProjection
 
-from cxraug.cli import main
 from cxraug.data.prepared import open_prepared
 from cxraug.trainplan import TrainPlan
 
 TINY_CGAN = ["--set", "z_dim=16", "--set", "g_ch=4", "--set", "d_ch=4", "--set", "max_ch=16", "--set", "embed_dim=8"]
-
-
-def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    captured = capsys.readouterr()
-    return e.value.code, captured.out, captured.err
 
 
 def _words(text: str) -> str:

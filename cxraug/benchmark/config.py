@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cxraug.classify.config import AugmentConfig, ClassifierConfig
 from cxraug.classify.trainset import REAL_ARMS
-from cxraug.config import load_config_file, parse_sets, validated
+from cxraug.config import deep_merge, load_config_file, parse_sets, validated
 from cxraug.errors import UserError
 
 BASELINE_ARMS = REAL_ARMS  # the cheap, non-synthetic arms: the best of them is the bar to beat
@@ -153,18 +153,11 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def build_config(
     file: Path | None = None, options: dict[str, Any] | None = None, sets: list[str] | None = None
 ) -> BenchmarkConfig:
     """Defaults < YAML file < explicit options (None values ignored) < ``--set`` items."""
     raw: dict[str, Any] = load_config_file(file)
-    raw = _merge(raw, {k: v for k, v in (options or {}).items() if v is not None})
-    raw = _merge(raw, parse_set(sets or []))
+    raw = deep_merge(raw, {k: v for k, v in (options or {}).items() if v is not None})
+    raw = deep_merge(raw, parse_set(sets or []))
     return validated(BenchmarkConfig, raw, "option")  # type: ignore[return-value]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cxraug.config import load_config_file, parse_value, validated
+from cxraug.config import deep_merge, load_config_file, parse_value, validated
 from cxraug.errors import UserError
 
 # Ratios the study can size a synthetic set for (the benchmark's `all` depends on the set itself).
@@ -155,17 +155,10 @@ def parse_key_values(items: list[str] | None, option: str) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def build_config(file: Path | None = None, options: dict[str, Any] | None = None) -> StudyConfig:
     """Defaults < YAML file < explicit options (None values ignored; dicts merged)."""
     raw: dict[str, Any] = load_config_file(file)
-    raw = _merge(raw, {k: v for k, v in (options or {}).items() if v is not None and v != {}})
+    raw = deep_merge(raw, {k: v for k, v in (options or {}).items() if v is not None and v != {}})
     for key in ("data", "rare", "sizes"):
         if key not in raw:
             flag = "--" + key
