@@ -219,6 +219,16 @@ class Clock:
         return cls(float(s.get("train_s", 0.0)), float(s.get("other_s", 0.0)), int(s.get("images", 0)))
 
 
+def _resumed_clock(run: Path, step: int, clock: Clock) -> Clock:
+    """The checkpoint's clock was stored before its own save and the final export; a run that
+    stopped there wrote the full count in its stop record, so a resume from that step counts
+    the work the earlier session did after the checkpoint too (cost never goes back)."""
+    stops = [r for r in read_jsonl(run / runs.METRICS) if r.get("kind") == "stop" and r.get("step") == step]
+    if stops:
+        clock.other_s = max(clock.other_s, float(stops[-1].get("other_s") or 0.0))
+    return clock
+
+
 def _save_checkpoint(gen: Generator, run: Path, step: int, keep: int, clock: Clock) -> None:
     from cxraug import checkpoint
 
@@ -379,7 +389,7 @@ def train(
     if resume and (found := load_latest_checkpoint(run)):
         start, state = found
         gen.load_state(state["plugin"])
-        clock = Clock.from_state(state.get("clock"))
+        clock = _resumed_clock(run, start, Clock.from_state(state.get("clock")))
         if main:
             _truncate_metrics(run, start)
     if train_cfg.tensorboard:
