@@ -62,3 +62,42 @@ def test_score_a_trained_cgan_run(phantom32: Path, tmp_path: Path, monkeypatch: 
     assert bad.exit_code == 2 and len(err.splitlines()) == 1, bad.output
     assert "unknown cgan sampling option 'truncaton'; known: truncation" in err, err
     assert not (tmp_path / "bad").exists()
+
+
+def test_training_evaluation_is_the_pooled_row_of_score(
+    phantom32: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training-time evaluation and `cxraug score` are one implementation: with every val image
+    (n above the split's 45) the evaluation is score's "all" row for the same generator and seed,
+    and the one extraction step and the one minimum-images rule are what both go through."""
+    from cxraug.metrics import scoring
+    from cxraug.metrics.score import ScoreConfig, score
+    from cxraug.metrics.sources import generator_source
+
+    data = open_prepared(phantom32)
+    ex, gen = PixelProjection(data.size), copying_generator(phantom32)
+    names = ["fid", "kid", "pr", "dc"]
+    calls: list[str] = []
+    for name in ("extract", "too_few"):
+        original = getattr(scoring, name)
+        monkeypatch.setattr(scoring, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    kw = {"seed": 3, "kid_subsets": 10, "cache_dir": tmp_path}
+    train = fid_during_training(gen, data, n=1000, extractor=ex, metrics=names, **kw)
+    assert set(calls) == {"extract", "too_few"}
+    calls.clear()
+    val = data.labels("val")
+    real = {c: int((val == i).sum()) for i, c in enumerate(data.classes) if (val == i).any()}
+    cfg = ScoreConfig(n=max(real.values()), metrics=names, memorization=False, use_cache=False, **kw)
+    pooled = score(data, generator_source(gen, seed=3), cfg, ex).rows[-1]
+    assert set(calls) == {"extract", "too_few"}
+    assert pooled["class"] == "all" and pooled["fake_per_class"] == real  # the real proportions: as many as real
+    assert train["n_real"] == pooled["n_real"] == 45 and train["n_fake"] == pooled["n_fake"] == 45
+    for k in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage"):
+        # the same images; float32 features of batches of other sizes differ in the last bits
+        assert train[k] == pytest.approx(pooled[k], rel=1e-6, abs=1e-9), k
+    # The minimum-images rule is one function: a change to it is seen by both.
+    monkeypatch.setattr(scoring, "too_few", lambda n_real, n_fake, min_images: "too few (changed rule)")
+    assert (
+        fid_during_training(gen, data, n=1000, extractor=ex, metrics=names, **kw)["status"] == "too few (changed rule)"
+    )
+    assert {r["status"] for r in score(data, generator_source(gen, seed=3), cfg, ex).rows} == {"too few (changed rule)"}

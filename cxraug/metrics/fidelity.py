@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,10 +22,12 @@ from cxraug.data.prepared import PreparedData
 from cxraug.metrics.cache import FeatureCache
 from cxraug.metrics.real import real_features
 from cxraug.metrics.reference import ReferenceClassifier
-from cxraug.metrics.registry import MetricOptions, compute_metrics
+from cxraug.metrics.registry import METRICS, MetricOptions, compute_metrics, metrics_in
+from cxraug.metrics.scoring import OVERALL, extract, pooled, too_few
 from cxraug.progress import Reporter
 
-OVERALL = "all"
+if TYPE_CHECKING:
+    from cxraug.metrics.score import RealSide, ScoreConfig, ScoreResult
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
@@ -37,7 +40,9 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | No
     return max(0.0, mid - half), min(1.0, mid + half)
 
 
-def label_fidelity(fake_probs: np.ndarray, fake_labels: np.ndarray, real_probs: np.ndarray, real_labels: np.ndarray):
+def label_fidelity(
+    fake_probs: np.ndarray, fake_labels: np.ndarray, real_probs: np.ndarray, real_labels: np.ndarray
+) -> dict[str, Any]:
     """The fidelity numbers of one row: synthetic images (their requested labels) vs real val images."""
     out: dict[str, Any] = {}
     for prefix, probs, labels in (("", fake_probs, fake_labels), ("real_", real_probs, real_labels)):
@@ -64,22 +69,100 @@ def _confusion(probs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return cm
 
 
-def reference_metrics(
+@dataclass
+class ReferenceSide:
+    """The reference classifier's features of one score, per class: the split's real images
+    (FD_cxr's real side), the synthetic images, the real images fidelity's ceiling is measured
+    on (``held``), and p(class | image) of the synthetic and held images."""
+
+    real: dict[str, np.ndarray]
+    fake: dict[str, np.ndarray]
+    held: dict[str, np.ndarray]
+    fake_probs: dict[str, np.ndarray] = field(default_factory=dict)
+    held_probs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        reference: ReferenceClassifier,
+        real: dict[str, np.ndarray],
+        fake: dict[str, np.ndarray],
+        held: dict[str, np.ndarray],
+    ) -> ReferenceSide:
+        fake_probs = {c: reference.probs(f) for c, f in fake.items()}
+        return cls(real, fake, held, fake_probs, {c: reference.probs(h) for c, h in held.items()})
+
+
+def reference_features(
     data: PreparedData,
     split: str,
-    classes: list[str],
     fake_images: dict[str, np.ndarray],
-    rows: list[dict[str, Any]],
-    names: list[str],
     reference: ReferenceClassifier,
     cache: FeatureCache,
     fp: str,
-    min_images: int,
-    options: MetricOptions,
     batch_size: int,
     reporter: Reporter | None = None,
+    with_val: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per class of ``fake_images``: the reference's features of the split's real images (cached
+    as the Inception ones are), of the val images (``with_val``: the ceiling's, when the split is
+    another), and of the synthetic images."""
+    real_f, val_f, fake_f = {}, {}, {}
+    for c, imgs in fake_images.items():
+        real_f[c] = real_features(data, split, c, reference, cache, batch_size, reporter, fp)[1]
+        if with_val:
+            val_f[c] = (
+                real_f[c]
+                if split == "val"
+                else real_features(data, "val", c, reference, cache, batch_size, reporter, fp)[1]
+            )
+        fake_f[c] = extract(reference, imgs, batch_size, reporter, f"synthetic {c} ({len(imgs)})")
+    return real_f, val_f, fake_f
+
+
+def reference_row(
+    names: list[str],
+    classes: list[str],
+    take: dict[str, int],
+    side: ReferenceSide,
+    options: MetricOptions,
+    min_images: int,
+) -> dict[str, Any]:
+    """The reference-space numbers of one row made of the classes of ``take``, each class's first
+    ``take[c]`` synthetic images (``classes``: the dataset's, for the labels). Fidelity needs
+    synthetic images only on its own side; the feature-pair metrics (fd_cxr) follow the
+    minimum-images rule on both sides, their reason under ``<name>_status``."""
+    out: dict[str, Any] = {}
+    part = list(take)
+    if "fidelity" in names:
+        fake_p = np.concatenate([side.fake_probs[x][: take[x]] for x in part])
+        fake_l = np.concatenate([class_labels(classes, x, take[x]) for x in part])
+        held_p = np.concatenate([side.held_probs[x] for x in part])
+        held_l = np.concatenate([class_labels(classes, x, len(side.held[x])) for x in part])
+        out.update(label_fidelity(fake_p, fake_l, held_p, held_l))
+    paired = [m for m in names if METRICS[m].fn is not None]  # from two feature sets, as the Inception ones
+    if paired:
+        real = pooled({x: side.real[x] for x in part})
+        fake = pooled({x: side.fake[x] for x in part}, take)
+        reason = too_few(len(real), len(fake), min_images)
+        for m in paired:
+            if reason:
+                out[f"{m}_status"] = reason
+            else:
+                out.update(compute_metrics([m], real, fake, options))
+    return out
+
+
+def reference_metrics(
+    real: RealSide,
+    fake_images: dict[str, np.ndarray],
+    rows: list[dict[str, Any]],
+    cfg: ScoreConfig,
+    reference: ReferenceClassifier,
+    reporter: Reporter | None = None,
 ) -> tuple[dict[str, Any], dict[str, bytes], dict[str, Any]]:
-    """Add fidelity and/or fd_cxr to ``rows`` (per class, then ``all``, as ``score`` made them).
+    """Add the reference-space metrics of ``cfg`` to ``rows`` (per class, then ``all``, as
+    ``score`` made them).
 
     Fidelity needs synthetic images only on its own side (a rare class with 3 val images still
     gets the share of its 1,000 synthetic images, and a ceiling from 3 images, with intervals);
@@ -88,102 +171,77 @@ def reference_metrics(
     reference's features of the real and synthetic images and whether each synthetic image
     was called its class (``compare`` resamples them for intervals).
     """
-    k = len(data.classes)
-    by_class = {r["class"]: r for r in rows}
-    real_f, val_f, fake_f = {}, {}, {}
-    for c in classes:
-        real_f[c] = real_features(data, split, c, reference, cache, batch_size, reporter, fp)[1]
-        val_f[c] = (
-            real_f[c]
-            if split == "val"
-            else real_features(data, "val", c, reference, cache, batch_size, reporter, fp)[1]
-        )
-        imgs = fake_images[c]
-        fake_f[c] = (
-            reference.extract(imgs, batch_size, reporter, what=f"synthetic {c} ({len(imgs)})")
-            if len(imgs)
-            else np.empty((0, reference.num_features), np.float32)
-        )
-
+    data, classes = real.data, real.classes
+    names = metrics_in(cfg.metrics or [], "reference")
+    real_f, val_f, fake_f = reference_features(
+        data, cfg.split, fake_images, reference, real.cache, real.fingerprint, cfg.batch_size, reporter, with_val=True
+    )
     # The ceiling: val images of the patients the reference was not selected on.
     val_labels = data.labels("val")
-    held_f = {c: val_f[c][reference.ceiling_mask(val_labels, c)] for c in classes}
-    probs = {c: (reference.probs(fake_f[c]), reference.probs(held_f[c])) for c in classes}
-    overall = by_class[OVERALL]
-    counts = overall.get("fake_per_class") or {c: len(fake_f[c]) for c in classes}
+    held = {c: val_f[c][reference.ceiling_mask(val_labels, c)] for c in classes}
+    side = ReferenceSide.of(reference, real_f, fake_f, held)
+    by_class = {r["class"]: r for r in rows}
+    counts = by_class[OVERALL].get("fake_per_class") or {c: len(fake_f[c]) for c in classes}
+    options = MetricOptions(kid_subsets=cfg.kid_subsets, seed=cfg.seed)
     for c in [*classes, OVERALL]:
         row = by_class[c]
-        part = classes if c == OVERALL else [c]
-        take = {x: counts[x] for x in part} if c == OVERALL else {c: len(fake_f[c])}
         info = (
             reference.val_class(c)
             if c != OVERALL
             else {"recall_top1": None, "auroc": reference.record["val_macro_auroc"]}
         )
         row["ref_val_recall"], row["ref_val_auroc"] = info["recall_top1"], info["auroc"]
-        if "fidelity" in names:
-            fp_ = np.concatenate([probs[x][0][: take[x]] for x in part])
-            fl = np.concatenate([class_labels(data.classes, x, take[x]) for x in part])
-            rp = np.concatenate([probs[x][1] for x in part])
-            rl = np.concatenate([class_labels(data.classes, x, len(held_f[x])) for x in part])
-            row.update(label_fidelity(fp_, fl, rp, rl))
-        if "fd_cxr" in names:
-            real = np.concatenate([real_f[x] for x in part])
-            fake = np.concatenate([fake_f[x][: take[x]] for x in part])
-            if min(len(real), len(fake)) >= min_images:
-                row.update(compute_metrics(["fd_cxr"], real, fake, options))
-            else:
-                row["fd_cxr_status"] = f"too few images (n_real={len(real)}, n_fake={len(fake)} < {min_images})"
-    section: dict[str, Any] = {}
-    files: dict[str, bytes] = {}
-    if "fidelity" in names:
-        syn = sum(
-            (_confusion(probs[c][0], class_labels(data.classes, c, len(fake_f[c])), k) for c in classes),
-            np.zeros((k, k), np.int64),
-        )
-        val = sum(
-            (_confusion(probs[c][1], class_labels(data.classes, c, len(held_f[c])), k) for c in classes),
-            np.zeros((k, k), np.int64),
-        )
-        idx = [data.classes.index(c) for c in classes]
-        section["fidelity_confusion"] = {
-            "predicted": data.classes,
-            "synthetic": {c: syn[i].tolist() for c, i in zip(classes, idx, strict=True)},
-            "real_val": {c: val[i].tolist() for c, i in zip(classes, idx, strict=True)},
-        }
-        files["confusion.csv"] = _confusion_csv(section["fidelity_confusion"]).encode()
-        files["confusion.png"] = confusion_png(
-            section["fidelity_confusion"], f"{data.name}: reference classifier's top-1"
-        )
-    hits = {c: probs[c][0].argmax(axis=1) == data.classes.index(c) for c in classes}
+        take = {x: counts[x] for x in classes} if c == OVERALL else {c: len(fake_f[c])}
+        row.update(reference_row(names, data.classes, take, side, options, cfg.min_images))
+    section, files = _confusion_outputs(data, classes, side) if "fidelity" in names else ({}, {})
+    hits = {c: side.fake_probs[c].argmax(axis=1) == data.classes.index(c) for c in classes}
     return section, files, {"real": real_f, "fake": fake_f, "hits": hits}
 
 
+def _confusion_outputs(
+    data: PreparedData, classes: list[str], side: ReferenceSide
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Fidelity's confusion tables (JSON section) and confusion.csv / confusion.png."""
+    k = len(data.classes)
+    syn = sum(
+        (_confusion(side.fake_probs[c], class_labels(data.classes, c, len(side.fake[c])), k) for c in classes),
+        np.zeros((k, k), np.int64),
+    )
+    val = sum(
+        (_confusion(side.held_probs[c], class_labels(data.classes, c, len(side.held[c])), k) for c in classes),
+        np.zeros((k, k), np.int64),
+    )
+    idx = [data.classes.index(c) for c in classes]
+    conf = {
+        "predicted": data.classes,
+        "synthetic": {c: syn[i].tolist() for c, i in zip(classes, idx, strict=True)},
+        "real_val": {c: val[i].tolist() for c, i in zip(classes, idx, strict=True)},
+    }
+    files = {
+        "confusion.csv": _confusion_csv(conf).encode(),
+        "confusion.png": confusion_png(conf, f"{data.name}: reference classifier's top-1"),
+    }
+    return {"fidelity_confusion": conf}, files
+
+
 def add_reference_metrics(
-    data: PreparedData,
-    classes: list[str],
+    real: RealSide,
     fake_images: dict[str, np.ndarray],
-    result: Any,  # ScoreResult
-    cfg: Any,  # ScoreConfig
-    extractor: Any,
+    result: ScoreResult,
+    cfg: ScoreConfig,
     reference: ReferenceClassifier | None,
-    cache: FeatureCache,
-    fp: str,
     reporter: Reporter | None = None,
 ) -> ReferenceClassifier:
     """``score``'s hook: the reference (loaded, or trained on first use, on the extractor's
     device), then its metrics into ``result``'s rows, JSON sections and files."""
     from cxraug.metrics.reference import load_reference
-    from cxraug.metrics.registry import metrics_in
 
     if reference is None:
-        reference = load_reference(data, cfg.reference, cache.directory, getattr(extractor, "device", None), reporter)
-    opts = MetricOptions(kid_subsets=cfg.kid_subsets, seed=cfg.seed)
-    names = metrics_in(cfg.metrics, "reference")
+        device = getattr(real.extractor, "device", None)
+        reference = load_reference(real.data, cfg.reference, real.cache.directory, device, reporter)
     result.extra, result.files, result.reference_features = reference_metrics(
-        data, cfg.split, classes, fake_images, result.rows, names, reference, cache, fp, cfg.min_images, opts,
-        cfg.batch_size, reporter,
-    )  # fmt: skip
+        real, fake_images, result.rows, cfg, reference, reporter
+    )
     return reference
 
 

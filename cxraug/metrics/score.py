@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,15 +26,19 @@ from cxraug.metrics.cache import FeatureCache, default_cache_dir
 from cxraug.metrics.memorization import MemorizationConfig, MemorizationResult
 from cxraug.metrics.real import real_features
 from cxraug.metrics.reference import ReferenceConfig
-from cxraug.metrics.registry import DEFAULT_MIN_IMAGES, MetricOptions, compute_metrics, metrics_in, resolve_metrics
+from cxraug.metrics.registry import DEFAULT_MIN_IMAGES, MetricOptions, metrics_in, resolve_metrics
+from cxraug.metrics.scoring import OVERALL, Pair, draw_features, metric_row, pooled, proportional_counts
 from cxraug.metrics.sources import FakeSource
 from cxraug.progress import NullReporter, Reporter
 from cxraug.resources import require_memory
 
+if TYPE_CHECKING:
+    from cxraug.metrics.features import FeatureExtractor
+    from cxraug.metrics.reference import ReferenceClassifier
+
+__all__ = ["OVERALL", "Pair", "draw_features", "proportional_counts"]  # shared steps, from cxraug.metrics.scoring
+
 SPLITS = ("train", "val", "test")
-
-
-OVERALL = "all"
 
 
 @dataclass
@@ -97,39 +101,6 @@ class ScoreResult:
         return {**self.context, "memorization": mem, "rows": self.rows, **self.extra}
 
 
-def proportional_counts(
-    real_counts: dict[str, int], available: dict[str, int], total: int | None = None
-) -> dict[str, int]:
-    """Per-class counts in the real proportions, as many as ``available`` allows (largest remainder)."""
-    n_real = sum(real_counts.values())
-    if n_real == 0:
-        return dict.fromkeys(real_counts, 0)
-    share = {c: k / n_real for c, k in real_counts.items()}
-    limit = min((available[c] / s for c, s in share.items() if s > 0), default=0.0)
-    target = limit if total is None else min(total, limit)
-    raw = {c: target * s for c, s in share.items()}
-    counts = {c: int(np.floor(v)) for c, v in raw.items()}
-    left = round(target) - sum(counts.values())
-    for c in sorted(raw, key=lambda c: raw[c] - counts[c], reverse=True)[: max(0, left)]:
-        if counts[c] < available[c]:
-            counts[c] += 1
-    return counts
-
-
-def _metric_row(
-    names: list[str], real: np.ndarray, fake: np.ndarray, cfg: ScoreConfig, base: dict[str, Any]
-) -> dict[str, Any]:
-    row = {**base, "n_real": len(real), "n_fake": len(fake)}
-    few = min(len(real), len(fake))
-    if few < cfg.min_images:
-        row["status"] = f"too few images (n_real={len(real)}, n_fake={len(fake)} < {cfg.min_images})"
-        return row
-    opts = MetricOptions(kid_subsets=cfg.kid_subsets, seed=cfg.seed)
-    row.update(compute_metrics(metrics_in(names, "inception"), real, fake, opts))
-    row["status"] = "ok"
-    return row
-
-
 def choose_classes(cfg: ScoreConfig, data: PreparedData, source: FakeSource) -> list[str]:
     both = [c for c in data.classes if c in source.classes]
     if not both:
@@ -148,9 +119,6 @@ def choose_classes(cfg: ScoreConfig, data: PreparedData, source: FakeSource) -> 
     return chosen
 
 
-Pair = tuple[np.ndarray, np.ndarray]  # uint8 images, features
-
-
 @dataclass
 class RealSide:
     """The real images and features of one (dataset, split, classes, extractor): computed once,
@@ -160,7 +128,7 @@ class RealSide:
     data: PreparedData
     split: str
     classes: list[str]
-    extractor: Any
+    extractor: FeatureExtractor
     cache: FeatureCache
     cache_dir: Path | None
     fingerprint: str
@@ -197,7 +165,11 @@ def check_size(data: PreparedData, source: FakeSource) -> None:
 
 
 def real_side(
-    data: PreparedData, classes: list[str], cfg: ScoreConfig, extractor: Any, reporter: Reporter | None = None
+    data: PreparedData,
+    classes: list[str],
+    cfg: ScoreConfig,
+    extractor: FeatureExtractor,
+    reporter: Reporter | None = None,
 ) -> RealSide:
     """Real features of ``classes`` in ``cfg.split`` (from the cache when valid)."""
     fp = fingerprint(data)
@@ -205,18 +177,6 @@ def real_side(
     cache = FeatureCache(cache_dir)
     real = {c: real_features(data, cfg.split, c, extractor, cache, cfg.batch_size, reporter, fp) for c in classes}
     return RealSide(data, cfg.split, list(classes), extractor, cache, cache_dir, fp, cfg.batch_size, real)
-
-
-def draw_features(
-    source: FakeSource, class_name: str, n: int, extractor: Any, batch_size: int, reporter: Reporter
-) -> Pair:
-    """Up to n synthetic images of a class and their features."""
-    imgs = source.draw(class_name, n, reporter)
-    if len(imgs):
-        feats = extractor.extract(imgs, batch_size, reporter, what=f"synthetic {class_name} ({len(imgs)})")
-    else:
-        feats = np.empty((0, extractor.num_features), np.float32)
-    return imgs, feats
 
 
 def fake_bytes(source: FakeSource, classes: list[str], n: int, num_features: int) -> int:
@@ -240,9 +200,9 @@ def score(
     data: PreparedData,
     source: FakeSource,
     cfg: ScoreConfig,
-    extractor: Any,
+    extractor: FeatureExtractor,
     reporter: Reporter | None = None,
-    reference: Any = None,  # a ReferenceClassifier; None: loaded or trained when fidelity/fd_cxr are asked
+    reference: ReferenceClassifier | None = None,  # None: loaded or trained when fidelity/fd_cxr are asked
     before_work: Callable[[list[str]], None] | None = None,
 ) -> ScoreResult:
     """Per-class and overall metrics of ``source`` against ``data``'s ``cfg.split``.
@@ -267,52 +227,83 @@ def score_source(
     reporter: Reporter | None = None,
     fake: dict[str, Pair] | None = None,
     t0: float | None = None,
-    reference: Any = None,  # a ReferenceClassifier; None: loaded or trained when fidelity/fd_cxr are asked
+    reference: ReferenceClassifier | None = None,  # None: loaded or trained when fidelity/fd_cxr are asked
 ) -> ScoreResult:
     """The per-source side: metrics of ``source`` (or of its already drawn ``fake`` images and
     features) against the real side. ``cfg`` must be the one ``real`` was built with."""
     t0 = time.perf_counter() if t0 is None else t0
     reporter = reporter or NullReporter()
-    data, classes, extractor = real.data, real.classes, real.extractor
-    base = real.base()
     if fake is None:
-        fake = {c: draw_features(source, c, cfg.n, extractor, cfg.batch_size, reporter) for c in classes}
-    rows = [_metric_row(cfg.metrics, real.real[c][1], fake[c][1], cfg, {"class": c, **base}) for c in classes]
-
-    counts = overall_counts(real, fake)
-    real_all = np.concatenate([real.real[c][1] for c in classes])
-    fake_all = np.concatenate([fake[c][1][: counts[c]] for c in classes])
-    overall = _metric_row(cfg.metrics, real_all, fake_all, cfg, {"class": OVERALL, **base})
-    overall["fake_per_class"] = counts
-    rows.append(overall)
-
+        fake = {c: draw_features(source, c, cfg.n, real.extractor, cfg.batch_size, reporter) for c in real.classes}
+    rows = [*class_rows(real, fake, cfg), overall_row(real, fake, cfg)]
     result = ScoreResult(context={}, rows=rows)
     if metrics_in(cfg.metrics, "reference"):  # fidelity, fd_cxr: the dataset's own classifier
         from cxraug.metrics.fidelity import add_reference_metrics
 
-        images = {c: fake[c][0] for c in classes}
-        reference = add_reference_metrics(
-            data, classes, images, result, cfg, extractor, reference, real.cache, real.fingerprint, reporter
-        )
+        images = {c: fake[c][0] for c in real.classes}
+        reference = add_reference_metrics(real, images, result, cfg, reference, reporter)
     if cfg.memorization:
-        res, result.per_image, result.pairs_png = _memorization(real, fake, cfg, reporter)
-        result.memorization = res
-        for row in rows:
-            stats = res.overall if row["class"] == OVERALL else res.per_class.get(row["class"])
-            if stats:
-                row["mem_share_pixels"] = stats["share_below_pixels"]
-                row["mem_share_features"] = stats["share_below_features"]
-                row["mem_near_copies"] = stats["near_copies"]
+        _add_memorization(result, real, fake, cfg, reporter)
+    result.context = _context(real, source, cfg, t0)
+    if reference is not None and metrics_in(cfg.metrics, "reference"):
+        result.context["reference"] = reference.describe()  # next to every number that used it
+    if cfg.split == "test":
+        result.context["warning"] = "scored on the TEST split: do not use these numbers to choose models"
+    elif cfg.split == "train":
+        result.context["warning"] = f"scored {TRAIN_SPLIT}: a generator that copies them scores best"
+    return result
 
-    cache = real.cache
-    result.context = {
+
+def _options(cfg: ScoreConfig) -> MetricOptions:
+    return MetricOptions(kid_subsets=cfg.kid_subsets, seed=cfg.seed)
+
+
+def class_rows(real: RealSide, fake: dict[str, Pair], cfg: ScoreConfig) -> list[dict[str, Any]]:
+    """One row per class: all its real images of the split against its synthetic ones."""
+    base, opts = real.base(), _options(cfg)
+    return [
+        metric_row(cfg.metrics or [], real.real[c][1], fake[c][1], opts, cfg.min_images, {"class": c, **base})
+        for c in real.classes
+    ]
+
+
+def overall_row(real: RealSide, fake: dict[str, Pair], cfg: ScoreConfig) -> dict[str, Any]:
+    """The pooled ("all") row: every real image against the synthetic ones subsampled to the real
+    class proportions (``fake_per_class``)."""
+    counts = overall_counts(real, fake)
+    real_all = pooled({c: real.real[c][1] for c in real.classes})
+    fake_all = pooled({c: fake[c][1] for c in real.classes}, counts)
+    row = metric_row(
+        cfg.metrics or [], real_all, fake_all, _options(cfg), cfg.min_images, {"class": OVERALL, **real.base()}
+    )
+    row["fake_per_class"] = counts
+    return row
+
+
+def _add_memorization(
+    result: ScoreResult, real: RealSide, fake: dict[str, Pair], cfg: ScoreConfig, reporter: Reporter
+) -> None:
+    res, result.per_image, result.pairs_png = _memorization(real, fake, cfg, reporter)
+    result.memorization = res
+    for row in result.rows:
+        stats = res.overall if row["class"] == OVERALL else res.per_class.get(row["class"])
+        if stats:
+            row["mem_share_pixels"] = stats["share_below_pixels"]
+            row["mem_share_features"] = stats["share_below_features"]
+            row["mem_near_copies"] = stats["near_copies"]
+
+
+def _context(real: RealSide, source: FakeSource, cfg: ScoreConfig, t0: float) -> dict[str, Any]:
+    """What every number of a score was computed on."""
+    data, cache = real.data, real.cache
+    return {
         "kind": "score",
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "split": cfg.split,
         "size": data.size,
         "n_per_class": cfg.n,
         "seed": cfg.seed,
-        "classes": classes,
+        "classes": real.classes,
         "metrics": cfg.metrics,
         "min_images": cfg.min_images,
         "kid_subsets": cfg.kid_subsets,
@@ -323,7 +314,7 @@ def score_source(
             "fingerprint": real.fingerprint,
             "real_data": data.meta.get("real_data", True),
         },
-        **extractor.describe(),
+        **real.extractor.describe(),
         "preprocessing": "uint8, grey as 3 equal channels, TF1 bilinear resize to 299 (torch-fidelity), (x-128)/128",
         "overall_class_mix": "synthetic subsampled to the real class proportions of the split",
         "cache": {
@@ -335,13 +326,6 @@ def score_source(
         },
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    if metrics_in(cfg.metrics, "reference"):
-        result.context["reference"] = reference.describe()  # next to every number that used it
-    if cfg.split == "test":
-        result.context["warning"] = "scored on the TEST split: do not use these numbers to choose models"
-    elif cfg.split == "train":
-        result.context["warning"] = f"scored {TRAIN_SPLIT}: a generator that copies them scores best"
-    return result
 
 
 def overall_counts(real: RealSide, fake: dict[str, Pair]) -> dict[str, int]:

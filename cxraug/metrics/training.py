@@ -6,127 +6,118 @@ metrics may run under several processes, and the reference classifier, are decid
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cxraug.config import TrainConfig
-from cxraug.data.prepared import PreparedData, fingerprint
+from cxraug.data.prepared import PreparedData
 from cxraug.errors import UserError
-from cxraug.metrics.cache import FeatureCache, default_cache_dir
-from cxraug.metrics.real import real_features
-from cxraug.metrics.registry import DEFAULT_MIN_IMAGES, MetricOptions, compute_metrics, metrics_in
-from cxraug.metrics.score import proportional_counts
-from cxraug.metrics.sources import sample_class
+from cxraug.metrics.cache import default_cache_dir
+from cxraug.metrics.registry import MetricOptions, metrics_in
+from cxraug.metrics.scoring import draw_features, fixed_subset
+from cxraug.metrics.sources import generator_source
+from cxraug.progress import Reporter
 from cxraug.train import PeriodicEvaluation
+
+if TYPE_CHECKING:
+    from cxraug.generator import Generator
+    from cxraug.metrics.features import FeatureExtractor
+    from cxraug.metrics.reference import ReferenceClassifier
+    from cxraug.metrics.score import RealSide, ScoreConfig
 
 
 def fid_during_training(
-    generator: Any,
+    generator: Generator,
     data: PreparedData,
     split: str = "val",
     n: int = 500,
     seed: int = 0,
-    device: Any = None,
+    device: str | None = None,
     cache_dir: Path | None = None,
     batch_size: int = 64,
-    extractor: Any = None,
+    extractor: FeatureExtractor | None = None,
     weights_path: Path | str | None = None,
     kid_subsets: int = 50,
-    reporter: Any = None,
+    reporter: Reporter | None = None,
     metrics: list[str] | None = None,  # registry names; None: fid and kid
-    reference: Any = None,  # a ReferenceClassifier, needed for fidelity / fd_cxr
+    reference: ReferenceClassifier | None = None,  # needed for fidelity / fd_cxr
 ) -> dict[str, Any]:
-    """Overall FID and KID of ``generator`` against up to ``n`` real images of ``split``.
+    """Overall FID and KID of ``generator`` against up to ``n`` real images of ``split``: the
+    pooled row of ``cxraug score`` (the same functions), on a fixed real subset.
 
     The real side is a fixed subset (seed 0, the same at every step) of the split's images of
     the generator's classes; the synthetic side has as many images, in the same class
     proportions, drawn with ``seed`` (the same noise at every step, so curves are smooth).
     Real features are cached on disk (shared with ``cxraug score``). Pass ``extractor`` (from
     ``load_feature_extractor``) to skip reloading the network at every call. Never test.
-    ``fidelity`` and ``fd_cxr`` (with ``reference``) use the same real and synthetic images.
+    ``fidelity`` and ``fd_cxr`` (with ``reference``) use the same real and synthetic images;
+    fidelity's real side is that subset too (no ceiling split: a curve, not a verdict).
     """
     from cxraug.metrics.features import load_feature_extractor
+    from cxraug.metrics.score import ScoreConfig, overall_row, real_side
 
     t0 = time.perf_counter()
     if split == "test":
         raise ValueError("training must not look at the test split; score on val")
     if extractor is None:
         extractor = load_feature_extractor(weights_path, device)
-    cache = FeatureCache(cache_dir or default_cache_dir(data.root))
-    fp = fingerprint(data)
+    cfg = ScoreConfig(
+        split=split, metrics=list(metrics or ["fid", "kid"]), memorization=False, batch_size=batch_size, seed=seed,
+        kid_subsets=kid_subsets, cache_dir=cache_dir,
+    )  # fmt: skip
     classes = [c for c in data.classes if c in generator.spec.classes]
-    names = metrics or ["fid", "kid"]
-    real_sub = {c: real_features(data, split, c, extractor, cache, batch_size, reporter, fp)[1] for c in classes}
-    picks = {c: np.arange(len(f)) for c, f in real_sub.items()}
-    sizes = {c: len(f) for c, f in real_sub.items()}
-    if sum(sizes.values()) > n:  # a fixed subset (seed 0): the same real side at every step
-        counts = proportional_counts(sizes, sizes, n)
-        pick = np.random.default_rng(0)
-        picks = {c: np.sort(pick.choice(len(f), counts[c], replace=False)) for c, f in real_sub.items()}
-        real_sub = {c: f[picks[c]] for c, f in real_sub.items()}
-    real = np.concatenate(list(real_sub.values())) if real_sub else np.empty((0, extractor.num_features))
-    n_fake = {c: len(f) for c, f in real_sub.items()}
-    fake_parts, fake_images = [], {}
-    for c in classes:
-        if n_fake[c]:
-            label = list(generator.spec.classes).index(c)
-            fake_images[c] = sample_class(generator, label, n_fake[c], seed, batch_size)
-            fake_parts.append(extractor.extract(fake_images[c], batch_size))
-    fake = np.concatenate(fake_parts) if fake_parts else np.empty((0, extractor.num_features))
-    described = extractor.describe()
-    out: dict[str, Any] = {
-        "split": split,
-        "size": data.size,
-        "n_real": len(real),
-        "n_fake": len(fake),
-        "extractor": extractor.name,
-        "weights_sha256": described.get("weights_sha256"),
-    }
-    if min(len(real), len(fake)) < DEFAULT_MIN_IMAGES:
-        out["status"] = f"too few images (n_real={len(real)}, n_fake={len(fake)} < {DEFAULT_MIN_IMAGES})"
-    else:
-        opts = MetricOptions(kid_subsets=kid_subsets, seed=seed)
-        out.update(compute_metrics(metrics_in(names, "inception"), real, fake, opts))
-        out["status"] = "ok"
-        if metrics_in(names, "reference"):
-            out.update(_with_reference(data, split, names, picks, fake_images, reference, cache, fp, opts, batch_size))
+    real, picks = _subset(real_side(data, classes, cfg, extractor, reporter), n)
+    source = generator_source(generator, seed=seed, batch_size=batch_size)
+    fake = {c: draw_features(source, c, len(picks[c]), extractor, batch_size, reporter) for c in classes}
+    row = overall_row(real, fake, cfg)
+    first = ("split", "size", "n_real", "n_fake", "extractor", "weights_sha256")
+    out = {k: row[k] for k in first} | {k: v for k, v in row.items() if k not in (*first, "class", "fake_per_class")}
+    if out["status"] == "ok" and metrics_in(cfg.metrics or [], "reference"):
+        images = {c: fake[c][0] for c in classes if len(picks[c])}
+        out.update(_with_reference(real, picks, images, cfg, reference, row["fake_per_class"]))
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return out
 
 
+def _subset(real: RealSide, n: int) -> tuple[RealSide, dict[str, np.ndarray]]:
+    """The real side cut to its fixed subset of at most n images, and the positions kept."""
+    picks = fixed_subset({c: len(real.real[c][1]) for c in real.classes}, n)
+    if picks is None:
+        return real, {c: np.arange(len(real.real[c][1])) for c in real.classes}
+    kept = {c: (imgs[picks[c]], feats[picks[c]]) for c, (imgs, feats) in real.real.items()}
+    return replace(real, real=kept), picks
+
+
 def _with_reference(
-    data: PreparedData,
-    split: str,
-    names: list[str],
+    real: RealSide,
     picks: dict[str, np.ndarray],
     fake_images: dict[str, np.ndarray],
-    reference: Any,
-    cache: FeatureCache,
-    fp: str,
-    opts: MetricOptions,
-    batch_size: int,
+    cfg: ScoreConfig,
+    reference: ReferenceClassifier | None,
+    counts: dict[str, int],
 ) -> dict[str, Any]:
-    """Overall fidelity / fd_cxr of the same real subset and synthetic images."""
-    from cxraug.metrics.fidelity import class_labels, label_fidelity
+    """Overall fidelity / fd_cxr of the same real subset and synthetic images (``score``'s
+    reference-space row, its real side for fidelity the subset)."""
+    from cxraug.metrics.fidelity import ReferenceSide, reference_features, reference_row
 
     if reference is None:
         raise ValueError("fidelity and fd_cxr need the reference classifier (cxraug.metrics.reference.load_reference)")
-    classes = list(fake_images)
-    real = np.concatenate(
-        [real_features(data, split, c, reference, cache, batch_size, None, fp)[1][picks[c]] for c in classes]
+    real_f, _, fake_f = reference_features(
+        real.data, cfg.split, fake_images, reference, real.cache, real.fingerprint, cfg.batch_size
     )
-    fake = np.concatenate([reference.extract(fake_images[c], batch_size) for c in classes])
-    out: dict[str, Any] = {"reference_weights_sha256": reference.weights_sha256}
-    if "fd_cxr" in names:
-        out.update(compute_metrics(["fd_cxr"], real, fake, opts))
-    if "fidelity" in names:
-        fake_labels = np.concatenate([class_labels(data.classes, c, len(fake_images[c])) for c in classes])
-        real_labels = np.concatenate([class_labels(data.classes, c, len(picks[c])) for c in classes])
-        fid = label_fidelity(reference.probs(fake), fake_labels, reference.probs(real), real_labels)
-        out.update({k: v for k, v in fid.items() if not k.endswith("_ci")})
-    return out
+    real_f = {c: f[picks[c]] for c, f in real_f.items()}
+    side = ReferenceSide.of(reference, real_f, fake_f, held=real_f)
+    names = metrics_in(cfg.metrics or [], "reference")
+    take = {c: counts[c] for c in fake_images}
+    opts = MetricOptions(kid_subsets=cfg.kid_subsets, seed=cfg.seed)
+    row = reference_row(names, real.data.classes, take, side, opts, cfg.min_images)
+    return {
+        "reference_weights_sha256": reference.weights_sha256,
+        **{k: v for k, v in row.items() if not k.endswith("_ci")},
+    }
 
 
 def check_training_metrics(train: TrainConfig) -> None:
