@@ -4,7 +4,7 @@ holds the metrics and checks at import that its names and defaults are these."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from cxraug.errors import UserError
 
@@ -14,17 +14,22 @@ DEFAULT_METRICS = ("fid", "kid", "pr", "dc")  # the set used when no metric is n
 
 def resolve_metrics(names: Iterable[str] | None) -> list[str]:
     """Validate metric names (None -> the default set, 'all' -> every metric), in registry order."""
+    return resolve_names(names, METRIC_NAMES)
+
+
+def resolve_names(names: Iterable[str] | None, known: Sequence[str]) -> list[str]:
+    """``resolve_metrics`` against ``known`` (the registry's, which may hold more: a test's made-up metric)."""
     if names is None:
         return list(DEFAULT_METRICS)
     wanted = [n.strip().lower() for n in names if n.strip()]
     if not wanted:
         return list(DEFAULT_METRICS)
     if "all" in wanted:
-        return list(METRIC_NAMES)
-    unknown = [n for n in wanted if n not in METRIC_NAMES]
+        return list(known)
+    unknown = [n for n in wanted if n not in known]
     if unknown:
-        raise UserError(f"unknown metric {unknown[0]!r}; known: {', '.join(METRIC_NAMES)}")
-    return [n for n in METRIC_NAMES if n in wanted]
+        raise UserError(f"unknown metric {unknown[0]!r}; known: {', '.join(known)}")
+    return [n for n in known if n in wanted]
 
 
 # How a score on the train split is labelled wherever it is shown (StyleGAN2-ADA and most papers

@@ -24,9 +24,14 @@ from cxraug.page import Block, Heading, Image, Para, Table, html
 PAGE = "run.html"
 MAX_GRIDS = 8  # sample grids shown, evenly spaced over the run, the last one always
 _GRID = re.compile(r"^step-(\d{7})\.png$")
-# Numbers of a training-time evaluation worth a curve (the rest are sizes, seeds and seconds).
-_CURVES = (*METRIC_NAMES, "precision", "recall", "density", "coverage")
 _NOT_LOSSES = {"step", "kind", "img_per_s", "num_processes", "train_s", "elapsed_s"}
+
+
+def curve_keys(evals: list[dict]) -> list[str]:
+    """The numbers of training-time evaluations worth a curve: each record names them (the metrics
+    registry's curve outputs, ``curves``); records written before it did, the metrics' own names."""
+    named = [k for r in evals for k in r.get("curves") or ()]
+    return list(dict.fromkeys(named)) if named else list(METRIC_NAMES)
 
 
 def sample_grids(run: Path) -> list[tuple[int, Path]]:
@@ -138,7 +143,7 @@ def build_run_page(run: Path) -> str:
     else:
         blocks.append(Para("No step logged yet.", css="note"))
     blocks.append(Heading(2, "Training-time evaluation"))
-    keys = [k for k in _CURVES if any(isinstance(r.get(k), int | float) for r in evals)]
+    keys = [k for k in curve_keys(evals) if any(isinstance(r.get(k), int | float) for r in evals)]
     if keys:
         e = evals[-1]
         what = f"{e.get('split', 'val')} split, {e.get('n_real', '?')} real and {e.get('n_fake', '?')} generated images"

@@ -9,6 +9,7 @@ import torch
 
 from cxraug.compare import bootstrap as bs
 from cxraug.metrics import stats
+from cxraug.metrics.registry import bounds
 from cxraug.significance import draw_items, group_index
 
 ALL = ["fid", "kid", "pr", "dc"]
@@ -57,11 +58,11 @@ def test_paired_differences() -> None:
     assert low > 0  # the shifted set is worse, beyond the resampling noise
     # Repeated images shift the resampled FID upward; the interval keeps their spread, not the shift.
     assert draws["a"]["fid"].mean() > fid_a
-    lo_a, hi_a = bs.interval(draws["a"]["fid"], 0.95, fid_a, bs.RANGES["fid"])
+    lo_a, hi_a = bs.interval(draws["a"]["fid"], 0.95, fid_a, bounds("fid"))
     assert lo_a < fid_a < hi_a
     width = np.subtract(*np.quantile(draws["a"]["fid"], [0.975, 0.025]))
     assert hi_a - lo_a == pytest.approx(width)
-    assert bs.interval(draws["a"]["precision"], 0.95, 0.999, bs.RANGES["precision"])[1] <= 1.0
+    assert bs.interval(draws["a"]["precision"], 0.95, 0.999, bounds("precision"))[1] <= 1.0
     # Same seed, same draws: the intervals repeat.
     again = bs.resample(real, {"a": fake}, ["fid"], cfg).draws
     assert np.array_equal(again["a"]["fid"], draws["a"]["fid"])

@@ -56,25 +56,23 @@ def test_table_columns_and_direction_come_from_the_registry() -> None:
     score and compare CSV columns and which way is better follow from there."""
     import pytest
 
-    from cxraug.compare import rows as compare_rows
-    from cxraug.compare.bootstrap import OUTPUTS
-    from cxraug.compare.report import CSV_COLUMNS
+    from cxraug.compare.report import csv_columns
     from cxraug.metric_names import METRIC_NAMES
     from cxraug.metrics import registry
-    from cxraug.metrics.report import ROW_COLUMNS
+    from cxraug.metrics.report import row_columns
 
     assert tuple(registry.METRICS) == METRIC_NAMES
     every = [c for m in registry.METRICS.values() for c in m.csv_columns]
-    assert [c for c in ROW_COLUMNS if c in every] == every  # all of them, in registry order
-    for o in (o for outs in OUTPUTS.values() for o in outs):
-        i = CSV_COLUMNS.index(o)
-        assert CSV_COLUMNS[i + 1 : i + 3] == (f"{o}_low", f"{o}_high")
-    assert compare_rows.LOWER_IS_BETTER == ("fid", "kid", "fd_cxr", "kid_cxr") == registry.LOWER_IS_BETTER
-    for o in compare_rows.interval_outputs(list(METRIC_NAMES)):  # FD_cxr, fidelity ... with intervals too
-        i = CSV_COLUMNS.index(o)
-        assert CSV_COLUMNS[i + 1 : i + 3] == (f"{o}_low", f"{o}_high")
-    for o in compare_rows.FLOOR_OUTPUTS:
-        assert f"{o}_minus_floor_high" in CSV_COLUMNS
+    assert [c for c in row_columns() if c in every] == every  # all of them, in registry order
+    columns = csv_columns()
+    assert registry.LOWER_IS_BETTER == ("fid", "kid", "fd_cxr", "kid_cxr")
+    assert [o for o in registry.SHOWN if registry.better(o) is None] == ["density"]  # neither way better
+    for o in registry.interval_outputs(list(METRIC_NAMES)):  # FD_cxr, fidelity ... with intervals too
+        i = columns.index(o)
+        assert columns[i + 1 : i + 3] == (f"{o}_low", f"{o}_high")
+    assert registry.floor_outputs() == ("fid", "kid", "fd_cxr", "kid_cxr")
+    for o in registry.floor_outputs():
+        assert f"{o}_minus_floor_high" in columns
     # the definitions follow the names' order, and a name without a definition fails at import
     assert tuple(registry._in_name_order(reversed(registry._DEFINED))) == METRIC_NAMES
     with pytest.raises(RuntimeError, match="fd_cxr"):

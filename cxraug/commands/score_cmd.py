@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -43,8 +43,11 @@ from cxraug.commands.options import (
 )
 from cxraug.metric_names import split_label
 from cxraug.metrics.reference import ReferenceConfig
-from cxraug.metrics.registry import METRICS, SHOWN, shown
+from cxraug.metrics.registry import METRICS
 from cxraug.tables import Cell, ReportTable, TableColumn, cells
+
+if TYPE_CHECKING:
+    from cxraug.metrics.score import ScoreResult
 
 
 def score(
@@ -158,7 +161,7 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def score_table(result: Any, console: Console) -> Table:
+def score_table(result: ScoreResult, console: Console) -> Table:
     """The scores, as wide as the terminal allows: at 80 columns the less central columns go
     (the caption names them; scores.csv has them all)."""
     ctx = result.context
@@ -182,12 +185,12 @@ def score_table(result: Any, console: Console) -> Table:
         caption = rich_line(("dataset is NOT real data", "bold yellow"), "\n", caption)
     table = ReportTable(f"cxraug score: {ctx['data']['name']} ({split_label(ctx['split'])})", [
         TableColumn("class", align="left", number=False), TableColumn("n real"), TableColumn("n fake")])  # fmt: skip
-    # The Inception metrics' columns as the registry shows them; the reference ones are shown paired here.
-    heads = {m: [(shown(o).label, shown(o).drop) for o in METRICS[m].outputs if o in SHOWN] for m in cols}
-    heads |= {"fidelity": [("fidelity\nsyn / real", 1)], "fd_cxr": [("FD cxr", 1)]}
-    inception = [m for m in cols if m in ("fid", "kid", "pr", "dc")]
+    # Each metric's columns as the registry defines them; rows of too few images leave the
+    # Inception ones empty (fidelity and fd_cxr say so themselves).
+    columns = {m: METRICS[m].table_columns() for m in cols}
+    inception = [m for m in cols if METRICS[m].space == "inception"]
     for m in cols:
-        table.columns += [TableColumn(h, drop=d) for h, d in heads[m]]
+        table.columns += [TableColumn(c.head, drop=c.drop) for c in columns[m]]
     mem = result.memorization is not None
     if mem:
         table.columns.append(TableColumn("copy-like\npx/feat", drop=2))
@@ -200,20 +203,10 @@ def score_table(result: Any, console: Console) -> Table:
             *cells(str(row["n_real"]), str(row["n_fake"])),
         ]
         for m in cols:
-            if m in inception and row["status"] != "ok":  # fidelity still has its numbers: it needs no real side
-                out += cells(*("too few" if m == inception[0] and i == 0 else "" for i in range(len(heads[m]))))
-            elif m == "fid":
-                out += cells(_fmt(row["fid"]))
-            elif m == "kid":
-                out.append(Cell(f"{row['kid'] * 1e3:.2f}", f"± {row['kid_std'] * 1e3:.2f}"))
-            elif m == "pr":
-                out += cells(_fmt(row["precision"]), _fmt(row["recall"]))
-            elif m == "dc":
-                out += cells(_fmt(row["density"]), _fmt(row["coverage"]))
-            elif m == "fidelity":
-                out += cells(f"{_fmt(row.get('fidelity'))} / {_fmt(row.get('real_fidelity'))}")
-            elif m == "fd_cxr":
-                out += cells(_fmt(row["fd_cxr"]) if "fd_cxr" in row else "too few")
+            if m in inception and row["status"] != "ok":
+                out += cells(*("too few" if m == inception[0] and i == 0 else "" for i in range(len(columns[m]))))
+            else:
+                out += [Cell(c.text(row), c.note(row) if c.note else "") for c in columns[m]]
         if mem:
             sp, sf = row.get("mem_share_pixels"), row.get("mem_share_features")
             out += cells("-" if sp is None else f"{sp:.0%} / {sf:.0%}")
@@ -221,7 +214,7 @@ def score_table(result: Any, console: Console) -> Table:
     return rich_table(table, console, caption=caption, full_in="scores.csv", sections=sections)
 
 
-def notes(result: Any, out: Path) -> list[str | Text]:
+def notes(result: ScoreResult, out: Path) -> list[str | Text]:
     ctx, lines = result.context, []
     if ctx.get("warning"):
         lines.append(styled(ctx["warning"], "bold yellow"))

@@ -238,7 +238,7 @@ def compare(
     fakes[FLOOR] = {c: draw_features(floor_source, c, sc.n, extractor, sc.batch_size, reporter) for c in classes}
     floor = score_source(real, floor_source, replace(sc, memorization=False), reporter, fake=fakes[FLOOR])
 
-    made = rows_and_differences(real, fakes, scores, floor, cfg, arms)
+    made = rows_and_differences(real, fakes, scores, floor, sc.metrics or [], cfg.bootstrap, arms)
     samples = {c: {lab: fakes[lab][c][0][: cfg.grid_columns] for lab in scores} for c in classes}
     downstream: list[dict[str, Any]] = []
     notes: list[str] = []

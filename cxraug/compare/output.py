@@ -16,14 +16,15 @@ from cxraug.fsutil import TOOL, atomic_dir, write_json
 
 def to_csv(result: CompareResult) -> str:
     cost = {r["label"]: r for r in result.runs}
+    columns = report.csv_columns()
     extra = [
         k
         for r in [*result.rows, *result.replicates]
         for k, v in r.items()
-        if k not in report.CSV_COLUMNS and not isinstance(v, dict)
+        if k not in columns and not isinstance(v, dict)
     ]
-    buf = io.StringIO()  # metrics registered later (extra) after ours
-    w = csv.DictWriter(buf, fieldnames=[*report.CSV_COLUMNS, *dict.fromkeys(extra)], extrasaction="ignore")
+    buf = io.StringIO()  # keys no column names (extra) after ours
+    w = csv.DictWriter(buf, fieldnames=[*columns, *dict.fromkeys(extra)], extrasaction="ignore")
     w.writeheader()
     for row in [*result.rows, *result.replicates]:  # an arm of several runs has no one cost: its replicates do
         r = cost.get(row["run"])

@@ -9,32 +9,32 @@ from __future__ import annotations
 from typing import Any
 
 from cxraug.compare.core import CompareResult
-from cxraug.metrics.registry import METRICS, shown
+from cxraug.metrics.registry import METRICS, floor_outputs, interval_outputs, output, shown
 from cxraug.significance import format_p
 from cxraug.tables import Cell, ReportTable, TableColumn, cells, to_markdown
 
 
 def _metric_columns() -> tuple[str, ...]:
     """compare's metric columns in registry order: each output with a bootstrap interval brings
-    its bounds (fid, fid_low, fid_high), FID, KID, FD_cxr and KID_cxr their floor and value -
-    floor with its bounds; the others (kid_std, kid_subset_size) stand alone."""
-    from cxraug.compare.rows import FLOOR_OUTPUTS, interval_outputs
-
-    with_interval = set(interval_outputs(list(METRICS)))
+    its bounds (fid, fid_low, fid_high), the floor outputs (FID, KID, FD_cxr, KID_cxr) their
+    floor and value - floor with its bounds; the others (kid_std, kid_subset_size) stand alone."""
+    with_interval, floor = set(interval_outputs(list(METRICS))), set(floor_outputs())
     out: list[str] = []
     for o in (o for m in METRICS.values() for o in m.csv_columns):
         out += [o, f"{o}_low", f"{o}_high"] if o in with_interval else [o]
-        if o in FLOOR_OUTPUTS:
+        if o in floor:
             out += [f"{o}_floor", f"{o}_minus_floor", f"{o}_minus_floor_low", f"{o}_minus_floor_high"]
     return tuple(out)
 
 
-CSV_COLUMNS = (
-    "run", "class", "split", "size", "n_real", "n_fake", "status", *_metric_columns(),
-    "mem_share_pixels", "mem_share_features", "mem_near_copies",
-    "plugin", "step", "train_steps_images", "train_min", "train_clock", "train_img_per_s", "export_parameters",
-    "sample_img_per_s", "sample_peak_mb", "extractor", "weights_sha256",
-)  # fmt: skip
+def csv_columns() -> tuple[str, ...]:
+    """compare.csv's columns (read from the registry when written)."""
+    return (
+        "run", "class", "split", "size", "n_real", "n_fake", "status", *_metric_columns(),
+        "mem_share_pixels", "mem_share_features", "mem_near_copies",
+        "plugin", "step", "train_steps_images", "train_min", "train_clock", "train_img_per_s", "export_parameters",
+        "sample_img_per_s", "sample_peak_mb", "extractor", "weights_sha256",
+    )  # fmt: skip
 
 
 def fmt(v: Any, metric: str) -> str:
@@ -49,10 +49,8 @@ def number(v: Any, digits: int = 1) -> str:
 
 
 def quality_outputs(result: CompareResult) -> list[str]:
-    from cxraug.compare.bootstrap import shown_outputs
-
-    hidden = ("kid_std", "kid_subset_size", "kid_cxr_std", "kid_cxr_subset_size")
-    return [o for o in shown_outputs(result.context["metrics"]) if o not in hidden]
+    """The numbers the quality table shows, in the metrics' order (not spreads or subset sizes)."""
+    return [o.name for m in result.context["metrics"] for o in METRICS[m].outputs if o.table]
 
 
 def _value_cell(r: dict[str, Any], o: str, key: str | None = None) -> Cell:
@@ -62,6 +60,12 @@ def _value_cell(r: dict[str, Any], o: str, key: str | None = None) -> Cell:
         return Cell("-")
     iv = f"[{fmt(r[f'{key}_low'], o)}, {fmt(r[f'{key}_high'], o)}]" if r.get(f"{key}_low") is not None else ""
     return Cell(fmt(r[key], o), iv)
+
+
+def _without_real(name: str) -> bool:
+    """An output with a value where the row has too few real images (fidelity needs no real side)."""
+    o = output(name)
+    return o is not None and o.without_real
 
 
 def cost_table(result: CompareResult) -> ReportTable:
@@ -99,16 +103,14 @@ def quality_table(result: CompareResult, floor: bool = False, replicates: bool =
     FID, KID, FD_cxr and KID_cxr followed by the real-vs-real floor of the class and
     value - floor [paired interval]. ``floor``: the floor's own rows instead (what real training
     images score); ``replicates``: each replicate of the arms of several runs, alone."""
-    from cxraug.compare.rows import FLOOR_OUTPUTS
-
-    outs = quality_outputs(result)
+    outs, floor_outs = quality_outputs(result), floor_outputs()
     conf = result.context["bootstrap"]["confidence"]
     floor = floor or replicates  # neither has floor columns
     columns = [TableColumn("class", align="left", number=False), TableColumn("run", align="left", number=False),
                TableColumn("n real", terminal=False), TableColumn("n fake", terminal=False)]  # fmt: skip
     for o in outs:
         columns.append(TableColumn(shown(o).label, drop=shown(o).drop))
-        if o in FLOOR_OUTPUTS and not floor:
+        if o in floor_outs and not floor:
             columns += [TableColumn(f"{shown(o).label} floor", drop=shown(o).drop + 3),
                         TableColumn(f"{shown(o).label} - floor", drop=shown(o).drop + 2)]  # fmt: skip
     if not floor:
@@ -117,11 +119,11 @@ def quality_table(result: CompareResult, floor: bool = False, replicates: bool =
     for r in result.replicates if replicates else result.floor if floor else result.rows:
         row = cells(r["class"], r["run"], str(r["n_real"]), str(r["n_fake"]))
         for o in outs:
-            if r["status"] != "ok" and o != "fidelity":  # fidelity needs no real side
-                row += [Cell("too few")] * (3 if o in FLOOR_OUTPUTS and not floor else 1)
+            if r["status"] != "ok" and not _without_real(o):
+                row += [Cell("too few")] * (3 if o in floor_outs and not floor else 1)
                 continue
             row.append(_value_cell(r, o))
-            if o in FLOOR_OUTPUTS and not floor:
+            if o in floor_outs and not floor:
                 row += [Cell(fmt(r.get(f"{o}_floor"), o)), _value_cell(r, o, f"{o}_minus_floor")]
         if not floor:
             sp, sf = r.get("mem_share_pixels"), r.get("mem_share_features")

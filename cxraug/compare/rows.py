@@ -21,28 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from cxraug.compare.bootstrap import OUTPUTS, RANGES, BootstrapConfig, draw_plan, interval, resample, shares
-from cxraug.metrics.registry import CXR_NAMES, LOWER_IS_BETTER
-from cxraug.metrics.score import OVERALL, Pair, ScoreResult
+from cxraug.compare.bootstrap import BootstrapConfig, draw_plan, interval, resample, shares
+from cxraug.metrics.registry import METRICS, better, bounds, floor_outputs, interval_outputs, whole_set_outputs
+from cxraug.metrics.score import OVERALL, Pair, RealSide, ScoreResult
 from cxraug.significance import holm, normal_p_value
 
+__all__ = ["interval_outputs"]  # the registry's, where compare's tables look for it
 FLOOR = "floor (real train images)"  # the floor's label in rows and resamples
-FLOOR_OUTPUTS = ("fid", "kid", "fd_cxr", "kid_cxr")  # shown as value, floor, value - floor
 KID_ESTIMATOR = "unbiased MMD^2 over all images (the bootstrap's estimator)"
-_CXR = {o: CXR_NAMES[o] for o in ("fid", "kid", "precision", "recall")}  # resampled in the reference space
-
-
-def interval_outputs(metrics: list[str]) -> list[str]:
-    """The outputs that get a bootstrap interval and paired differences, in the metrics' order."""
-    out: list[str] = []
-    for m in metrics:
-        if m in OUTPUTS:
-            out += OUTPUTS[m]
-        elif m == "fd_cxr":
-            out += _CXR.values()
-        elif m == "fidelity":
-            out.append("fidelity")
-    return out
 
 
 def lead_metric(metrics: list[str]) -> str:
@@ -71,7 +57,7 @@ def _take(per_class: dict[str, np.ndarray], classes: list[str], counts: dict[str
 
 
 def row_inputs(
-    real: Any, fakes: dict[str, dict[str, Pair]], scores: dict[str, ScoreResult], name: str, patients: dict
+    real: RealSide, fakes: dict[str, dict[str, Pair]], scores: dict[str, ScoreResult], name: str, patients: dict
 ) -> RowInputs:
     classes = list(real.classes) if name == OVERALL else [name]
     every: dict[str, Any] = dict.fromkeys(classes)
@@ -95,19 +81,25 @@ def row_draws(
     inp: RowInputs, metrics: list[str], cfg: BootstrapConfig
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, float]]]:
     """Per label and output: the value on each resample, and the point value of the
-    estimators that replace score's (KID and KID_cxr: the unbiased MMD^2 of all images)."""
+    estimators that replace score's (``whole_set`` outputs: KID's unbiased MMD^2 of all images).
+    Each metric is resampled in its own feature space, all on one plan of draws."""
     plan = draw_plan(len(inp.real), [len(f) for f in inp.fake.values()], cfg, inp.groups)
-    res = resample(inp.real, inp.fake, metrics, cfg, inp.groups, plan)
-    draws = {lab: dict(d) for lab, d in res.draws.items()}
-    point = {lab: {"kid": p["kid"]} if "kid" in p else {} for lab, p in res.point.items()}
-    if "fd_cxr" in metrics and inp.ref_fake is not None and inp.ref_real is not None:
-        ref = resample(inp.ref_real, inp.ref_fake, ["fid", "kid", "pr"], cfg, inp.groups, plan)
-        for lab, d in ref.draws.items():
-            draws[lab].update({_CXR[o]: v for o, v in d.items()})
-            point[lab]["kid_cxr"] = ref.point[lab]["kid"]
-    if "fidelity" in metrics and inp.hits is not None:
-        for lab, v in shares(inp.hits, plan).items():
-            draws[lab]["fidelity"] = v
+    draws: dict[str, dict[str, np.ndarray]] = {lab: {} for lab in inp.fake}
+    point: dict[str, dict[str, float]] = {lab: {} for lab in inp.fake}
+    whole = whole_set_outputs()
+    spaces = {"inception": (inp.real, inp.fake), "reference": (inp.ref_real, inp.ref_fake)}
+    for space, (real, fake) in spaces.items():
+        drawn = [m for m in metrics if METRICS[m].space == space and METRICS[m].resample is not None]
+        if not drawn or real is None or fake is None:
+            continue
+        res = resample(real, fake, drawn, cfg, inp.groups, plan)
+        for lab, d in res.draws.items():
+            draws[lab].update(d)
+            point[lab].update({o: v for o, v in res.point[lab].items() if o in whole})
+    for share in (METRICS[m].hit_share for m in metrics):
+        if share is not None and inp.hits is not None:
+            for lab, v in shares(inp.hits, plan).items():
+                draws[lab][share] = v
     return draws, point
 
 
@@ -123,11 +115,12 @@ class Rows:
 
 
 def rows_and_differences(
-    real: Any,
+    real: RealSide,
     fakes: dict[str, dict[str, Pair]],
     scores: dict[str, ScoreResult],
     floor: ScoreResult | None,
-    cfg: Any,  # CompareConfig
+    metrics: list[str],
+    bootstrap: BootstrapConfig,
     arms: dict[str, list[str]] | None = None,  # arm -> its replicates' labels (None: every run an arm)
 ) -> Rows:
     """The arm rows, the floor rows, the replicate rows and the paired differences between arms
@@ -136,10 +129,9 @@ def rows_and_differences(
 
     labels = list(scores)
     arms = arms or {lab: [lab] for lab in labels}
-    metrics = cfg.score.metrics or []
     outputs = interval_outputs(metrics)
-    conf = cfg.bootstrap.confidence
-    plan = replicate_plan(arms, cfg.bootstrap.resamples, cfg.bootstrap.seed)
+    conf = bootstrap.confidence
+    plan = replicate_plan(arms, bootstrap.resamples, bootstrap.seed)
     out = Rows([], [], [], [])
     patients = real_patients(real)
     for i, name in enumerate(r["class"] for r in scores[labels[0]].rows):
@@ -148,12 +140,11 @@ def rows_and_differences(
         floor_row = dict(floor.rows[i]) if floor is not None else None
         floor_ok = floor_row is not None and floor_row["status"] == "ok"
         draws = None
-        if ok and cfg.bootstrap.resamples:
+        if ok and bootstrap.resamples:
             with_floor = {**scores, FLOOR: floor} if floor is not None and floor_ok else scores
-            draws, point = row_draws(row_inputs(real, fakes, with_floor, name, patients), metrics, cfg.bootstrap)
+            draws, point = row_draws(row_inputs(real, fakes, with_floor, name, patients), metrics, bootstrap)
             for lab in [*labels, *([FLOOR] if FLOOR in draws else [])]:
-                unbiased = "kid" in point[lab] or "kid_cxr" in point[lab]
-                extra = {**point[lab], **({"kid_estimator": KID_ESTIMATOR} if unbiased else {})}
+                extra = {**point[lab], **({"kid_estimator": KID_ESTIMATOR} if point[lab] else {})}
                 if lab == FLOOR:
                     floor_row = {**(floor_row or {}), **extra}
                 else:
@@ -186,13 +177,14 @@ def _with_intervals(row: dict[str, Any], outputs: list[str], draws: dict | None,
         return row
     for o in outputs:
         if o in draws[lab] and row.get(o) is not None:
-            row[f"{o}_low"], row[f"{o}_high"] = interval(draws[lab][o], conf, row[o], RANGES.get(o, (-np.inf, np.inf)))
+            row[f"{o}_low"], row[f"{o}_high"] = interval(draws[lab][o], conf, row[o], bounds(o))
     return row
 
 
 def _beside_floor(row: dict[str, Any], floor_row: dict[str, Any], draws: dict | None, lab: str, conf: float) -> None:
-    """value - floor for FID, KID, FD_cxr and KID_cxr, with the paired interval of the difference."""
-    for o in FLOOR_OUTPUTS:
+    """value - floor of the registry's floor outputs (FID, KID, FD_cxr, KID_cxr), with the paired
+    interval of the difference."""
+    for o in floor_outputs():
         if row.get(o) is None or floor_row.get(o) is None:
             continue
         row[f"{o}_floor"] = floor_row[o]
@@ -202,7 +194,7 @@ def _beside_floor(row: dict[str, Any], floor_row: dict[str, Any], draws: dict | 
             row[f"{o}_minus_floor_low"], row[f"{o}_minus_floor_high"] = low, high
 
 
-def real_patients(real: Any) -> dict[str, np.ndarray]:
+def real_patients(real: RealSide) -> dict[str, np.ndarray]:
     """The patient of each real image of each class, in the order of ``real.real[c]``."""
     from cxraug.benchmark.runner import split_patients
 
@@ -221,7 +213,7 @@ def _adjust(differences: list[dict[str, Any]], alpha: float) -> None:
             d["better"] = "no difference"
         else:
             a_lower = d["diff"] < 0
-            d["better"] = d["run_a"] if a_lower == (d["metric"] in LOWER_IS_BETTER) else d["run_b"]
+            d["better"] = d["run_a"] if a_lower == (better(d["metric"]) == "lower") else d["run_b"]
 
 
 def _difference(
@@ -238,7 +230,7 @@ def _difference(
     d["low"], d["high"] = interval(draws[a][o] - draws[b][o], confidence, d["diff"])
     d["excludes_zero"] = bool(d["low"] > 0 or d["high"] < 0)
     d["better"], d["p"], d["p_adjusted"] = None, None, None
-    if o not in ("density",):  # about 1 for matching distributions: neither direction is "better"
+    if better(o) is not None:  # neither direction is "better" for some (density: about 1 when matching)
         d["p"] = normal_p_value(d["diff"], draws[a][o] - draws[b][o])  # "better" after _adjust
     d["reason"] = ""
     return d

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -22,12 +22,9 @@ from cxraug.data.prepared import PreparedData
 from cxraug.metrics.cache import FeatureCache
 from cxraug.metrics.real import real_features
 from cxraug.metrics.reference import ReferenceClassifier
-from cxraug.metrics.registry import METRICS, MetricOptions, compute_metrics, metrics_in
-from cxraug.metrics.scoring import OVERALL, extract, pooled, too_few
+from cxraug.metrics.registry import METRICS, MetricOptions, compute_metrics
+from cxraug.metrics.scoring import OVERALL, RealSide, extract, pooled, too_few
 from cxraug.progress import Reporter
-
-if TYPE_CHECKING:
-    from cxraug.metrics.score import RealSide, ScoreConfig, ScoreResult
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
@@ -157,11 +154,13 @@ def reference_metrics(
     real: RealSide,
     fake_images: dict[str, np.ndarray],
     rows: list[dict[str, Any]],
-    cfg: ScoreConfig,
+    names: list[str],
+    options: MetricOptions,
+    min_images: int,
     reference: ReferenceClassifier,
     reporter: Reporter | None = None,
 ) -> tuple[dict[str, Any], dict[str, bytes], dict[str, Any]]:
-    """Add the reference-space metrics of ``cfg`` to ``rows`` (per class, then ``all``, as
+    """Add the reference-space metrics ``names`` to ``rows`` (per class, then ``all``, as
     ``score`` made them).
 
     Fidelity needs synthetic images only on its own side (a rare class with 3 val images still
@@ -172,9 +171,8 @@ def reference_metrics(
     was called its class (``compare`` resamples them for intervals).
     """
     data, classes = real.data, real.classes
-    names = metrics_in(cfg.metrics or [], "reference")
     real_f, val_f, fake_f = reference_features(
-        data, cfg.split, fake_images, reference, real.cache, real.fingerprint, cfg.batch_size, reporter, with_val=True
+        data, real.split, fake_images, reference, real.cache, real.fingerprint, real.batch_size, reporter, with_val=True
     )
     # The ceiling: val images of the patients the reference was not selected on.
     val_labels = data.labels("val")
@@ -182,7 +180,6 @@ def reference_metrics(
     side = ReferenceSide.of(reference, real_f, fake_f, held)
     by_class = {r["class"]: r for r in rows}
     counts = by_class[OVERALL].get("fake_per_class") or {c: len(fake_f[c]) for c in classes}
-    options = MetricOptions(kid_subsets=cfg.kid_subsets, seed=cfg.seed)
     for c in [*classes, OVERALL]:
         row = by_class[c]
         info = (
@@ -192,7 +189,7 @@ def reference_metrics(
         )
         row["ref_val_recall"], row["ref_val_auroc"] = info["recall_top1"], info["auroc"]
         take = {x: counts[x] for x in classes} if c == OVERALL else {c: len(fake_f[c])}
-        row.update(reference_row(names, data.classes, take, side, options, cfg.min_images))
+        row.update(reference_row(names, data.classes, take, side, options, min_images))
     section, files = _confusion_outputs(data, classes, side) if "fidelity" in names else ({}, {})
     hits = {c: side.fake_probs[c].argmax(axis=1) == data.classes.index(c) for c in classes}
     return section, files, {"real": real_f, "fake": fake_f, "hits": hits}
@@ -222,27 +219,6 @@ def _confusion_outputs(
         "confusion.png": confusion_png(conf, f"{data.name}: reference classifier's top-1"),
     }
     return {"fidelity_confusion": conf}, files
-
-
-def add_reference_metrics(
-    real: RealSide,
-    fake_images: dict[str, np.ndarray],
-    result: ScoreResult,
-    cfg: ScoreConfig,
-    reference: ReferenceClassifier | None,
-    reporter: Reporter | None = None,
-) -> ReferenceClassifier:
-    """``score``'s hook: the reference (loaded, or trained on first use, on the extractor's
-    device), then its metrics into ``result``'s rows, JSON sections and files."""
-    from cxraug.metrics.reference import load_reference
-
-    if reference is None:
-        device = getattr(real.extractor, "device", None)
-        reference = load_reference(real.data, cfg.reference, real.cache.directory, device, reporter)
-    result.extra, result.files, result.reference_features = reference_metrics(
-        real, fake_images, result.rows, cfg, reference, reporter
-    )
-    return reference
 
 
 def _confusion_csv(conf: dict[str, Any]) -> str:

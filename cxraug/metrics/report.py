@@ -12,12 +12,15 @@ from cxraug.fsutil import TOOL, append_jsonl, atomic_dir, write_json
 from cxraug.metrics.registry import csv_columns
 from cxraug.metrics.score import ScoreResult
 
-# The metrics' columns come from the registry; the others are the row's own (what, on what, how).
-ROW_COLUMNS = (
-    "class", "split", "size", "n_real", "n_fake", "status", *csv_columns("inception"),
-    "mem_share_pixels", "mem_share_features", "mem_near_copies", "extractor", "weights_sha256",
-    *csv_columns("reference"),  # with the reference classifier: comparable only under the same reference
-)  # fmt: skip
+
+def row_columns() -> tuple[str, ...]:
+    """scores.csv's columns: the metrics' from the registry (read when written), the others the
+    row's own (what, on what, how)."""
+    return (
+        "class", "split", "size", "n_real", "n_fake", "status", *csv_columns("inception"),
+        "mem_share_pixels", "mem_share_features", "mem_near_copies", "extractor", "weights_sha256",
+        *csv_columns("reference"),  # with the reference classifier: comparable only under the same reference
+    )  # fmt: skip
 
 
 def _csv(rows: list[dict], columns: tuple[str, ...] | list[str]) -> str:
@@ -43,7 +46,7 @@ def write_outputs(result: ScoreResult, out: Path, metrics_jsonl: Path | None, ov
     """Write the score folder atomically, then append one line to ``metrics_jsonl``."""
     with atomic_dir(out, overwrite=overwrite) as stage:
         write_json(stage / "scores.json", {"tool": TOOL, **result.to_json()})
-        (stage / "scores.csv").write_text(_csv(result.rows, ROW_COLUMNS))
+        (stage / "scores.csv").write_text(_csv(result.rows, row_columns()))
         if result.per_image:
             (stage / "memorization.csv").write_text(_csv(result.per_image, list(result.per_image[0])))
         if result.pairs_png:

@@ -27,7 +27,7 @@ from cxraug.metrics.memorization import MemorizationConfig, MemorizationResult
 from cxraug.metrics.real import real_features
 from cxraug.metrics.reference import ReferenceConfig
 from cxraug.metrics.registry import DEFAULT_MIN_IMAGES, MetricOptions, metrics_in, resolve_metrics
-from cxraug.metrics.scoring import OVERALL, Pair, draw_features, metric_row, pooled, proportional_counts
+from cxraug.metrics.scoring import OVERALL, Pair, RealSide, draw_features, metric_row, pooled, proportional_counts
 from cxraug.metrics.sources import FakeSource
 from cxraug.progress import NullReporter, Reporter
 from cxraug.resources import require_memory
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from cxraug.metrics.features import FeatureExtractor
     from cxraug.metrics.reference import ReferenceClassifier
 
-__all__ = ["OVERALL", "Pair", "draw_features", "proportional_counts"]  # shared steps, from cxraug.metrics.scoring
+__all__ = ["OVERALL", "Pair", "RealSide", "draw_features", "proportional_counts"]  # from cxraug.metrics.scoring
 
 SPLITS = ("train", "val", "test")
 
@@ -117,43 +117,6 @@ def choose_classes(cfg: ScoreConfig, data: PreparedData, source: FakeSource) -> 
     if missing:
         raise UserError(f"no synthetic images of {', '.join(missing)}; available: {', '.join(source.classes)}")
     return chosen
-
-
-@dataclass
-class RealSide:
-    """The real images and features of one (dataset, split, classes, extractor): computed once,
-    then shared by every synthetic source scored against them (``score``, ``compare``).
-    Train (and val, when scoring on test) features for memorization are loaded on first use."""
-
-    data: PreparedData
-    split: str
-    classes: list[str]
-    extractor: FeatureExtractor
-    cache: FeatureCache
-    cache_dir: Path | None
-    fingerprint: str
-    batch_size: int
-    real: dict[str, Pair]  # per class: images and features of ``split``
-    other: dict[tuple[str, str], Pair] = field(default_factory=dict)  # (split, class) loaded for memorization
-
-    def features_of(self, split: str, class_name: str, reporter: Reporter | None = None) -> Pair:
-        if split == self.split and class_name in self.real:
-            return self.real[class_name]
-        key = (split, class_name)
-        if key not in self.other:
-            self.other[key] = real_features(
-                self.data, split, class_name, self.extractor, self.cache, self.batch_size, reporter, self.fingerprint
-            )
-        return self.other[key]
-
-    def base(self) -> dict[str, Any]:
-        """What every row carries about the comparison itself."""
-        return {
-            "split": self.split,
-            "size": self.data.size,
-            "extractor": self.extractor.name,
-            "weights_sha256": self.extractor.describe().get("weights_sha256"),
-        }
 
 
 def check_size(data: PreparedData, source: FakeSource) -> None:
@@ -238,10 +201,9 @@ def score_source(
     rows = [*class_rows(real, fake, cfg), overall_row(real, fake, cfg)]
     result = ScoreResult(context={}, rows=rows)
     if metrics_in(cfg.metrics, "reference"):  # fidelity, fd_cxr: the dataset's own classifier
-        from cxraug.metrics.fidelity import add_reference_metrics
-
-        images = {c: fake[c][0] for c in real.classes}
-        reference = add_reference_metrics(real, images, result, cfg, reference, reporter)
+        reference = _add_reference_metrics(
+            real, {c: fake[c][0] for c in real.classes}, result, cfg, reference, reporter
+        )
     if cfg.memorization:
         _add_memorization(result, real, fake, cfg, reporter)
     result.context = _context(real, source, cfg, t0)
@@ -252,6 +214,29 @@ def score_source(
     elif cfg.split == "train":
         result.context["warning"] = f"scored {TRAIN_SPLIT}: a generator that copies them scores best"
     return result
+
+
+def _add_reference_metrics(
+    real: RealSide,
+    fake_images: dict[str, np.ndarray],
+    result: ScoreResult,
+    cfg: ScoreConfig,
+    reference: ReferenceClassifier | None,
+    reporter: Reporter,
+) -> ReferenceClassifier:
+    """The reference (loaded, or trained on first use, on the extractor's device), then its
+    metrics into ``result``'s rows, JSON sections and files."""
+    from cxraug.metrics.fidelity import reference_metrics
+    from cxraug.metrics.reference import load_reference
+
+    if reference is None:
+        device = getattr(real.extractor, "device", None)
+        reference = load_reference(real.data, cfg.reference, real.cache.directory, device, reporter)
+    names = metrics_in(cfg.metrics or [], "reference")
+    result.extra, result.files, result.reference_features = reference_metrics(
+        real, fake_images, result.rows, names, _options(cfg), cfg.min_images, reference, reporter
+    )
+    return reference
 
 
 def _options(cfg: ScoreConfig) -> MetricOptions:

@@ -1,15 +1,20 @@
 """The steps every score is made of, written once for ``cxraug score``, ``compare`` and the
 training loop's periodic evaluation: drawing and extracting synthetic images, the proportional
 class mix of the pooled ("all") row, the fixed real subset of a small evaluation, and the
-minimum-images rule.
+minimum-images rule; and the real side they are all scored against (``RealSide``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cxraug.data.prepared import PreparedData
+from cxraug.metrics.cache import FeatureCache
+from cxraug.metrics.real import real_features
 from cxraug.metrics.registry import MetricOptions, compute_metrics, metrics_in
 from cxraug.metrics.sources import FakeSource
 from cxraug.progress import NullReporter, Reporter
@@ -20,6 +25,43 @@ if TYPE_CHECKING:
 OVERALL = "all"  # the pooled row's class: every scored class at the real class proportions
 
 Pair = tuple[np.ndarray, np.ndarray]  # uint8 images, features
+
+
+@dataclass
+class RealSide:
+    """The real images and features of one (dataset, split, classes, extractor): computed once,
+    then shared by every synthetic source scored against them (``score``, ``compare``).
+    Train (and val, when scoring on test) features for memorization are loaded on first use."""
+
+    data: PreparedData
+    split: str
+    classes: list[str]
+    extractor: FeatureExtractor
+    cache: FeatureCache
+    cache_dir: Path | None
+    fingerprint: str
+    batch_size: int
+    real: dict[str, Pair]  # per class: images and features of ``split``
+    other: dict[tuple[str, str], Pair] = field(default_factory=dict)  # (split, class) loaded for memorization
+
+    def features_of(self, split: str, class_name: str, reporter: Reporter | None = None) -> Pair:
+        if split == self.split and class_name in self.real:
+            return self.real[class_name]
+        key = (split, class_name)
+        if key not in self.other:
+            self.other[key] = real_features(
+                self.data, split, class_name, self.extractor, self.cache, self.batch_size, reporter, self.fingerprint
+            )
+        return self.other[key]
+
+    def base(self) -> dict[str, Any]:
+        """What every row carries about the comparison itself."""
+        return {
+            "split": self.split,
+            "size": self.data.size,
+            "extractor": self.extractor.name,
+            "weights_sha256": self.extractor.describe().get("weights_sha256"),
+        }
 
 
 def too_few(n_real: int, n_fake: int, min_images: int) -> str | None:

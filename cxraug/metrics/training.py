@@ -16,7 +16,7 @@ from cxraug.config import TrainConfig
 from cxraug.data.prepared import PreparedData
 from cxraug.errors import UserError
 from cxraug.metrics.cache import default_cache_dir
-from cxraug.metrics.registry import MetricOptions, metrics_in
+from cxraug.metrics.registry import MetricOptions, curve_outputs, metrics_in
 from cxraug.metrics.scoring import draw_features, fixed_subset
 from cxraug.metrics.sources import generator_source
 from cxraug.progress import Reporter
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from cxraug.generator import Generator
     from cxraug.metrics.features import FeatureExtractor
     from cxraug.metrics.reference import ReferenceClassifier
-    from cxraug.metrics.score import RealSide, ScoreConfig
+    from cxraug.metrics.score import ScoreConfig
+    from cxraug.metrics.scoring import RealSide
 
 
 def fid_during_training(
@@ -78,6 +79,7 @@ def fid_during_training(
     if out["status"] == "ok" and metrics_in(cfg.metrics or [], "reference"):
         images = {c: fake[c][0] for c in classes if len(picks[c])}
         out.update(_with_reference(real, picks, images, cfg, reference, row["fake_per_class"]))
+    out["curves"] = [o for o in curve_outputs() if o in out]  # what the run page plots (cxraug.runpage)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return out
 
