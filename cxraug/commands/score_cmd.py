@@ -42,8 +42,8 @@ from cxraug.commands.options import (
     UseCache,
 )
 from cxraug.metric_names import split_label
+from cxraug.metrics import registry
 from cxraug.metrics.reference import ReferenceConfig
-from cxraug.metrics.registry import METRICS
 from cxraug.tables import Cell, ReportTable, TableColumn, cells
 
 if TYPE_CHECKING:
@@ -187,8 +187,8 @@ def score_table(result: ScoreResult, console: Console) -> Table:
         TableColumn("class", align="left", number=False), TableColumn("n real"), TableColumn("n fake")])  # fmt: skip
     # Each metric's columns as the registry defines them; rows of too few images leave the
     # Inception ones empty (fidelity and fd_cxr say so themselves).
-    columns = {m: METRICS[m].table_columns() for m in cols}
-    inception = [m for m in cols if METRICS[m].space == "inception"]
+    columns = {m: registry.METRICS[m].table_columns() for m in cols}
+    inception = [m for m in cols if registry.METRICS[m].space == "inception"]
     for m in cols:
         table.columns += [TableColumn(c.head, drop=c.drop) for c in columns[m]]
     mem = result.memorization is not None

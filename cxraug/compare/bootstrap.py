@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cxraug.metrics.registry import METRICS, MetricOptions, interval_outputs
+from cxraug.metrics import registry
+from cxraug.metrics.registry import MetricOptions, interval_outputs
 from cxraug.metrics.resampled import Grams, weights
 from cxraug.metrics.resampled import RealGrams as RealSide
 from cxraug.metrics.resampled import grams as _grams
@@ -48,7 +49,7 @@ def metrics_at(g: Grams, ir: torch.Tensor, jf: torch.Tensor, metrics: list[str],
     options = MetricOptions(pr_k=cfg.pr_k, dc_k=cfg.dc_k)
     out: dict[str, float] = {}
     for m in metrics:
-        fn = METRICS[m].resample
+        fn = registry.METRICS[m].resample
         if fn is not None:
             out.update(fn(g, ur, wr, uf, wf, options))
     return out
@@ -97,7 +98,7 @@ def resample(
     (None: made here, from ``cfg.seed``)."""
     side = RealSide.of(real)
     grams = {name: _grams(f, side) for name, f in fakes.items()}
-    metrics = [m for m in metrics if METRICS[m].resample is not None]
+    metrics = [m for m in metrics if registry.METRICS[m].resample is not None]
     if plan is None:
         plan = draw_plan(len(real), [len(f) for f in fakes.values()], cfg, real_groups)
     names = interval_outputs(metrics)

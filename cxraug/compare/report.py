@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from cxraug.compare.core import CompareResult
-from cxraug.metrics.registry import METRICS, floor_outputs, interval_outputs, output, shown
+from cxraug.metrics import registry
+from cxraug.metrics.registry import floor_outputs, interval_outputs, output, shown
 from cxraug.significance import format_p
 from cxraug.tables import Cell, ReportTable, TableColumn, cells, to_markdown
 
@@ -18,9 +19,9 @@ def _metric_columns() -> tuple[str, ...]:
     """compare's metric columns in registry order: each output with a bootstrap interval brings
     its bounds (fid, fid_low, fid_high), the floor outputs (FID, KID, FD_cxr, KID_cxr) their
     floor and value - floor with its bounds; the others (kid_std, kid_subset_size) stand alone."""
-    with_interval, floor = set(interval_outputs(list(METRICS))), set(floor_outputs())
+    with_interval, floor = set(interval_outputs(list(registry.METRICS))), set(floor_outputs())
     out: list[str] = []
-    for o in (o for m in METRICS.values() for o in m.csv_columns):
+    for o in (o for m in registry.METRICS.values() for o in m.csv_columns):
         out += [o, f"{o}_low", f"{o}_high"] if o in with_interval else [o]
         if o in floor:
             out += [f"{o}_floor", f"{o}_minus_floor", f"{o}_minus_floor_low", f"{o}_minus_floor_high"]
@@ -50,7 +51,7 @@ def number(v: Any, digits: int = 1) -> str:
 
 def quality_outputs(result: CompareResult) -> list[str]:
     """The numbers the quality table shows, in the metrics' order (not spreads or subset sizes)."""
-    return [o.name for m in result.context["metrics"] for o in METRICS[m].outputs if o.table]
+    return [o.name for m in result.context["metrics"] for o in registry.METRICS[m].outputs if o.table]
 
 
 def _value_cell(r: dict[str, Any], o: str, key: str | None = None) -> Cell:

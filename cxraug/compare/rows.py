@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from cxraug.compare.bootstrap import BootstrapConfig, draw_plan, interval, resample, shares
-from cxraug.metrics.registry import METRICS, better, bounds, floor_outputs, interval_outputs, whole_set_outputs
+from cxraug.metrics import registry
+from cxraug.metrics.registry import better, bounds, floor_outputs, interval_outputs, whole_set_outputs
 from cxraug.metrics.score import OVERALL, Pair, RealSide, ScoreResult
 from cxraug.significance import holm, normal_p_value
 
@@ -89,14 +90,14 @@ def row_draws(
     whole = whole_set_outputs()
     spaces = {"inception": (inp.real, inp.fake), "reference": (inp.ref_real, inp.ref_fake)}
     for space, (real, fake) in spaces.items():
-        drawn = [m for m in metrics if METRICS[m].space == space and METRICS[m].resample is not None]
+        drawn = [m for m in metrics if registry.METRICS[m].space == space and registry.METRICS[m].resample is not None]
         if not drawn or real is None or fake is None:
             continue
         res = resample(real, fake, drawn, cfg, inp.groups, plan)
         for lab, d in res.draws.items():
             draws[lab].update(d)
             point[lab].update({o: v for o, v in res.point[lab].items() if o in whole})
-    for share in (METRICS[m].hit_share for m in metrics):
+    for share in (registry.METRICS[m].hit_share for m in metrics):
         if share is not None and inp.hits is not None:
             for lab, v in shares(inp.hits, plan).items():
                 draws[lab][share] = v

@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from cxraug.data.prepared import PreparedData
+from cxraug.metrics import registry
 from cxraug.metrics.cache import FeatureCache
 from cxraug.metrics.real import real_features
 from cxraug.metrics.reference import ReferenceClassifier
-from cxraug.metrics.registry import METRICS, MetricOptions, compute_metrics
+from cxraug.metrics.registry import MetricOptions, compute_metrics
 from cxraug.metrics.scoring import OVERALL, RealSide, extract, pooled, too_few
 from cxraug.progress import Reporter
 
@@ -137,7 +138,7 @@ def reference_row(
         held_p = np.concatenate([side.held_probs[x] for x in part])
         held_l = np.concatenate([class_labels(classes, x, len(side.held[x])) for x in part])
         out.update(label_fidelity(fake_p, fake_l, held_p, held_l))
-    paired = [m for m in names if METRICS[m].fn is not None]  # from two feature sets, as the Inception ones
+    paired = [m for m in names if registry.METRICS[m].fn is not None]  # from two feature sets, as the Inception ones
     if paired:
         real = pooled({x: side.real[x] for x in part})
         fake = pooled({x: side.fake[x] for x in part}, take)
