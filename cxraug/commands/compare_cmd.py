@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -39,6 +39,9 @@ from cxraug.commands.options import (
     UseCache,
 )
 from cxraug.metrics.reference import ReferenceConfig
+
+if TYPE_CHECKING:
+    from cxraug.compare.core import CompareResult
 
 
 def compare(
@@ -175,7 +178,7 @@ def _compare(args: CompareArgs) -> None:
     console.print(f"wrote {out} (compare.md, compare.html, compare.json, compare.csv, images)", markup=False)
 
 
-def cost_table(result: Any, console: Console) -> Table:
+def cost_table(result: CompareResult, console: Console) -> Table:
     from cxraug.compare import report
 
     caption = (
@@ -184,7 +187,7 @@ def cost_table(result: Any, console: Console) -> Table:
     return rich_table(report.cost_table(result), console, "cxraug compare: cost", caption, "compare.md", sections=[])
 
 
-def quality_table(result: Any, console: Console) -> Table:
+def quality_table(result: CompareResult, console: Console) -> Table:
     from cxraug.compare import report
 
     ctx = result.context

@@ -44,6 +44,7 @@ from cxraug.commands.options import (
 from cxraug.metric_names import split_label
 from cxraug.metrics import registry
 from cxraug.metrics.reference import ReferenceConfig
+from cxraug.metrics.scoring import OVERALL
 from cxraug.tables import Cell, ReportTable, TableColumn, cells
 
 if TYPE_CHECKING:
@@ -196,10 +197,10 @@ def score_table(result: ScoreResult, console: Console) -> Table:
         table.columns.append(TableColumn("copy-like\npx/feat", drop=2))
     sections = []
     for row in result.rows:
-        if row["class"] == "all":
+        if row["class"] == OVERALL:
             sections.append(len(table.rows))
         out = [
-            Cell(row["class"], style="bold" if row["class"] == "all" else ""),
+            Cell(row["class"], style="bold" if row["class"] == OVERALL else ""),
             *cells(str(row["n_real"]), str(row["n_fake"])),
         ]
         for m in cols:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from cxraug.data.prepared import PreparedData
 from cxraug.errors import UserError
 from cxraug.metrics.score import (
     Pair,
+    RealSide,
     ScoreConfig,
     ScoreResult,
     check_fake_memory,
@@ -36,6 +37,10 @@ from cxraug.metrics.score import (
 from cxraug.metrics.sources import FakeSource, train_images_source
 from cxraug.progress import NullReporter, Reporter
 from cxraug.replicates import check_replicates
+
+if TYPE_CHECKING:
+    from cxraug.generator import Generator
+    from cxraug.metrics.features import FeatureExtractor
 
 
 @dataclass
@@ -83,7 +88,7 @@ class RunEntry:
 
     label: str
     path: Path
-    generator: Any
+    generator: Generator
     meta: dict[str, Any]  # the export's config.json
     options: Any = None  # the plugin's SampleOptions used for every sample of this run
 
@@ -151,7 +156,7 @@ def load_runs(paths: list[Path], device: Any, sample_values: dict[str, Any] | No
     return entries
 
 
-def choose_data(entries: list[RunEntry], data: Path | None, allow_different: bool) -> Any:
+def choose_data(entries: list[RunEntry], data: Path | None, allow_different: bool) -> PreparedData:
     """The prepared dataset to compare on; refuses runs trained on other data unless allowed."""
     from cxraug.data.prepared import check_trained_on, open_prepared
 
@@ -173,7 +178,7 @@ def choose_data(entries: list[RunEntry], data: Path | None, allow_different: boo
     return chosen
 
 
-def _classes(cfg: ScoreConfig, data: Any, entries: list[RunEntry]) -> list[str]:
+def _classes(cfg: ScoreConfig, data: PreparedData, entries: list[RunEntry]) -> list[str]:
     from cxraug.metrics.sources import generator_source
 
     chosen = None
@@ -193,7 +198,7 @@ def features_sha256(feats: np.ndarray) -> str:
 
 def compare(
     cfg: CompareConfig,
-    extractor: Any,
+    extractor: FeatureExtractor,
     device: Any = "auto",
     reporter: Reporter | None = None,
     before_work: Callable[[PreparedData, list[str], dict[str, FakeSource]], None] | None = None,
@@ -246,8 +251,26 @@ def compare(
         from cxraug.compare.downstream import benchmark_deltas
 
         downstream, notes = benchmark_deltas(cfg.benchmark, entries)
-    first = scores[entries[0].label].context
-    context = {
+    context = _context(cfg, scores[entries[0].label].context, real, arms, notes, extractor, t0)
+    if sc.split == "test":
+        context["warning"] = "compared on the TEST split: do not use these numbers to choose models"
+    return CompareResult(
+        context, run_info, made.rows, made.differences, downstream, scores, samples, made.floor, made.replicates
+    )
+
+
+def _context(
+    cfg: CompareConfig,
+    first: dict[str, Any],
+    real: RealSide,
+    arms: dict[str, list[str]],
+    notes: list[str],
+    extractor: FeatureExtractor,
+    t0: float,
+) -> dict[str, Any]:
+    """What every number of a comparison was computed on (``first``: the first run's score context)."""
+    sc, classes = cfg.score, real.classes
+    return {
         "kind": "compare",
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **{k: first[k] for k in ("split", "size", "n_per_class", "seed", "classes", "metrics", "min_images")},
@@ -279,14 +302,9 @@ def compare(
         "notes": notes,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    if sc.split == "test":
-        context["warning"] = "compared on the TEST split: do not use these numbers to choose models"
-    return CompareResult(
-        context, run_info, made.rows, made.differences, downstream, scores, samples, made.floor, made.replicates
-    )
 
 
-def _source(e: RunEntry, sc: ScoreConfig) -> Any:
+def _source(e: RunEntry, sc: ScoreConfig) -> FakeSource:
     from cxraug.metrics.sources import generator_source
 
     info = {"run": str(e.path.resolve()), "step": e.meta.get("step"), "plugin": e.meta.get("plugin")}

@@ -19,10 +19,13 @@ import ctypes.util
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cxraug import runs
 from cxraug.fsutil import read_jsonl
+
+if TYPE_CHECKING:
+    from cxraug.generator import Generator
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def measure_sampling(generator: Any, n: int, batch_size: int, seed: int = 0, options: Any = None) -> SamplingCost:
+def measure_sampling(generator: Generator, n: int, batch_size: int, seed: int = 0, options: Any = None) -> SamplingCost:
     """img/s and peak memory of sampling ``n`` images (labels cycling over the classes)."""
     import torch
 

@@ -5,15 +5,18 @@ the benchmark's page uses."""
 from __future__ import annotations
 
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cxraug.compare.report import context_lines, lead_line, tables, verdict_lines
 from cxraug.metrics.registry import shown
 from cxraug.page import CSP, STYLE, html_figure
 from cxraug.tables import to_html
 
+if TYPE_CHECKING:
+    from cxraug.compare.core import CompareResult
 
-def page(result: Any, pngs: dict[str, tuple[bytes, str]]) -> str:
+
+def page(result: CompareResult, pngs: dict[str, tuple[bytes, str]]) -> str:
     labels = ", ".join(r["label"] for r in result.runs)
     parts = [
         "<!DOCTYPE html>",

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from cxraug.metrics.scoring import OVERALL
+
+if TYPE_CHECKING:
+    from cxraug.compare.core import CompareResult
 
 
 def side_by_side(class_name: str, per_run: dict[str, np.ndarray], seed: int) -> bytes:
@@ -21,11 +26,11 @@ def side_by_side(class_name: str, per_run: dict[str, np.ndarray], seed: int) -> 
     return buf.getvalue()
 
 
-def quality_vs_cost(result: Any) -> bytes:
+def quality_vs_cost(result: CompareResult) -> bytes:
     """Overall FID against training minutes and against sampling img/s (log), one point per run."""
     from matplotlib.figure import Figure
 
-    fid = {r["run"]: r.get("fid") for r in [*result.rows, *result.replicates] if r["class"] == "all"}
+    fid = {r["run"]: r.get("fid") for r in [*result.rows, *result.replicates] if r["class"] == OVERALL}
     fig = Figure(figsize=(8, 3.4), dpi=100, layout="constrained")
     axes = fig.subplots(1, 2)
     for r in result.runs:

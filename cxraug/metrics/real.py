@@ -4,7 +4,7 @@ here."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,12 +12,15 @@ from cxraug.data.prepared import PreparedData, fingerprint
 from cxraug.metrics.cache import CacheKey, FeatureCache
 from cxraug.progress import Reporter
 
+if TYPE_CHECKING:
+    from cxraug.metrics.features import FeatureExtractor
+
 
 def real_features(
     data: PreparedData,
     split: str,
     class_name: str,
-    extractor: Any,
+    extractor: FeatureExtractor,
     cache: FeatureCache,
     batch_size: int,
     reporter: Reporter | None = None,

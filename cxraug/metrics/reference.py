@@ -121,11 +121,8 @@ def _sha(obj: Any) -> str:
 
 def cache_path(cache_dir: Path, data: PreparedData, cfg: ReferenceConfig, key: dict[str, Any]) -> Path:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", data.name)
-    return (
-        Path(cache_dir)
-        / REFERENCE_DIRNAME
-        / f"{slug}-{cfg.model}-{_sha(cfg.settings())[:12]}-{_sha(key)[:12]}.safetensors"
-    )
+    name = f"{slug}-{cfg.model}-{_sha(cfg.settings())[:12]}-{_sha(key)[:12]}.safetensors"
+    return Path(cache_dir) / REFERENCE_DIRNAME / name
 
 
 def state_sha256(state: dict[str, torch.Tensor]) -> str:
@@ -372,7 +369,7 @@ def load_reference(
     data: PreparedData,
     cfg: ReferenceConfig,
     cache_dir: Path | None,
-    device: Any = None,  # "auto", "cpu", "cuda", a torch.device, or None (auto)
+    device: str | torch.device | None = None,  # "auto", "cpu", "cuda", a torch.device, or None (auto)
     reporter: Reporter | None = None,
 ) -> ReferenceClassifier:
     """The reference for ``data`` and ``cfg``: from the cache when its key matches, else trained

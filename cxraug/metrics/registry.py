@@ -12,11 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cxraug.metric_names import DEFAULT_METRICS, METRIC_NAMES, resolve_names
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from cxraug.metrics.resampled import Grams
 
 # Below this many images on either side a class gets no number, only the reason. FID and KID
 # are defined from 2 images, but with a few dozen their spread is larger than the differences
@@ -177,33 +182,33 @@ def _fd_cxr(real: np.ndarray, fake: np.ndarray, o: MetricOptions) -> dict[str, f
 
 
 # The same on one bootstrap draw (cxraug.metrics.resampled; torch, imported when compare resamples).
-def _fid_drawn(g: Any, ur: Any, wr: Any, uf: Any, wf: Any, o: MetricOptions) -> dict[str, float]:
+def _fid_drawn(g: Grams, ur: Tensor, wr: Tensor, uf: Tensor, wf: Tensor, o: MetricOptions) -> dict[str, float]:
     from cxraug.metrics import resampled
 
     return {"fid": resampled.fid(g, ur, wr, uf, wf)}
 
 
-def _kid_drawn(g: Any, ur: Any, wr: Any, uf: Any, wf: Any, o: MetricOptions) -> dict[str, float]:
+def _kid_drawn(g: Grams, ur: Tensor, wr: Tensor, uf: Tensor, wf: Tensor, o: MetricOptions) -> dict[str, float]:
     from cxraug.metrics import resampled
 
     return {"kid": resampled.kid(g, ur, wr, uf, wf)}
 
 
-def _pr_drawn(g: Any, ur: Any, wr: Any, uf: Any, wf: Any, o: MetricOptions) -> dict[str, float]:
+def _pr_drawn(g: Grams, ur: Tensor, wr: Tensor, uf: Tensor, wf: Tensor, o: MetricOptions) -> dict[str, float]:
     from cxraug.metrics import resampled
 
     p, r = resampled.pr(g, ur, wr, uf, wf, o.pr_k)
     return {"precision": p, "recall": r}
 
 
-def _dc_drawn(g: Any, ur: Any, wr: Any, uf: Any, wf: Any, o: MetricOptions) -> dict[str, float]:
+def _dc_drawn(g: Grams, ur: Tensor, wr: Tensor, uf: Tensor, wf: Tensor, o: MetricOptions) -> dict[str, float]:
     from cxraug.metrics import resampled
 
     d, c = resampled.dc(g, ur, wr, uf, wf, o.dc_k)
     return {"density": d, "coverage": c}
 
 
-def _fd_cxr_drawn(g: Any, ur: Any, wr: Any, uf: Any, wf: Any, o: MetricOptions) -> dict[str, float]:
+def _fd_cxr_drawn(g: Grams, ur: Tensor, wr: Tensor, uf: Tensor, wf: Tensor, o: MetricOptions) -> dict[str, float]:
     out = {**_fid_drawn(g, ur, wr, uf, wf, o), **_kid_drawn(g, ur, wr, uf, wf, o), **_pr_drawn(g, ur, wr, uf, wf, o)}
     return {CXR_NAMES[k]: v for k, v in out.items()}
 

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cxraug.errors import UserError
 from cxraug.progress import NullReporter, Reporter
+
+if TYPE_CHECKING:
+    from cxraug.data.prepared import PreparedData
+    from cxraug.generator import Generator
+    from cxraug.synthset import SyntheticSet
 
 Draw = Callable[[str, int, Reporter], np.ndarray]
 
@@ -41,7 +46,7 @@ def class_seed(seed: int, label: int) -> int:
 
 
 def sample_class(
-    generator: Any,  # cxraug.generator.Generator
+    generator: Generator,
     label: int,
     n: int,
     seed: int,
@@ -77,7 +82,7 @@ def sample_class(
 
 
 def generator_source(
-    generator: Any, seed: int = 0, batch_size: int = 64, options: Any = None, info: dict | None = None
+    generator: Generator, seed: int = 0, batch_size: int = 64, options: Any = None, info: dict | None = None
 ) -> FakeSource:
     classes = list(generator.spec.classes)
 
@@ -88,7 +93,7 @@ def generator_source(
     return FakeSource(classes=classes, size=int(generator.spec.size), draw=draw, info=dict(info or {}))
 
 
-def images_source(synset: Any) -> FakeSource:
+def images_source(synset: SyntheticSet) -> FakeSource:
     """A synthetic set (cxraug.synthset.SyntheticSet): its first n images of each class."""
     counts = {str(c): int(k) for c, k in synset.manifest()["class"].value_counts().items()}
     classes = [c for c in synset.classes if c in counts]
@@ -104,7 +109,7 @@ def images_source(synset: Any) -> FakeSource:
     return FakeSource(classes=classes, size=synset.size, draw=draw, info=info, counts=counts)
 
 
-def train_images_source(data: Any, seed: int = 0) -> FakeSource:
+def train_images_source(data: PreparedData, seed: int = 0) -> FakeSource:
     """The real-vs-real floor's stand-in for a generator: real *training* images of each class
     of a prepared dataset (``PreparedData``), a seeded choice of up to n, in stored order. Scored
     against the split's images as a generator is, at the same n, it gives the value a perfect

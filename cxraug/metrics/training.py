@@ -130,7 +130,7 @@ def check_training_metrics(train: TrainConfig) -> None:
         locate_inception_weights()  # a clear "how to get them" line if the FID weights are absent
 
 
-def training_reference(train: TrainConfig, data: PreparedData, state: Any) -> Any:
+def training_reference(train: TrainConfig, data: PreparedData, state: Any) -> ReferenceClassifier | None:
     """The reference classifier for training-time fidelity / fd_cxr (None when not asked): from
     the cache shared with `cxraug score`, or trained now, before the first step, on one process.
     ``state``: the process state (or Accelerator) of the run."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from cxraug.metrics.registry import metrics_in
 from cxraug.metrics.score import ScoreConfig
 from cxraug.metrics.sources import FakeSource
 from cxraug.progress import NullReporter, duration_text
+
+if TYPE_CHECKING:
+    from cxraug.metrics.features import FeatureExtractor
 
 TIMED_IMAGES = 8  # images sampled, and features extracted, to time each
 
@@ -75,7 +78,7 @@ class ExtractionPlan:
         return out
 
 
-def time_extraction(extractor: Any, size: int, batch_size: int) -> float:
+def time_extraction(extractor: FeatureExtractor, size: int, batch_size: int) -> float:
     """Seconds per image of the extractor, on a few random images (after a warm-up batch)."""
     imgs = np.random.default_rng(0).integers(0, 256, (TIMED_IMAGES, size, size), dtype=np.uint8)
     extractor.extract(imgs[:2], batch_size)
@@ -100,7 +103,7 @@ def extraction_plan(
     classes: list[str],
     cfg: ScoreConfig,
     sources: dict[str, FakeSource],
-    extractor: Any,
+    extractor: FeatureExtractor,
 ) -> ExtractionPlan:
     """The plan of scoring every source in ``sources`` against ``data``'s ``cfg.split``."""
     counts = {split: data.counts(split) for split in ("train", "val", cfg.split)}
