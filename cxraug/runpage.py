@@ -25,13 +25,16 @@ PAGE = "run.html"
 MAX_GRIDS = 8  # sample grids shown, evenly spaced over the run, the last one always
 _GRID = re.compile(r"^step-(\d{7})\.png$")
 _NOT_LOSSES = {"step", "kind", "img_per_s", "num_processes", "train_s", "elapsed_s"}
+# What the page drew before evaluation records named their curves: runs trained then keep them.
+_CURVES_BEFORE_NAMED = (*METRIC_NAMES, "precision", "recall", "density", "coverage")
 
 
 def curve_keys(evals: list[dict]) -> list[str]:
     """The numbers of training-time evaluations worth a curve: each record names them (the metrics
-    registry's curve outputs, ``curves``); records written before it did, the metrics' own names."""
+    registry's curve outputs, ``curves``); records written before they did, the numbers the page
+    drew then."""
     named = [k for r in evals for k in r.get("curves") or ()]
-    return list(dict.fromkeys(named)) if named else list(METRIC_NAMES)
+    return list(dict.fromkeys(named)) if named else list(_CURVES_BEFORE_NAMED)
 
 
 def sample_grids(run: Path) -> list[tuple[int, Path]]:

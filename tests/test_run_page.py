@@ -12,7 +12,7 @@ from cli_helpers import run_main as _cli
 from test_compare_html import PROBE, _browser, _run_browser
 
 from cxraug.cli import main
-from cxraug.runpage import MAX_GRIDS, PAGE, spaced
+from cxraug.runpage import MAX_GRIDS, PAGE, curve_keys, spaced
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,13 @@ def test_spaced_keeps_the_ends():
     assert spaced(list(range(3)), 8) == [0, 1, 2]
     picked = spaced(list(range(100)), 8)
     assert len(picked) == 8 and picked[0] == 0 and picked[-1] == 99
+
+
+def test_curves_are_the_ones_records_name_and_older_runs_keep_theirs():
+    named = [{"step": 5, "kind": "eval", "fid": 90.0, "recall": 0.2, "curves": ["fid", "recall"]}]
+    assert curve_keys(named) == ["fid", "recall"]
+    older = [{"step": 5, "kind": "eval", "fid": 90.0, "precision": 0.3, "recall": 0.2, "coverage": 0.4}]
+    assert {"fid", "precision", "recall", "coverage"} <= set(curve_keys(older))  # drawn before 'curves' existed
 
 
 def test_train_gen_writes_a_self_contained_run_page(run):

@@ -1,0 +1,98 @@
+"""Compare two output folders of scripts/refactor_outputs.sh (before and after a refactor).
+
+    python scripts/outputs_diff.py BEFORE AFTER
+
+Every file is compared after the parts that differ between any two runs are set aside: the
+folder's own path, timings (keys and CSV columns named like seconds, minutes, rates, dates),
+and in pages and logs the numbers next to a time unit. Prints each file that still differs
+with its first differing lines, then the counts; exit 1 when a file differs or is missing on
+one side. Images and weights are compared byte for byte."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+TIMING_KEY = re.compile(
+    r"(^|_)(s|sec|seconds|min|minutes|wall|cpu|elapsed|time|date|when|started|finished|created|"
+    r"per_s|img_per_s|rate|duration|hostname|host|pid|peak_mb|memory)($|_)|_s$|_min$|_at$|speed|timing|train_s|other_s",
+    re.IGNORECASE,
+)
+TIME_TEXT = re.compile(
+    r"\d[\d,.]*\s*(s|ms|sec|seconds|min|minutes|h|hours|img/s|steps/s|MB|MiB|GB)\b|"
+    r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?(\.\d+)?([+-]\d\d:\d\d|Z)?|\d\d:\d\d:\d\d|eta \S+|\d+:\d\d(:\d\d)?",
+)
+SKIP = {"printed.txt"}  # the terminal transcript: read by eye, not compared
+
+
+def _scrub(value: object, root: str) -> object:
+    if isinstance(value, dict):
+        return {k: ("<time>" if TIMING_KEY.search(k) else _scrub(v, root)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, root) for v in value]
+    if isinstance(value, str):
+        return TIME_TEXT.sub("<t>", value.replace(root, "<OUT>"))
+    return value
+
+
+def normalised(path: Path, root: Path) -> list[str] | bytes:
+    """The comparable content of one file: lines of text, or the bytes of anything else."""
+    raw = path.read_bytes()
+    suffix = path.suffix.lower()
+    if suffix not in {".json", ".jsonl", ".csv", ".md", ".html", ".txt", ".yaml", ".tsv", ".log"}:
+        return raw
+    text = raw.decode("utf-8", errors="replace").replace(str(root.resolve()), "<OUT>").replace(str(root), "<OUT>")
+    if suffix == ".json":
+        try:
+            return json.dumps(_scrub(json.loads(text), str(root)), indent=1, sort_keys=True).splitlines()
+        except ValueError:
+            pass
+    if suffix == ".jsonl":
+        out = []
+        for line in text.splitlines():
+            try:
+                out.append(json.dumps(_scrub(json.loads(line), str(root)), sort_keys=True))
+            except ValueError:
+                out.append(line)
+        return out
+    if suffix == ".csv":
+        rows = list(csv.reader(io.StringIO(text)))
+        if rows:
+            keep = [i for i, name in enumerate(rows[0]) if not TIMING_KEY.search(name)]
+            return [",".join(TIME_TEXT.sub("<t>", r[i]) for i in keep if i < len(r)) for r in rows]
+    return [TIME_TEXT.sub("<t>", line) for line in text.splitlines()]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    a, b = (Path(p) for p in argv)
+    files_a = {p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name not in SKIP}
+    files_b = {p.relative_to(b) for p in b.rglob("*") if p.is_file() and p.name not in SKIP}
+    only = sorted(files_a ^ files_b)
+    for rel in only:
+        print(f"only in {'BEFORE' if rel in files_a else 'AFTER'}: {rel}")
+    differ = 0
+    for rel in sorted(files_a & files_b):
+        x, y = normalised(a / rel, a), normalised(b / rel, b)
+        if x == y:
+            continue
+        differ += 1
+        if isinstance(x, bytes) or isinstance(y, bytes):
+            print(f"differs (bytes): {rel}")
+            continue
+        lines = list(difflib.unified_diff(x, y, "BEFORE", "AFTER", n=0, lineterm=""))
+        print(f"differs: {rel}\n  " + "\n  ".join(lines[2:12]))
+    same = len(files_a & files_b) - differ
+    print(f"{same} files identical (timings set aside), {differ} differ, {len(only)} on one side only")
+    return 1 if differ or only else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
