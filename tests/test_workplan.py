@@ -99,6 +99,12 @@ def test_score_and_compare_plans(phantom32, tmp_path, capsys, cheap_extractor):
     assert f"memorization: {n_train} training images" in text
     assert f"at most {60 + val['No Finding'] + val['Effusion'] + n_train} images" in text
     assert not (tmp_path / "s").exists() and not (run / "scores").exists()
+    # --json --plan: stdout is the plan as one JSON object, its lines on stderr
+    code, printed, err = _cli([*argv, "--plan", "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(printed)
+    assert doc["kind"] == "plan" and doc["synthetic"] == {run.name: {"No Finding": 30, "Effusion": 30}}
+    assert doc["n_extract"] == 60 + val["No Finding"] + val["Effusion"] + n_train and "plan of score" in err
     # the same plan on stderr before a real score; stdout stays the JSON
     code, printed, err = _cli([*argv, "--json", "--min-images", "6"], capsys)
     assert code == 0, err

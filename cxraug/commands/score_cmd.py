@@ -145,10 +145,12 @@ def _score(args: ScoreArgs) -> None:
         reporter=RichReporter(err_console()),  # stderr: under --json, stdout stays one JSON object
         warn=warner(),
         plan_only=args.plan,
-        say=sayer(err_console() if args.as_json and not args.plan else console),
+        say=sayer(err_console() if args.as_json else console),  # under --json, stdout is one JSON object
     )  # fmt: skip
     result, out = scores.result, scores.out
-    if result is None or out is None:  # --plan: printed, nothing else done
+    if result is None or out is None:  # --plan: said, nothing else done
+        if args.as_json and scores.plan is not None:
+            print(json.dumps(scores.plan.to_json()))
         return
     if args.as_json:
         print(json.dumps({**result.to_json(), "outputs": str(out)}, default=str))

@@ -54,6 +54,12 @@ class ExtractionPlan:
         draw = sum(self.sample_s.get(s, 0.0) * sum(c.values()) for s, c in self.synthetic.items())
         return draw + self.n_extract * self.extract_s
 
+    def to_json(self) -> dict[str, object]:
+        """The plan as ``--json --plan`` prints it: every field, and the totals the lines say."""
+        from dataclasses import asdict
+
+        return {"kind": "plan", **asdict(self), "n_extract": self.n_extract, "seconds": round(self.seconds, 1)}
+
     def lines(self) -> list[str]:
         out = [f"plan of {self.command} on {self.data} ({self.split} split), {len(self.classes)} classes:"]
         for source, counts in self.synthetic.items():
