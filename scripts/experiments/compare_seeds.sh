@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Issue 33's reruns of the comparisons with the generator's own training seed in the interval:
+# the cgan (today's defaults) and the diffusion baseline, 3 training seeds each
+# (train-gen --seeds 0,1,2), 30 CPU-minutes per run (clock=cpu: the process's CPU seconds on one
+# thread, so other jobs cannot shorten a run), the two generators' chains at once on the two
+# cores. Then compare on val (to choose nothing: the per-replicate spread) and on test with
+# replicated arms cgan=R1,R2,R3 diffusion=R4,R5,R6 (DPM-Solver++ 20 steps, guidance 2).
+#   DATASET=nih32     the NIH images in ../shared at 32 px; cgan with class-balanced batches
+#                     (as the NIH studies train), diffusion batch 32; No Finding, 45 val / 99 test
+#   DATASET=pmnist32  PneumoniaMNIST (balanced subset) at 32 px; both generators' defaults;
+#                     both classes, 234 per class on test (the test split's size), 45 on val
+# Resumable: a finished step's output is kept. Usage: DATASET=... compare_seeds.sh OUT
+set -euo pipefail
+PY=${PY:-.venv/bin/python}
+DATASET=${DATASET:-nih32}
+OUT=${1:-results/$DATASET-seeds}
+MIN=${MINUTES:-30}
+SEEDS=${SEEDS:-0,1,2}
+CX=("$PY" -m cxraug)
+export CXRAUG_THREADS=1
+DIFF_SAMPLER=(--set sampler=dpmsolver++ --set steps=20 --set guidance=2)
+case $DATASET in
+  nih32) PREP=(--source nih --data-dir ../shared/data/nih-cxr14); CGAN_SET=(--set balanced=true)
+         DIFF_SET=(--batch-size 32); CLASSES="No Finding"; N_TEST=99 ;;
+  pmnist32) PREP=(--source medmnist --npz ../shared/data/medmnist/pneumoniamnist_balanced_subset.npz)
+         CGAN_SET=(); DIFF_SET=(); CLASSES="No Finding,Pneumonia"; N_TEST=234 ;;
+  *) echo "DATASET must be nih32 or pmnist32 (got $DATASET)" >&2; exit 2 ;;
+esac
+mkdir -p "$OUT"
+t() { local s=$SECONDS; "$@"; echo "[$(date +%T)] $(( SECONDS - s )) s: ${*:3:3}" >> "$OUT/times.txt"; }
+
+[ -f "$OUT/$DATASET/dataset.json" ] || t "${CX[@]}" prepare "${PREP[@]}" --size 32 --out "$OUT/$DATASET"
+chain() {  # NAME PLUGIN extra args...: one run folder per seed under OUT/runs-NAME
+  local name=$1 plugin=$2; shift 2
+  [ -f "$OUT/runs-$name/done" ] && return
+  t "${CX[@]}" train-gen --plugin "$plugin" --data "$OUT/$DATASET" --out "$OUT/runs-$name" --time-limit "$MIN" \
+    --seeds "$SEEDS" --set clock=cpu "$@" > "$OUT/log-train-$name.txt" 2>&1
+  touch "$OUT/runs-$name/done"
+}
+chain cgan cgan "${CGAN_SET[@]}" &
+a=$!
+chain diffusion diffusion "${DIFF_SET[@]}"
+wait $a
+runs() { find "$OUT/runs-$1" -mindepth 1 -maxdepth 1 -type d | sort | paste -sd, -; }
+CGAN=cgan=$(runs cgan)
+DIFF=diffusion=$(runs diffusion)
+for split in val test; do
+  n=45; [ "$split" = test ] && n=$N_TEST
+  [ -f "$OUT/compare-$split/compare.json" ] || t "${CX[@]}" compare "$CGAN" "$DIFF" --split "$split" \
+    --classes "$CLASSES" -n "$n" "${DIFF_SAMPLER[@]}" --out "$OUT/compare-$split" > "$OUT/log-compare-$split.txt" 2>&1
+done
+echo done >> "$OUT/times.txt"
