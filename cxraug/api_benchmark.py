@@ -20,6 +20,7 @@ from cxraug.runtime import configure
 if TYPE_CHECKING:
     from cxraug.benchmark.aggregate import BenchmarkReport
     from cxraug.benchmark.forecast import BenchmarkForecast
+    from cxraug.benchmark.plan import Plan
 
 
 @dataclass
@@ -109,7 +110,7 @@ def benchmark(
     main = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch` every process runs this
     planned: list[BenchmarkForecast] = []
 
-    def before_training(plan: Any, rare: list[int], rule: str, pending: int) -> None:
+    def before_training(plan: Plan, rare: list[int], rule: str, pending: int) -> None:
         """On every process, checks passed, nothing written: say the plan (main process), and
         stop every process alike when no verdict is reachable and not ``force``."""
         fc = forecast(plan, rare, rule, pending, measure(plan) if main and pending else None)

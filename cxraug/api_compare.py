@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cxraug.compare.core import CompareConfig, CompareResult
+    from cxraug.data.prepared import PreparedData
     from cxraug.metrics.score import ScoreConfig
+    from cxraug.metrics.sources import FakeSource
     from cxraug.metrics.workplan import ExtractionPlan
 
 
@@ -85,7 +87,7 @@ def compare(
     resolve_device(device)
     planned: list[ExtractionPlan] = []
 
-    def before_work(data: Any, classes: list[str], sources: dict[str, Any]) -> None:  # checked, nothing drawn
+    def before_work(data: PreparedData, classes: list[str], sources: dict[str, FakeSource]) -> None:  # nothing drawn
         plan = extraction_plan("compare", data, classes, sc, sources, extractor)
         planned.append(plan)
         say_lines(say, plan.lines())

@@ -30,7 +30,10 @@ from cxraug.runtime import configure
 if TYPE_CHECKING:
     import pandas as pd
 
+    from cxraug.data.prepared import PreparedData
+    from cxraug.metrics.features import FeatureExtractor
     from cxraug.metrics.score import ScoreConfig, ScoreResult
+    from cxraug.metrics.sources import FakeSource
     from cxraug.metrics.workplan import ExtractionPlan
 
 SLOW_SCORE_SECONDS = 180  # a score expected to take longer than this is said before it starts
@@ -50,7 +53,7 @@ class Scores:
 FASTEST_IMG_PER_S_PER_THREAD = 50.0  # Inception on a fast CPU core, generously: below this bound, no need to time it
 
 
-def measure_img_per_s(extractor: Any, size: int, n: int = 8) -> float:
+def measure_img_per_s(extractor: FeatureExtractor, size: int, n: int = 8) -> float:
     """The extractor's speed here and now: one warm-up image, then ``n`` timed (a few seconds
     on a busy CPU), so the estimate reflects this machine's load and threads."""
     import numpy as np
@@ -153,7 +156,7 @@ def score(
     return Scores(out=where, table=pd.read_csv(where / "scores.csv"), result=result, plan=planned[0])
 
 
-def _slow_score(prepared: Any, cfg: ScoreConfig, extractor: Any) -> str | None:
+def _slow_score(prepared: PreparedData, cfg: ScoreConfig, extractor: FeatureExtractor) -> str | None:
     """The warning for the images a score will read, if they take more than a few minutes."""
     from cxraug.classes import resolve_classes
     from cxraug.runtime import thread_count
@@ -173,7 +176,7 @@ def _slow_score(prepared: Any, cfg: ScoreConfig, extractor: Any) -> str | None:
 
 def _score_source(
     run: PathLike | None, images: PathLike | None, cfg: ScoreConfig, device: str, sets: list[str]
-) -> tuple[Any, Path, dict, list[Path], Any]:
+) -> tuple[FakeSource, Path, dict, list[Path], int | None]:
     """The synthetic images, the folder that owns the results, the generator's training data
     as its run recorded it (path, fingerprint, identity), the files read, and the generator's step."""
     from cxraug.metrics.sources import generator_source, images_source

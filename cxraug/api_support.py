@@ -10,7 +10,7 @@ import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from cxraug.errors import UserError
 from cxraug.lock import reading_scope
@@ -19,6 +19,8 @@ PathLike = str | Path
 Warn = Callable[[str], None]
 Say = Callable[[str], None]  # takes a plan's lines, one at a time (the CLI prints them)
 C = TypeVar("C")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class CxraugWarning(UserWarning):
@@ -74,11 +76,11 @@ def set_items(values: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
     return list(values)
 
 
-def scoped(fn: Callable[..., Any]) -> Callable[..., Any]:
+def scoped(fn: Callable[P, R]) -> Callable[P, R]:
     """Hold the inputs' shared locks for the whole call, as a command does (cxraug/lock.py)."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with reading_scope():
             return fn(*args, **kwargs)
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from cxraug import __version__, registry, runs
 from cxraug.accel import process_state
 from cxraug.config import TrainConfig
@@ -26,7 +28,7 @@ class RunSpec:
 
     plugin: str
     train: TrainConfig
-    model: Any  # the plugin's pydantic Config
+    model: BaseModel  # the plugin's Config
     data_path: Path
 
     def to_json(self, data: PreparedData, run: Path, num_processes: int) -> dict[str, Any]:

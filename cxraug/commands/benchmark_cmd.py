@@ -22,10 +22,10 @@ from cxraug.commands.benchmark_options import (
     OutOption,
     OverwriteOption,
     PlanOption,
-    RatioOption,
+    RatiosOption,
     ReportOnlyOption,
     SeedsOption,
-    SetOption,
+    SetsOption,
     SpreadOption,
     SyntheticOption,
     cli_options,
@@ -136,10 +136,10 @@ def benchmark(
     arms: ArmsOption = None,
     controls: ControlsOption = None,
     seeds: SeedsOption = None,
-    ratio: RatioOption = None,
+    ratios: RatiosOption = None,
     out: OutOption = None,
     config: ConfigOption = None,
-    set_: SetOption = None,
+    sets: SetsOption = None,
     controlled_imbalance: ControlledImbalanceOption = None,
     overwrite: OverwriteOption = False,
     export_reduced: ExportReducedOption = None,
@@ -156,10 +156,10 @@ def benchmark(
         arms=arms,
         controls=controls,
         seeds=seeds,
-        ratio=ratio,
+        ratios=ratios,
         out=out,
         config=config,
-        set_=set_,
+        sets=sets,
         controlled_imbalance=controlled_imbalance,
         overwrite=overwrite,
         export_reduced=export_reduced,
@@ -176,7 +176,7 @@ def benchmark(
 
 @user_errors
 def _report_only(opts: BenchmarkOptions) -> None:
-    others = [opts.synthetic, opts.arms, opts.seeds, opts.ratio, opts.out, opts.controlled_imbalance, opts.spread,
+    others = [opts.synthetic, opts.arms, opts.seeds, opts.ratios, opts.out, opts.controlled_imbalance, opts.spread,
               opts.controls is not None, opts.plan, opts.force]  # fmt: skip
     if any(o for o in others):
         raise UserError(
@@ -189,7 +189,7 @@ def _report_only(opts: BenchmarkOptions) -> None:
     folder = opts.report_only
     assert folder is not None
     with output_lock(folder, "benchmark folder"):  # it rewrites the folder's tables and plots
-        report = report_only(folder, opts.set_, opts.config, opts.data, reporter=RichReporter(err_console()))
+        report = report_only(folder, opts.sets, opts.config, opts.data, reporter=RichReporter(err_console()))
     print_report(report, folder, out_console())
 
 
@@ -217,8 +217,7 @@ def _benchmark(opts: BenchmarkOptions) -> None:
     data = opts.data
     if data is None:
         raise UserError("--data DIR is needed: a prepared dataset (from `cxraug prepare`)")
-    options = cli_options(opts.synthetic, opts.arms, opts.seeds, opts.ratio, opts.controlled_imbalance)
-    cfg = build_config(opts.config, options | {"controls": opts.controls}, opts.set_)
+    cfg = build_config(opts.config, cli_options(opts), opts.sets)
     if opts.plan and opts.export_reduced is not None:
         raise UserError("--plan prints what a benchmark would train; --export-reduced trains nothing: drop one")
     if opts.force and opts.export_reduced is not None:  # silently ignored until now

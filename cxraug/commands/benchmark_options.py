@@ -38,25 +38,21 @@ def parse_seeds(text: str | None) -> int | list[int] | None:
         raise UserError(f"--seeds {text!r}: give a count (e.g. 5) or a list (e.g. 0,1,2)") from None
 
 
-def cli_options(
-    synthetic: list[str] | None,
-    arms: str | None,
-    seeds: str | None,
-    ratio: str | None,
-    controlled_imbalance: list[str] | None,
-) -> dict[str, Any]:
+def cli_options(opts: BenchmarkOptions) -> dict[str, Any]:
+    """The options that are BenchmarkConfig keys, parsed (None: not given)."""
     counts: dict[str, int] = {}
-    for name, n in parse_pairs(controlled_imbalance, "--controlled-imbalance", '"No Finding=50"').items():
+    for name, n in parse_pairs(opts.controlled_imbalance, "--controlled-imbalance", '"No Finding=50"').items():
         if not n.isdigit() or int(n) < 1:
             raise UserError(f"--controlled-imbalance {name}={n}: N must be a whole number of images, at least 1")
         counts[name] = int(n)
-    syn = dict(parse_pairs(synthetic, "--synthetic", "cgan=runs/00001-cgan/synth/x"))  # DIR1,DIR2: replicates
+    syn = dict(parse_pairs(opts.synthetic, "--synthetic", "cgan=runs/00001-cgan/synth/x"))  # DIR1,DIR2: replicates
     return {
         "synthetic": syn or None,
-        "arms": parse_list(arms),
-        "seeds": parse_seeds(seeds),
-        "ratios": parse_list(ratio),
+        "arms": parse_list(opts.arms),
+        "seeds": parse_seeds(opts.seeds),
+        "ratios": parse_list(opts.ratios),
         "controlled_imbalance": counts or None,
+        "controls": opts.controls,
     }
 
 
@@ -113,16 +109,17 @@ SeedsOption = Annotated[
     Optional[str],
     typer.Option(help="Number of seeds (e.g. 5), or a list (e.g. 0,1,2).", show_default=_default("seeds")),
 ]
-RatioOption = Annotated[
+RatiosOption = Annotated[
     Optional[str],
     typer.Option(
+        "--ratio",
         help="Synthetic ratios, comma-separated: all (every image of the set), fill, xK, +N.",
         show_default=_default("ratios"),
     ),
 ]
 OutOption = Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="runs/benchmark-DATA")]
 ConfigOption = Annotated[Optional[Path], typer.Option(help="YAML file of options (see docs/benchmark.md).")]
-SetOption = Annotated[
+SetsOption = Annotated[
     Optional[list[str]],
     typer.Option("--set", metavar="KEY=VALUE", help="An option, e.g. epochs=20 or model=densenet121 (repeatable)."),
 ]
@@ -181,10 +178,10 @@ class BenchmarkOptions:
     arms: str | None
     controls: bool | None
     seeds: str | None
-    ratio: str | None
+    ratios: str | None
     out: Path | None
     config: Path | None
-    set_: list[str] | None
+    sets: list[str] | None
     controlled_imbalance: list[str] | None
     overwrite: bool
     export_reduced: Path | None

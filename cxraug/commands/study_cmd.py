@@ -56,17 +56,21 @@ OutOption = Annotated[
     Optional[Path], typer.Option(help="Study folder (continued if it exists). Required unless --config gives it.")
 ]
 ConfigOption = Annotated[Optional[Path], typer.Option(help="YAML file of these options (see docs/study.md).")]
-SetOption = Annotated[
+BenchSetsOption = Annotated[
     Optional[list[str]],
     typer.Option("--set", metavar="KEY=VALUE", help="A benchmark option, e.g. epochs=3 (repeatable)."),
 ]
-SetGenOption = Annotated[
+GenSetsOption = Annotated[
     Optional[list[str]],
-    typer.Option(metavar="PLUGIN:KEY=VALUE", help="A train-gen option of one plugin, e.g. cgan:batch_size=32."),
+    typer.Option(
+        "--set-gen", metavar="PLUGIN:KEY=VALUE", help="A train-gen option of one plugin, e.g. cgan:batch_size=32."
+    ),
 ]
-SetSampleOption = Annotated[
+SampleSetsOption = Annotated[
     Optional[list[str]],
-    typer.Option(metavar="PLUGIN:KEY=VALUE", help="A sampling option of one plugin (synth and compare)."),
+    typer.Option(
+        "--set-sample", metavar="PLUGIN:KEY=VALUE", help="A sampling option of one plugin (synth and compare)."
+    ),
 ]
 CompareNOption = Annotated[
     Optional[int], typer.Option(help="Synthetic images per generator in compare.", show_default="200")
@@ -105,9 +109,9 @@ class StudyOptions:
     ratios: str | None
     out: Path | None
     config: Path | None
-    set_: list[str] | None
-    set_gen: list[str] | None
-    set_sample: list[str] | None
+    bench_sets: list[str] | None
+    gen_sets: list[str] | None
+    sample_sets: list[str] | None
     compare_n: int | None
     max_hours: float | None
     force: bool
@@ -128,9 +132,9 @@ def study(
     ratios: RatiosOption = None,
     out: OutOption = None,
     config: ConfigOption = None,
-    set_: SetOption = None,
-    set_gen: SetGenOption = None,
-    set_sample: SetSampleOption = None,
+    bench_sets: BenchSetsOption = None,
+    gen_sets: GenSetsOption = None,
+    sample_sets: SampleSetsOption = None,
     compare_n: CompareNOption = None,
     max_hours: MaxHoursOption = None,
     force: ForceOption = False,
@@ -143,8 +147,8 @@ def study(
     _study(
         StudyOptions(
             data=data, rare=rare, sizes=sizes, generators=generators, gen_seeds=gen_seeds, seeds=seeds,
-            time_limit=time_limit, gen_steps=gen_steps, clock=clock, ratios=ratios, out=out, config=config, set_=set_,
-            set_gen=set_gen, set_sample=set_sample, compare_n=compare_n, max_hours=max_hours, force=force, plan=plan,
+            time_limit=time_limit, gen_steps=gen_steps, clock=clock, ratios=ratios, out=out, config=config, bench_sets=bench_sets,
+            gen_sets=gen_sets, sample_sets=sample_sets, compare_n=compare_n, max_hours=max_hours, force=force, plan=plan,
             shard=shard,
         )
     )  # fmt: skip
@@ -193,9 +197,9 @@ def _study(opts: StudyOptions) -> None:
         "gen_seeds": _ints("--gen-seeds", opts.gen_seeds), "seeds": _ints("--seeds", opts.seeds),
         "time_limit": opts.time_limit, "gen_steps": _steps(opts.gen_steps), "clock": opts.clock,
         "ratios": parse_list(opts.ratios), "compare_n": opts.compare_n, "max_hours": opts.max_hours,
-        "force": opts.force or None, "out": opts.out, "bench_sets": parse_key_values(opts.set_, "--set"),
-        "gen_sets": parse_plugin_sets(opts.set_gen, "--set-gen"),
-        "sample_sets": parse_plugin_sets(opts.set_sample, "--set-sample"),
+        "force": opts.force or None, "out": opts.out, "bench_sets": parse_key_values(opts.bench_sets, "--set"),
+        "gen_sets": parse_plugin_sets(opts.gen_sets, "--set-gen"),
+        "sample_sets": parse_plugin_sets(opts.sample_sets, "--set-sample"),
     }  # fmt: skip
     console = out_console()
     result = api.study(opts.config, shard=opts.shard, reporter=RichReporter(err_console()), plan_only=opts.plan,

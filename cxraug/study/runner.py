@@ -274,7 +274,7 @@ def _cost(cell: Cell) -> dict[str, float]:
     return {"seconds": float(info.get("seconds", 0.0)), "cpu_seconds": float(info.get("cpu_seconds", 0.0))}
 
 
-def _json(v: Any) -> str:
+def _json(v: object) -> str:
     import json
 
     return json.dumps(v)
