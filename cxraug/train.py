@@ -243,8 +243,9 @@ def train(
     assert steps is not None  # filled by TrainConfig's validator
     limit_s = train_cfg.time_limit * 60 if train_cfg.time_limit else None
     loop = _Loop(
-        run, train_cfg, gen, data, accelerator, clock, timer, evaluation, data_provenance(data), images, labels,
-        stream, limit_s, log_s=clock.train_s, log_n=clock.images,
+        run=run, cfg=train_cfg, gen=gen, data=data, accelerator=accelerator, clock=clock, timer=timer,
+        evaluation=evaluation, provenance=data_provenance(data), images=images, labels=labels, stream=stream,
+        limit_s=limit_s, log_s=clock.train_s, log_n=clock.images,
     )  # fmt: skip
     t0 = time.perf_counter()  # wall seconds of this session, whatever clock the budget counts
     last_good = done = start

@@ -235,7 +235,8 @@ def _statistics(
     enough_seeds = len(seeds) >= MIN_SEEDS
     seed_reason = "" if enough_seeds else f"{len(seeds)} seed{'s' * (len(seeds) != 1)}, {MIN_SEEDS} needed"
     draws = _bootstrap(plan, records, rare, test_patients, reporter) if enough_seeds and len(records) else {}
-    est = _Estimator(cfg, classes, per_class_df, draws, with_class, seed_reason)
+    est = _Estimator(cfg=cfg, classes=classes, per_class_df=per_class_df, draws=draws, with_class=with_class,
+                     seed_reason=seed_reason)  # fmt: skip
     conf = cfg.confidence
 
     arm_summary: dict[str, dict[str, Stat]] = {}

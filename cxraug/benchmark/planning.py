@@ -93,7 +93,10 @@ def make_plan(data_path: Path, cfg: BenchmarkConfig, trained: dict | None = None
             notes += controlled_caveats(name, syn, data, kept)
     if trained is not None:  # notes of sets that are gone, as the training run wrote them
         notes += [n for n in trained.get("notes", []) if n not in notes]
-    plan = Plan(data, cfg, arms, list(cfg.seeds), synthetic, controlled, syn_classes, train_labels, real_index, notes)
+    plan = Plan(
+        data=data, cfg=cfg, arms=arms, seeds=list(cfg.seeds), synthetic=synthetic, controlled=controlled,
+        synthetic_classes=syn_classes, train_labels=train_labels, real_index=real_index, notes=notes,
+    )  # fmt: skip
     plan.arm_sizes, plan.replicates = sizes, replicates
     budget = trained.get("budget") if trained is not None else None
     if isinstance(budget, dict):  # the budget the runs were trained with

@@ -41,7 +41,8 @@ def plan_study(grid: Grid, est: Estimate, shard: tuple[int, int]) -> StudyPlan:
         refused = None
     except UserError as e:
         refused = str(e)
-    return StudyPlan(grid.out, cfg, str(grid.data.root), sizes, est, verdict_outlook(grid), refused, shard)
+    return StudyPlan(out=grid.out, config=cfg, data=str(grid.data.root), sizes=sizes, estimate=est,
+                     outlook=verdict_outlook(grid), refused=refused, shard=shard)  # fmt: skip
 
 
 def verdict_outlook(grid: Grid) -> VerdictOutlook:

@@ -326,4 +326,5 @@ def run_study(
         from cxraug.study.page import write_page
 
         page = write_page(cfg, out, sizes, est)
-    return StudyResult(out, cfg, sizes, complete, page, done_here, reused, plan)
+    return StudyResult(out=out, config=cfg, sizes=sizes, complete=complete, page=page, trained=done_here, reused=reused,
+                       plan=plan)  # fmt: skip
