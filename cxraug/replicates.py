@@ -39,7 +39,7 @@ def identity(run: Path) -> dict[str, Any]:
     return out
 
 
-def seed_of(run: Path) -> Any:
+def seed_of(run: Path) -> int | None:
     from cxraug.runs import read_run_config
 
     return read_run_config(Path(run))["train"].get("seed")

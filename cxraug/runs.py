@@ -80,7 +80,7 @@ _SHAPE = {"plugin": str, "train": dict, "model": dict, "data": dict}
 _DATA_SHAPE = {"path": str, "fingerprint": str}
 
 
-def _check_shape(cfg: Any, path: Path) -> None:
+def _check_shape(cfg: object, path: Path) -> None:
     if not isinstance(cfg, dict):
         raise UserError(f"{path} does not hold a JSON object; was it written by cxraug?")
     for part, shape in ((cfg, _SHAPE), (cfg.get("data"), _DATA_SHAPE)):

@@ -19,7 +19,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -39,6 +39,11 @@ from cxraug.lock import output_lock
 from cxraug.progress import NullReporter, Reporter
 from cxraug.resources import PNG_OVERHEAD, SYNTH_ROW_BYTES, require
 from cxraug.synthset import MANIFEST, MANIFEST_COLUMNS, PROVENANCE
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
+
+    from cxraug.generator import Generator, SampleOptions
 
 PART = "manifest.part{rank}.csv"
 
@@ -67,7 +72,9 @@ class SynthConfig:
             self.classes = [self.classes]
 
 
-def default_out(cfg: SynthConfig, class_names: list[str], all_classes: list[str], options: Any = None) -> Path:
+def default_out(
+    cfg: SynthConfig, class_names: list[str], all_classes: list[str], options: SampleOptions | None = None
+) -> Path:
     """RUN/synth/<classes>-n<N>-seed<S>[-<options>]: sampling options that differ from the
     plugin's defaults are part of the name, so another setting never lands on an existing set."""
     tag = "all" if class_names == all_classes else "+".join(class_names)
@@ -76,7 +83,7 @@ def default_out(cfg: SynthConfig, class_names: list[str], all_classes: list[str]
     return inside(Path(cfg.run) / "synth", f"{tag}-n{cfg.n}-seed{cfg.seed}{options_tag(options)}")
 
 
-def options_tag(options: Any) -> str:
+def options_tag(options: SampleOptions | None) -> str:
     """'-guidance2.0-steps5' for the options set away from their defaults ('' for none)."""
     import re
 
@@ -181,8 +188,8 @@ def synth(cfg: SynthConfig, reporter: Reporter | None = None) -> Path:
 
 
 def _synth_into(
-    out: Path, cfg: SynthConfig, gen: Any, meta: dict, classes: list[str], chosen: list[str], options: Any,
-    identity: dict, provenance: dict, state: Any, reporter: Reporter,
+    out: Path, cfg: SynthConfig, gen: Generator, meta: dict, classes: list[str], chosen: list[str],
+    options: SampleOptions, identity: dict, provenance: dict, state: PartialState, reporter: Reporter,
 ) -> None:  # fmt: skip
     from cxraug.data.dataset import to_uint8
 

@@ -21,146 +21,29 @@ import numpy as np
 import torch
 
 from cxraug import __version__, registry, runs
-from cxraug.accel import RunAccelerator, check_mixed_precision, make_accelerator, process_state
+from cxraug.accel import RunAccelerator, make_accelerator
+from cxraug.batches import IndexStream
 from cxraug.checkpoint import load_latest as load_latest_checkpoint
 from cxraug.config import UNTIL_TIME_LIMIT, TrainConfig
 from cxraug.data.dataset import to_model_range, to_uint8
-from cxraug.data.identity import describe_difference
-from cxraug.data.prepared import PreparedData, fingerprint, open_prepared
+from cxraug.data.prepared import PreparedData, open_prepared
 from cxraug.errors import UserError
-from cxraug.fsutil import append_jsonl, atomic_write_text, read_jsonl, write_json
+from cxraug.fsutil import append_jsonl, atomic_write_text, read_jsonl
 from cxraug.generator import DataSpec, Generator
 from cxraug.grid import class_grid, save_png
 from cxraug.progress import NullReporter, Reporter
-from cxraug.rng import derive_seed, epoch_order, step_rng
+from cxraug.rng import derive_seed, step_rng
 from cxraug.runpage import write_run_page
-
-TRAIN_SPLITS = ["train"]  # the generator sees the classifier's training patients only
-
-
-class TrainingDiverged(UserError):
-    """A loss became NaN/inf: the run stops and its last good checkpoint is kept."""
-
-
-class IndexStream:
-    """Which training images each process sees at each step.
-
-    The stream is an endless concatenation of epochs, each a seeded permutation (or, when
-    balanced, a seeded class-balanced draw with replacement); step k takes the k-th global
-    batch of it and each process its strided share, as DistributedSampler would.
-    """
-
-    def __init__(self, labels: np.ndarray, batch_size: int, seed: int, balanced: bool, rank: int, world: int):
-        self.n, self.labels = len(labels), labels
-        self.batch, self.seed, self.balanced = batch_size, seed, balanced
-        self.rank, self.world = rank, world
-        self._cache: dict[int, np.ndarray] = {}
-
-    def _epoch(self, e: int) -> np.ndarray:
-        if e not in self._cache:
-            g = torch.Generator().manual_seed(derive_seed(self.seed, e, scheme="affine", stride=1_000_003))
-            idx = epoch_order(self.labels, self.balanced, g)
-            self._cache = {k: v for k, v in self._cache.items() if k >= e - 1}
-            self._cache[e] = idx.numpy()
-        return self._cache[e]
-
-    def indices(self, step: int) -> np.ndarray:
-        gb = self.batch * self.world
-        pos = np.arange(step * gb, (step + 1) * gb)[self.rank :: self.world]
-        return np.array([self._epoch(int(p // self.n))[p % self.n] for p in pos])
-
-
-@dataclass
-class RunSpec:
-    """Everything that defines a run; saved as the run's config.json."""
-
-    plugin: str
-    train: TrainConfig
-    model: Any  # the plugin's pydantic Config
-    data_path: Path
-
-    def to_json(self, data: PreparedData, run: Path, num_processes: int) -> dict[str, Any]:
-        return {
-            "cxraug_version": __version__,
-            "run": run.name,
-            "plugin": self.plugin,
-            "train": self.train.model_dump(mode="json"),
-            "model": self.model.model_dump(mode="json"),
-            "data": data_provenance(data),
-            "num_processes": num_processes,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-
-
-def data_provenance(data: PreparedData) -> dict[str, Any]:
-    return {
-        "path": str(data.root.resolve()),
-        "name": data.name,
-        "fingerprint": fingerprint(data),
-        "identity": data.identity,  # what the fingerprint covers: a mismatch can then be named
-        "splits": TRAIN_SPLITS,
-        "source": data.meta["source"],
-        "real_data": data.meta.get("real_data", True),
-        "n_train": int(sum(data.counts("train").values())),
-        "counts_train": data.counts("train"),
-    }
-
-
-def check_runtime(train: TrainConfig) -> None:
-    """Fail before any output exists when the machine cannot run this config."""
-    check_mixed_precision(train.mixed_precision, f"--mixed-precision {train.mixed_precision}")
-    if train.tensorboard:
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            raise UserError("tensorboard logging needs `pip install tensorboard`") from None
-
-
-BATCH_BYTES_PER_PIXEL = 16 * 4  # float32, times a floor on what a step holds per input pixel (both nets, grads)
-BATCH_BYTES_PER_IMAGE = 256  # the batch's index bookkeeping per image
-
-
-def divergence_advice(step: int, bad: str, last_good: int, run: Path, plugin: type) -> str:
-    """What to do when a step's losses are not finite, in words ``--resume`` accepts: a resumed run
-    keeps every setting and repeats its steps exactly, so it would diverge again; only a new run
-    can lower the learning rate. A checkpoint is named only when one was written."""
-    fields = getattr(getattr(plugin, "Config", None), "model_fields", {})
-    lrs = [k for k in fields if k == "lr" or k.startswith("lr_")] or ["lr"]
-    kept = (
-        f"its last good checkpoint, step {last_good}, stays in {run}"
-        if last_good > 0
-        else f"no checkpoint was written before it ({run})"
-    )
-    return (
-        f"training diverged at step {step} ({bad}); {kept}. --resume would repeat the same steps (a resumed "
-        f"run keeps its settings): start a new run with a lower learning rate, e.g. half of it "
-        f"({' and '.join(f'--set {k}=...' for k in lrs)})"
-    )
-
-
-def check_batch_memory(train: TrainConfig, data: PreparedData) -> None:
-    """Refuse, before any run folder, a batch that cannot fit in memory (a floor: the step itself
-    holds more), instead of building its index list until the kernel's out-of-memory killer."""
-    from cxraug.resources import require_memory
-
-    per_image = data.size**2 * BATCH_BYTES_PER_PIXEL + BATCH_BYTES_PER_IMAGE
-    what = f"--batch-size {train.batch_size:,} at {data.size}px"
-    require_memory(what, train.batch_size * per_image, "choose a smaller --batch-size")
+from cxraug.runspec import RunSpec, check_supported_size, data_provenance
+from cxraug.runspec import spec_from_run as spec_from_run  # the loop's entry points, named here as before
+from cxraug.runspec import start_run as start_run
+from cxraug.trainchecks import TrainingDiverged, check_runtime, divergence_advice, out_of_time, step_flags
+from cxraug.trainclock import Clock, resumed_clock
 
 
 def make_run_accelerator(train: TrainConfig, run: Path) -> RunAccelerator:
     check_runtime(train)
     return make_accelerator(mixed_precision=train.mixed_precision, project_dir=run, tensorboard=train.tensorboard)
-
-
-def check_supported_size(plugin: str, data: PreparedData) -> None:
-    """The plugin's size range, checked before a run directory is made (and again at build)."""
-    cls = registry.get(plugin)
-    if not cls.min_size <= data.size <= cls.max_size:
-        raise UserError(
-            f"plugin {plugin!r} supports {cls.min_size} to {cls.max_size} px, the data is {data.size} px; "
-            "prepare the data at another --size"
-        )
 
 
 def build_generator(spec: RunSpec, data: PreparedData) -> Generator:
@@ -200,35 +83,6 @@ def _truncate_metrics(run: Path, step: int) -> None:
     atomic_write_text(path, "".join(json.dumps(rec, default=str) + "\n" for rec in keep))
 
 
-@dataclass
-class Clock:
-    """Seconds in training steps (batch + step) and outside them (grids, checkpoints, exports,
-    FID), cumulative over resumes: stored in every checkpoint, so cost and ``--time-limit``
-    are right for resumed runs. Only training-step seconds count towards the time limit."""
-
-    train_s: float = 0.0
-    other_s: float = 0.0
-    images: int = 0
-
-    def state(self) -> dict[str, float]:
-        return {"train_s": self.train_s, "other_s": self.other_s, "images": self.images}
-
-    @classmethod
-    def from_state(cls, s: dict[str, Any] | None) -> Clock:
-        s = s or {}
-        return cls(float(s.get("train_s", 0.0)), float(s.get("other_s", 0.0)), int(s.get("images", 0)))
-
-
-def _resumed_clock(run: Path, step: int, clock: Clock) -> Clock:
-    """The checkpoint's clock was stored before its own save and the final export; a run that
-    stopped there wrote the full count in its stop record, so a resume from that step counts
-    the work the earlier session did after the checkpoint too (cost never goes back)."""
-    stops = [r for r in read_jsonl(run / runs.METRICS) if r.get("kind") == "stop" and r.get("step") == step]
-    if stops:
-        clock.other_s = max(clock.other_s, float(stops[-1].get("other_s") or 0.0))
-    return clock
-
-
 def _save_checkpoint(gen: Generator, run: Path, step: int, keep: int, clock: Clock) -> None:
     from cxraug import checkpoint
 
@@ -239,39 +93,6 @@ def _save_checkpoint(gen: Generator, run: Path, step: int, keep: int, clock: Clo
 
 def _export(gen: Generator, run: Path, step: int, provenance: dict[str, Any]) -> None:
     gen.export(run / runs.EXPORT_DIR, extra={"run": run.name, "step": step, "data": provenance})
-
-
-def _out_of_time(clock: Clock, limit_s: float | None, accelerator: RunAccelerator) -> bool:
-    """Whether the budget is spent; under several processes the main one decides for all
-    (their clocks differ a little, and all must stop at the same step)."""
-    return _step_flags(accelerator, clock, limit_s, "")[1]
-
-
-def _step_flags(accelerator: RunAccelerator, clock: Clock, limit_s: float | None, bad: str) -> tuple[str, bool]:
-    """What every process must agree on after a step, in one small all-reduce: whether any
-    process saw a non-finite loss (``bad``: its description, "" if none) and whether the main
-    process's time budget is spent. Returns (the first bad process's description, out of time),
-    the same on every process, so all stop at the same step with the same line instead of the
-    healthy ones waiting for the failed one in the next collective until the timeout."""
-    over = limit_s is not None and clock.train_s >= limit_s
-    n = accelerator.num_processes
-    if n == 1:
-        return bad, over
-    from accelerate.utils import broadcast_object_list, reduce
-
-    flags = torch.zeros(n + 1, device=accelerator.device)
-    flags[accelerator.process_index] = float(bool(bad))
-    if accelerator.is_main_process:
-        flags[n] = float(over)
-    flags = reduce(flags, reduction="sum").cpu()
-    failed = [r for r in range(n) if flags[r] > 0]
-    if failed:  # rare: only then is the description sent, from the first process that failed
-        holder = [bad]
-        broadcast_object_list(holder, from_process=failed[0])
-        bad = f"process {failed[0]}: {holder[0]}" + (
-            f"; also process {', '.join(map(str, failed[1:]))}" if failed[1:] else ""
-        )
-    return bad, bool(flags[n] > 0)
 
 
 @dataclass(frozen=True)
@@ -317,7 +138,7 @@ class _Loop:
             losses = self.gen.train_step(x, y, acc)  # its .item() calls sync a GPU: the clock is right
         self.clock.train_s += self.timer() - t_step
         bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
-        bad, over = _step_flags(acc, self.clock, self.limit_s, bad)
+        bad, over = step_flags(acc, self.clock, self.limit_s, bad)
         if bad:
             raise TrainingDiverged(divergence_advice(step, bad, last_good, self.run, type(self.gen)))
         self.clock.images += len(idx) * acc.num_processes
@@ -360,6 +181,28 @@ def _every(k: int, step: int) -> bool:
     return bool(k) and step % k == 0
 
 
+def _resume(run: Path, gen: Generator, main: bool) -> tuple[int, Clock]:
+    """The step and clock of the run's latest checkpoint, its state loaded into ``gen`` (step 0
+    and a new clock when there is none); the log lines past it are dropped (main process)."""
+    found = load_latest_checkpoint(run)
+    if not found:
+        return 0, Clock()
+    start, state = found
+    gen.load_state(state["plugin"])
+    clock = resumed_clock(run, start, Clock.from_state(state.get("clock")))
+    if main:
+        _truncate_metrics(run, start)
+    return start, clock
+
+
+def _write_stop(run: Path, step: int, reason: str, cfg: TrainConfig, clock: Clock) -> None:
+    """The ``stop`` record of a session that trained: why it ended, and the clock's full count."""
+    stop = {"step": step, "kind": "stop", "reason": reason, "time_limit_min": cfg.time_limit}
+    stop.update(train_s=round(clock.train_s, 2), other_s=round(clock.other_s, 2), images_seen=clock.images)
+    append_jsonl(run / runs.METRICS, stop)
+    write_run_page(run)  # says the run finished, and why
+
+
 def train(
     run: Path,
     spec: RunSpec,
@@ -385,13 +228,7 @@ def train(
     gen = build_generator(spec, data)
     gen.setup(accelerator)
 
-    start, clock = 0, Clock()
-    if resume and (found := load_latest_checkpoint(run)):
-        start, state = found
-        gen.load_state(state["plugin"])
-        clock = _resumed_clock(run, start, Clock.from_state(state.get("clock")))
-        if main:
-            _truncate_metrics(run, start)
+    start, clock = _resume(run, gen, main) if resume else (0, Clock())
     if train_cfg.tensorboard:
         accelerator.init_trackers("cxraug")
 
@@ -406,12 +243,13 @@ def train(
     assert steps is not None  # filled by TrainConfig's validator
     limit_s = train_cfg.time_limit * 60 if train_cfg.time_limit else None
     loop = _Loop(
-        run, train_cfg, gen, data, accelerator, clock, timer, evaluation, data_provenance(data), images, labels,
-        stream, limit_s, log_s=clock.train_s, log_n=clock.images,
+        run=run, cfg=train_cfg, gen=gen, data=data, accelerator=accelerator, clock=clock, timer=timer,
+        evaluation=evaluation, provenance=data_provenance(data), images=images, labels=labels, stream=stream,
+        limit_s=limit_s, log_s=clock.train_s, log_n=clock.images,
     )  # fmt: skip
     t0 = time.perf_counter()  # wall seconds of this session, whatever clock the budget counts
     last_good = done = start
-    reason = "steps" if start >= steps else "time_limit" if _out_of_time(clock, limit_s, accelerator) else ""
+    reason = "steps" if start >= steps else "time_limit" if out_of_time(clock, limit_s, accelerator) else ""
     losses: dict[str, float] = {}
     what = f"train {spec.plugin} on {data.name} ({len(labels)} train images)"
     if limit_s is not None:
@@ -435,10 +273,7 @@ def train(
                 loop.save(step)
                 last_good = step
     if main and done > start:
-        stop = {"step": done, "kind": "stop", "reason": reason, "time_limit_min": train_cfg.time_limit}
-        stop.update(train_s=round(clock.train_s, 2), other_s=round(clock.other_s, 2), images_seen=clock.images)
-        append_jsonl(run / runs.METRICS, stop)
-        write_run_page(run)  # says the run finished, and why
+        _write_stop(run, done, reason, train_cfg, clock)
     accelerator.wait_for_everyone()
     if train_cfg.tensorboard:
         accelerator.end_training()
@@ -446,46 +281,3 @@ def train(
         "run": str(run), "step": done, "start": start, "reason": reason, "losses": losses,
         "seconds": time.perf_counter() - t0, "train_s": clock.train_s, "other_s": clock.other_s,
     }  # fmt: skip
-
-
-def start_run(spec: RunSpec, runs_root: Path) -> Path:
-    """Create the numbered run directory (main process) and save the resolved config.
-
-    Under several processes the main one picks the number and tells the others.
-    """
-    from accelerate.utils import broadcast_object_list
-
-    state = process_state()
-    data = open_prepared(spec.data_path)
-    check_supported_size(spec.plugin, data)  # every check before the folder exists
-    holder = [None]
-    if state.is_main_process:
-        run = runs.next_run_dir(runs_root, spec.plugin, data.name)
-        write_json(run / runs.CONFIG, spec.to_json(data, run, state.num_processes))
-        holder = [str(run)]
-    if state.num_processes > 1:
-        broadcast_object_list(holder)
-    return Path(holder[0])
-
-
-def spec_from_run(run: Path, changes: dict[str, Any] | None = None) -> RunSpec:
-    """The spec saved in ``run``, with ``changes`` (steps, time_limit) applied and saved."""
-    from cxraug.config import validated
-
-    cfg = runs.read_run_config(run)
-    cls = registry.get(cfg["plugin"])
-    changes = changes or {}
-    train_values = {**cfg["train"], **changes}
-    train_cfg = validated(TrainConfig, train_values, f"training key in {run / runs.CONFIG}")
-    model_cfg = validated(cls.Config, cfg["model"], f"model key in {run / runs.CONFIG}")
-    spec = RunSpec(cfg["plugin"], train_cfg, model_cfg, Path(cfg["data"]["path"]))
-    data = open_prepared(spec.data_path)
-    if fingerprint(data) != cfg["data"]["fingerprint"]:
-        raise UserError(
-            f"the prepared dataset {spec.data_path} is not the one {run.name} was trained on "
-            f"({describe_difference(cfg['data'].get('identity'), data.identity)}); cannot resume: start a new run"
-        )
-    if any(cfg["train"].get(k) != v for k, v in changes.items()):
-        cfg["train"].update(changes)
-        write_json(run / runs.CONFIG, cfg)
-    return spec

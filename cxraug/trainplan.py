@@ -18,7 +18,7 @@ from cxraug.data.prepared import PreparedData
 from cxraug.progress import duration_text
 
 if TYPE_CHECKING:
-    from cxraug.train import RunSpec
+    from cxraug.runspec import RunSpec
 
 TIMED_STEPS = 2  # after one untimed warm-up step
 
@@ -80,9 +80,10 @@ def measure_step(spec: RunSpec, data: PreparedData) -> float:
     import torch
 
     from cxraug.accel import make_accelerator
+    from cxraug.batches import IndexStream
     from cxraug.data.dataset import to_model_range
     from cxraug.rng import step_rng
-    from cxraug.train import IndexStream, build_generator
+    from cxraug.train import build_generator
 
     cfg = spec.train
     timer = time.process_time if cfg.clock == "cpu" else time.perf_counter

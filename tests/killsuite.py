@@ -159,7 +159,8 @@ def check_score(out: Path, straight: dict) -> list[str]:
 
 
 def check_benchmark(out: Path, straight: dict) -> list[str]:
-    from cxraug.benchmark.runner import RESULT, load_run
+    from cxraug.benchmark.outfolder import RESULT
+    from cxraug.benchmark.storedruns import load_run
 
     problems = []
     for res in out.glob("runs/*/seed-*/" + RESULT):

@@ -171,9 +171,11 @@ def test_benchmark_warns_on_a_class_with_few_training_images(run: Path, tmp_path
 def test_score_warns_when_the_default_n_takes_long(
     run: Path, tmp_path: Path, phantom32: Path, cheap_extractor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(api, "measure_img_per_s", lambda extractor, size, n=8: 2.0)  # a slow CPU
+    from cxraug import api_score
+
+    monkeypatch.setattr(api_score, "measure_img_per_s", lambda extractor, size, n=8: 2.0)  # a slow CPU
     # ... and no bound that skips the timing, whatever CXRAUG_THREADS says
-    monkeypatch.setattr(api, "FASTEST_IMG_PER_S_PER_THREAD", 2.0)
+    monkeypatch.setattr(api_score, "FASTEST_IMG_PER_S_PER_THREAD", 2.0)
 
     class Said(Exception):
         pass

@@ -96,7 +96,8 @@ def test_controlled_imbalance_caveat_when_generator_saw_more(tmp_path, phantom32
 
 def test_reduced_training_set_for_a_fair_generator(tmp_path, phantom32, data):
     from cxraug.benchmark.config import build_config
-    from cxraug.benchmark.runner import export_reduced, make_plan
+    from cxraug.benchmark.planning import make_plan
+    from cxraug.benchmark.reduced import export_reduced
     from cxraug.data.prepared import fingerprint
 
     cfg = build_config(None, {"controlled_imbalance": {"No Finding": 20}})
@@ -126,7 +127,9 @@ def test_a_set_replaced_after_the_plan_is_refused_not_half_used(phantom32, tmp_p
     import shutil
 
     from cxraug.benchmark.config import build_config
-    from cxraug.benchmark.runner import _load_sets, make_plan, run_key
+    from cxraug.benchmark.planning import make_plan
+    from cxraug.benchmark.runkey import run_key
+    from cxraug.benchmark.runner import _load_sets
 
     first = make_synthetic_set(tmp_path / "a", phantom32, {"Hernia": 6})
     other = make_synthetic_set(tmp_path / "b", phantom32, {"Hernia": 6}, seed=1)

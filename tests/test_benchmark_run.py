@@ -12,7 +12,8 @@ import pytest
 from test_benchmark_support import make_synthetic_set
 
 from cxraug.benchmark.config import build_config
-from cxraug.benchmark.runner import OWN_FILES, run_benchmark
+from cxraug.benchmark.outfolder import OWN_FILES
+from cxraug.benchmark.runner import run_benchmark
 from cxraug.benchmark.statistics import HELPED, HURT, NO_EVIDENCE
 from cxraug.cli import main
 from cxraug.errors import UserError

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from cxraug.benchmark.config import build_config
-from cxraug.benchmark.runner import RESULT, run_benchmark, run_dir
+from cxraug.benchmark.outfolder import RESULT, run_dir
+from cxraug.benchmark.runner import run_benchmark
 from cxraug.benchmark.spread import resolve_spread, share
 from cxraug.cli import main
 from cxraug.errors import UserError

@@ -542,8 +542,8 @@ def test_disk_full_in_train_gen_says_resume(run: Path, tmp_path: Path, monkeypat
 
 
 def test_benchmark_report_is_whole_or_absent(tmp_path: Path, monkeypatch) -> None:
+    from cxraug.benchmark import outfolder as bench
     from cxraug.benchmark import report
-    from cxraug.benchmark import runner as bench
 
     out = tmp_path / "b"
     out.mkdir()

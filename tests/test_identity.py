@@ -84,7 +84,7 @@ def test_benchmark_runs_are_not_reused_on_the_folder_prepared_at_another_size(
     run_benchmark(a, cfg, out)
     with pytest.raises(UserError, match=r"another dataset.*size 32 -> 40 px"):
         run_benchmark(b, cfg, out)
-    from cxraug.benchmark.runner import report_only
+    from cxraug.benchmark.reportonly import report_only
 
     with pytest.raises(UserError, match=r"size 32 -> 40 px"):
         report_only(out, data_path=b)

@@ -26,12 +26,16 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "generation",
         ("cxraug.generator", "cxraug.registry", "cxraug.runs", "cxraug.checkpoint", "cxraug.train",
          "cxraug.synth", "cxraug.synthset", "cxraug.testing", "cxraug.replicates", "cxraug.runpage",
-         "cxraug.trainplan"),
+         "cxraug.trainplan", "cxraug.runspec", "cxraug.batches", "cxraug.trainclock", "cxraug.trainchecks"),
     ),
     ("classify", ("cxraug.classify",)),
     ("metrics", ("cxraug.metrics",)),
     ("analysis", ("cxraug.benchmark", "cxraug.compare", "cxraug.studypage", "cxraug.study")),
-    ("api", ("cxraug.api",)),
+    (
+        "api",
+        ("cxraug.api", "cxraug.api_support", "cxraug.api_prepare", "cxraug.api_generators", "cxraug.api_score",
+         "cxraug.api_compare", "cxraug.api_benchmark", "cxraug.api_study"),
+    ),
     ("interface", ("cxraug.commands", "cxraug.cli")),
 )  # fmt: skip
 # The entry point runs the CLI: it sits on top whatever its name says.

@@ -117,7 +117,7 @@ def test_test_split_never_reaches_the_reference(guarded: NoTestData, reference) 
 
 
 def test_the_ceiling_is_measured_on_val_patients_not_used_for_selection(guarded: NoTestData, reference) -> None:
-    from cxraug.benchmark.runner import split_patients
+    from cxraug.classify.trainset import split_patients
 
     rec = reference.record
     held = np.zeros(len(guarded.labels("val")), dtype=bool)

@@ -290,7 +290,7 @@ def test_the_config_file_gives_the_same_options(inputs: Path, tmp_path: Path) ->
 
 def test_processes_share_the_sizes_out_and_each_cell_runs_as_one_process(monkeypatch) -> None:
     from cxraug.errors import UserError
-    from cxraug.study.runner import child_env, shard_of
+    from cxraug.study.launch import child_env, shard_of
 
     sizes = [10, 25, 50, 100, 200]
     for k in (1, 2, 3, 5, 7):

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cxraug.benchmark.arms import Arm
+    from cxraug.benchmark.config import BenchmarkConfig
     from cxraug.benchmark.plan import Plan, RunRecord
 
 NOT_CHANGED = "not changed by this arm"  # the Δ cell of an arm that adds no image of the class
@@ -130,47 +131,10 @@ def build_report(
     declared: dict | None = None,
 ) -> BenchmarkReport:
     """``declared``: the question stored before training (a report whose question differs is post hoc)."""
-    import pandas as pd
-
     classes = plan.classes
     train_counts = np.bincount(train_labels[real_index], minlength=len(classes))
     rare, rule = rare_classes(plan)
-    class_rows, run_rows = [], []
-    predictions: dict[str, list] = {}
-    for rec in records:
-        probs, y = rec.predictions["test_probs"], rec.predictions["test_labels"]
-        rows = per_class(y, probs, np.asarray(rec.result["thresholds"]))
-        run = overall(rows, y, probs, rare)
-        real_n, synth_n = rec.result["train_real"], rec.result["train_synthetic"]
-        for c, r in enumerate(rows):
-            class_rows.append(
-                {
-                    "arm": rec.arm,
-                    "seed": rec.seed,
-                    "class": classes[c],
-                    "rare": c in rare,
-                    **r,
-                    "n_train_real": real_n[c],
-                    "n_train_synthetic": synth_n[c],
-                }
-            )
-        run_rows.append(
-            {
-                "arm": rec.arm,
-                "seed": rec.seed,
-                **run,
-                "n_train_real": sum(real_n),
-                "n_train_synthetic": sum(synth_n),
-                "steps": rec.result["steps"],
-                "best_step": rec.result["best_step"],
-                "evaluations": rec.result["evaluations"],
-                "seconds": rec.result["seconds"],
-                "device": rec.result["device"],
-                "reused": rec.reused,
-            }
-        )
-        predictions.setdefault(rec.arm, []).append((rec.seed, probs, y))
-    per_class_df, runs_df = pd.DataFrame(class_rows), pd.DataFrame(run_rows)
+    per_class_df, runs_df, predictions = _tables(records, classes, rare)
     test_labels = records[0].predictions["test_labels"] if records else np.zeros(0, dtype=np.int64)
     with_class = {
         name: len(set(np.asarray(test_patients, dtype=str)[test_labels == c])) for c, name in enumerate(classes)
@@ -206,6 +170,51 @@ def build_report(
     )
 
 
+def _tables(
+    records: list[RunRecord], classes: list[str], rare: list[int]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[tuple[int, np.ndarray, np.ndarray]]]]:
+    """Per arm x seed x class and per arm x seed, the test metrics recomputed from each run's
+    stored probabilities and thresholds; and each arm's test predictions by seed."""
+    import pandas as pd
+
+    class_rows, run_rows = [], []
+    predictions: dict[str, list] = {}
+    for rec in records:
+        probs, y = rec.predictions["test_probs"], rec.predictions["test_labels"]
+        rows = per_class(y, probs, np.asarray(rec.result["thresholds"]))
+        run = overall(rows, y, probs, rare)
+        real_n, synth_n = rec.result["train_real"], rec.result["train_synthetic"]
+        for c, r in enumerate(rows):
+            class_rows.append(
+                {
+                    "arm": rec.arm,
+                    "seed": rec.seed,
+                    "class": classes[c],
+                    "rare": c in rare,
+                    **r,
+                    "n_train_real": real_n[c],
+                    "n_train_synthetic": synth_n[c],
+                }
+            )
+        run_rows.append(
+            {
+                "arm": rec.arm,
+                "seed": rec.seed,
+                **run,
+                "n_train_real": sum(real_n),
+                "n_train_synthetic": sum(synth_n),
+                "steps": rec.result["steps"],
+                "best_step": rec.result["best_step"],
+                "evaluations": rec.result["evaluations"],
+                "seconds": rec.result["seconds"],
+                "device": rec.result["device"],
+                "reused": rec.reused,
+            }
+        )
+        predictions.setdefault(rec.arm, []).append((rec.seed, probs, y))
+    return pd.DataFrame(class_rows), pd.DataFrame(run_rows), predictions
+
+
 def _statistics(
     plan: Plan,
     records: list[RunRecord],
@@ -219,30 +228,90 @@ def _statistics(
     """Point estimates, bootstrap and t intervals, raw p-values and detectable differences; and
     ``diff_of``, the test AUROC difference of any two arms on a class, for the primary family."""
     cfg, classes = plan.cfg, plan.classes
-    conf, ref = cfg.confidence, cfg.reference
+    ref = cfg.reference
     arm_names = [a.name for a in plan.arms]
     have_ref = ref in arm_names
     seeds = list(plan.seeds)
     enough_seeds = len(seeds) >= MIN_SEEDS
     seed_reason = "" if enough_seeds else f"{len(seeds)} seed{'s' * (len(seeds) != 1)}, {MIN_SEEDS} needed"
+    draws = _bootstrap(plan, records, rare, test_patients, reporter) if enough_seeds and len(records) else {}
+    est = _Estimator(cfg=cfg, classes=classes, per_class_df=per_class_df, draws=draws, with_class=with_class,
+                     seed_reason=seed_reason)  # fmt: skip
+    conf = cfg.confidence
 
+    arm_summary: dict[str, dict[str, Stat]] = {}
+    arm_diff: dict[str, dict[str, Stat]] = {}
+    ref_runs = runs_df[runs_df["arm"] == ref]
+    for a in arm_names:
+        sub = runs_df[runs_df["arm"] == a]
+        arm_summary[a] = {
+            m: est.stat(mean_ci(sub[m].tolist(), conf), draws.get(a, {}).get(m), "", False) for m in RUN_METRICS
+        }
+        secs = mean_ci(sub["seconds"].tolist(), conf)
+        arm_summary[a]["seconds"] = Stat(secs.mean, math.nan, math.nan, secs.n, reason="time, not a test metric")
+        if have_ref:
+            arm_diff[a] = {
+                m: est.stat(est.paired(sub, ref_runs, m), _diff(draws, a, ref, m), "", True) for m in RUN_METRICS
+            }
+    class_summary: dict[tuple[str, str], dict[str, Stat]] = {}
+    class_diff: dict[tuple[str, str], dict[str, Stat]] = {}
+    for a in arm_names:
+        for c, name in enumerate(classes):
+            boots = draws.get(a, {})
+            class_summary[(a, name)] = {
+                m: est.stat(mean_ci(est.rows_of(a, name)[m].tolist(), conf), boots[m][:, c] if m in boots else None,
+                            est.class_reason(name), False)
+                for m in CLASS_METRICS
+            }  # fmt: skip
+            if have_ref:
+                class_diff[(a, name)] = {m: est.diff_of(a, ref, name, m) for m in CLASS_METRICS}
+    return {
+        "arm_summary": arm_summary,
+        "arm_diff": arm_diff,
+        "class_summary": class_summary,
+        "class_diff": class_diff,
+        "diff_of": est.diff_of,
+    }
+
+
+def _bootstrap(
+    plan: Plan, records: list[RunRecord], rare: list[int], test_patients: np.ndarray, reporter: Reporter
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per arm and metric, the bootstrap draws over test patients and seeds (a replicated
+    synthetic set's arms: with hierarchical seed weights)."""
+    cfg, seeds = plan.cfg, list(plan.seeds)
+    arm_names = [a.name for a in plan.arms]
     draws: dict[str, dict[str, np.ndarray]] = {}
-    if enough_seeds and len(records):
-        by_arm = {(r.arm, r.seed): r for r in records}
-        labels = records[0].predictions["test_labels"]
-        plan_draws = make_draws(test_patients, len(seeds), cfg.bootstrap_draws, cfg.bootstrap_seed, labels)
-        of_arm = {a.name: a.synthetic for a in plan.arms}
-        replicated = _replicated_draws(plan, plan_draws)
-        with reporter.task(f"bootstrap: {cfg.bootstrap_draws} draws", len(arm_names) * len(seeds)) as advance:
-            for a in arm_names:
-                runs = [
-                    StoredRun(by_arm[(a, s)].predictions["test_probs"], np.asarray(by_arm[(a, s)].result["thresholds"]))
-                    for s in seeds
-                ]
-                draws[a] = arm_draws(runs, labels, replicated.get(of_arm.get(a) or "", plan_draws), rare, advance)
+    by_arm = {(r.arm, r.seed): r for r in records}
+    labels = records[0].predictions["test_labels"]
+    plan_draws = make_draws(test_patients, len(seeds), cfg.bootstrap_draws, cfg.bootstrap_seed, labels)
+    of_arm = {a.name: a.synthetic for a in plan.arms}
+    replicated = _replicated_draws(plan, plan_draws)
+    with reporter.task(f"bootstrap: {cfg.bootstrap_draws} draws", len(arm_names) * len(seeds)) as advance:
+        for a in arm_names:
+            runs = [
+                StoredRun(by_arm[(a, s)].predictions["test_probs"], np.asarray(by_arm[(a, s)].result["thresholds"]))
+                for s in seeds
+            ]
+            draws[a] = arm_draws(runs, labels, replicated.get(of_arm.get(a) or "", plan_draws), rare, advance)
+    return draws
 
-    def stat(t: Estimate, boot: np.ndarray | None, reason: str, diff: bool) -> Stat:
-        base = Stat(t.mean, math.nan, math.nan, t.n, t_low=t.low, t_high=t.high, reason=reason or seed_reason)
+
+@dataclass
+class _Estimator:
+    """Estimates with their intervals: the seeds' t interval and, from the bootstrap draws, the
+    percentile interval, p-value and detectable difference; why one is left out (``reason``)."""
+
+    cfg: BenchmarkConfig
+    classes: list[str]
+    per_class_df: pd.DataFrame
+    draws: dict[str, dict[str, np.ndarray]]
+    with_class: dict[str, int]
+    seed_reason: str
+
+    def stat(self, t: Estimate, boot: np.ndarray | None, reason: str, diff: bool) -> Stat:
+        conf = self.cfg.confidence
+        base = Stat(t.mean, math.nan, math.nan, t.n, t_low=t.low, t_high=t.high, reason=reason or self.seed_reason)
         if boot is None:
             return base
         low, high, n_ok = percentile_interval(boot, conf)
@@ -256,56 +325,26 @@ def _statistics(
             extra["p"] = seed_aware_p_value(t.mean, boot, t.n, t.sd)
         return replace(base, low=low, high=high, n_draws=n_ok, sd=sd, **extra)
 
+    @staticmethod
     def by_seed(frame: pd.DataFrame, metric: str) -> dict[int, float]:
         return {int(s): float(v) for s, v in zip(frame["seed"], frame[metric], strict=True)}
 
-    def paired(frame: pd.DataFrame, ref_frame: pd.DataFrame, metric: str) -> Estimate:
-        return paired_difference(by_seed(frame, metric), by_seed(ref_frame, metric), conf)
+    def paired(self, frame: pd.DataFrame, ref_frame: pd.DataFrame, metric: str) -> Estimate:
+        return paired_difference(self.by_seed(frame, metric), self.by_seed(ref_frame, metric), self.cfg.confidence)
 
-    def class_reason(name: str) -> str:
-        n = with_class.get(name, 0)
-        return f"{patients(n)} with {name}, {cfg.min_test_patients} needed" if n < cfg.min_test_patients else ""
+    def class_reason(self, name: str) -> str:
+        n, need = self.with_class.get(name, 0), self.cfg.min_test_patients
+        return f"{patients(n)} with {name}, {need} needed" if n < need else ""
 
-    def rows_of(a: str, name: str) -> pd.DataFrame:
-        return per_class_df[(per_class_df["arm"] == a) & (per_class_df["class"] == name)]
+    def rows_of(self, a: str, name: str) -> pd.DataFrame:
+        df = self.per_class_df
+        return df[(df["arm"] == a) & (df["class"] == name)]
 
-    def diff_of(a: str, other: str, name: str, metric: str = "auroc") -> Stat:
-        c = classes.index(name)
-        d = _diff(draws, a, other, metric)
-        return stat(paired(rows_of(a, name), rows_of(other, name), metric), None if d is None else d[:, c],
-                    class_reason(name), True)  # fmt: skip
-
-    arm_summary: dict[str, dict[str, Stat]] = {}
-    arm_diff: dict[str, dict[str, Stat]] = {}
-    ref_runs = runs_df[runs_df["arm"] == ref]
-    for a in arm_names:
-        sub = runs_df[runs_df["arm"] == a]
-        arm_summary[a] = {
-            m: stat(mean_ci(sub[m].tolist(), conf), draws.get(a, {}).get(m), "", False) for m in RUN_METRICS
-        }
-        secs = mean_ci(sub["seconds"].tolist(), conf)
-        arm_summary[a]["seconds"] = Stat(secs.mean, math.nan, math.nan, secs.n, reason="time, not a test metric")
-        if have_ref:
-            arm_diff[a] = {m: stat(paired(sub, ref_runs, m), _diff(draws, a, ref, m), "", True) for m in RUN_METRICS}
-    class_summary: dict[tuple[str, str], dict[str, Stat]] = {}
-    class_diff: dict[tuple[str, str], dict[str, Stat]] = {}
-    for a in arm_names:
-        for c, name in enumerate(classes):
-            boots = draws.get(a, {})
-            class_summary[(a, name)] = {
-                m: stat(mean_ci(rows_of(a, name)[m].tolist(), conf), boots[m][:, c] if m in boots else None,
-                        class_reason(name), False)
-                for m in CLASS_METRICS
-            }  # fmt: skip
-            if have_ref:
-                class_diff[(a, name)] = {m: diff_of(a, ref, name, m) for m in CLASS_METRICS}
-    return {
-        "arm_summary": arm_summary,
-        "arm_diff": arm_diff,
-        "class_summary": class_summary,
-        "class_diff": class_diff,
-        "diff_of": diff_of,
-    }
+    def diff_of(self, a: str, other: str, name: str, metric: str = "auroc") -> Stat:
+        c = self.classes.index(name)
+        d = _diff(self.draws, a, other, metric)
+        return self.stat(self.paired(self.rows_of(a, name), self.rows_of(other, name), metric),
+                         None if d is None else d[:, c], self.class_reason(name), True)  # fmt: skip
 
 
 def _diff(draws: dict[str, dict[str, np.ndarray]], arm: str, ref: str, metric: str) -> np.ndarray | None:

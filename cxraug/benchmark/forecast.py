@@ -175,8 +175,9 @@ def forecast(
             why.append("no copy control or baseline arm to compare with")
         n_pos, n_neg = int(pos.sum()), int((~pos).sum())
         outlook.append(
-            ClassOutlook(classes[c], int(counts[c]), n_pos, n_neg, n_pat, by,
-                         detectable_auroc_difference(n_pos, n_neg), tuple(why))
+            ClassOutlook(name=classes[c], train_images=int(counts[c]), test_images=n_pos, test_negatives=n_neg,
+                         test_patients=n_pat, added_by=by, detectable=detectable_auroc_difference(n_pos, n_neg),
+                         why_not=tuple(why))
         )  # fmt: skip
     n_val, n_test = len(plan.data.labels("val")), len(test_labels)
     return BenchmarkForecast(

@@ -75,7 +75,7 @@ def answer_primary(
             d = Stat(math.nan, math.nan, math.nan, 0, reason="no baseline arm has validation predictions")
         else:
             d = diff_of(arm, other, name)
-        found.append(Comparison(name, arm, item["against"], other, d, ""))
+        found.append(Comparison(class_name=name, arm=arm, against=item["against"], other=other, diff=d, verdict=""))
     tested = [i for i, c in enumerate(found) if c.diff.p is not None and not c.diff.reason]
     adjusted = ADJUSTMENTS[adjust]([found[i].diff.p for i in tested])  # type: ignore[misc]
     for i, p in zip(tested, adjusted, strict=True):

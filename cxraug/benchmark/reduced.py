@@ -16,9 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cxraug.benchmark.config import BenchmarkConfig
+from cxraug.benchmark.planning import benchmark_inputs, make_plan
 from cxraug.data.identity import CONTENT_KEY, content_hashes
 from cxraug.data.prepared import PreparedData, fingerprint
-from cxraug.fsutil import atomic_dir, write_json
+from cxraug.errors import UserError
+from cxraug.fsutil import atomic_dir, check_output, write_json
 
 CHUNK = 4096  # rows copied at a time: memory stays flat for big training sets
 
@@ -64,3 +67,13 @@ def write_reduced(
         meta[CONTENT_KEY] = content_hashes(stage)  # its own identity: other training rows
         write_json(stage / "dataset.json", meta)
     return Path(out)
+
+
+def export_reduced(data_path: Path, cfg: BenchmarkConfig, out: Path, overwrite: bool = False) -> Path:
+    """Write the controlled-imbalance training set (same val/test) as a prepared dataset."""
+    plan = make_plan(Path(data_path), cfg)
+    if not plan.controlled:
+        raise UserError("--export-reduced needs --controlled-imbalance CLASS=N (what to reduce)")
+    kept = {plan.classes[c]: n for c, n in plan.controlled.items()}
+    check_output(out, "prepared dataset", "dataset.json", benchmark_inputs(plan), overwrite)
+    return write_reduced(plan.data, plan.real_index, kept, cfg.imbalance_seed, out, overwrite)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cxraug.benchmark.aggregate import EXPLORATORY_METRICS, MDE_POWER, BenchmarkReport
 from cxraug.benchmark.answer import answer_json
@@ -16,6 +16,9 @@ from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS, PRIOR_DEPEN
 from cxraug.benchmark.summary import PLOTS, caveats, page_title, summary_blocks
 from cxraug.data.prepared import fingerprint
 from cxraug.fsutil import atomic_write_text, write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _clean(obj: Any) -> Any:
@@ -62,7 +65,6 @@ def verdict_frame(report: BenchmarkReport):
 def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
     from cxraug import page
     from cxraug.benchmark import plots
-    from cxraug.grid import save_png
 
     out = Path(out)
     cfg = report.plan.cfg
@@ -79,6 +81,22 @@ def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
     else:  # no figure is better than one of an earlier run
         for f in [*PLOTS, *(p.name for p in out.glob("synthetic_*.png"))]:
             (out / f).unlink(missing_ok=True)
+    grids = _synthetic_grids(report, out)
+    written += [out / f for f in grids]
+    write_json(out / "results.json", _clean(results_json(report, per_class)))
+    blocks = summary_blocks(report, grids)
+    atomic_write_text(out / "summary.md", page.markdown(page_title(report), blocks))
+    pngs = {b.file: (out / b.file).read_bytes() for b in blocks if isinstance(b, page.Image)}
+    atomic_write_text(out / "summary.html", page.html(page_title(report), blocks, pngs))
+    return [*written, out / "results.json", out / "summary.md", out / "summary.html"]
+
+
+def _synthetic_grids(report: BenchmarkReport, out: Path) -> list[str]:
+    """A sample grid of each synthetic set an arm uses (when plots are on): the files written."""
+    from cxraug.benchmark import plots
+    from cxraug.grid import save_png
+
+    cfg = report.plan.cfg
     grids = []
     for name, syn in report.plan.synthetic.items():
         if not cfg.plots or cfg.grid_per_class == 0 or not any(a.synthetic == name for a in report.arms):
@@ -90,8 +108,13 @@ def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
             f = f"synthetic_{name}.png"
             save_png(plots.synthetic_grid(images, labels, report.classes, cfg.grid_per_class, title), out / f)
             grids.append(f)
-            written.append(out / f)
-    results = {
+    return grids
+
+
+def results_json(report: BenchmarkReport, per_class: pd.DataFrame) -> dict:
+    """results.json: the options, the question and its answer, every estimate, row and run."""
+    cfg = report.plan.cfg
+    return {
         "dataset": {"path": str(report.plan.data.root.resolve()), "fingerprint": fingerprint(report.plan.data)},
         "config": cfg.model_dump(mode="json"),
         "arms": [{**a.spec(), "description": a.describe()} for a in report.arms],
@@ -137,9 +160,3 @@ def write_report(report: BenchmarkReport, out: Path) -> list[Path]:
         "notes": caveats(report),
         "answer": answer_json(report),
     }
-    write_json(out / "results.json", _clean(results))
-    blocks = summary_blocks(report, grids)
-    atomic_write_text(out / "summary.md", page.markdown(page_title(report), blocks))
-    pngs = {b.file: (out / b.file).read_bytes() for b in blocks if isinstance(b, page.Image)}
-    atomic_write_text(out / "summary.html", page.html(page_title(report), blocks, pngs))
-    return [*written, out / "results.json", out / "summary.md", out / "summary.html"]

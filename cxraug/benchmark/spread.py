@@ -15,6 +15,7 @@ same number of threads per run).
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from cxraug.errors import UserError
@@ -42,6 +43,17 @@ def resolve_spread(spread: Spread, n_runs: int, n_processes: int) -> Literal["ru
     if spread != "auto":
         return spread
     return "runs" if n_processes == 1 or n_runs >= n_processes else "ddp"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where this process stands: how runs are spread, how many processes train one model (its
+    resume key), this process's rank and the number launched."""
+
+    mode: Literal["runs", "ddp"]
+    per_model: int
+    rank: int
+    world: int
 
 
 def share(pending: list, rank: int, world: int) -> list:

@@ -4,17 +4,36 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING
 
-import typer
 from rich.console import Console
 from rich.table import Table
 
 from cxraug.benchmark.statistics import ADJUSTMENT_NAMES, MIN_SEEDS, PRIOR_DEPENDENT
+from cxraug.commands.benchmark_options import (
+    ArmsOption,
+    BenchmarkOptions,
+    ConfigOption,
+    ControlledImbalanceOption,
+    ControlsOption,
+    DataOption,
+    ExportReducedOption,
+    ForceOption,
+    OutOption,
+    OverwriteOption,
+    PlanOption,
+    RatiosOption,
+    ReportOnlyOption,
+    SeedsOption,
+    SetsOption,
+    SpreadOption,
+    SyntheticOption,
+    cli_options,
+)
+from cxraug.commands.benchmark_options import epilog as epilog  # cli.py gives it to the command
 from cxraug.commands.common import (
     err_console,
     out_console,
-    parse_list,
     rich_line,
     rich_table,
     sayer,
@@ -28,53 +47,6 @@ from cxraug.tables import Cell, ReportTable, TableColumn, cells
 
 if TYPE_CHECKING:
     from cxraug.benchmark.aggregate import BenchmarkReport
-
-
-def parse_pairs(items: list[str] | None, option: str, example: str) -> dict[str, str]:
-    """``NAME=VALUE`` items -> dict; a malformed or repeated name is a user error."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise UserError(f"{option} {item!r} is not NAME=VALUE; e.g. {option} {example}")
-        if name.strip() in out:
-            raise UserError(f"{option} names {name.strip()!r} twice")
-        out[name.strip()] = value.strip()
-    return out
-
-
-def parse_seeds(text: str | None) -> int | list[int] | None:
-    """``3`` -> three seeds 0, 1, 2; ``0,5,9`` -> those seeds."""
-    if text is None:
-        return None
-    try:
-        if "," in text:
-            return [int(s) for s in text.split(",") if s.strip()]
-        return int(text)
-    except ValueError:
-        raise UserError(f"--seeds {text!r}: give a count (e.g. 5) or a list (e.g. 0,1,2)") from None
-
-
-def cli_options(
-    synthetic: list[str] | None,
-    arms: str | None,
-    seeds: str | None,
-    ratio: str | None,
-    controlled_imbalance: list[str] | None,
-) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for name, n in parse_pairs(controlled_imbalance, "--controlled-imbalance", '"No Finding=50"').items():
-        if not n.isdigit() or int(n) < 1:
-            raise UserError(f"--controlled-imbalance {name}={n}: N must be a whole number of images, at least 1")
-        counts[name] = int(n)
-    syn = dict(parse_pairs(synthetic, "--synthetic", "cgan=runs/00001-cgan/synth/x"))  # DIR1,DIR2: replicates
-    return {
-        "synthetic": syn or None,
-        "arms": parse_list(arms),
-        "seeds": parse_seeds(seeds),
-        "ratios": parse_list(ratio),
-        "controlled_imbalance": counts or None,
-    }
 
 
 def _no_interval_note(report: BenchmarkReport) -> str:
@@ -158,143 +130,66 @@ def verdict_table(report: BenchmarkReport, console: Console) -> Table | None:
     return rich_table(t, console, caption=caption.strip(), full_in="summary.md", sections=[], interval_style="dim")
 
 
-TRAINING_KEYS = ("model", "epochs", "batch_size", "lr", "weight_decay", "rare_threshold", "min_test_patients")
-
-
-def _default(key: str) -> str:
-    """A BenchmarkConfig default as the help shows it (lists comma-separated)."""
-    from cxraug.benchmark.config import BenchmarkConfig
-
-    field = BenchmarkConfig.model_fields[key]
-    value = field.get_default(call_default_factory=True)
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
-def epilog() -> str:
-    """The training and reporting defaults that --set changes, computed from BenchmarkConfig."""
-    keys = ", ".join(f"{k}={_default(k)}" for k in TRAINING_KEYS)
-    return f"Defaults of --set (every key: docs/benchmark.md): {keys}."
-
-
 def benchmark(
-    data: Annotated[
-        Optional[Path],
-        typer.Option(
-            help="Prepared dataset (from `cxraug prepare`). Required, except with --report-only (the stored one)."
-        ),
-    ] = None,
-    synthetic: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            metavar="NAME=DIR[,DIR...]",
-            help="A synthetic set from `cxraug synth` (repeatable); several, comma-separated: one per generator "
-            "replicate (runs trained with other seeds).",
-        ),
-    ] = None,
-    arms: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Comma-separated arms: real, reweight, oversample, classic, logit-adjust, NAME, NAME@RATIO, "
-            "NAME+classic, NAME-only (copy and noise controls are added for every synthetic arm).",
-            show_default="the five baselines, NAME and NAME+classic",
-        ),
-    ] = None,
-    controls: Annotated[
-        Optional[bool],
-        typer.Option(
-            "--controls/--no-controls",
-            help="Add the copy and noise controls beside every synthetic arm.",
-            show_default="--controls",
-        ),
-    ] = None,
-    seeds: Annotated[
-        Optional[str],
-        typer.Option(help="Number of seeds (e.g. 5), or a list (e.g. 0,1,2).", show_default=_default("seeds")),
-    ] = None,
-    ratio: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Synthetic ratios, comma-separated: all (every image of the set), fill, xK, +N.",
-            show_default=_default("ratios"),
-        ),
-    ] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="runs/benchmark-DATA")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML file of options (see docs/benchmark.md).")] = None,
-    set_: Annotated[
-        Optional[list[str]],
-        typer.Option("--set", metavar="KEY=VALUE", help="An option, e.g. epochs=20 or model=densenet121 (repeatable)."),
-    ] = None,
-    controlled_imbalance: Annotated[
-        Optional[list[str]],
-        typer.Option(metavar="CLASS=N", help="Keep N training images of CLASS, chosen by patient (repeatable)."),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Delete earlier runs in --out and start again.")
-    ] = False,
-    export_reduced: Annotated[
-        Optional[Path],
-        typer.Option(
-            help="Only write the --controlled-imbalance training set (same val/test) as a prepared "
-            "dataset here, to train a generator on, and exit."
-        ),
-    ] = None,
-    report_only: Annotated[
-        Optional[Path],
-        typer.Option(
-            metavar="DIR",
-            help="Rebuild every table, plot and verdict of a benchmark folder from its stored predictions "
-            "(reporting options may change with --set; nothing is trained).",
-        ),
-    ] = None,
-    spread: Annotated[
-        Optional[str],
-        typer.Option(
-            metavar="auto|runs|ddp",
-            help="Under `accelerate launch` / torchrun: runs = each process trains whole arm x seed runs "
-            "on its own device; ddp = every run on all processes; auto = runs unless there are "
-            "fewer runs than processes.",
-            show_default="auto",
-        ),
-    ] = None,
-    plan: Annotated[
-        bool,
-        typer.Option(
-            "--plan",
-            help="Print the plan (rare classes, reachable verdicts, runs, estimated time) and exit; "
-            "nothing is trained or written.",
-        ),
-    ] = False,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force", help="Train even when the plan says no verdict is reachable (else: exit 2 before training)."
-        ),
-    ] = False,
+    data: DataOption = None,
+    synthetic: SyntheticOption = None,
+    arms: ArmsOption = None,
+    controls: ControlsOption = None,
+    seeds: SeedsOption = None,
+    ratios: RatiosOption = None,
+    out: OutOption = None,
+    config: ConfigOption = None,
+    sets: SetsOption = None,
+    controlled_imbalance: ControlledImbalanceOption = None,
+    overwrite: OverwriteOption = False,
+    export_reduced: ExportReducedOption = None,
+    report_only: ReportOnlyOption = None,
+    spread: SpreadOption = None,
+    plan: PlanOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Train one classifier under several arms and seeds; report whether synthetic data helps.
     The plan is printed first."""
-    if report_only is not None:
-        others = [synthetic, arms, seeds, ratio, out, controlled_imbalance, spread, controls is not None, plan, force]
-        _report_only(report_only, data, config, set_, others)
+    opts = BenchmarkOptions(
+        data=data,
+        synthetic=synthetic,
+        arms=arms,
+        controls=controls,
+        seeds=seeds,
+        ratios=ratios,
+        out=out,
+        config=config,
+        sets=sets,
+        controlled_imbalance=controlled_imbalance,
+        overwrite=overwrite,
+        export_reduced=export_reduced,
+        report_only=report_only,
+        spread=spread,
+        plan=plan,
+        force=force,
+    )
+    if opts.report_only is not None:
+        _report_only(opts)
         return
-    _benchmark(
-        data, synthetic, arms, seeds, ratio, out, config, set_, controlled_imbalance, overwrite, export_reduced, spread,
-        controls, plan, force,
-    )  # fmt: skip
+    _benchmark(opts)
 
 
 @user_errors
-def _report_only(folder: Path, data: Path | None, config: Path | None, sets: list[str] | None, others: list) -> None:
+def _report_only(opts: BenchmarkOptions) -> None:
+    others = [opts.synthetic, opts.arms, opts.seeds, opts.ratios, opts.out, opts.controlled_imbalance, opts.spread,
+              opts.controls is not None, opts.plan, opts.force]  # fmt: skip
     if any(o for o in others):
         raise UserError(
             "--report-only takes only --data, --config and --set (reporting options); "
             "the arms, seeds, ratios and synthetic sets are the stored ones"
         )
-    from cxraug.benchmark.runner import report_only
+    from cxraug.benchmark.reportonly import report_only
     from cxraug.progress import RichReporter
 
+    folder = opts.report_only
+    assert folder is not None
     with output_lock(folder, "benchmark folder"):  # it rewrites the folder's tables and plots
-        report = report_only(folder, sets, config, data, reporter=RichReporter(err_console()))
+        report = report_only(folder, opts.sets, opts.config, opts.data, reporter=RichReporter(err_console()))
     print_report(report, folder, out_console())
 
 
@@ -311,43 +206,27 @@ def print_report(report: BenchmarkReport, out: Path, console: Console) -> None:
 
 
 @user_errors
-def _benchmark(
-    data: Path | None,
-    synthetic: list[str] | None,
-    arms: str | None,
-    seeds: str | None,
-    ratio: str | None,
-    out: Path | None,
-    config: Path | None,
-    sets: list[str] | None,
-    controlled_imbalance: list[str] | None,
-    overwrite: bool,
-    export_reduced: Path | None = None,
-    spread: str | None = None,
-    controls: bool | None = None,
-    plan: bool = False,
-    force: bool = False,
-) -> None:
+def _benchmark(opts: BenchmarkOptions) -> None:
     from cxraug.benchmark.config import build_config
     from cxraug.benchmark.spread import check_spread
 
-    if spread is not None and export_reduced is not None:
+    if opts.spread is not None and opts.export_reduced is not None:
         raise UserError("--spread says how processes share training runs; --export-reduced trains nothing: drop one")
-    mode = spread or "auto"
+    mode = opts.spread or "auto"
     check_spread(mode)
+    data = opts.data
     if data is None:
         raise UserError("--data DIR is needed: a prepared dataset (from `cxraug prepare`)")
-    options = cli_options(synthetic, arms, seeds, ratio, controlled_imbalance) | {"controls": controls}
-    cfg = build_config(config, options, sets)
-    if plan and export_reduced is not None:
+    cfg = build_config(opts.config, cli_options(opts), opts.sets)
+    if opts.plan and opts.export_reduced is not None:
         raise UserError("--plan prints what a benchmark would train; --export-reduced trains nothing: drop one")
-    if force and export_reduced is not None:  # silently ignored until now
+    if opts.force and opts.export_reduced is not None:  # silently ignored until now
         raise UserError("--force trains past an unreachable verdict; --export-reduced trains nothing: drop one")
-    if export_reduced is not None:
-        from cxraug.benchmark import runner
+    if opts.export_reduced is not None:
+        from cxraug.benchmark.reduced import export_reduced as write_reduced_set
         from cxraug.data.prepared import open_prepared
 
-        written = open_prepared(runner.export_reduced(data, cfg, export_reduced, overwrite))
+        written = open_prepared(write_reduced_set(data, cfg, opts.export_reduced, opts.overwrite))
         counts = ", ".join(f"{c} {n}" for c, n in written.counts("train").items())
         out_console().print(
             f"wrote {written.root}: train {counts} (val and test as in {data}); "
@@ -362,13 +241,13 @@ def _benchmark(
     done = api.benchmark(
         data,
         cfg,
-        out=out,
-        overwrite=overwrite,
+        out=opts.out,
+        overwrite=opts.overwrite,
         reporter=reporter,
         spread=mode,
         warn=warner() if main else lambda _: None,
-        plan_only=plan,
-        force=force,
+        plan_only=opts.plan,
+        force=opts.force,
         say=sayer() if main else None,
     )
     if done.report is not None:  # the main process's

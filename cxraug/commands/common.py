@@ -7,7 +7,7 @@ import errno
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,7 +19,8 @@ from cxraug.fsutil import short
 from cxraug.runtime import configure_threads as configure_threads  # the one setup, shared with cxraug.api
 from cxraug.tables import Cell, ReportTable
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def out_console() -> Console:
@@ -99,12 +100,12 @@ class EnvironmentFault(UserError):
         super().__init__(environment_message(e, rerun) or str(e))
 
 
-def user_errors(fn: F) -> F:
+def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn a UserError raised anywhere below a command, or an OSError the environment caused
     (a full disk, a read-only folder, a file in the way), into one line and exit code 2."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         from cxraug.lock import reading_scope
 
         try:
@@ -118,7 +119,7 @@ def user_errors(fn: F) -> F:
                 raise
             raise fail(message) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 CLASSES_HELP = "Comma-separated class names (--class is the same option)."

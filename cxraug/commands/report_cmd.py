@@ -3,6 +3,7 @@ training run's own page (``--run``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -32,30 +33,46 @@ def report(
 ) -> None:
     """One page that leads with the answer: did the synthetic images beat their controls and the best
     baseline (with intervals), each generator's samples beside real images, links to the other pages."""
-    if run is not None:
-        _run_page(run, [benchmark, out, compare, note, overwrite])
+    opts = ReportOptions(
+        benchmark=benchmark, out=out, compare=compare, note=note, columns=columns, overwrite=overwrite, run=run
+    )
+    if opts.run is not None:
+        _run_page(opts)
         return
-    _report(benchmark, out, compare, note, columns, overwrite)
+    _report(opts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportOptions:
+    """``cxraug report``'s options as given."""
+
+    benchmark: Path | None
+    out: Path | None
+    compare: Path | None
+    note: str
+    columns: int
+    overwrite: bool
+    run: Path | None
 
 
 @user_errors
-def _run_page(run: Path, others: list) -> None:
+def _run_page(opts: ReportOptions) -> None:
     from cxraug import api
     from cxraug.errors import UserError
 
-    if any(others):
+    if any([opts.benchmark, opts.out, opts.compare, opts.note, opts.overwrite]):
         raise UserError("--run rebuilds RUN/run.html alone; give --benchmark, --out and the rest without it")
-    out_console().print(f"wrote {api.report_run(run)}")
+    assert opts.run is not None
+    out_console().print(f"wrote {api.report_run(opts.run)}")
 
 
 @user_errors
-def _report(
-    benchmark: Path | None, out: Path | None, compare: Path | None, note: str, columns: int, overwrite: bool
-) -> None:
+def _report(opts: ReportOptions) -> None:
     from cxraug import api
     from cxraug.errors import UserError
 
-    if benchmark is None or out is None:
+    if opts.benchmark is None or opts.out is None:
         raise UserError("report needs --benchmark DIR and --out FILE (or --run RUN for a training run's page)")
-    page = api.report(benchmark, out, compare=compare, note=note, columns=columns, overwrite=overwrite)
+    page = api.report(opts.benchmark, opts.out, compare=opts.compare, note=opts.note, columns=opts.columns,
+                      overwrite=opts.overwrite)  # fmt: skip
     out_console().print(f"wrote {page}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,91 +11,147 @@ import typer
 from cxraug.commands.common import err_console, out_console, parse_list, rich_table, sayer, user_errors
 from cxraug.errors import UserError
 
+# The command's options, one alias each: the command's signature names them, its body stays short.
+DataOption = Annotated[
+    Optional[Path],
+    typer.Option(help="Prepared dataset (from `cxraug prepare`). Required unless --config gives it."),
+]
+RareOption = Annotated[
+    Optional[str], typer.Option(help='The class made rare, e.g. "No Finding". Required unless --config gives it.')
+]
+SizesOption = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Its training images kept (by patient), comma-separated, e.g. 10,25,50. Required unless --config gives it."
+    ),
+]
+GeneratorsOption = Annotated[
+    Optional[str], typer.Option(help="Generator plugins, comma-separated.", show_default="cgan,diffusion")
+]
+GenSeedsOption = Annotated[
+    Optional[str],
+    typer.Option(help="Generator replicates: a count (e.g. 3) or training seeds (0,1,2).", show_default="0"),
+]
+SeedsOption = Annotated[
+    Optional[str], typer.Option(help="Classifier seeds of every benchmark: a count or a list.", show_default="3")
+]
+TimeLimitOption = Annotated[
+    Optional[float], typer.Option(help="Minutes of training steps per generator run (or --gen-steps).")
+]
+GenStepsOption = Annotated[
+    Optional[str],
+    typer.Option(
+        metavar="N|PLUGIN=N,...",
+        help="Optimiser steps per generator run, reproducible (or --time-limit); one per plugin: cgan=1000,diffusion=120.",
+    ),
+]
+ClockOption = Annotated[
+    Optional[str], typer.Option(metavar="wall|cpu", help="What --time-limit counts.", show_default="wall")
+]
+RatiosOption = Annotated[
+    Optional[str],
+    typer.Option(help="Synthetic ratios: fill, xK, +N; several are chosen between on validation.", show_default="fill"),
+]
+OutOption = Annotated[
+    Optional[Path], typer.Option(help="Study folder (continued if it exists). Required unless --config gives it.")
+]
+ConfigOption = Annotated[Optional[Path], typer.Option(help="YAML file of these options (see docs/study.md).")]
+BenchSetsOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", metavar="KEY=VALUE", help="A benchmark option, e.g. epochs=3 (repeatable)."),
+]
+GenSetsOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--set-gen", metavar="PLUGIN:KEY=VALUE", help="A train-gen option of one plugin, e.g. cgan:batch_size=32."
+    ),
+]
+SampleSetsOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--set-sample", metavar="PLUGIN:KEY=VALUE", help="A sampling option of one plugin (synth and compare)."
+    ),
+]
+CompareNOption = Annotated[
+    Optional[int], typer.Option(help="Synthetic images per generator in compare.", show_default="200")
+]
+MaxHoursOption = Annotated[
+    Optional[float], typer.Option(help="Refuse a grid estimated to take longer (hours).", show_default="48")
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Run a grid over the time or disk limit anyway.")]
+PlanOption = Annotated[
+    bool,
+    typer.Option(
+        "--plan",
+        help="Print the plan (the grid, cells done or to make, estimated time and disk, reachable verdicts) "
+        "and exit; nothing is made or written.",
+    ),
+]
+ShardOption = Annotated[
+    Optional[str],
+    typer.Option(metavar="I/K", help="Do sizes I, I+K, ... only (a Slurm array task; see docs/study.md)."),
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyOptions:
+    """The command's options as given on the command line (parsed further by the work)."""
+
+    data: Path | None
+    rare: str | None
+    sizes: str | None
+    generators: str | None
+    gen_seeds: str | None
+    seeds: str | None
+    time_limit: float | None
+    gen_steps: str | None
+    clock: str | None
+    ratios: str | None
+    out: Path | None
+    config: Path | None
+    bench_sets: list[str] | None
+    gen_sets: list[str] | None
+    sample_sets: list[str] | None
+    compare_n: int | None
+    max_hours: float | None
+    force: bool
+    plan: bool
+    shard: str | None
+
 
 def study(
-    data: Annotated[
-        Optional[Path],
-        typer.Option(help="Prepared dataset (from `cxraug prepare`). Required unless --config gives it."),
-    ] = None,
-    rare: Annotated[
-        Optional[str], typer.Option(help='The class made rare, e.g. "No Finding". Required unless --config gives it.')
-    ] = None,
-    sizes: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Its training images kept (by patient), comma-separated, e.g. 10,25,50. Required unless --config gives it."
-        ),
-    ] = None,
-    generators: Annotated[
-        Optional[str], typer.Option(help="Generator plugins, comma-separated.", show_default="cgan,diffusion")
-    ] = None,
-    gen_seeds: Annotated[
-        Optional[str],
-        typer.Option(help="Generator replicates: a count (e.g. 3) or training seeds (0,1,2).", show_default="0"),
-    ] = None,
-    seeds: Annotated[
-        Optional[str], typer.Option(help="Classifier seeds of every benchmark: a count or a list.", show_default="3")
-    ] = None,
-    time_limit: Annotated[
-        Optional[float], typer.Option(help="Minutes of training steps per generator run (or --gen-steps).")
-    ] = None,
-    gen_steps: Annotated[
-        Optional[str],
-        typer.Option(
-            metavar="N|PLUGIN=N,...",
-            help="Optimiser steps per generator run, reproducible (or --time-limit); one per plugin: cgan=1000,diffusion=120.",
-        ),
-    ] = None,
-    clock: Annotated[
-        Optional[str], typer.Option(metavar="wall|cpu", help="What --time-limit counts.", show_default="wall")
-    ] = None,
-    ratios: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Synthetic ratios: fill, xK, +N; several are chosen between on validation.", show_default="fill"
-        ),
-    ] = None,
-    out: Annotated[
-        Optional[Path], typer.Option(help="Study folder (continued if it exists). Required unless --config gives it.")
-    ] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML file of these options (see docs/study.md).")] = None,
-    set_: Annotated[
-        Optional[list[str]],
-        typer.Option("--set", metavar="KEY=VALUE", help="A benchmark option, e.g. epochs=3 (repeatable)."),
-    ] = None,
-    set_gen: Annotated[
-        Optional[list[str]],
-        typer.Option(metavar="PLUGIN:KEY=VALUE", help="A train-gen option of one plugin, e.g. cgan:batch_size=32."),
-    ] = None,
-    set_sample: Annotated[
-        Optional[list[str]],
-        typer.Option(metavar="PLUGIN:KEY=VALUE", help="A sampling option of one plugin (synth and compare)."),
-    ] = None,
-    compare_n: Annotated[
-        Optional[int], typer.Option(help="Synthetic images per generator in compare.", show_default="200")
-    ] = None,
-    max_hours: Annotated[
-        Optional[float], typer.Option(help="Refuse a grid estimated to take longer (hours).", show_default="48")
-    ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Run a grid over the time or disk limit anyway.")] = False,
-    plan: Annotated[
-        bool,
-        typer.Option(
-            "--plan",
-            help="Print the plan (the grid, cells done or to make, estimated time and disk, reachable verdicts) "
-            "and exit; nothing is made or written.",
-        ),
-    ] = False,
-    shard: Annotated[
-        Optional[str],
-        typer.Option(metavar="I/K", help="Do sizes I, I+K, ... only (a Slurm array task; see docs/study.md)."),
-    ] = None,
+    data: DataOption = None,
+    rare: RareOption = None,
+    sizes: SizesOption = None,
+    generators: GeneratorsOption = None,
+    gen_seeds: GenSeedsOption = None,
+    seeds: SeedsOption = None,
+    time_limit: TimeLimitOption = None,
+    gen_steps: GenStepsOption = None,
+    clock: ClockOption = None,
+    ratios: RatiosOption = None,
+    out: OutOption = None,
+    config: ConfigOption = None,
+    bench_sets: BenchSetsOption = None,
+    gen_sets: GenSetsOption = None,
+    sample_sets: SampleSetsOption = None,
+    compare_n: CompareNOption = None,
+    max_hours: MaxHoursOption = None,
+    force: ForceOption = False,
+    plan: PlanOption = False,
+    shard: ShardOption = None,
 ) -> None:
     """Run the study: for each size N of the rare class, generators trained on it alone, their
     images benchmarked against the copy control and the best baseline; one page, the answer first.
     The plan is printed first."""
-    _study(data, rare, sizes, generators, gen_seeds, seeds, time_limit, gen_steps, clock, ratios, out, config,
-           set_, set_gen, set_sample, compare_n, max_hours, force, shard, plan)  # fmt: skip
+    _study(
+        StudyOptions(
+            data=data, rare=rare, sizes=sizes, generators=generators, gen_seeds=gen_seeds, seeds=seeds,
+            time_limit=time_limit, gen_steps=gen_steps, clock=clock, ratios=ratios, out=out, config=config, bench_sets=bench_sets,
+            gen_sets=gen_sets, sample_sets=sample_sets, compare_n=compare_n, max_hours=max_hours, force=force, plan=plan,
+            shard=shard,
+        )
+    )  # fmt: skip
 
 
 def _ints(option: str, text: str | None) -> int | list[int] | None:
@@ -120,32 +177,34 @@ def _steps(text: str | None) -> int | dict[str, int] | None:
         ) from None
 
 
+def _sizes(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--sizes {text!r}: give whole numbers of images, e.g. 10,25,50") from None
+
+
 @user_errors
-def _study(data, rare, sizes, generators, gen_seeds, seeds, time_limit, gen_steps, clock, ratios, out, config,
-           sets, set_gen, set_sample, compare_n, max_hours, force, shard, plan) -> None:  # fmt: skip
+def _study(opts: StudyOptions) -> None:
     from cxraug import api
     from cxraug.progress import RichReporter
     from cxraug.study.config import parse_key_values, parse_plugin_sets
 
-    if sizes is not None:
-        try:
-            size_list: list[int] | None = [int(s) for s in sizes.split(",") if s.strip()]
-        except ValueError:
-            raise UserError(f"--sizes {sizes!r}: give whole numbers of images, e.g. 10,25,50") from None
-    else:
-        size_list = None
     options = {
-        "data": data, "rare": rare, "sizes": size_list, "generators": parse_list(generators),
-        "gen_seeds": _ints("--gen-seeds", gen_seeds), "seeds": _ints("--seeds", seeds), "time_limit": time_limit,
-        "gen_steps": _steps(gen_steps), "clock": clock, "ratios": parse_list(ratios), "compare_n": compare_n,
-        "max_hours": max_hours, "force": force or None, "out": out,
-        "bench_sets": parse_key_values(sets, "--set"), "gen_sets": parse_plugin_sets(set_gen, "--set-gen"),
-        "sample_sets": parse_plugin_sets(set_sample, "--set-sample"),
+        "data": opts.data, "rare": opts.rare, "sizes": _sizes(opts.sizes), "generators": parse_list(opts.generators),
+        "gen_seeds": _ints("--gen-seeds", opts.gen_seeds), "seeds": _ints("--seeds", opts.seeds),
+        "time_limit": opts.time_limit, "gen_steps": _steps(opts.gen_steps), "clock": opts.clock,
+        "ratios": parse_list(opts.ratios), "compare_n": opts.compare_n, "max_hours": opts.max_hours,
+        "force": opts.force or None, "out": opts.out, "bench_sets": parse_key_values(opts.bench_sets, "--set"),
+        "gen_sets": parse_plugin_sets(opts.gen_sets, "--set-gen"),
+        "sample_sets": parse_plugin_sets(opts.sample_sets, "--set-sample"),
     }  # fmt: skip
     console = out_console()
-    result = api.study(config, shard=shard, reporter=RichReporter(err_console()), plan_only=plan,
+    result = api.study(opts.config, shard=opts.shard, reporter=RichReporter(err_console()), plan_only=opts.plan,
                        say=sayer(console), **options)  # fmt: skip
-    if plan:
+    if opts.plan:
         return
     cfg, out = result.config, result.out
     if not result.complete:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -18,7 +19,7 @@ def synth(
             "write one set each."
         ),
     ],
-    class_: Annotated[
+    classes: Annotated[
         list[str],
         typer.Option(
             "--classes",
@@ -36,7 +37,7 @@ def synth(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same images.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = 64,
-    set_: Annotated[
+    sets: Annotated[
         Optional[list[str]], typer.Option("--set", help="Sampling option key=value (plugin-specific).")
     ] = None,
     device: Annotated[
@@ -49,18 +50,37 @@ def synth(
 ) -> None:
     """Write synthetic images of the chosen classes as 8-bit PNGs with a manifest and provenance."""
     _synth_runs(
-        runs=run, classes=class_, n=n, out=out, seed=seed, batch_size=batch_size, overwrite=overwrite,
-        sets=set_ or [], device=device, allow_unseen=allow_unseen,
+        SynthOptions(
+            run=run, classes=classes, n=n, out=out, seed=seed, batch_size=batch_size, sets=sets or [], device=device,
+            overwrite=overwrite, allow_unseen=allow_unseen,
+        )
     )  # fmt: skip
 
 
+@dataclass(frozen=True, kw_only=True)
+class SynthOptions:
+    """``cxraug synth``'s options as given (``run``: one or more run folders, comma-separated too)."""
+
+    run: list[str]
+    classes: list[str]
+    n: int
+    out: Path | None
+    seed: int
+    batch_size: int
+    sets: list[str]
+    device: str | None
+    overwrite: bool
+    allow_unseen: bool
+
+
 @user_errors
-def _synth_runs(*, runs: list[str], out: Path | None, **kw: Any) -> None:
+def _synth_runs(opts: SynthOptions) -> None:
     """One set per run, one after another; every run is checked before the first is sampled."""
     from cxraug.errors import UserError
     from cxraug.runs import read_run_config
 
-    paths = [Path(p) for text in runs for p in text.split(",") if p]
+    out = opts.out
+    paths = [Path(p) for text in opts.run for p in text.split(",") if p]
     if not paths:
         raise UserError("--run needs a run directory")
     for p in paths:
@@ -69,13 +89,10 @@ def _synth_runs(*, runs: list[str], out: Path | None, **kw: Any) -> None:
     if len(paths) > 1 and len(set(names)) < len(names):
         raise UserError(f"--run: two runs share a folder name ({', '.join(names)}); their sets would collide")
     for p in paths:
-        _synth(run=p, out=out / p.resolve().name if out is not None and len(paths) > 1 else out, **kw)
+        _synth(opts, run=p, out=out / p.resolve().name if out is not None and len(paths) > 1 else out)
 
 
-def _synth(
-    *, run: Path, classes: list[str], n: int, out: Path | None, seed: int, batch_size: int, overwrite: bool,
-    sets: list[str], device: str | None, allow_unseen: bool,
-) -> None:  # fmt: skip
+def _synth(opts: SynthOptions, *, run: Path, out: Path | None) -> None:
     """The options, validated into a SynthConfig here (inside user_errors: a bad value is one line)."""
     from cxraug import api
     from cxraug.accel import process_state
@@ -86,8 +103,8 @@ def _synth(
     console = out_console()
     main = process_state().is_main_process
     cfg = SynthConfig(
-        run=run, classes=classes, n=n, out=out, seed=seed, batch_size=batch_size, overwrite=overwrite,
-        options=parse_sets(sets), device=device, allow_unseen=allow_unseen,
+        run=run, classes=opts.classes, n=opts.n, out=out, seed=opts.seed, batch_size=opts.batch_size,
+        overwrite=opts.overwrite, options=parse_sets(opts.sets), device=opts.device, allow_unseen=opts.allow_unseen,
     )  # fmt: skip
     syn = api.synth(cfg, reporter=RichReporter(console, disable=not main), warn=warner() if main else lambda _: None)
     if main:

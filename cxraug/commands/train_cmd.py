@@ -55,7 +55,7 @@ def train_gen(
     mixed_precision: Annotated[
         Optional[str], typer.Option(help="no | fp16 | bf16 (GPU only).", show_default=_train_default("mixed_precision"))
     ] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="key=value override (repeatable).")] = None,
+    sets: Annotated[Optional[list[str]], typer.Option("--set", help="key=value override (repeatable).")] = None,
     resume: Annotated[
         Optional[Path],
         typer.Option(
@@ -74,8 +74,8 @@ def train_gen(
     """Train a class-conditional generator on the training patients (Accelerate loop).
     The plan is printed before the first step."""
     args = TrainGenArgs(
-        plugin, data, out, config, steps, time_limit, batch_size, seed, mixed_precision, set_ or [], resume, dry_run,
-        plan,
+        plugin=plugin, data=data, out=out, config=config, steps=steps, time_limit=time_limit, batch_size=batch_size,
+        seed=seed, mixed_precision=mixed_precision, sets=sets or [], resume=resume, dry_run=dry_run, plan=plan,
     )  # fmt: skip
     if seeds is None:
         _train_gen(args)
@@ -83,7 +83,7 @@ def train_gen(
         _train_replicates(args, seeds)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainGenArgs:
     """`cxraug train-gen`'s options, as typed."""
 

@@ -59,7 +59,7 @@ class Cell:
             self.folder.mkdir(parents=True, exist_ok=True)
             write_json(self.folder / CELL, {"key": self.key, "status": "started"})
 
-    def finish(self, **info: Any) -> None:
+    def finish(self, **info: object) -> None:
         write_json(self.folder / CELL, {"key": self.key, "status": "done", **info})
 
     def info(self) -> dict[str, Any]:

@@ -87,11 +87,14 @@ def study_rows(cfg: StudyConfig, sizes: list[SizeCells]) -> list[StudyRow]:
                 d = (c or {}).get("diff", {})
                 verdict = comparison_word(c["verdict"]) if c else "not compared"
                 rows.append(StudyRow(
-                    sc.n, g, len(sc.runs[g]), sc.chosen[g], comp, (c or {}).get("other") or "-",
-                    _num(d.get("mean")), _num(d.get("low")), _num(d.get("high")), _num(d.get("p_adjusted")),
-                    verdict, answers.get((cfg.rare, arm), "-"), *q, round(gen_cpu, 2),
-                    round(sum(c["seconds"] for c in gen_cost) / 60, 2),
-                    round(gen_cpu + sum(c["cpu_seconds"] for c in syn_cost) / 60, 2), patients,
+                    n=sc.n, generator=g, replicates=len(sc.runs[g]), ratio=sc.chosen[g], comparison=comp,
+                    against=(c or {}).get("other") or "-", delta_auroc=_num(d.get("mean")), low=_num(d.get("low")),
+                    high=_num(d.get("high")), p_adjusted=_num(d.get("p_adjusted")), verdict=verdict,
+                    answer=answers.get((cfg.rare, arm), "-"), fid_minus_floor=q[0], fid_minus_floor_low=q[1],
+                    fid_minus_floor_high=q[2], gen_cpu_min=round(gen_cpu, 2),
+                    gen_wall_min=round(sum(c["seconds"] for c in gen_cost) / 60, 2),
+                    cell_cpu_min=round(gen_cpu + sum(c["cpu_seconds"] for c in syn_cost) / 60, 2),
+                    test_patients=patients,
                 ))  # fmt: skip
     return rows
 

@@ -105,8 +105,8 @@ class CGAN(Generator):
         self.ada = AdaptiveP(c.aug_p, c.ada_target, c.ada_speed_img)
         self.anchors = Anchors()
         self.steps_done = 0
-        self.opt_g: Any = None
-        self.opt_d: Any = None
+        self.opt_g: torch.optim.Optimizer | None = None  # made by setup()
+        self.opt_d: torch.optim.Optimizer | None = None
         self._stats_for: tuple[bool, float | None] = (False, None)  # (fresh, truncation they were computed at)
 
     def setup(self, accelerator: RunAccelerator) -> None:

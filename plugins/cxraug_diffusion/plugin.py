@@ -47,8 +47,8 @@ class Diffusion(Generator):
         self.noise_scheduler = DDPMScheduler(**self.config.schedule_kwargs())
         self.null_label = self.spec.num_classes
         self.steps_done = 0
-        self.train_model: Any = None  # accelerator-prepared model (DDP-wrapped on several processes)
-        self.optimizer: Any = None
+        self.train_model: torch.nn.Module | None = None  # accelerator-prepared model (DDP-wrapped on several processes)
+        self.optimizer: torch.optim.Optimizer | None = None
 
     def setup(self, accelerator: RunAccelerator) -> None:
         c = self.config

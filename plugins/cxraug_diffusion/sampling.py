@@ -8,16 +8,19 @@ of DDIM, DPM-Solver++ (multistep) and DDPM, each built from the training noise s
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .config import DiffusionSampleOptions
 
+if TYPE_CHECKING:
+    from diffusers import SchedulerMixin
+
 ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def make_scheduler(options: DiffusionSampleOptions, schedule: dict[str, Any]) -> Any:
+def make_scheduler(options: DiffusionSampleOptions, schedule: dict[str, Any]) -> SchedulerMixin:
     """A fresh scheduler (they hold per-run state) for the training noise ``schedule``."""
     from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
@@ -57,7 +60,7 @@ def denoise(
     model_fn: ModelFn,
     noise: torch.Tensor,
     labels: torch.Tensor,
-    scheduler: Any,
+    scheduler: SchedulerMixin,
     steps: int,
     eta: float = 0.0,
     generator: torch.Generator | None = None,

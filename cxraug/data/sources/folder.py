@@ -45,15 +45,8 @@ def _refuse_repeated_files(records: list[Record], csv_name: str) -> None:
         seen[key] = r
 
 
-def scan_folder(
-    data_dir: Path, labels_csv: Path | None, classes: list[str] | None, test_fraction: float, seed: int
-) -> SourceScan:
-    if not data_dir.is_dir():
-        raise UserError(f"data dir {data_dir} does not exist; pass the folder the labels CSV's file paths start from")
-    if labels_csv is None:
-        raise UserError("--source folder needs --labels CSV (columns: file, label[, patient, split])")
-    if not labels_csv.is_file():
-        raise UserError(f"labels CSV {labels_csv} does not exist; pass --labels with its path")
+def _read_labels(labels_csv: Path) -> tuple[pd.DataFrame, str, str]:
+    """The labels CSV as strings, with the names of its file and label columns."""
     try:
         df = pd.read_csv(labels_csv, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
@@ -65,6 +58,19 @@ def scan_folder(
             f"{labels_csv.name} has no {need} column (found: {', '.join(df.columns)}); "
             f"name it one of: {', '.join(FILE_COLUMNS if fcol is None else LABEL_COLUMNS)}"
         )
+    return df, fcol, lcol
+
+
+def scan_folder(
+    data_dir: Path, labels_csv: Path | None, classes: list[str] | None, test_fraction: float, seed: int
+) -> SourceScan:
+    if not data_dir.is_dir():
+        raise UserError(f"data dir {data_dir} does not exist; pass the folder the labels CSV's file paths start from")
+    if labels_csv is None:
+        raise UserError("--source folder needs --labels CSV (columns: file, label[, patient, split])")
+    if not labels_csv.is_file():
+        raise UserError(f"labels CSV {labels_csv} does not exist; pass --labels with its path")
+    df, fcol, lcol = _read_labels(labels_csv)
     pcol, scol = _pick(df, PATIENT_COLUMNS), _pick(df, ("split",))
     data_dir = data_dir.resolve()  # the manifest records absolute source paths
     df[lcol] = df[lcol].str.strip()
