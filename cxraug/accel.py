@@ -11,7 +11,7 @@ Without CUDA Accelerate must be told it is on the CPU: only then do the processe
 main).
 
 What training code may call on an accelerator is typed here: :class:`Trainer` (a real
-``Accelerator`` or a stand-in: :class:`OneDevice`, ``benchmark.spread.OneProcess``) and
+``Accelerator`` or its one stand-in, :class:`OneDevice`) and
 :class:`RunAccelerator` (what a generator's training loop calls; always a real ``Accelerator``).
 """
 
@@ -160,43 +160,67 @@ def make_accelerator(
 
 
 class OneDevice:
-    """A :class:`Trainer` on one device in full float32, with no Accelerator behind it.
+    """The one stand-in for Accelerate: a :class:`Trainer` that trains alone on one device (one
+    process, nothing joined, nothing gathered from others). Two uses:
 
-    For helper trainings run inside another command (the reference classifier inside
-    ``train-gen``): Accelerate's state is one per process, so a new ``Accelerator()`` there
-    would inherit the run's mixed precision, and the helper's weights would depend on who
-    trained it first."""
+    - ``OneDevice(device)``: full float32 with no Accelerator behind it, for helper trainings run
+      inside another command (the reference classifier inside ``train-gen``): Accelerate's state
+      is one per process, so a new ``Accelerator()`` there would inherit the run's mixed
+      precision, and the helper's weights would depend on who trained it first.
+    - ``OneDevice.within(accelerator)``: a launched Accelerator's device, mixed precision,
+      autocast and backward without the parts that join processes (models are not wrapped in
+      DDP, loaders are not sharded), for the benchmark's ``--spread runs``: the other
+      processes train other runs meanwhile."""
 
     num_processes, process_index, is_main_process = 1, 0, True
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
+    def __init__(self, device: torch.device, launched: Accelerator | None = None) -> None:
+        self.device, self._acc = device, launched
+
+    @classmethod
+    def within(cls, accelerator: Accelerator) -> OneDevice:
+        return cls(accelerator.device, launched=accelerator)
 
     def prepare(self, *objs: Any) -> Any:
-        from torch.utils.data import DataLoader
-
-        out = tuple(_OnDevice(o, self.device) if isinstance(o, DataLoader) else self._move(o) for o in objs)
+        out = tuple(self._prepare(o) for o in objs)
         return out if len(out) > 1 else out[0]
 
-    def _move(self, obj):
+    def _prepare(self, obj: Any) -> Any:
         import torch
+        from torch.utils.data import DataLoader
 
-        return obj.to(self.device) if isinstance(obj, torch.nn.Module) else obj
+        if self._acc is None:
+            if isinstance(obj, DataLoader):
+                return _OnDevice(obj, self.device)
+            return obj.to(self.device) if isinstance(obj, torch.nn.Module) else obj
+        if isinstance(obj, torch.nn.Module):  # placed and autocast, never DDP-wrapped
+            return self._acc.prepare_model(obj, evaluation_mode=True)
+        if isinstance(obj, torch.optim.Optimizer):
+            return self._acc.prepare_optimizer(obj)
+        if isinstance(obj, DataLoader):  # every batch, on this device, as Accelerate prepares it
+            from accelerate.data_loader import prepare_data_loader
+
+            return prepare_data_loader(obj, self.device, num_processes=1, process_index=0, put_on_device=True)
+        raise TypeError(f"OneDevice.prepare cannot prepare a {type(obj).__name__}")
 
     def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
+        if self._acc is None:
+            loss.backward()
+        else:  # the launched accelerator's gradient scaler (fp16)
+            self._acc.backward(loss)
 
     def autocast(self) -> AbstractContextManager:
-        return contextlib.nullcontext()
+        return contextlib.nullcontext() if self._acc is None else self._acc.autocast()
 
     def gather_for_metrics(self, tensors: Any) -> Any:
         return tensors
 
     def unwrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        return model
+        return model if self._acc is None else self._acc.unwrap_model(model)
 
     def free_memory(self) -> None:
-        pass
+        if self._acc is not None:
+            self._acc.free_memory()
 
 
 class _OnDevice:

@@ -44,7 +44,7 @@ from cxraug.benchmark.predictions import check_predictions, predictions_of
 from cxraug.benchmark.provenance import synthetic_fingerprint
 from cxraug.benchmark.question import declare
 from cxraug.benchmark.runkey import run_key
-from cxraug.benchmark.spread import OneProcess, Placement, Spread, resolve_spread, share
+from cxraug.benchmark.spread import Placement, Spread, resolve_spread, share
 from cxraug.benchmark.storedruns import load_run, run_result, store_run, stored_runs
 from cxraug.classify.trainset import split_patients
 from cxraug.data.prepared import PreparedData
@@ -155,11 +155,12 @@ def _train_pending(
 ) -> None:
     """Train and store this process's share of the pending runs (under ddp: every run, with
     the others; the main process stores it)."""
+    from cxraug.accel import OneDevice
     from cxraug.benchmark.training import train_run
 
     cfg = plan.cfg
     mine = share(pending, place.rank, place.world) if place.mode == "runs" else pending
-    trainer = OneProcess(accelerator) if place.mode == "runs" and place.world > 1 else accelerator
+    trainer = OneDevice.within(accelerator) if place.mode == "runs" and place.world > 1 else accelerator
     desc = (
         f"benchmark: {len(plan.arms)} arms x {len(plan.seeds)} seeds, {len(pending)} to train, "
         f"{plan.steps} steps of batch {cfg.batch_size} each"

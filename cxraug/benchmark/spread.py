@@ -14,15 +14,10 @@ same number of threads per run).
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 from cxraug.errors import UserError
-
-if TYPE_CHECKING:
-    import torch
-    from accelerate import Accelerator
 
 Spread = Literal["auto", "runs", "ddp"]
 SPREADS: tuple[str, ...] = ("auto", "runs", "ddp")
@@ -59,57 +54,3 @@ class Placement:
 def share(pending: list, rank: int, world: int) -> list:
     """This process's runs: the pending runs in their fixed order, dealt out by rank."""
     return pending[rank::world]
-
-
-class OneProcess:
-    """The accelerator (a ``cxraug.accel.Trainer``) one run sees when it is trained alone on
-    this process's device.
-
-    It is the launched Accelerator (device, mixed precision, autocast, backward) without the
-    parts that join processes: models are not wrapped in DDP, loaders are not sharded, and
-    gathering returns this process's own tensors. Nothing here talks to another process, so
-    the others may be training other runs meanwhile."""
-
-    num_processes = 1
-    process_index = 0
-    is_main_process = True
-
-    def __init__(self, accelerator: Accelerator) -> None:
-        self._acc = accelerator
-
-    @property
-    def device(self) -> torch.device:
-        return self._acc.device
-
-    def prepare(self, *objects: Any) -> Any:
-        import torch
-        from accelerate.data_loader import prepare_data_loader
-        from torch.utils.data import DataLoader
-
-        out = []
-        for obj in objects:
-            if isinstance(obj, torch.nn.Module):  # placed and autocast, never DDP-wrapped
-                out.append(self._acc.prepare_model(obj, evaluation_mode=True))
-            elif isinstance(obj, torch.optim.Optimizer):
-                out.append(self._acc.prepare_optimizer(obj))
-            elif isinstance(obj, DataLoader):  # every batch, on this device
-                out.append(prepare_data_loader(obj, self._acc.device, num_processes=1, process_index=0,
-                                               put_on_device=True))  # fmt: skip
-            else:
-                raise TypeError(f"OneProcess.prepare cannot prepare a {type(obj).__name__}")
-        return out[0] if len(out) == 1 else tuple(out)
-
-    def gather_for_metrics(self, tensors: Any) -> Any:
-        return tensors
-
-    def autocast(self) -> AbstractContextManager:
-        return self._acc.autocast()
-
-    def backward(self, loss: torch.Tensor) -> None:
-        self._acc.backward(loss)
-
-    def unwrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        return self._acc.unwrap_model(model)
-
-    def free_memory(self) -> None:
-        self._acc.free_memory()
