@@ -129,3 +129,27 @@ def test_coverage_of_the_difference_is_about_nominal() -> None:
 
     rate = coverage(reps=30, draws=100, seed=3, by_patient=True)
     assert rate >= 0.8, rate  # 30 replications: sd 0.04 at 0.95; a broken interval is far below
+
+
+def test_with_one_class_the_all_row_is_not_a_second_test() -> None:
+    """With one class compared, the all row is that class's comparison again: it shares the
+    class's adjusted p instead of doubling m (NIH 32 px, No Finding only: m was 10 for 5 metrics,
+    and a FID difference whose interval excluded 0 at p 0.006 read "no difference")."""
+    from cxraug.compare.rows import _adjust, _difference
+
+    rng = np.random.default_rng(4)
+    per_run = {"a": {"fid": 2.6, "kid": 0.0}, "b": {"fid": 0.0, "kid": 0.0}}
+    draws = {"a": {"fid": 2.6 + rng.standard_normal(2000), "kid": rng.standard_normal(2000)},
+             "b": {"fid": np.zeros(2000), "kid": np.zeros(2000)}}  # fmt: skip
+    diffs = [
+        _difference(c, "a", "b", o, per_run, draws, 0.95, True) for c in ("No Finding", "all") for o in ("fid", "kid")
+    ]
+    one = [dict(d) for d in diffs]
+    _adjust(one, 0.05)
+    assert [d["family"] for d in one] == [2, 2, 2, 2]
+    assert one[0]["p_adjusted"] == one[2]["p_adjusted"] and one[0]["better"] == one[2]["better"] == "b"
+    # two classes: four distinct tests, the all row among them
+    two = [dict(d, **{"class": c}) for d, c in zip(diffs, ("A", "A", "B", "B"), strict=True)]
+    two += [dict(diffs[0], **{"class": "all"})]
+    _adjust(two, 0.05)
+    assert {d["family"] for d in two} == {5}

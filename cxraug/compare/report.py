@@ -142,18 +142,25 @@ def quality_table(result: CompareResult, floor: bool = False, replicates: bool =
 
 
 def difference_table(result: CompareResult) -> ReportTable:
+    """The interval is each difference's own (unadjusted); the verdict ("better") needs the
+    Holm-adjusted p over the whole family, shown beside it, so an interval that excludes 0 can
+    still read "no difference"."""
     conf = result.context["bootstrap"]["confidence"]
-    header = ["class", "metric", "A - B", "diff", "interval", "excludes 0", "better"]
+    header = ["class", "metric", "A - B", "diff", "interval", "excludes 0", "Holm p (m)", "better"]
     rows = []
     for d in result.differences:
         o = d["metric"]
         iv = "-" if d["low"] is None else f"[{fmt(d['low'], o)}, {fmt(d['high'], o)}]"
         ex = {True: "yes", False: "no", None: "-"}[d["excludes_zero"]]
+        adj = "-" if d.get("p_adjusted") is None else f"{format_p(d['p_adjusted'])} ({d['family']})"
         better = d["better"] or (d["reason"] or "-")
         rows.append(
-            cells(d["class"], shown(o).label, f"{d['run_a']} - {d['run_b']}", fmt(d["diff"], o), iv, ex, better)
+            cells(d["class"], shown(o).label, f"{d['run_a']} - {d['run_b']}", fmt(d["diff"], o), iv, ex, adj, better)
         )
-    title = f"Paired differences per class ({conf:.0%} interval over the same resamples)"
+    title = (
+        f"Paired differences per class ({conf:.0%} interval over the same resamples, unadjusted; "
+        f"better: Holm-adjusted p below {1 - conf:.2g} over the m comparisons)"
+    )
     return ReportTable(title, [TableColumn(h) for h in header], rows)
 
 

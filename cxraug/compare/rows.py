@@ -205,11 +205,23 @@ def real_patients(real: RealSide) -> dict[str, np.ndarray]:
 
 
 def _adjust(differences: list[dict[str, Any]], alpha: float) -> None:
-    """Holm over the family of every difference that can say "better" (classes and all x
-    metrics x run pairs), in place: ``better`` needs an adjusted p below alpha."""
-    family = [d for d in differences if d.get("p") is not None]
-    for d, p in zip(family, holm([d["p"] for d in family]), strict=True):
-        d["p_adjusted"], d["family"] = p, len(family)
+    """Holm over the family of every distinct difference that can say "better" (classes and all
+    x metrics x run pairs), in place: ``better`` needs an adjusted p below alpha. With one class
+    the all row is that class's comparison again, so it shares the class's test instead of
+    doubling the family (and halving every verdict's chance)."""
+    classes = {d["class"] for d in differences} - {OVERALL}
+    alias = {OVERALL: next(iter(classes))} if len(classes) == 1 else {}
+
+    def key(d: dict[str, Any]) -> tuple:
+        return alias.get(d["class"], d["class"]), d["run_a"], d["run_b"], d["metric"]
+
+    tested = {key(d): d for d in differences if d.get("p") is not None and d["class"] not in alias}
+    adjusted = dict(zip(tested, holm([d["p"] for d in tested.values()]), strict=True))
+    for d in differences:
+        if d.get("p") is None or key(d) not in adjusted:
+            continue
+        p = adjusted[key(d)]
+        d["p_adjusted"], d["family"] = p, len(adjusted)
         if math.isnan(p) or p >= alpha:
             d["better"] = "no difference"
         else:
