@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -101,3 +102,13 @@ def test_a_metric_added_to_the_registry_is_scored_and_compared(
     real, fake = np.random.default_rng(0).standard_normal((2, 40, 8)).astype(np.float32)
     whole = bs.resample(real, {"a": fake}, ["meanshift"], bs.BootstrapConfig(resamples=2)).point["a"]
     assert whole["mean_shift"] == pytest.approx(_mean_shift(real, fake, MetricOptions())["mean_shift"], rel=1e-9)
+
+
+def test_the_metric_compare_ranks_by_is_the_registry_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """compare's summary leads with the computed output of lowest ``lead`` rank (FD_cxr before
+    FID); a metric given a rank in the registry alone takes the lead."""
+    assert registry.lead_output(None) == "fid" and registry.lead_output(["fid", "fd_cxr"]) == "fd_cxr"
+    assert registry.lead_output(["kid", "pr"]) == "kid"  # no ranked output: the first with an interval
+    leading = replace(SHIFT, outputs=(replace(SHIFT.outputs[0], lead=1),))
+    monkeypatch.setattr(registry, "METRICS", MappingProxyType({**registry.METRICS, leading.name: leading}))
+    assert registry.lead_output(["fid", "meanshift"]) == "mean_shift"

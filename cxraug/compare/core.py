@@ -19,9 +19,10 @@ import numpy as np
 from cxraug.compare.bootstrap import BootstrapConfig
 from cxraug.compare.cost import SamplingCost, export_parameters, measure_sampling, training_cost
 from cxraug.compare.replicated import ArmSpec, arm_labels
-from cxraug.compare.rows import FLOOR, lead_metric, rows_and_differences
+from cxraug.compare.rows import FLOOR, rows_and_differences
 from cxraug.data.prepared import PreparedData
 from cxraug.errors import UserError
+from cxraug.metrics import registry
 from cxraug.metrics.score import (
     Pair,
     RealSide,
@@ -295,7 +296,7 @@ def _context(
             "from the bootstrap sd of the difference (no floor)",
         },
         "floor": FLOOR_METHOD,
-        "lead_metric": lead_metric(sc.metrics or []),
+        "lead_metric": registry.lead_output(sc.metrics),
         "arms": arms,
         "replicates_method": REPLICATES_METHOD,
         "allow_different_data": cfg.allow_different_data,

@@ -32,12 +32,6 @@ FLOOR = "floor (real train images)"  # the floor's label in rows and resamples
 KID_ESTIMATOR = "unbiased MMD^2 over all images (the bootstrap's estimator)"
 
 
-def lead_metric(metrics: list[str]) -> str:
-    """The output the summary ranks by: FD_cxr (the reference classifier trained on this
-    dataset's chest X-rays) when it was computed, else FID (Inception, trained on photographs)."""
-    return "fd_cxr" if "fd_cxr" in metrics else "fid"
-
-
 @dataclass
 class RowInputs:
     """The feature sets of one row (a class, or "all"), per label."""

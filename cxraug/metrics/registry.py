@@ -80,6 +80,9 @@ class Output:
     curve: bool = False  # plotted against step on the run page when training-time evaluation logs it
     whole_set: bool = False  # compare's value is the bootstrap's whole-set estimator (KID's unbiased MMD^2)
     without_real: bool = False  # has a value where the row has too few real images (fidelity)
+    # compare's summary ranks by the computed output of lowest rank (0: never): FD_cxr (this
+    # dataset's chest-X-ray features) before FID (Inception, trained on photographs)
+    lead: int = 0
 
     @property
     def shown(self) -> Shown:
@@ -227,7 +230,8 @@ SHARE = (0.0, 1.0)
 _DEFINED = (
     Metric(
         "fid", "Fréchet Inception Distance (lower is better)",
-        (Output("fid", "FID", 2, drop=0, better="lower", bounds=POSITIVE, interval=True, floor=True, curve=True),),
+        (Output("fid", "FID", 2, drop=0, better="lower", bounds=POSITIVE, interval=True, floor=True, curve=True,
+                lead=2),),
         _fid, resample=_fid_drawn, score_columns=(_plain("FID", 0, "fid"),),
     ),
     Metric(
@@ -266,7 +270,8 @@ _DEFINED = (
     Metric(
         "fd_cxr",
         "FD / KID / precision / recall in the reference classifier's features (chest-X-ray space)",
-        (Output("fd_cxr", "FD_cxr", 2, drop=0, better="lower", bounds=POSITIVE, interval=True, floor=True, curve=True),
+        (Output("fd_cxr", "FD_cxr", 2, drop=0, better="lower", bounds=POSITIVE, interval=True, floor=True, curve=True,
+                lead=1),
          Output("kid_cxr", "KID_cxr x1e3", 2, 1e3, drop=2, better="lower", interval=True, floor=True, whole_set=True),
          Output("kid_cxr_std", table=False), Output("kid_cxr_subset_size", table=False),
          Output("precision_cxr", digits=3, drop=4, bounds=SHARE, interval=True),
@@ -323,6 +328,14 @@ def better(name: str) -> str | None:
 def bounds(name: str) -> tuple[float, float]:
     o = output(name)
     return o.bounds if o is not None else (-np.inf, np.inf)
+
+
+def lead_output(names: Iterable[str] | None) -> str:
+    """The output compare's summary ranks by: of the named metrics' outputs (None or empty: the
+    default set), the one of lowest ``lead`` rank; without one, the first that gets an interval."""
+    outputs = [o for n in resolve_metrics(list(names or []) or None) for o in METRICS[n].outputs]
+    ranked = [o for o in outputs if o.lead] or [o for o in outputs if o.interval] or outputs
+    return min(ranked, key=lambda o: o.lead).name
 
 
 def interval_outputs(names: Iterable[str]) -> list[str]:
