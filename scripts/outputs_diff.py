@@ -1,6 +1,9 @@
 """Compare two output folders of scripts/refactor_outputs.sh (before and after a refactor).
 
-    python scripts/outputs_diff.py BEFORE AFTER
+    python scripts/outputs_diff.py BEFORE AFTER [--written-at PATH]
+
+(``--written-at``: both folders were written at PATH and moved since: paths inside them and
+every hash of a path, such as a prepared dataset's fingerprint, are then the same on both.)
 
 Every file is compared after the parts that differ between any two runs are set aside: the
 folder's own path, timings (keys and CSV columns named like seconds, minutes, rates, dates),
@@ -75,7 +78,8 @@ def _markdown_tables(lines: list[str]) -> list[str]:
             out.append(line)
             continue
         cells = line.strip("|").split("|")
-        if i + 1 < len(lines) and set(lines[i + 1].replace("|", "").strip()) <= set("-: "):  # a header row
+        below = lines[i + 1].replace("|", "").strip() if i + 1 < len(lines) else ""
+        if "-" in below and set(below) <= set("-: "):  # a header row: the separator follows
             drop = {j for j, c in enumerate(cells) if TIMING_COLUMN.search(c.strip())}
         out.append("|".join("<t>" if j in drop else c for j, c in enumerate(cells)))
     return out
@@ -123,6 +127,9 @@ def normalised(path: Path, root: Path) -> list[str] | bytes:
 
 
 def main(argv: list[str]) -> int:
+    written_at = None
+    if len(argv) == 4 and argv[2] == "--written-at":  # both were written there, then moved
+        written_at, argv = Path(argv[3]), argv[:2]
     if len(argv) != 2:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
@@ -134,7 +141,7 @@ def main(argv: list[str]) -> int:
         print(f"only in {'BEFORE' if rel in files_a else 'AFTER'}: {rel}")
     differ = 0
     for rel in sorted(files_a & files_b):
-        x, y = normalised(a / rel, a), normalised(b / rel, b)
+        x, y = normalised(a / rel, written_at or a), normalised(b / rel, written_at or b)
         if x == y:
             continue
         differ += 1
