@@ -118,3 +118,27 @@ def test_run_page_renders_in_a_headless_browser(run, tmp_path):
     r = _run_browser(browser, tmp_path / "profile", "--window-size=1280,2400", f"--screenshot={shot}",
                      (run / PAGE).as_uri())  # fmt: skip
     assert r.returncode == 0 and shot.is_file() and shot.stat().st_size > 10_000, r.stderr[-2000:]
+
+
+def test_the_page_of_a_run_with_training_time_fid_plots_it(phantom32, tmp_path, monkeypatch):
+    """End to end through train-gen: fid_every=2 logs an evaluation at steps 2 and 4, and the
+    page draws one curve per logged metric, saying on which split and how many images."""
+    from test_score_support import PixelProjection
+
+    from cxraug.data.prepared import open_prepared
+    from cxraug.metrics import features, inception
+
+    ex = PixelProjection(open_prepared(phantom32).size)
+    monkeypatch.setattr(inception, "locate_inception_weights", lambda path=None: "test-weights")
+    monkeypatch.setattr(features, "load_feature_extractor", lambda weights=None, device=None: ex)
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path), "--steps", "4",
+            "--batch-size", "16", "--set", "fid_every=2", "--set", "fid_n=30", "--set", "checkpoint_every=2"]  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"kind": "fid"' in line]
+    assert [r["step"] for r in evals] == [2, 4] and all(isinstance(r["fid"], float) for r in evals)
+    page = (run / PAGE).read_text()
+    assert 'alt="fid against step"' in page and 'alt="kid against step"' in page
+    assert "fid_every=K" not in page  # the "off" note is gone
