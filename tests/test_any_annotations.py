@@ -16,8 +16,8 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The count after issue 36's item 5 (330 before it): lower it when you remove some, never raise it.
-MOST_ANY = 297
+# The count after issue 36 (330 before its item 5, 297 after it): lower it when you remove some, never raise it.
+MOST_ANY = 264
 
 
 def any_in(node: ast.AST) -> int:
