@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
-from test_score_support import PixelProjection
+from test_score_support import use_pixel_projection
 from typer.testing import CliRunner
 
 from cxraug import api
 from cxraug.cli import app
-from cxraug.data.prepared import open_prepared
 
 runner = CliRunner()
 TIMING = ("_s", "_min", "img_per_s", "img/s", "seconds", "elapsed", "peak", "when", "date", "time")
@@ -77,11 +76,7 @@ def test_synth_from_the_cli_and_the_api_draws_the_same_images(pair: dict[str, Pa
 def test_compare_from_the_cli_and_the_api_scores_alike(
     pair: dict[str, Path], phantom32: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cxraug.metrics import features, inception
-
-    ex = PixelProjection(open_prepared(phantom32).size)
-    monkeypatch.setattr(inception, "locate_inception_weights", lambda path=None: "test-weights")
-    monkeypatch.setattr(features, "load_feature_extractor", lambda weights=None, device=None: ex)
+    use_pixel_projection(monkeypatch, phantom32)
     root, runs = pair["root"], [str(pair["cli"]), str(pair["api"])]
     _cli(["compare", *runs, "--classes", "No Finding", "-n", "16", "--min-images", "10", "--bootstrap", "20",
           "--metrics", "fid,kid", "--speed-images", "4", "--out", str(root / "c-cli")])  # fmt: skip

@@ -18,9 +18,14 @@ from cxraug.runpage import MAX_GRIDS, PAGE, curve_keys, spaced
 @pytest.fixture(scope="module")
 def run(phantom32, tmp_path_factory):
     """A toy train-gen: 12 cgan steps, a grid and a checkpoint every 4, logged every 2."""
-    root = tmp_path_factory.mktemp("runpage")
-    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(root), "--steps", "12",
-            "--batch-size", "16", "--set", "sample_every=4", "--set", "checkpoint_every=4", "--set", "log_every=2"]  # fmt: skip
+    return _train_gen(phantom32, tmp_path_factory.mktemp("runpage"), 12, "sample_every=4", "checkpoint_every=4",
+                      "log_every=2")  # fmt: skip
+
+
+def _train_gen(data, root, steps: int, *sets: str):
+    """`cxraug train-gen` of the cgan at batch 16 with these --set values; its run folder."""
+    argv = ["train-gen", "--plugin", "cgan", "--data", str(data), "--out", str(root), "--steps", str(steps),
+            "--batch-size", "16", *[a for s in sets for a in ("--set", s)]]  # fmt: skip
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 0
@@ -123,20 +128,10 @@ def test_run_page_renders_in_a_headless_browser(run, tmp_path):
 def test_the_page_of_a_run_with_training_time_fid_plots_it(phantom32, tmp_path, monkeypatch):
     """End to end through train-gen: fid_every=2 logs an evaluation at steps 2 and 4, and the
     page draws one curve per logged metric, saying on which split and how many images."""
-    from test_score_support import PixelProjection
+    from test_score_support import use_pixel_projection
 
-    from cxraug.data.prepared import open_prepared
-    from cxraug.metrics import features, inception
-
-    ex = PixelProjection(open_prepared(phantom32).size)
-    monkeypatch.setattr(inception, "locate_inception_weights", lambda path=None: "test-weights")
-    monkeypatch.setattr(features, "load_feature_extractor", lambda weights=None, device=None: ex)
-    argv = ["train-gen", "--plugin", "cgan", "--data", str(phantom32), "--out", str(tmp_path), "--steps", "4",
-            "--batch-size", "16", "--set", "fid_every=2", "--set", "fid_n=30", "--set", "checkpoint_every=2"]  # fmt: skip
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    assert e.value.code == 0
-    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    use_pixel_projection(monkeypatch, phantom32)
+    run = _train_gen(phantom32, tmp_path, 4, "fid_every=2", "fid_n=30", "checkpoint_every=2")
     evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"kind": "fid"' in line]
     assert [r["step"] for r in evals] == [2, 4] and all(isinstance(r["fid"], float) for r in evals)
     page = (run / PAGE).read_text()

@@ -42,6 +42,17 @@ class PixelProjection:
         return flat @ self.proj
 
 
+def use_pixel_projection(monkeypatch, data_root: Path) -> PixelProjection:
+    """Every command's feature extractor becomes a PixelProjection (no Inception weights needed)."""
+    from cxraug.data.prepared import open_prepared
+    from cxraug.metrics import features, inception
+
+    ex = PixelProjection(open_prepared(data_root).size)
+    monkeypatch.setattr(inception, "locate_inception_weights", lambda path=None: "test-weights")
+    monkeypatch.setattr(features, "load_feature_extractor", lambda weights=None, device=None: ex)
+    return ex
+
+
 class ArrayGenerator(Generator):
     """A 'generator' that returns stored uint8 images of the asked label (drawn at random from
     ``pool[label]`` with the given torch.Generator), or uniform noise where ``noise`` is set."""
