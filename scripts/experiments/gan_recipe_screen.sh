@@ -19,6 +19,9 @@ MIN=${MINUTES:-10}
 # dfeat / dfeat-up2: the pretrained-feature D (issue 32) at the image size and upsampled 2x;
 # their rates are 414.9 over the step-cost ratios measured at 32 px in one run (2.50 and 5.58,
 # docs/plugins/cgan.md): remeasure them on an idle machine before a screen that decides.
+# dfeat-w01-warm: the feature D at a tenth of the weight after a Vision-aided warm-up of 128 kimg
+# (2,000 steps at batch 64, at the defaults' rate; the remaining minutes at dfeat's): 2000/414.9
+# + (S - 2000)/166.0 = 10 minutes gives S = 2,860 steps, 286.0 a minute on average.
 VARIANTS=(
   "defaults|414.9|"
   "defaults-t1|414.9|train_seed=1"
@@ -32,6 +35,9 @@ VARIANTS=(
   "dfeat-up2|74.4|d_features=true d_features_upsample=2"
   "dfeat-up2-t1|74.4|d_features=true d_features_upsample=2 train_seed=1"
   "dfeat-up2-t2|74.4|d_features=true d_features_upsample=2 train_seed=2"
+  "dfeat-w01-warm|286.0|d_features=true d_features_weight=0.1 d_features_warmup_kimg=128"
+  "dfeat-w01-warm-t1|286.0|d_features=true d_features_weight=0.1 d_features_warmup_kimg=128 train_seed=1"
+  "dfeat-w01-warm-t2|286.0|d_features=true d_features_weight=0.1 d_features_warmup_kimg=128 train_seed=2"
   "augp03|414.9|aug_p=0.3"
   "augp08|414.9|aug_p=0.8"
   "natural|414.9|balanced=false"
