@@ -213,3 +213,35 @@ def test_the_probe_runs_on_a_tiny_cgan_run(tmp_path: Path, phantom32: Path, caps
     assert res["n_real"] == res["n_fake"] == 40 and res["step"] == 2
     assert set(res["features"]) == {"lite0", "lite0-up2", "lite0-random", "cgan-D"}
     assert all(0 <= r["accuracy"] <= 1 for r in res["features"].values())
+
+
+# --- training memory (benchmarks/cgan_memory.py, the GPU settings in docs/plugins/cgan.md) ---------
+def test_saved_bytes_counts_activations_once_and_leaves_weights_out() -> None:
+    from bench_helpers import load_benchmark
+
+    cm = load_benchmark("cgan_memory")
+    lin = torch.nn.Linear(32, 16)
+    x = torch.randn(10, 32, requires_grad=True)
+    ptrs = {p.untyped_storage().data_ptr() for p in lin.parameters()}
+    with cm.SavedBytes(ptrs).counting() as kept:
+        r = torch.relu(lin(x))  # keeps x (the weight is resident, left out) and relu's output
+        (r * r).sum()  # saves r twice more: one storage, counted once
+    assert kept.total == x.nbytes + r.nbytes
+    with cm.SavedBytes(set()).counting() as all_kept:
+        lin(x)
+    assert all_kept.total == x.nbytes + lin.weight.nbytes
+
+
+def test_the_memory_count_is_per_image_and_the_feature_d_costs_more() -> None:
+    from accelerate import Accelerator
+    from bench_helpers import load_benchmark
+
+    cm = load_benchmark("cgan_memory")
+    acc = Accelerator(cpu=True)
+    small, large = (cm.measure(cm.build("", 32, 3, acc), b, 32, 3, acc) for b in (4, 8))
+    for key in ("d_step_mb_per_img", "g_step_mb_per_img"):
+        assert small[key] == pytest.approx(large[key], rel=0.1), key  # activations grow with the batch
+    assert small["resident_mb"] == pytest.approx(large["resident_mb"])
+    feat = cm.measure(cm.build("d_features=true", 32, 3, acc), 8, 32, 3, acc)
+    assert feat["g_step_mb_per_img"] > 2 * large["g_step_mb_per_img"]  # G's gradient runs through Lite0
+    assert feat["resident_mb"] > large["resident_mb"]

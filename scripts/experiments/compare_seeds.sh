@@ -9,27 +9,35 @@
 #                     (as the NIH studies train), diffusion batch 32; No Finding, 45 val / 99 test
 #   DATASET=pmnist32  PneumoniaMNIST (balanced subset) at 32 px; both generators' defaults;
 #                     both classes, 234 per class on test (the test split's size), 45 on val
+#   DATASET=nih64     the NIH images at 64 px, 60 CPU-minutes per run (issue 32's protocol);
+#                     cgan class-balanced, diffusion's defaults (as issue 19's 64 px runs)
+#   METRICS=fid,kid,pr,dc,fd_cxr  compare's --metrics (default: compare's own; nih64 adds
+#                     fd_cxr, the distance in a chest-X-ray classifier's features)
 # Resumable: a finished step's output is kept. Usage: DATASET=... compare_seeds.sh OUT
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 DATASET=${DATASET:-nih32}
 OUT=${1:-results/$DATASET-seeds}
 MIN=${MINUTES:-30}
+[ "$DATASET" = nih64 ] && MIN=${MINUTES:-60}
 SEEDS=${SEEDS:-0,1,2}
 CX=("$PY" -m cxraug)
 export CXRAUG_THREADS=1
 DIFF_SAMPLER=(--set sampler=dpmsolver++ --set steps=20 --set guidance=2)
 case $DATASET in
-  nih32) PREP=(--source nih --data-dir ../shared/data/nih-cxr14); CGAN_SET=(--set balanced=true)
+  nih32) PREP=(--source nih --data-dir ../shared/data/nih-cxr14 --size 32); CGAN_SET=(--set balanced=true)
          DIFF_SET=(--batch-size 32); CLASSES="No Finding"; N_TEST=99 ;;
-  pmnist32) PREP=(--source medmnist --npz ../shared/data/medmnist/pneumoniamnist_balanced_subset.npz)
+  nih64) PREP=(--source nih --data-dir ../shared/data/nih-cxr14 --size 64); CGAN_SET=(--set balanced=true)
+         DIFF_SET=(); CLASSES="No Finding"; N_TEST=99; METRICS=${METRICS:-fid,kid,pr,dc,fd_cxr} ;;
+  pmnist32) PREP=(--source medmnist --npz ../shared/data/medmnist/pneumoniamnist_balanced_subset.npz --size 32)
          CGAN_SET=(); DIFF_SET=(); CLASSES="No Finding,Pneumonia"; N_TEST=234 ;;
-  *) echo "DATASET must be nih32 or pmnist32 (got $DATASET)" >&2; exit 2 ;;
+  *) echo "DATASET must be nih32, nih64 or pmnist32 (got $DATASET)" >&2; exit 2 ;;
 esac
+METRIC_ARGS=(); [ -n "${METRICS:-}" ] && METRIC_ARGS=(--metrics "$METRICS")
 mkdir -p "$OUT"
 t() { local s=$SECONDS; "$@"; echo "[$(date +%T)] $(( SECONDS - s )) s: ${*:3:3}" >> "$OUT/times.txt"; }
 
-[ -f "$OUT/$DATASET/dataset.json" ] || t "${CX[@]}" prepare "${PREP[@]}" --size 32 --out "$OUT/$DATASET"
+[ -f "$OUT/$DATASET/dataset.json" ] || t "${CX[@]}" prepare "${PREP[@]}" --out "$OUT/$DATASET"
 chain() {  # NAME PLUGIN extra args...: one run folder per seed under OUT/runs-NAME
   local name=$1 plugin=$2; shift 2
   [ -f "$OUT/runs-$name/done" ] && return
@@ -47,6 +55,6 @@ DIFF=diffusion=$(runs diffusion)
 for split in val test; do
   n=45; [ "$split" = test ] && n=$N_TEST
   [ -f "$OUT/compare-$split/compare.json" ] || t "${CX[@]}" compare "$CGAN" "$DIFF" --split "$split" \
-    --classes "$CLASSES" -n "$n" "${DIFF_SAMPLER[@]}" --out "$OUT/compare-$split" > "$OUT/log-compare-$split.txt" 2>&1
+    --classes "$CLASSES" -n "$n" "${DIFF_SAMPLER[@]}" "${METRIC_ARGS[@]}" --out "$OUT/compare-$split" > "$OUT/log-compare-$split.txt" 2>&1
 done
 echo done >> "$OUT/times.txt"
