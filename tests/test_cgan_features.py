@@ -230,6 +230,13 @@ def test_saved_bytes_counts_activations_once_and_leaves_weights_out() -> None:
     with cm.SavedBytes(set()).counting() as all_kept:
         lin(x)
     assert all_kept.total == x.nbytes + lin.weight.nbytes
+    for n in (100_000, 1_000_000, 4_000_000):  # sizes where the allocator hands a freed address out again
+        count = cm.SavedBytes(set())
+        first = torch.randn(n)
+        count.pack(first)
+        del first  # a backward frees what it kept: the next step's tensor may get the same address
+        count.pack(torch.randn(n))
+        assert count.total == 2 * 4 * n, n
 
 
 def test_the_memory_count_is_per_image_and_the_feature_d_costs_more() -> None:
