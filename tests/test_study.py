@@ -288,6 +288,19 @@ def test_the_config_file_gives_the_same_options(inputs: Path, tmp_path: Path) ->
     assert cfg.budget_text() == "cgan 100 steps, diffusion 10 steps"
 
 
+def test_the_published_full_runs_config_plans_on_the_built_in_sample(inputs: Path, tmp_path: Path) -> None:
+    """docs/examples/study-pmnist.yaml is the command of docs/results/study-pmnist.md: it must
+    stay a valid study of the built-in sample (every size within the class, 75 cells)."""
+    from cxraug import api
+
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "study-pmnist.yaml"
+    res = api.study(example, data=inputs / "sample32", out=tmp_path / "s", plan_only=True)
+    assert res.plan is not None and not (tmp_path / "s").exists()
+    lines = res.plan.lines()
+    assert any("cells: 75 to make, 0 to continue, 0 done" in ln for ln in lines), lines
+    assert any("10 CPU-min per run" in ln and "0, 1, 2" in ln for ln in lines), lines
+
+
 def test_processes_share_the_sizes_out_and_each_cell_runs_as_one_process(monkeypatch) -> None:
     from cxraug.errors import UserError
     from cxraug.study.launch import child_env, shard_of
