@@ -99,3 +99,46 @@ def test_resume_on_data_prepared_again_at_another_size_is_refused(mini_nih: tupl
     _prepare(src, data, 40, overwrite=True)
     with pytest.raises(UserError, match=r"not the one .* trained on \(size 32 -> 40 px;"):
         spec_from_run(run, {"steps": 4})
+
+
+def test_the_same_images_prepared_from_another_folder_are_the_same_dataset(
+    mini_nih: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """Where prepare read the images (another machine, another checkout) is provenance: the
+    fingerprint, and every key built on it, is shared; a patient id or a label is identity."""
+    import csv
+    import shutil
+
+    src, _ = mini_nih
+    moved = tmp_path / "elsewhere" / "nih"
+    shutil.copytree(src, moved)
+    a, b = _prepare(src, tmp_path / "a", 32), _prepare(moved, tmp_path / "b", 32)
+    assert (a / "manifest.csv").read_bytes() != (b / "manifest.csv").read_bytes()  # source_file differs
+    assert fingerprint(open_prepared(a)) == fingerprint(open_prepared(b))
+
+    from cxraug.data.identity import identity_hashes
+
+    with open(b / "manifest.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    rows[1][rows[0].index("patient_id")] += "x"  # one image given to another patient
+    with open(b / "manifest.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    meta = json.loads((b / "dataset.json").read_text())
+    (b / "dataset.json").write_text(json.dumps({**meta, **identity_hashes(b)}))
+    assert fingerprint(open_prepared(a)) != fingerprint(open_prepared(b))
+
+
+def test_a_dataset_prepared_before_the_path_free_rule_keeps_its_fingerprint(phantom32: Path, tmp_path: Path) -> None:
+    import hashlib
+    import shutil
+
+    from cxraug.data.identity import MANIFEST_KEY
+
+    old = tmp_path / "old"
+    shutil.copytree(phantom32, old)
+    meta = json.loads((old / "dataset.json").read_text())
+    del meta[MANIFEST_KEY]
+    (old / "dataset.json").write_text(json.dumps(meta))
+    as_stored = {k: meta.get(k) for k in ("format_version", "size", "channels", CONTENT_KEY)}
+    expected = hashlib.sha256(json.dumps(as_stored, sort_keys=True).encode()).hexdigest()  # the rule before
+    assert fingerprint(open_prepared(old)) == expected != fingerprint(open_prepared(phantom32))

@@ -18,7 +18,7 @@ import numpy as np
 
 from cxraug.benchmark.config import BenchmarkConfig
 from cxraug.benchmark.planning import benchmark_inputs, make_plan
-from cxraug.data.identity import CONTENT_KEY, content_hashes
+from cxraug.data.identity import identity_hashes
 from cxraug.data.prepared import PreparedData, fingerprint
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_dir, check_output, write_json
@@ -64,7 +64,7 @@ def write_reduced(
         }
         kept_text = ", ".join(f"{c}={n}" for c, n in kept.items())
         meta["notes"] = [*meta.get("notes", []), f"training split reduced by --controlled-imbalance {kept_text}"]
-        meta[CONTENT_KEY] = content_hashes(stage)  # its own identity: other training rows
+        meta.update(identity_hashes(stage))  # its own identity: other training rows
         write_json(stage / "dataset.json", meta)
     return Path(out)
 

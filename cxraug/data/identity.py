@@ -8,10 +8,17 @@ resume, a synthetic set's provenance) changes when any of it does: the same fold
 stored hashes against the files when a dataset is opened (sha256 runs at about 1 GB/s: NIH's
 single-label images at 64 px are 0.4 GB), so an edit made after ``prepare`` is refused in one
 line instead of being scored under the old identity.
+
+The manifest enters the identity without ``source_file``, the path prepare read each image
+from: the same images, labels, patients and splits prepared from another folder (the data on
+another machine, the built-in sample in another checkout) are the same dataset, and every key
+built on it is shared. Datasets prepared before this rule (no ``manifest_identity_sha256`` in
+dataset.json) keep the whole file's hash, so their fingerprints do not change.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -26,6 +33,8 @@ CONTENT_FILES: tuple[str, ...] = (
     *(f"{kind}_{split}.npy" for split in SPLITS for kind in ("images", "labels")),
 )
 IDENTITY_KEYS = ("format_version", "size", "channels", CONTENT_KEY)
+MANIFEST_KEY = "manifest_identity_sha256"
+LOCATION_COLUMNS = ("source_file",)  # where an image was read from: provenance, not identity
 
 
 def file_sha256(path: Path) -> str:
@@ -38,9 +47,29 @@ def content_hashes(root: Path) -> dict[str, str]:
     return {name: file_sha256(Path(root) / name) for name in CONTENT_FILES}
 
 
+def manifest_identity(root: Path) -> str:
+    """sha256 of manifest.csv's rows without the LOCATION_COLUMNS (order and every other column kept)."""
+    h = hashlib.sha256()
+    with open(Path(root) / "manifest.csv", newline="") as f:
+        rows = csv.reader(f)
+        header = next(rows)
+        keep = [i for i, name in enumerate(header) if name not in LOCATION_COLUMNS]
+        for row in (header, *rows):
+            h.update(json.dumps([row[i] for i in keep]).encode() + b"\n")
+    return h.hexdigest()
+
+
+def identity_hashes(root: Path) -> dict[str, Any]:
+    """What prepare (and every command that writes a derived dataset) stores in dataset.json."""
+    return {CONTENT_KEY: content_hashes(root), MANIFEST_KEY: manifest_identity(root)}
+
+
 def identity(meta: dict[str, Any]) -> dict[str, Any]:
     """The part of dataset.json that says which pixels, labels and splits these are."""
-    return {k: meta.get(k) for k in IDENTITY_KEYS}
+    out = {k: meta.get(k) for k in IDENTITY_KEYS}
+    if isinstance(meta.get(MANIFEST_KEY), str) and isinstance(out[CONTENT_KEY], dict):
+        out[CONTENT_KEY] = {**out[CONTENT_KEY], "manifest.csv": meta[MANIFEST_KEY]}
+    return out
 
 
 def identity_fingerprint(meta: dict[str, Any]) -> str:

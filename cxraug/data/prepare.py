@@ -30,7 +30,7 @@ import numpy as np
 
 from cxraug import __version__
 from cxraug.classes import NIH_CLASSES, class_name_problem, resolve_classes
-from cxraug.data.identity import CONTENT_KEY, content_hashes
+from cxraug.data.identity import identity_hashes
 from cxraug.data.imageio import BAD_FILE_ERRORS, grey_size, resize_square
 from cxraug.data.records import SPLITS, Loader, Record, SourceScan
 from cxraug.data.splits import carve_patients, patient_leaks
@@ -362,7 +362,7 @@ def _metadata(cfg: PrepareConfig, scan: SourceScan, tally: _Tally, seconds: floa
         "notes": scan.notes + _duplicate_note(tally),
         "options": {k: (str(Path(v).resolve()) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "seconds": round(seconds, 2),
-        CONTENT_KEY: content_hashes(stage),  # hashed once here; checked whenever the dataset is opened
+        **identity_hashes(stage),  # hashed once here; checked whenever the dataset is opened
     }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cxraug.data.identity import CONTENT_KEY, content_hashes
+from cxraug.data.identity import identity_hashes
 from cxraug.data.prepared import PreparedData, fingerprint
 from cxraug.errors import UserError
 from cxraug.fsutil import atomic_dir, write_json
@@ -68,6 +68,6 @@ def write_selection_data(data: PreparedData, rare: str, out: Path, seed: int = 0
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         meta["notes"] = [*meta.get("notes", []), "for choosing a ratio: val and test are halves of the val patients"]
-        meta[CONTENT_KEY] = content_hashes(stage)
+        meta.update(identity_hashes(stage))
         write_json(stage / "dataset.json", meta)
     return Path(out)
