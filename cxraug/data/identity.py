@@ -59,7 +59,7 @@ def manifest_identity(root: Path) -> str:
     return h.hexdigest()
 
 
-def identity_hashes(root: Path) -> dict[str, Any]:
+def identity_hashes(root: Path) -> dict[str, dict[str, str] | str]:
     """What prepare (and every command that writes a derived dataset) stores in dataset.json."""
     return {CONTENT_KEY: content_hashes(root), MANIFEST_KEY: manifest_identity(root)}
 
