@@ -13,7 +13,7 @@
 #                     cgan class-balanced, diffusion's defaults (as issue 19's 64 px runs)
 #   METRICS=fid,kid,pr,dc,fd_cxr  compare's --metrics (default: compare's own; nih64 adds
 #                     fd_cxr, the distance in a chest-X-ray classifier's features)
-# Resumable: a finished step's output is kept. Usage: DATASET=... compare_seeds.sh OUT
+# Resumable: a finished step's output is kept, a killed training run continues (train-gen --resume). Usage: DATASET=... compare_seeds.sh OUT
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 DATASET=${DATASET:-nih32}
@@ -38,11 +38,25 @@ mkdir -p "$OUT"
 t() { local s=$SECONDS; "$@"; echo "[$(date +%T)] $(( SECONDS - s )) s: ${*:3:3}" >> "$OUT/times.txt"; }
 
 [ -f "$OUT/$DATASET/dataset.json" ] || t "${CX[@]}" prepare "${PREP[@]}" --out "$OUT/$DATASET"
-chain() {  # NAME PLUGIN extra args...: one run folder per seed under OUT/runs-NAME
-  local name=$1 plugin=$2; shift 2
+seed_run() {  # NAME SEED: the run folder of that training seed under OUT/runs-NAME, if any
+  local r
+  for r in "$OUT/runs-$1"/*/; do
+    [ -f "$r/config.json" ] && [ "$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["train"]["seed"])' "$r/config.json")" = "$2" ] && { echo "${r%/}"; return; }
+  done
+  return 0
+}
+chain() {  # NAME PLUGIN extra args...: one run folder per seed under OUT/runs-NAME; a killed run resumes
+  local name=$1 plugin=$2 s run; shift 2
   [ -f "$OUT/runs-$name/done" ] && return
-  t "${CX[@]}" train-gen --plugin "$plugin" --data "$OUT/$DATASET" --out "$OUT/runs-$name" --time-limit "$MIN" \
-    --seeds "$SEEDS" --set clock=cpu "$@" > "$OUT/log-train-$name.txt" 2>&1
+  for s in ${SEEDS//,/ }; do
+    run=$(seed_run "$name" "$s")
+    if [ -z "$run" ]; then
+      t "${CX[@]}" train-gen --plugin "$plugin" --data "$OUT/$DATASET" --out "$OUT/runs-$name" --time-limit "$MIN" \
+        --seed "$s" --set clock=cpu "$@" >> "$OUT/log-train-$name.txt" 2>&1
+    elif ! grep -qE '"kind": "stop", "reason": "(time_limit|steps)"' "$run/metrics.jsonl"; then
+      t "${CX[@]}" train-gen --resume "$run" >> "$OUT/log-train-$name.txt" 2>&1
+    fi
+  done
   touch "$OUT/runs-$name/done"
 }
 chain cgan cgan "${CGAN_SET[@]}" &
