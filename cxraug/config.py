@@ -42,6 +42,12 @@ class TrainConfig(BaseModel):
     log_every: int = Field(10, ge=1)
     sample_every: int = Field(500, ge=0, description="sample grid every K steps (0: only at the end)")
     checkpoint_every: int = Field(500, ge=0, description="checkpoint every K steps (0: only at the end)")
+    checkpoint_minutes: float = Field(
+        10,
+        ge=0,
+        description="also checkpoint once this many wall minutes have passed since the last one (0: by steps "
+        "only), so a killed slow run (a CPU at 64 px: 7 s a step) loses minutes, not the hour 500 steps take",
+    )
     keep_checkpoints: int = Field(3, ge=1)
     grid_per_class: int = Field(8, ge=1, description="images per class row in sample grids")
     fid_every: int = Field(0, ge=0, description="FID/KID on a small sample every K steps (0: never)")

@@ -123,12 +123,23 @@ class _Loop:
     labels: np.ndarray
     stream: IndexStream
     limit_s: float | None
+    wall: Callable[[], float] = time.monotonic
     log_s: float = 0.0
     log_n: int = 0
+    saved_at: float = 0.0  # wall reading at the last checkpoint (or the session's start)
 
-    def step(self, step: int, last_good: int) -> tuple[dict[str, float], bool]:
-        """One optimisation step (batch + step, timed); returns its losses and whether the
-        time budget is now spent (agreed by every process)."""
+    def __post_init__(self) -> None:
+        self.saved_at = self.wall()
+
+    def save_due(self) -> bool:
+        """Whether this process's wall clock says a checkpoint is due (``checkpoint_minutes``)."""
+        every_s = self.cfg.checkpoint_minutes * 60
+        return every_s > 0 and self.wall() - self.saved_at >= every_s
+
+    def step(self, step: int, last_good: int) -> tuple[dict[str, float], bool, bool]:
+        """One optimisation step (batch + step, timed); returns its losses, whether the time
+        budget is now spent and whether a checkpoint is due by the clock (both agreed by every
+        process)."""
         acc, cfg = self.accelerator, self.cfg
         t_step = self.timer()
         idx = self.stream.indices(step - 1)
@@ -138,11 +149,11 @@ class _Loop:
             losses = self.gen.train_step(x, y, acc)  # its .item() calls sync a GPU: the clock is right
         self.clock.train_s += self.timer() - t_step
         bad = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
-        bad, over = step_flags(acc, self.clock, self.limit_s, bad)
+        bad, over, due = step_flags(acc, self.clock, self.limit_s, bad, self.save_due())
         if bad:
             raise TrainingDiverged(divergence_advice(step, bad, last_good, self.run, type(self.gen)))
         self.clock.images += len(idx) * acc.num_processes
-        return losses, over
+        return losses, over, due
 
     def log(self, step: int, losses: dict[str, float], final: bool) -> None:
         acc, clock = self.accelerator, self.clock
@@ -175,6 +186,7 @@ class _Loop:
             _save_checkpoint(self.gen, self.run, step, self.cfg.keep_checkpoints, self.clock)
             write_run_page(self.run)
         self.clock.other_s += self.timer() - t_other
+        self.saved_at = self.wall()
 
 
 def _every(k: int, step: int) -> bool:
@@ -210,6 +222,7 @@ def train(
     resume: bool = False,
     timer: Callable[[], float] | None = None,
     evaluation: PeriodicEvaluation | None = None,
+    wall: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """Train ``spec`` in ``run`` (already created, config saved); returns a summary.
 
@@ -218,6 +231,7 @@ def train(
     an export, and a ``stop`` record in metrics.jsonl says why it ended. ``timer``: the clock
     the seconds are read from (tests inject one); by default the config's ``clock``.
     ``evaluation``: what to score at intervals, built by the command (None: nothing).
+    ``wall``: the clock ``checkpoint_minutes`` is read from (tests inject one).
     """
     reporter = reporter or NullReporter()
     train_cfg = spec.train
@@ -245,7 +259,7 @@ def train(
     loop = _Loop(
         run=run, cfg=train_cfg, gen=gen, data=data, accelerator=accelerator, clock=clock, timer=timer,
         evaluation=evaluation, provenance=data_provenance(data), images=images, labels=labels, stream=stream,
-        limit_s=limit_s, log_s=clock.train_s, log_n=clock.images,
+        limit_s=limit_s, wall=wall, log_s=clock.train_s, log_n=clock.images,
     )  # fmt: skip
     t0 = time.perf_counter()  # wall seconds of this session, whatever clock the budget counts
     last_good = done = start
@@ -260,7 +274,7 @@ def train(
         for step in range(start + 1, steps + 1):
             if reason:
                 break
-            losses, over = loop.step(step, last_good)
+            losses, over, due = loop.step(step, last_good)
             done = step
             adv(1)
             t_other = timer()
@@ -269,7 +283,7 @@ def train(
             loop.log(step, losses, final)
             loop.periodic(step, final)
             clock.other_s += timer() - t_other
-            if final or _every(train_cfg.checkpoint_every, step):
+            if final or due or _every(train_cfg.checkpoint_every, step):
                 loop.save(step)
                 last_good = step
     if main and done > start:

@@ -69,22 +69,26 @@ def out_of_time(clock: Clock, limit_s: float | None, accelerator: RunAccelerator
     return step_flags(accelerator, clock, limit_s, "")[1]
 
 
-def step_flags(accelerator: RunAccelerator, clock: Clock, limit_s: float | None, bad: str) -> tuple[str, bool]:
+def step_flags(
+    accelerator: RunAccelerator, clock: Clock, limit_s: float | None, bad: str, save_due: bool = False
+) -> tuple[str, bool, bool]:
     """What every process must agree on after a step, in one small all-reduce: whether any
-    process saw a non-finite loss (``bad``: its description, "" if none) and whether the main
-    process's time budget is spent. Returns (the first bad process's description, out of time),
-    the same on every process, so all stop at the same step with the same line instead of the
-    healthy ones waiting for the failed one in the next collective until the timeout."""
+    process saw a non-finite loss (``bad``: its description, "" if none), whether the main
+    process's time budget is spent, and whether the main process finds a checkpoint due by its
+    wall clock (``save_due``; the others' clocks are not asked). Returns (the first bad
+    process's description, out of time, save now), the same on every process, so all stop or
+    save at the same step with the same line instead of the healthy ones waiting for the
+    failed one in the next collective until the timeout."""
     over = limit_s is not None and clock.train_s >= limit_s
     n = accelerator.num_processes
     if n == 1:
-        return bad, over
+        return bad, over, save_due
     from accelerate.utils import broadcast_object_list, reduce
 
-    flags = torch.zeros(n + 1, device=accelerator.device)
+    flags = torch.zeros(n + 2, device=accelerator.device)
     flags[accelerator.process_index] = float(bool(bad))
     if accelerator.is_main_process:
-        flags[n] = float(over)
+        flags[n], flags[n + 1] = float(over), float(save_due)
     flags = reduce(flags, reduction="sum").cpu()
     failed = [r for r in range(n) if flags[r] > 0]
     if failed:  # rare: only then is the description sent, from the first process that failed
@@ -93,4 +97,4 @@ def step_flags(accelerator: RunAccelerator, clock: Clock, limit_s: float | None,
         bad = f"process {failed[0]}: {holder[0]}" + (
             f"; also process {', '.join(map(str, failed[1:]))}" if failed[1:] else ""
         )
-    return bad, bool(flags[n] > 0)
+    return bad, bool(flags[n] > 0), bool(flags[n + 1] > 0)

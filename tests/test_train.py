@@ -284,12 +284,14 @@ def test_two_processes_with_torchrun_and_exact_resume(tmp_path: Path, phantom32:
               "--set", "log_every=1", "--set", "sample_every=0", "--set", "checkpoint_every=2",
               "--set", "ada_target=0.6", "--set", "ada_speed_img=50",
               "--set", "lecam=0.1", "--set", "r1_gamma=1.0", "--set", "r1_every=3"]  # fmt: skip
-    r = _torchrun("--out", str(tmp_path / "a"), "--steps", "4", *common)
+    # the straight run also checkpoints by the clock at every step (the main process decides
+    # for both: a process saving alone would wait at the barrier), and still equals the resumed one
+    r = _torchrun("--out", str(tmp_path / "a"), "--steps", "4", *common, "--set", "checkpoint_minutes=1e-9")
     run = next((tmp_path / "a").iterdir())
     assert json.loads((run / "config.json").read_text())["num_processes"] == 2
     logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert logs and all(x["num_processes"] == 2 for x in logs if x["kind"] == "train")
-    assert [s for s, _ in runs.checkpoints(run)] == [2, 4]
+    assert [s for s, _ in runs.checkpoints(run)] == [2, 3, 4], "by the clock at every step, the last 3 kept"
     assert r.stdout.count("run directory:") == 2, "only the main process prints (start and end)"
 
     _torchrun("--out", str(tmp_path / "b"), "--steps", "2", *common)
@@ -366,6 +368,28 @@ def test_time_limit_ends_the_run_as_steps_would(tmp_path: Path, phantom32: Path)
     longer = train(run, spec_from_run(run, {"time_limit": 0.006}), resume=True, timer=StepTimer())
     assert longer["reason"] == "time_limit" and longer["step"] in (72, 73) and 0.36 <= longer["train_s"] < 0.37
     assert json.loads((run / "config.json").read_text())["train"]["time_limit"] == 0.006
+
+
+def test_checkpoints_come_by_the_wall_clock_too(tmp_path: Path, phantom32: Path) -> None:
+    """checkpoint_minutes saves once that much wall time has passed since the last save, so a
+    killed slow run loses minutes; the saves leave the training itself unchanged."""
+    from cxraug.train import start_run
+
+    class Wall:  # every reading advances one second
+        now = 0.0
+
+        def __call__(self) -> float:
+            self.now += 1.0
+            return self.now
+
+    # 3 s between saves; readings: the start, one after each step, one after each save
+    spec = tiny_spec("cgan", phantom32, steps=7, checkpoint_every=0, checkpoint_minutes=3 / 60)
+    run = start_run(spec, tmp_path / "a")
+    train(run, spec, wall=Wall())
+    assert [s for s, _ in runs.checkpoints(run)] == [3, 6, 7]
+    plain = tiny_run("cgan", phantom32, tmp_path / "b", steps=7, checkpoint_every=0, checkpoint_minutes=0)
+    assert [s for s, _ in runs.checkpoints(plain)] == [7], "0: by steps only"
+    assert_same_weights(final_state(run), final_state(plain))
 
 
 def test_cpu_clock_counts_process_cpu_seconds(tmp_path: Path, phantom32: Path, monkeypatch) -> None:
