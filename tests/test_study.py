@@ -94,6 +94,10 @@ def test_study_end_to_end_chooses_on_validation_and_writes_one_page(straight, in
     for r in rows:
         if r["delta_auroc"]:
             assert f"{float(r['delta_auroc']):+.3f}" in md
+    # Every cell records the code that made it, and the page says it was one version.
+    codes = {json.loads(p.read_text()).get("code") for p in out.glob("n-*/*/cell.json")}
+    assert len(codes) == 1 and None not in codes, codes
+    assert f"finished cells was made by cxraug {codes.pop()}" in words
     # Generator replicates trained on the reduced set alone.
     for g in ("cgan", "diffusion"):
         run = next((out / "n-0010" / f"gen-{g}-s0" / "runs").glob("*/config.json"))

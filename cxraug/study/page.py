@@ -276,6 +276,25 @@ def cost_lines(cfg: StudyConfig, sizes: list[SizeCells]) -> list[str]:
     return out
 
 
+def code_line(out: Path) -> str:
+    """Which code made the study's finished cells (cell.json's ``code``), so a page continued
+    after an upgrade says that its numbers came from more than one version."""
+    from cxraug.coderev import count_text
+
+    seen: dict[str, int] = {}
+    unrecorded = 0
+    for path in sorted(out.glob("n-*/*/cell.json")):
+        rec = read_json(path)
+        if rec.get("status") != "done":
+            continue
+        if rec.get("code"):
+            seen[rec["code"]] = seen.get(rec["code"], 0) + 1
+        else:
+            unrecorded += 1
+    text = count_text(seen, unrecorded, "finished cells")
+    return text[0].upper() + text[1:] + "."
+
+
 def _rel(target: Path, start: Path) -> str:
     import os
 
@@ -343,6 +362,7 @@ def write_page(cfg: StudyConfig, out: Path, sizes: list[SizeCells], est: Estimat
     for sc in sizes:  # relative links: the study folder may move
         blocks += [Link(_rel(sc.benchmark / "summary.html", out), f"N = {sc.n}: the benchmark page (every arm)"),
                    Link(_rel(sc.compare / "compare.html", out), f"N = {sc.n}: the compare page (every metric)")]  # fmt: skip
+    blocks.append(Para(code_line(out), css="note"))
     if est is not None:
         blocks.append(Para(f"Estimated before the work: {est.text()}.", css="note"))
     title = f"cxraug study: {cfg.rare} on {Path(cfg.data).name}"

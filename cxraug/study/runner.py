@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cxraug.coderev import revision_of
 from cxraug.errors import UserError
 from cxraug.fsutil import read_json
 from cxraug.lock import output_lock
@@ -71,6 +72,7 @@ class Study(Grid):
         self.reporter = reporter or NullReporter()
         self.done_here = 0
         self.reused = 0
+        self.code = revision_of()  # recorded in every cell this call makes
 
     # --- checks, before any work ----------------------------------------------------------------
     def check(self) -> None:
@@ -98,6 +100,7 @@ class Study(Grid):
                 info = work(cell)
                 advance(1)
             info.setdefault("seconds", round(time.time() - t0, 1))
+            info.setdefault("code", self.code)
             cell.finish(**info)
             self.done_here += 1
         return cell.info()
