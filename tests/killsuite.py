@@ -314,8 +314,8 @@ def kill_once(stage: Stage, b: Path, w: Path, reference: dict, span: float, rng:
         return trial
     try:
         got = stage.digest(stage.output(w))
-    except (OSError, ValueError, AssertionError) as e:
-        trial.problems.append(f"no result after the rerun: {e}")
+    except (OSError, ValueError, AssertionError) as e:  # the rerun's own words say why
+        trial.problems.append(f"no result after the rerun (exit {code}): {e}; it said: {text.strip()[-400:]}")
         return trial
     if got != reference:
         trial.problems.append(f"result differs from a straight run: {_diff(got, reference)}")

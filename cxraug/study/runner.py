@@ -150,8 +150,12 @@ class Study(Grid):
         out = cell.folder / "set"
 
         def work(c: Cell) -> dict[str, Any]:
+            # A study killed after its synth finished but before the cell was recorded finds a finished
+            # set that synth refuses to redo without --overwrite (it replaces only a set of its own); an
+            # unfinished set is continued by synth itself.
+            again = ["--overwrite"] if finished_set(out) else []
             return cxraug(["synth", "--run", str(run), "--class", cfg.rare, "-n", str(count), "--out", str(out),
-                           *sets_args(sets)], c.folder / "log.txt")  # fmt: skip
+                           *again, *sets_args(sets)], c.folder / "log.txt")  # fmt: skip
 
         self._do(cell, f"n={n}: synth {count} {cfg.rare} images from {g} (seed {seed})", work)
         return cell, out
@@ -270,6 +274,13 @@ class Study(Grid):
         self.benchmark(n, data, data_cell, sc, set_cells)
         self.compare(n, sc, gen_cells)
         return sc
+
+
+def finished_set(out: Path) -> bool:
+    from cxraug.synthset import PROVENANCE
+
+    prov = out / PROVENANCE
+    return prov.is_file() and bool(read_json(prov).get("complete"))
 
 
 def _cost(cell: Cell) -> dict[str, float]:
