@@ -18,7 +18,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "cxraug", "cxraug.errors", "cxraug.fsutil", "cxraug.integrity", "cxraug.lock",
             "cxraug.progress", "cxraug.resources", "cxraug.rng", "cxraug.accel", "cxraug.config",
             "cxraug.metric_names", "cxraug.classes", "cxraug.grid", "cxraug.ema", "cxraug.malloc", "cxraug.page",
-            "cxraug.significance", "cxraug.tables", "cxraug.runtime",
+            "cxraug.significance", "cxraug.tables", "cxraug.runtime", "cxraug.coderev",
         ),
     ),
     ("data", ("cxraug.data",)),
