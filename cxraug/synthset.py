@@ -139,6 +139,15 @@ def _inside(root: Path, name: str) -> bool:
     return (base / rel).resolve().is_relative_to(base)
 
 
+def is_finished(root: Path, prov: object = None) -> bool:
+    """Whether ``root`` holds a synthetic set that synth marked complete, its manifest in place
+    (``prov``: its provenance.json, when already read)."""
+    if prov is None:
+        path = root / PROVENANCE
+        prov = read_json(path) if path.is_file() else None
+    return isinstance(prov, dict) and bool(prov.get("complete", False)) and (root / MANIFEST).is_file()
+
+
 def open_synthetic(root: Path | str) -> SyntheticSet:
     root = Path(root)
     if not root.is_dir():
@@ -150,6 +159,6 @@ def open_synthetic(root: Path | str) -> SyntheticSet:
     ok = isinstance(prov, dict) and isinstance(prov.get("classes"), list) and isinstance(prov.get("size"), int)
     if not ok or not all(isinstance(c, str) for c in prov["classes"]):
         raise UserError(f"{root / PROVENANCE} lacks its classes or size; was it edited? make the set again")
-    if not prov.get("complete", False) or not (root / MANIFEST).is_file():
+    if not is_finished(root, prov):
         raise UserError(f"synthetic set {root} is incomplete; run the same `cxraug synth` again to finish it")
     return SyntheticSet(root=root, provenance=prov)

@@ -40,6 +40,7 @@ from cxraug.study.checks import check_options
 from cxraug.study.config import StudyConfig
 from cxraug.study.grid import Grid
 from cxraug.study.launch import cxraug, sets_args, shard_of
+from cxraug.synthset import is_finished
 
 if TYPE_CHECKING:
     from cxraug.study.plan import StudyPlan
@@ -153,7 +154,7 @@ class Study(Grid):
             # A study killed after its synth finished but before the cell was recorded finds a finished
             # set that synth refuses to redo without --overwrite (it replaces only a set of its own); an
             # unfinished set is continued by synth itself.
-            again = ["--overwrite"] if finished_set(out) else []
+            again = ["--overwrite"] if is_finished(out) else []
             return cxraug(["synth", "--run", str(run), "--class", cfg.rare, "-n", str(count), "--out", str(out),
                            *again, *sets_args(sets)], c.folder / "log.txt")  # fmt: skip
 
@@ -274,13 +275,6 @@ class Study(Grid):
         self.benchmark(n, data, data_cell, sc, set_cells)
         self.compare(n, sc, gen_cells)
         return sc
-
-
-def finished_set(out: Path) -> bool:
-    from cxraug.synthset import PROVENANCE
-
-    prov = out / PROVENANCE
-    return prov.is_file() and bool(read_json(prov).get("complete"))
 
 
 def _cost(cell: Cell) -> dict[str, float]:
