@@ -268,7 +268,7 @@ def test_fuzz_yaml_config_and_set_values(data, phantom32, outside, tmp_path_fact
     run_cli("YAML config + --set", argv, outside)
 
 
-NUMERIC_KEYS = ["seed", "steps", "batch_size", "time_limit", "lr_g", "lr_d", "ema_kimg", "r1_gamma", "z_dim",
+NUMERIC_KEYS = ["seed", "steps", "batch_size", "time_limit", "checkpoint_minutes", "lr_g", "lr_d", "ema_kimg", "r1_gamma", "z_dim",
                 "fid_n", "train.seed", "model.lr_g"]  # fmt: skip
 number_text = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(lambda v: {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}.get(repr(v), repr(v))),
