@@ -142,7 +142,20 @@ def test_cells_finished_but_not_recorded_are_redone_to_the_same_numbers(straight
         cell.write_text(json.dumps({**rec, "status": "started"}))
     code, text = cli_inprocess(study_argv(inputs, tmp_path))
     assert code == 0, text[-2000:]
-    assert digest_study(tmp_path / "study") == reference
+    # FID redone in the copy agrees to about 1e-8 relative, not bit for bit (seen on a fresh clone:
+    # 288.71186146 vs 288.71186474): numbers compared to 6 significant digits, the rest exactly
+    assert _rounded(digest_study(tmp_path / "study")) == _rounded(reference)
+
+
+def _rounded(v):
+    if isinstance(v, dict):
+        return {k: _rounded(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_rounded(x) for x in v]
+    try:
+        return f"{float(v):.6g}" if isinstance(v, str) and "." in v else v
+    except ValueError:
+        return v
 
 
 @pytest.mark.slow
