@@ -108,7 +108,12 @@ def compare_blocks(cmp: dict, href: str) -> list[Block]:
     ]
     lead = shown(cmp.get("lead_metric", "fid")).label  # the metric compare ranked by
     verdicts = verdict_lines(
-        SimpleNamespace(differences=cmp.get("differences", []), context=cmp, rows=cmp.get("rows", []))
+        SimpleNamespace(
+            differences=cmp.get("differences", []),
+            context=cmp,
+            rows=cmp.get("rows", []),
+            floor=cmp.get("floor_rows", []),
+        )
     )
     n_real = ", ".join(f"{c} {n}" for c, n in (cmp.get("n_real") or {}).items())
     where = (

@@ -336,6 +336,31 @@ def test_the_floor_is_beside_every_fid_and_kid_and_the_lead_is_fd_cxr(
             assert r["fid_minus_floor"] == pytest.approx(r["fid"] - r["fid_floor"]) and "fid_minus_floor_low" not in r
 
 
+def test_a_floor_of_fewer_images_than_n_gets_no_fid_difference(
+    runs: dict[str, Path], phantom32: Path, tmp_path: Path
+) -> None:
+    """A class with fewer training images than n (a rare class) gives a floor of fewer images than
+    the run. FID falls as n grows, so run - floor would mix two sample sizes: the floor is shown,
+    FID - floor is not given and the verdict line says why; KID, unbiased at any n, keeps its
+    difference."""
+    from cxraug.compare import report
+
+    data = open_prepared(phantom32)
+    n_train = int((data.labels("train") == 0).sum())
+    cfg = _cfg([runs["cgan"], runs["diffusion"]], tmp_path)
+    cfg.score.classes, cfg.score.n = ["No Finding"], n_train + 8
+    res = compare(cfg, RecordingProjection(data.size), device="cpu")
+    floor = {r["class"]: r for r in res.floor}
+    assert floor["No Finding"]["n_fake"] == n_train
+    for r in res.rows:
+        assert r["n_fake"] == n_train + 8 and r["fid_floor"] == floor[r["class"]]["fid"]
+        assert r.get("fid_minus_floor") is None and "fid_minus_floor_low" not in r
+        assert r["kid_minus_floor"] == pytest.approx(r["kid"] - r["kid_floor"])
+    md = report.markdown(res, {})
+    assert f"from only {n_train} training images against the run's {n_train + 8}: not comparable" in md
+    assert "above the floor by" not in md
+
+
 def _width(row: dict, o: str = "fid") -> float:
     return row[f"{o}_high"] - row[f"{o}_low"]
 

@@ -330,7 +330,9 @@ def _run_record(e: RunEntry, sampling: SamplingCost) -> dict[str, Any]:
 FLOOR_METHOD = (
     "real-vs-real floor: up to n real TRAINING images per class (a seeded choice) scored against the split's "
     "images as a run is (same real side, n, metric code and resamples); value - floor is what a run adds above "
-    "what a perfect generator would score from finite samples. The reference classifier was trained on those "
+    "what a perfect generator would score from finite samples; a class with fewer than n training images has a "
+    "floor of fewer images, and then FID and FD_cxr (which fall as n grows) get no value - floor, the KIDs "
+    "(unbiased) do. The reference classifier was trained on those "
     "training images, so its FD_cxr/KID_cxr floor is optimistic (low)"
 )
 

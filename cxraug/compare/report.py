@@ -134,10 +134,11 @@ def quality_table(result: CompareResult, floor: bool = False, replicates: bool =
         title = (f"Per replicate: each run of an arm alone, one trained generator (value [{conf:.0%} interval over "
                  "real patients and samples only])")  # fmt: skip
     elif floor:
-        title = (f"Real-vs-real floor per class: real training images scored as a run is, same split and n "
-                 f"(value [{conf:.0%} bootstrap interval])")  # fmt: skip
+        title = (f"Real-vs-real floor per class: real training images scored as a run is, same split and n where "
+                 f"the class has n (value [{conf:.0%} bootstrap interval])")  # fmt: skip
     else:
-        title = f"Quality per class (value [{conf:.0%} bootstrap interval]; floor: real training images, same n)"
+        title = (f"Quality per class (value [{conf:.0%} bootstrap interval]; floor: real training images, same n; a "
+                 "class with fewer training images than n has no FID/FD_cxr - floor)")  # fmt: skip
     return ReportTable(title, columns, rows)
 
 
@@ -247,12 +248,16 @@ def verdict_lines(result: CompareResult) -> list[str]:
             out.append(f"{d['class']}: {d['run_a']} vs {d['run_b']}: no difference shown ({what})")
         else:
             out.append(f"{d['class']}: {d['better']} is better ({what})")
+    floor_n = {f["class"]: f.get("n_fake") for f in result.floor}
     for r in result.rows:
-        if r.get(f"{lead}_floor") is not None:
-            out.append(
-                f"{r['class']}: {r['run']} {label} {fmt(r[lead], lead)}, floor {fmt(r[f'{lead}_floor'], lead)}, "
-                f"above the floor by {_value_cell(r, lead, f'{lead}_minus_floor').page()}"
-            )
+        if r.get(f"{lead}_floor") is None:
+            continue
+        said = f"{r['class']}: {r['run']} {label} {fmt(r[lead], lead)}, floor {fmt(r[f'{lead}_floor'], lead)}"
+        if r.get(f"{lead}_minus_floor") is None:  # the class had fewer training images than n (rows._beside_floor)
+            out.append(f"{said} from only {floor_n.get(r['class'])} training images against the run's "
+                       f"{r.get('n_fake')}: not comparable ({label} falls as n grows), no difference given")  # fmt: skip
+        else:
+            out.append(f"{said}, above the floor by {_value_cell(r, lead, f'{lead}_minus_floor').page()}")
     return out
 
 

@@ -6,7 +6,9 @@ choice), scored against the split's images exactly as a run is: same real side, 
 metric code, same resamples. What it gets is what a generator that drew perfect images would
 get from finite samples (FID and FD are biased upward at small n). Each run row carries
 ``<o>_floor`` and ``<o>_minus_floor`` with the interval of the difference (paired: the same
-real draw for the run and the floor).
+real draw for the run and the floor). A class with fewer than n training images gives a floor
+of fewer images than the run; its FID and FD_cxr then get no ``_minus_floor`` (see
+``_beside_floor``).
 
 Intervals come from one plan of draws per row (``bootstrap.draw_plan``) shared by the Inception
 metrics, the reference classifier's (FD_cxr, KID_cxr, precision/recall_cxr) and label
@@ -178,15 +180,26 @@ def _with_intervals(row: dict[str, Any], outputs: list[str], draws: dict | None,
 
 def _beside_floor(row: dict[str, Any], floor_row: dict[str, Any], draws: dict | None, lab: str, conf: float) -> None:
     """value - floor of the registry's floor outputs (FID, KID, FD_cxr, KID_cxr), with the paired
-    interval of the difference."""
+    interval of the difference. A floor that drew fewer images than the run (a class with fewer
+    than n training images: a rare class) is shown, but FID and FD_cxr get no value - floor:
+    they fall as n grows, so the difference would mix two sample sizes. The KIDs, unbiased at
+    any n, keep theirs."""
+    short = _count(floor_row.get("n_fake")) < _count(row.get("n_fake"))
+    whole = whole_set_outputs()
     for o in floor_outputs():
         if row.get(o) is None or floor_row.get(o) is None:
             continue
         row[f"{o}_floor"] = floor_row[o]
+        if short and o not in whole:
+            continue
         row[f"{o}_minus_floor"] = diff = row[o] - floor_row[o]
         if draws is not None and o in draws.get(lab, {}) and o in draws.get(FLOOR, {}):
             low, high = interval(draws[lab][o] - draws[FLOOR][o], conf, diff)
             row[f"{o}_minus_floor_low"], row[f"{o}_minus_floor_high"] = low, high
+
+
+def _count(n: Any) -> int:
+    return int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) else 0
 
 
 def real_patients(real: RealSide) -> dict[str, np.ndarray]:
