@@ -373,19 +373,44 @@ def test_the_estimate_says_minutes_under_an_hour() -> None:
     assert Estimate(1.84, 370_000_000, 24).text() == "about 1.8 h and 0.37 GB over 24 cells"
 
 
+def _row(n: int, floor: float | None, generator: str = "cgan", fid: float = 150.0, n_floor: int | None = None):
+    from cxraug.study.page import QUALITY, StudyRow
+
+    q = {**dict.fromkeys(QUALITY), "fid": fid, "fid_low": fid - 9, "fid_high": fid + 9, "fid_n_real": 135}
+    if floor is not None:
+        q |= {"fid_floor": floor, "floor_n": n_floor or n}
+    return StudyRow(n, generator, 1, "fill", "copy control", "copy", 0.0, -0.1, 0.1, 1.0, "no evidence", "-",
+                    **q, gen_cpu_min=0.1, gen_wall_min=0.1, cell_cpu_min=0.1, test_patients=234)  # fmt: skip
+
+
 def test_a_size_below_compares_minimum_says_why_it_has_no_floor() -> None:
     from cxraug.study.config import StudyConfig
-    from cxraug.study.page import StudyRow, no_floor_note
+    from cxraug.study.page import no_floor_note
 
     cfg = StudyConfig(data="d", rare="No Finding", sizes=[10, 50], gen_steps=10)
-
-    def row(n: int, fid: float | None) -> StudyRow:
-        return StudyRow(n, "cgan", 1, "fill", "copy control", "copy", 0.0, -0.1, 0.1, 1.0, "no evidence", "-",
-                        fid, None, None, 0.1, 0.1, 0.1, 234)  # fmt: skip
-
-    note = no_floor_note(cfg, [row(10, None), row(50, 12.5)])
+    note = no_floor_note(cfg, [_row(10, None), _row(50, 12.5)])
     assert "No floor at N = 10:" in note and "minimum of 20" in note and "50" not in note.split(":")[0]
-    assert no_floor_note(cfg, [row(50, 12.5)]) == ""
+    assert no_floor_note(cfg, [_row(50, 12.5)]) == ""
+
+
+def test_the_quality_curve_is_fid_at_one_n_beside_each_sizes_floor_with_its_n(tmp_path: Path) -> None:
+    """The generators' FID (compare_n synthetic images at every N: comparable along N) is what the
+    table and the plot show; the floor, drawn from the N training images, stands beside it with
+    its n, never subtracted from a run of another n (on the full sample study that subtraction
+    made the generators look worse as N grew, only because the floor's n grew)."""
+    from cxraug.study.config import StudyConfig
+    from cxraug.study.page import plot_quality, report_table, to_csv
+    from cxraug.tables import to_markdown
+
+    cfg = StudyConfig(data="d", rare="No Finding", sizes=[25, 200], gen_steps=10, compare_n=200)
+    rows = [_row(25, 110.0, fid=178.4), _row(200, 59.0, fid=168.1)]
+    table = "\n".join(to_markdown(report_table(cfg, rows)))
+    assert "178.4 [169.4, 187.4]" in table and "110.0 (25)" in table and "59.0 (200)" in table
+    assert "FID (val)" in table and "FID − floor" not in table
+    png = plot_quality(cfg, rows, tmp_path / "quality.png")
+    assert png[:4] == b"\x89PNG" and (tmp_path / "quality.png").read_bytes() == png
+    header = to_csv(rows).splitlines()[0].split(",")
+    assert {"fid", "fid_low", "fid_high", "fid_floor", "floor_n", "fid_minus_floor"} <= set(header)
 
 
 def test_a_cell_of_other_settings_is_refused_before_any_work(inputs: Path, tmp_path: Path, capsys) -> None:

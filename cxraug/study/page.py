@@ -1,7 +1,8 @@
 """The study's page: the answer first in one sentence, then the curve of Δ AUROC against the
 rare class's size N for each generator (against its copy control and against the best
-baseline, with intervals), the generators' quality against N (FID above the real-vs-real
-floor, from compare), sample grids per N, and what each cell cost.
+baseline, with intervals), the generators' quality against N (FID of the same number of
+synthetic images at every N, beside the real-vs-real floor, from compare), sample grids per N,
+and what each cell cost.
 
 One table model (:class:`StudyRow` -> :class:`cxraug.tables.ReportTable`) gives study.md,
 study.html (self-contained), the terminal's table and study.csv (one row per size, generator
@@ -43,7 +44,13 @@ class StudyRow:
     p_adjusted: float | None
     verdict: str  # this comparison's word: better, worse, no evidence..., no verdict: ...
     answer: str  # the arm's answer at this N (helped = better than both)
-    fid_minus_floor: float | None  # compare, validation images of the rare class
+    fid: float | None  # compare: compare_n synthetic images against the validation images of the rare class
+    fid_low: float | None
+    fid_high: float | None
+    fid_n_real: int | None  # the validation images it was computed against
+    fid_floor: float | None  # N real training images (at most compare_n) scored the same way
+    floor_n: int | None
+    fid_minus_floor: float | None  # only where the floor drew as many images as the run (compare)
     fid_minus_floor_low: float | None
     fid_minus_floor_high: float | None
     gen_cpu_min: float  # training the generator's replicates (all of them)
@@ -56,15 +63,25 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _quality(compare_out: Path | None, generator: str, rare: str) -> tuple[float | None, ...]:
-    if compare_out is None or not (compare_out / "compare.csv").is_file():
-        return (None, None, None)
-    with open(compare_out / "compare.csv", newline="") as f:
-        for r in csv.DictReader(f):
-            if r["run"] == generator and r["class"] == rare:
-                return tuple(_num(float(r[k])) if r.get(k) else None
-                             for k in ("fid_minus_floor", "fid_minus_floor_low", "fid_minus_floor_high"))  # fmt: skip
-    return (None, None, None)
+QUALITY = ("fid", "fid_low", "fid_high", "fid_n_real", "fid_floor", "floor_n", "fid_minus_floor",
+           "fid_minus_floor_low", "fid_minus_floor_high")  # fmt: skip
+
+
+def _quality(compare_out: Path | None, generator: str, rare: str) -> dict[str, Any]:
+    """The generator's FID row of the rare class from the size's compare, and its floor's n."""
+    q: dict[str, Any] = dict.fromkeys(QUALITY)
+    if compare_out is None or not (compare_out / "compare.json").is_file():
+        return q
+    res = read_json(compare_out / "compare.json")
+    row = next((r for r in res.get("rows", []) if r["run"] == generator and r["class"] == rare), {})
+    floor = next((r for r in res.get("floor_rows", []) if r["class"] == rare), {})
+    q.update({k: _num(row.get(k)) for k in ("fid", "fid_low", "fid_high", "fid_floor", "fid_minus_floor",
+                                           "fid_minus_floor_low", "fid_minus_floor_high")})  # fmt: skip
+    q["fid_n_real"] = int(row["n_real"]) if _num(row.get("n_real")) is not None else None
+    q["floor_n"] = int(floor["n_fake"]) if q["fid_floor"] is not None and _num(floor.get("n_fake")) else None
+    if q["floor_n"] is not None and q["floor_n"] < (_num(row.get("n_fake")) or 0):  # a compare from before it said so
+        q |= dict.fromkeys(("fid_minus_floor", "fid_minus_floor_low", "fid_minus_floor_high"))
+    return q
 
 
 def study_rows(cfg: StudyConfig, sizes: list[SizeCells]) -> list[StudyRow]:
@@ -90,8 +107,7 @@ def study_rows(cfg: StudyConfig, sizes: list[SizeCells]) -> list[StudyRow]:
                     n=sc.n, generator=g, replicates=len(sc.runs[g]), ratio=sc.chosen[g], comparison=comp,
                     against=(c or {}).get("other") or "-", delta_auroc=_num(d.get("mean")), low=_num(d.get("low")),
                     high=_num(d.get("high")), p_adjusted=_num(d.get("p_adjusted")), verdict=verdict,
-                    answer=answers.get((cfg.rare, arm), "-"), fid_minus_floor=q[0], fid_minus_floor_low=q[1],
-                    fid_minus_floor_high=q[2], gen_cpu_min=round(gen_cpu, 2),
+                    answer=answers.get((cfg.rare, arm), "-"), **q, gen_cpu_min=round(gen_cpu, 2),
                     gen_wall_min=round(sum(c["seconds"] for c in gen_cost) / 60, 2),
                     cell_cpu_min=round(gen_cpu + sum(c["cpu_seconds"] for c in syn_cost) / 60, 2),
                     test_patients=patients,
@@ -102,14 +118,19 @@ def study_rows(cfg: StudyConfig, sizes: list[SizeCells]) -> list[StudyRow]:
 def no_floor_note(cfg: StudyConfig, rows: list[StudyRow]) -> str:
     """Why a size has no FID above the floor: its floor draws the N real training images the
     generators saw, and compare scores none below --min-images (the column said only "-")."""
-    few = sorted({r.n for r in rows if r.fid_minus_floor is None and r.n < cfg.compare_min_images})
+    few = sorted({r.n for r in rows if r.fid_floor is None and r.n < cfg.compare_min_images})
     if not few:
         return ""
     return (
         f" No floor at N = {', '.join(map(str, few))}: the floor draws the N real {cfg.rare} training images the "
         f"generators saw, fewer than compare's minimum of {cfg.compare_min_images} (`compare_min_images`); "
-        "each run's FID alone is on that size's compare page."
+        "the runs' FID is shown alone."
     )
+
+
+def _n_real(rows: list[StudyRow]) -> str:
+    ns = sorted({r.fid_n_real for r in rows if r.fid_n_real is not None})
+    return f" {ns[0]}" if len(ns) == 1 else ""
 
 
 def _signed(v: float | None) -> str:
@@ -130,7 +151,8 @@ def report_table(cfg: StudyConfig, rows: list[StudyRow]) -> ReportTable:
          TableColumn("ratio", align="left", number=False, drop=3),
          TableColumn("against", align="left", number=False), TableColumn("Δ AUROC (test)", "Δ AUROC\n(test)"),
          TableColumn("adjusted p", "adj. p", drop=2), TableColumn("verdict", align="left", number=False),
-         TableColumn("FID − floor (val)", "FID−floor\n(val)", drop=1),
+         TableColumn("FID (val)", "FID\n(val)", drop=1),
+         TableColumn("real floor (its n)", "real floor\n(its n)", drop=1),
          TableColumn("generator CPU-min", "gen.\nCPU-min", drop=4)],
     )  # fmt: skip
     for r in rows:
@@ -140,8 +162,8 @@ def report_table(cfg: StudyConfig, rows: list[StudyRow]) -> ReportTable:
             Cell(_signed(r.delta_auroc), _interval(r.low, r.high)),
             Cell("-" if r.p_adjusted is None else f"{r.p_adjusted:.3f}"),
             Cell(r.verdict, style={"better": "green", "worse": "red"}.get(r.verdict, "")),
-            Cell("-" if r.fid_minus_floor is None else f"{r.fid_minus_floor:.1f}",
-                 _interval(r.fid_minus_floor_low, r.fid_minus_floor_high, signed=False)),
+            Cell("-" if r.fid is None else f"{r.fid:.1f}", _interval(r.fid_low, r.fid_high, signed=False)),
+            Cell("-" if r.fid_floor is None else f"{r.fid_floor:.1f} ({r.floor_n})"),
             Cell(f"{r.gen_cpu_min:.1f}"),
         ])  # fmt: skip
     return t
@@ -213,20 +235,27 @@ def plot_quality(cfg: StudyConfig, rows: list[StudyRow], path: Path) -> bytes:
 
     fig = Figure(figsize=(5, 3.6), dpi=100, layout="constrained")
     ax = fig.add_subplot()
+
+    def col(mine: list[StudyRow], key: str) -> np.ndarray:
+        return np.array([np.nan if getattr(r, key) is None else getattr(r, key) for r in mine], dtype=float)
+
     for g in cfg.generators:
         mine = sorted({r.n: r for r in rows if r.generator == g}.values(), key=lambda r: r.n)
-        y = np.array([np.nan if r.fid_minus_floor is None else r.fid_minus_floor for r in mine])
-        lo = np.array([np.nan if r.fid_minus_floor_low is None else r.fid_minus_floor_low for r in mine])
-        hi = np.array([np.nan if r.fid_minus_floor_high is None else r.fid_minus_floor_high for r in mine])
+        y, lo, hi = col(mine, "fid"), col(mine, "fid_low"), col(mine, "fid_high")
         err = np.vstack([np.where(np.isnan(lo), 0, y - lo), np.where(np.isnan(hi), 0, hi - y)])
-        ax.errorbar([r.n for r in mine], y, yerr=err, marker="o", capsize=3, label=g)
+        ax.errorbar([r.n for r in mine], y, yerr=err, marker="o", capsize=3, label=f"{g} ({cfg.compare_n} images)")
+    # One floor per size (it depends on the real images only): N of them, at most compare_n.
+    floors = sorted({r.n: r for r in rows if r.fid_floor is not None}.values(), key=lambda r: r.n)
+    if floors:
+        ax.plot([r.n for r in floors], col(floors, "fid_floor"), "x:", color="grey",
+                label="real floor (N training images)")  # fmt: skip
     ns = sorted({r.n for r in rows})
     ax.set_xscale("log")
     ax.set_xticks(ns, [str(n) for n in ns])
     ax.minorticks_off()
-    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel(f"{cfg.rare}: real training images (N)")
-    ax.set_ylabel("FID above the real floor (val; lower is better)")
+    ax.set_ylabel("FID against validation (lower is better)")
     ax.legend(title="generator")
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -335,11 +364,14 @@ def write_page(cfg: StudyConfig, out: Path, sizes: list[SizeCells], est: Estimat
         Image("curve.png", "Δ test AUROC against N, per generator, vs its copy control and the best baseline"),
         page_block(table, caption="One row per size, generator and comparison; study.csv holds the same rows."),
         Heading(2, "The generators' quality against N"),
-        Image("quality.png", "FID above the real-vs-real floor against N (validation images)"),
+        Image("quality.png", "FID against N (validation images), beside the real-vs-real floor"),
         Para(
-            f"FID of {cfg.compare_n} synthetic {cfg.rare} images per generator against the validation images, "
-            "minus the real-vs-real floor (real training images scored the same way), from `cxraug compare`."
-            + no_floor_note(cfg, rows),
+            f"FID of {cfg.compare_n} synthetic {cfg.rare} images per generator against the{_n_real(rows)} validation "
+            f"images of {cfg.rare}, from `cxraug compare`: the same images and n at every N, so comparable along N. "
+            f"Beside it the real-vs-real floor: the N real training images (at most {cfg.compare_n}) scored the same "
+            f"way. Where N < {cfg.compare_n} the floor drew fewer images than the generators, and FID falls as n "
+            f"grows, so that floor sits high and FID − floor would mix two sample sizes: study.csv gives FID − floor "
+            "only where the two drew the same number." + no_floor_note(cfg, rows),
             css="note",
         ),
         Heading(2, "What the generators drew"),
