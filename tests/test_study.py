@@ -490,3 +490,24 @@ def test_the_estimate_counts_only_the_arms_given() -> None:
     assert only_real < demo < every
     # The benchmark part is linear in the arms: (13 - 8) arms' worth between every and demo, 7 between demo and real.
     assert (every - demo) / (demo - only_real) == pytest.approx(5 / 7, rel=1e-6)
+
+
+def test_a_cell_continued_after_a_kill_says_only_its_last_attempt_was_measured(tmp_path: Path) -> None:
+    """A killed attempt records no cost (the study died with it), so the cost line of a cell that
+    needed several attempts says it counts the last one only; its log holds one `$ cxraug` line
+    per attempt. (The sample study's benchmarks: 17 CPU-min shown, 31 of their 55 runs.)"""
+    from cxraug.study.cells import Cell, SizeCells
+    from cxraug.study.config import StudyConfig
+    from cxraug.study.page import cost_lines
+    from cxraug.study.runner import _cost
+
+    cfg = StudyConfig(data="d", rare="No Finding", sizes=[10], gen_steps=10)
+    once, twice = Cell(tmp_path / "gen", {"stage": "train"}), Cell(tmp_path / "bench", {"stage": "benchmark"})
+    for cell, attempts in ((once, 1), (twice, 2)):
+        cell.start()
+        (cell.folder / "log.txt").write_text("".join("$ cxraug benchmark --out x\nline\n" for _ in range(attempts)))
+        cell.finish(seconds=120.0, cpu_seconds=60.0)
+    sc = SizeCells(10, tmp_path, cost={"gen-cgan-s0": _cost(once), "benchmark": _cost(twice)})
+    (line,) = cost_lines(cfg, [sc])
+    assert "gen-cgan-s0 1.0 CPU-min (2.0 min);" in line
+    assert line.endswith("benchmark 1.0 CPU-min (2.0 min; the last of 2 attempts, the killed ones not counted)")

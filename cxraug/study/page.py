@@ -297,10 +297,15 @@ def to_csv(rows: list[StudyRow]) -> str:
 
 
 def cost_lines(cfg: StudyConfig, sizes: list[SizeCells]) -> list[str]:
+    """Each cell's CPU and wall minutes; a cell continued after a kill says that only its last
+    attempt was measured."""
     out = []
     for sc in sizes:
-        parts = [f"{name} {c['cpu_seconds'] / 60:.1f} CPU-min ({c['seconds'] / 60:.1f} min)"
-                 for name, c in sc.cost.items()]  # fmt: skip
+        parts = []
+        for name, c in sc.cost.items():
+            k = int(c.get("attempts", 1))
+            more = f"; the last of {k} attempts, the killed ones not counted" if k > 1 else ""
+            parts.append(f"{name} {c['cpu_seconds'] / 60:.1f} CPU-min ({c['seconds'] / 60:.1f} min{more})")
         out.append(f"N = {sc.n}: " + "; ".join(parts))
     return out
 

@@ -202,7 +202,7 @@ class Study(Grid):
 
         info = self._do(cell, f"n={n}: choose the ratio on validation ({', '.join(cfg.ratios)})", work)
         sc.chosen, sc.selection = info["chosen"], info["validation_auroc"]
-        sc.cost["select"] = {k: info.get(k, 0.0) for k in ("seconds", "cpu_seconds")}
+        sc.cost["select"] = _cost(cell)
 
     def arms(self, chosen: dict[str, str]) -> list[str]:
         from cxraug.benchmark.arms import CLASSIC
@@ -228,9 +228,9 @@ class Study(Grid):
                            "--arms", ",".join(self.arms(sc.chosen)), "--seeds", ",".join(map(str, cfg.seeds)),
                            *self._bench_sets(), FORCE, "--out", str(c.folder / "out")], c.folder / "log.txt")  # fmt: skip
 
-        info = self._do(cell, f"n={n}: benchmark ({len(cfg.seeds)} seeds)", work)
+        self._do(cell, f"n={n}: benchmark ({len(cfg.seeds)} seeds)", work)
         sc.benchmark = cell.folder / "out"
-        sc.cost["benchmark"] = {k: info.get(k, 0.0) for k in ("seconds", "cpu_seconds")}
+        sc.cost["benchmark"] = _cost(cell)
 
     def compare(self, n: int, sc: SizeCells, gen_cells: list[Cell]) -> None:
         cfg = self.cfg
@@ -250,9 +250,9 @@ class Study(Grid):
                            "--speed-images", str(cfg.compare_speed_images), "--out", str(out), *again,
                            *extra, *sets_args(samples)], c.folder / "log.txt")  # fmt: skip
 
-        info = self._do(cell, f"n={n}: compare the generators on validation images", work)
+        self._do(cell, f"n={n}: compare the generators on validation images", work)
         sc.compare = out
-        sc.cost["compare"] = {k: info.get(k, 0.0) for k in ("seconds", "cpu_seconds")}
+        sc.cost["compare"] = _cost(cell)
 
     def run_size(self, n: int) -> SizeCells:
         cfg = self.cfg
@@ -278,8 +278,15 @@ class Study(Grid):
 
 
 def _cost(cell: Cell) -> dict[str, float]:
+    """What the finished cell's command cost, as measured by the attempt that finished it, and how
+    many attempts its log holds (one ``$ cxraug`` line each): an attempt killed with the study
+    recorded no cost, so a cell continued after a kill cost more than it says."""
     info = cell.info()
-    return {"seconds": float(info.get("seconds", 0.0)), "cpu_seconds": float(info.get("cpu_seconds", 0.0))}
+    log = cell.folder / "log.txt"
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    attempts = sum(line.startswith("$ cxraug ") for line in text.splitlines())
+    return {"seconds": float(info.get("seconds", 0.0)), "cpu_seconds": float(info.get("cpu_seconds", 0.0)),
+            "attempts": float(max(1, attempts))}  # fmt: skip
 
 
 def _json(v: object) -> str:
