@@ -11,7 +11,7 @@ import pytest
 from cxraug import __version__
 from cxraug.coderev import count_text, revision_of
 from cxraug.fsutil import write_json
-from cxraug.study.page import code_line
+from cxraug.study.provenance import code_line
 
 
 def _git(root: Path, *args: str) -> str:

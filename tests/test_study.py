@@ -498,7 +498,7 @@ def test_a_cell_continued_after_a_kill_says_only_its_last_attempt_was_measured(t
     per attempt. (The sample study's benchmarks: 17 CPU-min shown, 31 of their 55 runs.)"""
     from cxraug.study.cells import Cell, SizeCells
     from cxraug.study.config import StudyConfig
-    from cxraug.study.page import cost_lines
+    from cxraug.study.provenance import cost_lines
     from cxraug.study.runner import _cost
 
     cfg = StudyConfig(data="d", rare="No Finding", sizes=[10], gen_steps=10)

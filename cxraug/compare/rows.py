@@ -198,7 +198,7 @@ def _beside_floor(row: dict[str, Any], floor_row: dict[str, Any], draws: dict | 
             row[f"{o}_minus_floor_low"], row[f"{o}_minus_floor_high"] = low, high
 
 
-def _count(n: Any) -> int:
+def _count(n: object) -> int:
     return int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) else 0
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from cxraug.fsutil import atomic_write_bytes, atomic_write_text, read_json
 from cxraug.page import Bullets, Heading, Image, Link, Para, html, markdown
+from cxraug.study.provenance import code_line, cost_lines
 from cxraug.tables import Cell, ReportTable, TableColumn, cells, page_block
 
 if TYPE_CHECKING:
@@ -67,9 +68,9 @@ QUALITY = ("fid", "fid_low", "fid_high", "fid_n_real", "fid_floor", "floor_n", "
            "fid_minus_floor_low", "fid_minus_floor_high")  # fmt: skip
 
 
-def _quality(compare_out: Path | None, generator: str, rare: str) -> dict[str, Any]:
+def _quality(compare_out: Path | None, generator: str, rare: str) -> dict[str, float | int | None]:
     """The generator's FID row of the rare class from the size's compare, and its floor's n."""
-    q: dict[str, Any] = dict.fromkeys(QUALITY)
+    q: dict[str, float | int | None] = dict.fromkeys(QUALITY)
     if compare_out is None or not (compare_out / "compare.json").is_file():
         return q
     res = read_json(compare_out / "compare.json")
@@ -294,39 +295,6 @@ def to_csv(rows: list[StudyRow]) -> str:
     for r in rows:
         w.writerow({k: ("" if v is None else v) for k, v in asdict(r).items()})
     return buf.getvalue()
-
-
-def cost_lines(cfg: StudyConfig, sizes: list[SizeCells]) -> list[str]:
-    """Each cell's CPU and wall minutes; a cell continued after a kill says that only its last
-    attempt was measured."""
-    out = []
-    for sc in sizes:
-        parts = []
-        for name, c in sc.cost.items():
-            k = int(c.get("attempts", 1))
-            more = f"; the last of {k} attempts, the killed ones not counted" if k > 1 else ""
-            parts.append(f"{name} {c['cpu_seconds'] / 60:.1f} CPU-min ({c['seconds'] / 60:.1f} min{more})")
-        out.append(f"N = {sc.n}: " + "; ".join(parts))
-    return out
-
-
-def code_line(out: Path) -> str:
-    """Which code made the study's finished cells (cell.json's ``code``), so a page continued
-    after an upgrade says that its numbers came from more than one version."""
-    from cxraug.coderev import count_text
-
-    seen: dict[str, int] = {}
-    unrecorded = 0
-    for path in sorted(out.glob("n-*/*/cell.json")):
-        rec = read_json(path)
-        if rec.get("status") != "done":
-            continue
-        if rec.get("code"):
-            seen[rec["code"]] = seen.get(rec["code"], 0) + 1
-        else:
-            unrecorded += 1
-    text = count_text(seen, unrecorded, "finished cells")
-    return text[0].upper() + text[1:] + "."
 
 
 def _rel(target: Path, start: Path) -> str:
