@@ -43,6 +43,15 @@ def child_env() -> dict[str, str]:
     return env
 
 
+COMMAND = "$ cxraug "  # the line a cell's log gets before each attempt's output
+
+
+def attempts(log: Path) -> int:
+    """How many times a cell's command was started: one ``COMMAND`` line each (at least 1)."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    return max(1, sum(line.startswith(COMMAND) for line in text.splitlines()))
+
+
 def cxraug(argv: list[str], log: Path) -> dict[str, float]:
     """Run ``cxraug ARGV`` as its own process, its output appended to ``log``; its wall and CPU
     seconds. A failure is one line: the command's own last error line, and where the log is."""
@@ -50,7 +59,7 @@ def cxraug(argv: list[str], log: Path) -> dict[str, float]:
     t0 = time.perf_counter()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as f:
-        f.write(f"$ cxraug {' '.join(argv)}\n")
+        f.write(f"{COMMAND}{' '.join(argv)}\n")
         f.flush()
         r = subprocess.run([sys.executable, "-m", "cxraug", *argv], stdout=f, stderr=subprocess.STDOUT,
                            env=child_env(), check=False)  # fmt: skip

@@ -39,7 +39,7 @@ from cxraug.study.cells import Cell, SizeCells
 from cxraug.study.checks import check_options
 from cxraug.study.config import StudyConfig
 from cxraug.study.grid import Grid
-from cxraug.study.launch import cxraug, sets_args, shard_of
+from cxraug.study.launch import attempts, cxraug, sets_args, shard_of
 from cxraug.synthset import is_finished
 
 if TYPE_CHECKING:
@@ -282,11 +282,8 @@ def _cost(cell: Cell) -> dict[str, float]:
     many attempts its log holds (one ``$ cxraug`` line each): an attempt killed with the study
     recorded no cost, so a cell continued after a kill cost more than it says."""
     info = cell.info()
-    log = cell.folder / "log.txt"
-    text = log.read_text(errors="replace") if log.is_file() else ""
-    attempts = sum(line.startswith("$ cxraug ") for line in text.splitlines())
     return {"seconds": float(info.get("seconds", 0.0)), "cpu_seconds": float(info.get("cpu_seconds", 0.0)),
-            "attempts": float(max(1, attempts))}  # fmt: skip
+            "attempts": float(attempts(cell.folder / "log.txt"))}  # fmt: skip
 
 
 def _json(v: object) -> str:
