@@ -413,6 +413,34 @@ def test_the_quality_curve_is_fid_at_one_n_beside_each_sizes_floor_with_its_n(tm
     assert {"fid", "fid_low", "fid_high", "fid_floor", "floor_n", "fid_minus_floor"} <= set(header)
 
 
+def test_the_answer_names_the_comparison_a_generator_lost() -> None:
+    """The benchmark's answer "hurt" means losing to the copy control or to the best baseline;
+    the study's sentence says which (behind classical augmentation is not worse than no images)."""
+    from dataclasses import replace
+
+    from cxraug.study.config import StudyConfig
+    from cxraug.study.page import answer_sentence
+
+    cfg = StudyConfig(data="d", rare="No Finding", sizes=[10, 25], generators=["cgan"], gen_steps=10)
+    copy10, base10 = _row(10, None), replace(_row(10, None), comparison="best baseline")
+    copy25 = replace(_row(25, None), answer="hurt")
+    base25 = replace(copy25, comparison="best baseline", verdict="worse")
+    text = answer_sentence(cfg, [copy10, base10, copy25, base25])
+    assert "worse than the best baseline at N = 25" in text and "no evidence it helps at N = 10" in text
+    assert "hurt" not in text and "copy control at" not in text
+    lost_copy = answer_sentence(cfg, [copy10, base10, replace(copy25, verdict="worse"), base25])
+    assert "worse than its copy control at N = 25" in lost_copy
+
+
+def test_the_short_floor_sentence_appears_only_where_a_floor_drew_fewer_images() -> None:
+    from cxraug.study.config import StudyConfig
+    from cxraug.study.page import short_floor_note
+
+    cfg = StudyConfig(data="d", rare="No Finding", sizes=[25, 200], gen_steps=10, compare_n=200)
+    assert "Where N < 200" in short_floor_note(cfg, [_row(25, 110.0), _row(200, 59.0)])
+    assert short_floor_note(cfg, [_row(200, 59.0)]) == ""
+
+
 def test_a_cell_of_other_settings_is_refused_before_any_work(inputs: Path, tmp_path: Path, capsys) -> None:
     from cxraug.study.cells import Cell
     from cxraug.study.config import build_config

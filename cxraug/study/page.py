@@ -116,6 +116,17 @@ def study_rows(cfg: StudyConfig, sizes: list[SizeCells]) -> list[StudyRow]:
     return rows
 
 
+def short_floor_note(cfg: StudyConfig, rows: list[StudyRow]) -> str:
+    """Why FID − floor is missing where a size's floor drew fewer images than the generators."""
+    if not any(r.floor_n is not None and r.floor_n < cfg.compare_n for r in rows):
+        return ""
+    return (
+        f" Where N < {cfg.compare_n} the floor drew fewer images than the generators, and FID falls as n grows, so "
+        "that floor sits high and FID − floor would mix two sample sizes: study.csv gives FID − floor only where "
+        "the two drew the same number."
+    )
+
+
 def no_floor_note(cfg: StudyConfig, rows: list[StudyRow]) -> str:
     """Why a size has no FID above the floor: its floor draws the N real training images the
     generators saw, and compare scores none below --min-images (the column said only "-")."""
@@ -154,7 +165,7 @@ def report_table(cfg: StudyConfig, rows: list[StudyRow]) -> ReportTable:
          TableColumn("adjusted p", "adj. p", drop=2), TableColumn("verdict", align="left", number=False),
          TableColumn("FID (val)", "FID\n(val)", drop=1),
          TableColumn("real floor (its n)", "real floor\n(its n)", drop=1),
-         TableColumn("generator CPU-min", "gen.\nCPU-min", drop=4)],
+         TableColumn("generator CPU-min (sum of its training runs)", "gen.\nCPU-min\n(sum)", drop=4)],
     )  # fmt: skip
     for r in rows:
         t.rows.append([
@@ -176,7 +187,8 @@ def _sizes_text(ns: list[int]) -> str:
 
 def answer_sentence(cfg: StudyConfig, rows: list[StudyRow]) -> str:
     """The answer in one sentence: per generator, the sizes where it helped (beat both its copy
-    control and the best baseline, adjusted), hurt, or showed no evidence."""
+    control and the best baseline, adjusted), did worse than one of them (saying which), or
+    showed no evidence."""
     parts = []
     for g in cfg.generators:
         mine = {r.n: r.answer for r in rows if r.generator == g}
@@ -187,8 +199,15 @@ def answer_sentence(cfg: StudyConfig, rows: list[StudyRow]) -> str:
         bits = []
         if helped:
             bits.append(f"helped at {_sizes_text(helped)}")
-        if hurt:
-            bits.append(f"hurt at {_sizes_text(hurt)}")
+        said: set[int] = set()
+        for comp in COMPARISONS:  # "hurt" is the benchmark's word; say which comparison it lost
+            lost = [n for n in hurt if any(r.n == n and r.generator == g and r.comparison == comp
+                                           and r.verdict == "worse" for r in rows)]  # fmt: skip
+            if lost:
+                bits.append(f"worse than {'its' if comp == 'copy control' else 'the'} {comp} at {_sizes_text(lost)}")
+                said.update(lost)
+        if unsaid := [n for n in hurt if n not in said]:  # rows missing: the benchmark's word alone
+            bits.append(f"hurt at {_sizes_text(unsaid)}")
         if rest:
             bits.append(f"no evidence it helps at {_sizes_text(rest)}")
         if none:
@@ -342,9 +361,7 @@ def write_page(cfg: StudyConfig, out: Path, sizes: list[SizeCells], est: Estimat
             f"FID of {cfg.compare_n} synthetic {cfg.rare} images per generator against the{_n_real(rows)} validation "
             f"images of {cfg.rare}, from `cxraug compare`: the same images and n at every N, so comparable along N. "
             f"Beside it the real-vs-real floor: the N real training images (at most {cfg.compare_n}) scored the same "
-            f"way. Where N < {cfg.compare_n} the floor drew fewer images than the generators, and FID falls as n "
-            f"grows, so that floor sits high and FID − floor would mix two sample sizes: study.csv gives FID − floor "
-            "only where the two drew the same number." + no_floor_note(cfg, rows),
+            "way." + short_floor_note(cfg, rows) + no_floor_note(cfg, rows),
             css="note",
         ),
         Heading(2, "What the generators drew"),
