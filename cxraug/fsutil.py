@@ -352,6 +352,12 @@ def read_json(path: Path, kind: type = dict) -> Any:
     return obj
 
 
+def json_number(v: object) -> float | None:
+    """A number read back from stored JSON, or None for anything else (JSON's true and false
+    are not numbers, though Python's bool is an int)."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 def check_appendable(path: Path) -> None:
     """Open ``path`` for appending, writing nothing: a log that will take a line after the
     work fails now instead (a read-only run folder)."""

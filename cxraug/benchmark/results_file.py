@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cxraug.errors import UserError
-from cxraug.fsutil import read_json
+from cxraug.fsutil import json_number, read_json
 
 RESULTS = "results.json"
 
@@ -50,14 +50,10 @@ class BenchmarkResults:
         return None
 
 
-def _number(v: Any) -> float | None:
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
 def _difference(d: Any) -> Difference:
     d = d if isinstance(d, dict) else {}
     return Difference(
-        _number(d.get("mean")), _number(d.get("low")), _number(d.get("high")), _number(d.get("p_adjusted")),
+        json_number(d.get("mean")), json_number(d.get("low")), json_number(d.get("high")), json_number(d.get("p_adjusted")),
         str(d.get("reason") or ""),
     )  # fmt: skip
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from cxraug.fsutil import json_number
+
 
 @dataclass(frozen=True)
 class ArmSpec:
@@ -76,7 +78,7 @@ def arm_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"replicates": len(rows)}
     for k in rows[0]:
         values = [r.get(k) for r in rows]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        if all(json_number(v) is not None for v in values):
             out[k] = float(np.mean(values))
         elif all(v == values[0] for v in values):
             out[k] = values[0]

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cxraug.compare.bootstrap import BootstrapConfig, draw_plan, interval, resample, shares
+from cxraug.fsutil import json_number
 from cxraug.metrics import registry
 from cxraug.metrics.registry import better, bounds, floor_outputs, interval_outputs, whole_set_outputs
 from cxraug.metrics.score import OVERALL, Pair, RealSide, ScoreResult
@@ -184,7 +185,7 @@ def _beside_floor(row: dict[str, Any], floor_row: dict[str, Any], draws: dict | 
     than n training images: a rare class) is shown, but FID and FD_cxr get no value - floor:
     they fall as n grows, so the difference would mix two sample sizes. The KIDs, unbiased at
     any n, keep theirs."""
-    short = _count(floor_row.get("n_fake")) < _count(row.get("n_fake"))
+    short = (json_number(floor_row.get("n_fake")) or 0) < (json_number(row.get("n_fake")) or 0)
     whole = whole_set_outputs()
     for o in floor_outputs():
         if row.get(o) is None or floor_row.get(o) is None:
@@ -196,10 +197,6 @@ def _beside_floor(row: dict[str, Any], floor_row: dict[str, Any], draws: dict | 
         if draws is not None and o in draws.get(lab, {}) and o in draws.get(FLOOR, {}):
             low, high = interval(draws[lab][o] - draws[FLOOR][o], conf, diff)
             row[f"{o}_minus_floor_low"], row[f"{o}_minus_floor_high"] = low, high
-
-
-def _count(n: object) -> int:
-    return int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) else 0
 
 
 def real_patients(real: RealSide) -> dict[str, np.ndarray]:

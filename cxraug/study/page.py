@@ -14,11 +14,11 @@ import csv
 import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cxraug.fsutil import atomic_write_bytes, atomic_write_text, read_json
+from cxraug.fsutil import atomic_write_bytes, atomic_write_text, json_number, read_json
 from cxraug.page import Bullets, Heading, Image, Link, Para, html, markdown
 from cxraug.study.provenance import code_line, cost_lines
 from cxraug.tables import Cell, ReportTable, TableColumn, cells, page_block
@@ -60,10 +60,6 @@ class StudyRow:
     test_patients: int
 
 
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
 QUALITY = ("fid", "fid_low", "fid_high", "fid_n_real", "fid_floor", "floor_n", "fid_minus_floor",
            "fid_minus_floor_low", "fid_minus_floor_high")  # fmt: skip
 
@@ -76,11 +72,13 @@ def _quality(compare_out: Path | None, generator: str, rare: str) -> dict[str, f
     res = read_json(compare_out / "compare.json")
     row = next((r for r in res.get("rows", []) if r["run"] == generator and r["class"] == rare), {})
     floor = next((r for r in res.get("floor_rows", []) if r["class"] == rare), {})
-    q.update({k: _num(row.get(k)) for k in ("fid", "fid_low", "fid_high", "fid_floor", "fid_minus_floor",
+    q.update({k: json_number(row.get(k)) for k in ("fid", "fid_low", "fid_high", "fid_floor", "fid_minus_floor",
                                            "fid_minus_floor_low", "fid_minus_floor_high")})  # fmt: skip
-    q["fid_n_real"] = int(row["n_real"]) if _num(row.get("n_real")) is not None else None
-    q["floor_n"] = int(floor["n_fake"]) if q["fid_floor"] is not None and _num(floor.get("n_fake")) else None
-    if q["floor_n"] is not None and q["floor_n"] < (_num(row.get("n_fake")) or 0):  # a compare from before it said so
+    q["fid_n_real"] = int(row["n_real"]) if json_number(row.get("n_real")) is not None else None
+    q["floor_n"] = int(floor["n_fake"]) if q["fid_floor"] is not None and json_number(floor.get("n_fake")) else None
+    if q["floor_n"] is not None and q["floor_n"] < (
+        json_number(row.get("n_fake")) or 0
+    ):  # a compare from before it said so
         q |= dict.fromkeys(("fid_minus_floor", "fid_minus_floor_low", "fid_minus_floor_high"))
     return q
 
@@ -106,8 +104,8 @@ def study_rows(cfg: StudyConfig, sizes: list[SizeCells]) -> list[StudyRow]:
                 verdict = comparison_word(c["verdict"]) if c else "not compared"
                 rows.append(StudyRow(
                     n=sc.n, generator=g, replicates=len(sc.runs[g]), ratio=sc.chosen[g], comparison=comp,
-                    against=(c or {}).get("other") or "-", delta_auroc=_num(d.get("mean")), low=_num(d.get("low")),
-                    high=_num(d.get("high")), p_adjusted=_num(d.get("p_adjusted")), verdict=verdict,
+                    against=(c or {}).get("other") or "-", delta_auroc=json_number(d.get("mean")), low=json_number(d.get("low")),
+                    high=json_number(d.get("high")), p_adjusted=json_number(d.get("p_adjusted")), verdict=verdict,
                     answer=answers.get((cfg.rare, arm), "-"), **q, gen_cpu_min=round(gen_cpu, 2),
                     gen_wall_min=round(sum(c["seconds"] for c in gen_cost) / 60, 2),
                     cell_cpu_min=round(gen_cpu + sum(c["cpu_seconds"] for c in syn_cost) / 60, 2),
