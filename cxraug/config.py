@@ -7,6 +7,7 @@ so a run can always be rebuilt and resumed from its own folder.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,8 +149,9 @@ def _route(key: str, value: Any, train: dict, model: dict, model_fields: set[str
         )
 
 
-def validation_message(e: ValidationError, cls: type[BaseModel], what: str) -> str:
-    """One line naming the first bad key, and the known keys when it is unknown."""
+def validation_message(e: ValidationError, cls: type[BaseModel], what: str, label: Callable[[str], str] = repr) -> str:
+    """One line naming the first bad key (as ``label`` writes it: a command can name its flag),
+    and the known keys when it is unknown."""
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
@@ -157,19 +159,19 @@ def validation_message(e: ValidationError, cls: type[BaseModel], what: str) -> s
     msg = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for validator messages
     if not loc:  # a check of the whole config: its message says what is wrong
         return f"{what}: {msg}"
-    return f"{what} {loc!r}: {msg} (got {quoted(err.get('input'), 60)})"
+    return f"{what} {label(loc)}: {msg} (got {quoted(err.get('input'), 60)})"
 
 
-def validated(cls: type[BaseModel], values: dict[str, Any], what: str) -> BaseModel:
+def validated(cls: type[BaseModel], values: dict[str, Any], what: str, label: Callable[[str], str] = repr) -> BaseModel:
     """``cls`` built from ``values``: its own ranges (pydantic), then the ones every number has
-    (:func:`number_problem`); a bad value is one line naming the key."""
+    (:func:`number_problem`); a bad value is one line naming the key (as ``label`` writes it)."""
     try:
         obj = cls(**values)
     except ValidationError as e:
-        raise UserError(validation_message(e, cls, what)) from None
+        raise UserError(validation_message(e, cls, what, label)) from None
     for key, value in obj.model_dump().items():
         if problem := number_problem(key, value):
-            raise UserError(f"{what} {key!r}: {problem}")
+            raise UserError(f"{what} {label(key)}: {problem}")
     return obj
 
 

@@ -267,6 +267,8 @@ def _base(inputs: Path, out: Path) -> list[str]:
         (["--sizes", "10", "--set-gen", "cgan:bach_size=32"], "unknown config key 'bach_size'"),
         (["--sizes", "10", "--set-gen", "cgan:batch_size=-3"], "'batch_size'"),
         (["--sizes", "10", "--set-sample", "diffusion:steps=0"], "'steps'"),
+        (["--sizes", "10", "--compare-n", "1"], "option --compare-n ('compare_n' in --config): "),
+        (["--sizes", "10", "--max-hours", "0"], "option --max-hours ('max_hours' in --config): "),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(inputs: Path, tmp_path: Path, capsys, extra: list[str], says: str) -> None:

@@ -11,6 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from cxraug.config import deep_merge, load_config_file, parse_value, validated
 from cxraug.errors import UserError
 
+# The keys the command line gives as a flag of the same name (the others come from --config only).
+FLAG_KEYS = ("data", "out", "rare", "sizes", "generators", "gen_seeds", "seeds", "time_limit", "gen_steps", "clock",
+             "ratios", "compare_n", "max_hours", "force")  # fmt: skip
+
+
+def key_label(key: str) -> str:
+    """How an error names a key: its flag and its YAML key, or the YAML key alone."""
+    top = key.split(".")[0]
+    return f"--{top.replace('_', '-')} ({key!r} in --config)" if top in FLAG_KEYS else repr(key)
+
+
 # Ratios the study can size a synthetic set for (the benchmark's `all` depends on the set itself).
 RATIO_HELP = "fill, xK (e.g. x2) or +N (e.g. +100)"
 
@@ -163,7 +174,7 @@ def build_config(file: Path | None = None, options: dict[str, Any] | None = None
         if key not in raw:
             flag = "--" + key
             raise UserError(f"{flag} is needed (or `{key}:` in --config FILE.yaml)")
-    return validated(StudyConfig, raw, "option")  # type: ignore[return-value]
+    return validated(StudyConfig, raw, "option", key_label)  # type: ignore[return-value]
 
 
 def key_dict(cfg: StudyConfig) -> dict[str, Any]:
