@@ -76,9 +76,8 @@ def _quality(compare_out: Path | None, generator: str, rare: str) -> dict[str, f
                                            "fid_minus_floor_low", "fid_minus_floor_high")})  # fmt: skip
     q["fid_n_real"] = int(row["n_real"]) if json_number(row.get("n_real")) is not None else None
     q["floor_n"] = int(floor["n_fake"]) if q["fid_floor"] is not None and json_number(floor.get("n_fake")) else None
-    if q["floor_n"] is not None and q["floor_n"] < (
-        json_number(row.get("n_fake")) or 0
-    ):  # a compare from before it said so
+    run_n = json_number(row.get("n_fake")) or 0
+    if q["floor_n"] is not None and q["floor_n"] < run_n:  # a short floor, from a compare before it said so
         q |= dict.fromkeys(("fid_minus_floor", "fid_minus_floor_low", "fid_minus_floor_high"))
     return q
 
